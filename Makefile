@@ -1,0 +1,55 @@
+# One entry point. `make demo` and `make test` are the README's two commands; each
+# installs what it needs on first use (a virtualenv in .venv, `npm ci` into node_modules).
+SHELL := /bin/bash
+PY := .venv/bin/python
+ROOT := $(CURDIR)
+# solc-js stands in for native solc (tools/solc); ape keeps its caches inside the repo;
+# anvil comes from node_modules.
+export SOLCX_BINARY_PATH := $(ROOT)/tools/solc
+export APE_DATA_FOLDER := $(ROOT)/.ape
+export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
+PYTEST := $(PY) -m pytest -p no:ape_test
+
+.PHONY: setup demo test test-unit test-contracts test-e2e lint slither abi bench clean
+
+setup: .venv/.installed node_modules/.installed
+
+.venv/.installed: pyproject.toml
+	python3.11 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+demo: setup
+	.venv/bin/shardkey demo
+
+test: setup lint test-unit test-contracts slither test-e2e
+
+lint: setup
+	.venv/bin/ruff check shardkey kos holder_agent scripts tests
+	.venv/bin/mypy shardkey/crypto shardkey/policy
+
+test-unit: setup
+	$(PYTEST) tests/unit -q
+
+test-contracts: setup
+	.venv/bin/ape test tests/contracts -q
+
+slither: setup
+	$(PY) tools/run_slither.py
+
+test-e2e: setup
+	$(PYTEST) tests/e2e -q
+
+abi: setup
+	$(PY) tools/export_abi.py
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf .build .ape contracts/.cache crytic-export .pytest_cache

@@ -1,0 +1,39 @@
+"""Small fixed-width packing helpers shared by the crypto modules."""
+
+from __future__ import annotations
+
+from shardkey.crypto.errors import CryptoInputError
+
+U32_MAX = 0xFFFFFFFF
+U256_MAX = (1 << 256) - 1
+
+
+def u8(value: int, name: str = "value") -> bytes:
+    """Encode ``value`` as one byte, rejecting out-of-range values."""
+    if not 0 <= value <= 0xFF:
+        raise CryptoInputError(f"{name} must fit in uint8, got {value}")
+    return bytes((value,))
+
+
+def u32be(value: int, name: str = "value") -> bytes:
+    """Encode ``value`` as a 4-byte big-endian unsigned integer."""
+    if not 0 <= value <= U32_MAX:
+        raise CryptoInputError(f"{name} must fit in uint32, got {value}")
+    return value.to_bytes(4, "big")
+
+
+def u256be(value: int, name: str = "value") -> bytes:
+    """Encode ``value`` as a 32-byte big-endian unsigned integer (ABI ``uint256``)."""
+    if not 0 <= value <= U256_MAX:
+        raise CryptoInputError(f"{name} must fit in uint256, got {value}")
+    return value.to_bytes(32, "big")
+
+
+def require_bytes(value: object, length: int, name: str) -> bytes:
+    """Return ``value`` as ``bytes`` if it is a bytes-like of exactly ``length`` bytes."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise CryptoInputError(f"{name} must be bytes, got {type(value).__name__}")
+    data = bytes(value)
+    if len(data) != length:
+        raise CryptoInputError(f"{name} must be {length} bytes, got {len(data)}")
+    return data

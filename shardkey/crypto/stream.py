@@ -1,0 +1,300 @@
+"""STREAM encryption of shards with AES-256-GCM (see docs/ARCHITECTURE.md).
+
+Wire format::
+
+    header  = b"SKS1" | chunk_size:u32be | nonce_prefix:7            (15 bytes)
+    chunk_c = AESGCM(key).encrypt(nonce_prefix | c:u32be | last:u8, plaintext_c, aad)
+    aad     = b"shardkey/shard/v1" | dataset_id:32 | shard_index:u32be | chunk_size:u32be
+
+Every chunk but the last holds exactly ``chunk_size`` plaintext bytes; the last holds
+``0..chunk_size`` bytes (an empty plaintext is one empty final chunk; a plaintext whose
+length is a multiple of ``chunk_size`` ends with a full final chunk).
+
+The streaming classes keep at most one chunk buffered. :class:`ShardDecryptor` only
+releases authenticated chunks, but truncation is detected at :meth:`finalize`: output
+must not be treated as complete until ``finalize()`` returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shardkey.crypto.encoding import U32_MAX, require_bytes, u32be
+from shardkey.crypto.errors import (
+    CryptoInputError,
+    ShardDecryptionError,
+    ShardHeaderError,
+    StreamStateError,
+)
+
+MAGIC = b"SKS1"
+NONCE_PREFIX_LEN = 7
+HEADER_LEN = len(MAGIC) + 4 + NONCE_PREFIX_LEN  # 15
+TAG_LEN = 16
+KEY_LEN = 32
+DEFAULT_CHUNK_SIZE = 64 * 1024
+MAX_CHUNK_SIZE = 16 * 1024 * 1024
+AAD_PREFIX = b"shardkey/shard/v1"
+
+Rng = Callable[[int], bytes]
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise CryptoInputError(
+            f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}, got {chunk_size}"
+        )
+
+
+def shard_aad(dataset_id: bytes, shard_index: int, chunk_size: int) -> bytes:
+    """Return the associated data bound to every chunk of one shard."""
+    return (
+        AAD_PREFIX
+        + require_bytes(dataset_id, 32, "dataset_id")
+        + u32be(shard_index, "shard_index")
+        + u32be(chunk_size, "chunk_size")
+    )
+
+
+def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    return prefix + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+
+def chunk_count(plaintext_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+    """Number of STREAM chunks for a plaintext of ``plaintext_length`` bytes (>= 1)."""
+    _check_chunk_size(chunk_size)
+    if plaintext_length < 0:
+        raise CryptoInputError(f"plaintext length must be >= 0, got {plaintext_length}")
+    return max(1, -(-plaintext_length // chunk_size))
+
+
+def ciphertext_length(plaintext_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+    """Exact ciphertext length (header included) for a plaintext length."""
+    return HEADER_LEN + plaintext_length + TAG_LEN * chunk_count(plaintext_length, chunk_size)
+
+
+class ShardEncryptor:
+    """Incremental STREAM encryptor for one shard.
+
+    ``update(data)`` returns the ciphertext bytes ready so far (the header first);
+    ``finalize()`` returns the final chunk. Once finalized, :attr:`ciphertext_sha256`
+    holds SHA-256 of the whole ciphertext (the shard's Merkle leaf input).
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        dataset_id: bytes,
+        shard_index: int,
+        rng: Rng,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        _check_chunk_size(chunk_size)
+        self._aead = AESGCM(require_bytes(key, KEY_LEN, "shard key"))
+        self._aad = shard_aad(dataset_id, shard_index, chunk_size)
+        self._prefix = require_bytes(rng(NONCE_PREFIX_LEN), NONCE_PREFIX_LEN, "rng output")
+        self._chunk_size = chunk_size
+        self._shard_index = shard_index
+        self._buf = bytearray()
+        self._counter = 0
+        self._header_sent = False
+        self._done = False
+        self._hash = hashlib.sha256()
+        self._digest: bytes | None = None
+
+    def _emit(self, out: bytearray) -> bytes:
+        self._hash.update(out)
+        return bytes(out)
+
+    def _seal(self, plaintext: bytes | bytearray, last: bool) -> bytes:
+        if self._counter > U32_MAX:
+            raise CryptoInputError(f"shard {self._shard_index}: too many chunks for STREAM")
+        ct = self._aead.encrypt(_nonce(self._prefix, self._counter, last), plaintext, self._aad)
+        self._counter += 1
+        return ct
+
+    def _start(self, out: bytearray) -> None:
+        if not self._header_sent:
+            out += MAGIC + u32be(self._chunk_size) + self._prefix
+            self._header_sent = True
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Feed plaintext; return any ciphertext completed by it."""
+        if self._done:
+            raise StreamStateError("update() after finalize() on a ShardEncryptor")
+        out = bytearray()
+        self._start(out)
+        self._buf += data
+        cs = self._chunk_size
+        # Keep the last (possibly full) chunk back: only finalize() knows it is last.
+        pos = 0
+        while len(self._buf) - pos > cs:
+            out += self._seal(bytes(self._buf[pos : pos + cs]), last=False)
+            pos += cs
+        del self._buf[:pos]
+        return self._emit(out)
+
+    def finalize(self) -> bytes:
+        """Encrypt the final chunk and return the remaining ciphertext."""
+        if self._done:
+            raise StreamStateError("finalize() called twice on a ShardEncryptor")
+        out = bytearray()
+        self._start(out)
+        out += self._seal(bytes(self._buf), last=True)
+        self._buf.clear()
+        self._done = True
+        result = self._emit(out)
+        self._digest = self._hash.digest()
+        return result
+
+    @property
+    def ciphertext_sha256(self) -> bytes:
+        """SHA-256 of the complete ciphertext; available after :meth:`finalize`."""
+        if self._digest is None:
+            raise StreamStateError("ciphertext_sha256 is only known after finalize()")
+        return self._digest
+
+
+class ShardDecryptor:
+    """Incremental STREAM decryptor for one shard.
+
+    ``update(data)`` returns authenticated plaintext of every complete non-final chunk;
+    ``finalize()`` authenticates the final chunk and returns its plaintext. Any failure
+    raises :class:`ShardDecryptionError` naming the chunk, and the object refuses
+    further use. ``max_chunk_size`` bounds the memory a hostile header can demand.
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        dataset_id: bytes,
+        shard_index: int,
+        max_chunk_size: int = MAX_CHUNK_SIZE,
+    ) -> None:
+        self._aead = AESGCM(require_bytes(key, KEY_LEN, "shard key"))
+        self._dataset_id = require_bytes(dataset_id, 32, "dataset_id")
+        u32be(shard_index, "shard_index")
+        self._shard_index = shard_index
+        self._max_chunk_size = max_chunk_size
+        self._aad = b""
+        self._prefix = b""
+        self._chunk_size = 0
+        self._buf = bytearray()
+        self._counter = 0
+        self._failed = False
+        self._done = False
+        self._hash = hashlib.sha256()
+
+    def _fail(self, exc: ShardDecryptionError) -> ShardDecryptionError:
+        self._failed = True
+        self._buf.clear()
+        return exc
+
+    def _check_usable(self) -> None:
+        if self._failed:
+            raise StreamStateError("ShardDecryptor used after a decryption failure")
+        if self._done:
+            raise StreamStateError("ShardDecryptor used after finalize()")
+
+    def _parse_header(self) -> None:
+        header = bytes(self._buf[:HEADER_LEN])
+        i = self._shard_index
+        if header[:4] != MAGIC:
+            raise self._fail(ShardHeaderError(f"shard {i}: bad magic, not a SKS1 shard",
+                                              shard_index=i))
+        chunk_size = int.from_bytes(header[4:8], "big")
+        if not 1 <= chunk_size <= self._max_chunk_size:
+            raise self._fail(ShardHeaderError(
+                f"shard {i}: header chunk_size {chunk_size} outside 1..{self._max_chunk_size}",
+                shard_index=i))
+        self._chunk_size = chunk_size
+        self._prefix = header[8:HEADER_LEN]
+        self._aad = shard_aad(self._dataset_id, i, chunk_size)
+        del self._buf[:HEADER_LEN]
+
+    def _open(self, data: bytes, last: bool) -> bytes:
+        c = self._counter
+        if c > U32_MAX:
+            raise self._fail(ShardDecryptionError(
+                f"shard {self._shard_index}: chunk counter overflow at chunk {c}",
+                shard_index=self._shard_index, chunk=c))
+        try:
+            pt = self._aead.decrypt(_nonce(self._prefix, c, last), data, self._aad)
+        except InvalidTag:
+            kind = "final " if last else ""
+            raise self._fail(ShardDecryptionError(
+                f"shard {self._shard_index}: {kind}chunk {c} failed authentication "
+                "(wrong key, or ciphertext tampered, reordered, truncated or extended)",
+                shard_index=self._shard_index, chunk=c)) from None
+        self._counter += 1
+        return pt
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Feed ciphertext; return plaintext of chunks known not to be the last."""
+        self._check_usable()
+        self._hash.update(data)
+        self._buf += data
+        if not self._chunk_size:
+            if len(self._buf) < HEADER_LEN:
+                return b""
+            self._parse_header()
+        full = self._chunk_size + TAG_LEN
+        out = bytearray()
+        pos = 0
+        while len(self._buf) - pos > full:
+            out += self._open(bytes(self._buf[pos : pos + full]), last=False)
+            pos += full
+        del self._buf[:pos]
+        return bytes(out)
+
+    def finalize(self) -> bytes:
+        """Authenticate and return the final chunk; raise if the stream is incomplete."""
+        self._check_usable()
+        i = self._shard_index
+        if not self._chunk_size:
+            raise self._fail(ShardHeaderError(
+                f"shard {i}: ciphertext truncated inside the {HEADER_LEN}-byte header "
+                f"({len(self._buf)} bytes)", shard_index=i))
+        if len(self._buf) < TAG_LEN:
+            raise self._fail(ShardDecryptionError(
+                f"shard {i}: ciphertext truncated, final chunk {self._counter} has "
+                f"{len(self._buf)} bytes (< {TAG_LEN}-byte tag)",
+                shard_index=i, chunk=self._counter))
+        pt = self._open(bytes(self._buf), last=True)
+        self._buf.clear()
+        self._done = True
+        return pt
+
+    @property
+    def ciphertext_sha256(self) -> bytes:
+        """SHA-256 of all ciphertext fed so far (the whole shard after finalize)."""
+        return self._hash.copy().digest()
+
+
+def encrypt_shard(
+    key: bytes,
+    dataset_id: bytes,
+    shard_index: int,
+    plaintext: bytes,
+    rng: Rng,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> bytes:
+    """Encrypt a whole shard in one call; returns header and all chunks."""
+    enc = ShardEncryptor(key, dataset_id, shard_index, rng, chunk_size)
+    return enc.update(plaintext) + enc.finalize()
+
+
+def decrypt_shard(
+    key: bytes,
+    dataset_id: bytes,
+    shard_index: int,
+    ciphertext: bytes,
+    max_chunk_size: int = MAX_CHUNK_SIZE,
+) -> bytes:
+    """Decrypt and authenticate a whole shard; raises :class:`ShardDecryptionError`."""
+    dec = ShardDecryptor(key, dataset_id, shard_index, max_chunk_size)
+    return dec.update(ciphertext) + dec.finalize()
