@@ -1,0 +1,159 @@
+"""A web3 connection with local signing, preflight, and custom-error decoding.
+
+Every write goes through :meth:`ChainClient.send`: it estimates gas first (a call that
+would revert raises :class:`TransactionReverted` naming the contract's custom error and
+nothing is sent), signs locally with the given account, and waits for the receipt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.types import TxReceipt
+
+from shardkey.chain.artifacts import _abi_type, all_error_abis, load_artifact
+from shardkey.chain.errors import ChainError, TransactionReverted
+
+GAS_MARGIN = 1.25
+
+
+class ChainClient:
+    """One RPC endpoint; thread-safe sending with per-account nonce tracking."""
+
+    def __init__(self, rpc_url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0):
+        self.rpc_url = rpc_url
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.receipt_timeout = receipt_timeout
+        self._nonce_lock = threading.Lock()
+        self._nonces: dict[str, int] = {}
+        self._errors = _ErrorDecoder(self.w3)
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        """The chain id, read once."""
+        if self._chain_id is None:
+            self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
+        return self._chain_id
+
+    def contract(self, name: str, address: str) -> Contract:
+        """A web3 contract object for one of the ShardKey contracts."""
+        abi = load_artifact(name)["abi"]
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=abi)
+
+    def latest_block(self) -> Any:
+        """The latest block (policy time comes from here, never from the host clock)."""
+        return self._rpc(lambda: self.w3.eth.get_block("latest"))
+
+    def latest_timestamp(self) -> int:
+        """``timestamp`` of the latest block."""
+        return int(self.latest_block()["timestamp"])
+
+    def block_number(self) -> int:
+        """Number of the latest block."""
+        return int(self._rpc(lambda: self.w3.eth.block_number))
+
+    def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
+        """A read-only call; a revert raises :class:`TransactionReverted`."""
+        try:
+            return fn.call(block_identifier=block)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self._errors.decode(exc) from None
+        except (OSError, ValueError) as exc:
+            raise ChainError(f"call to {self.rpc_url} failed: {exc}") from exc
+
+    def send(self, fn: ContractFunction, signer: LocalAccount, *, value: int = 0) -> TxReceipt:
+        """Preflight, sign and send a transaction, wait for its receipt.
+
+        Raises :class:`TransactionReverted` (nothing sent) when the call would revert, or
+        when it reverted on chain after all (a race with another transaction).
+        """
+        sender = signer.address
+        params: dict[str, Any] = {"from": sender, "value": value}
+        try:
+            gas = fn.estimate_gas(params)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self._errors.decode(exc) from None
+        except (OSError, ValueError) as exc:
+            raise ChainError(f"gas estimate on {self.rpc_url} failed: {exc}") from exc
+        with self._nonce_lock:
+            nonce = self._next_nonce(sender)
+            params.update({"gas": int(gas * GAS_MARGIN) + 10_000, "nonce": nonce,
+                           "chainId": self.chain_id})
+            try:
+                tx = fn.build_transaction(params)  # type: ignore[arg-type]
+                signed = signer.sign_transaction(tx)
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception as exc:
+                self._nonces.pop(sender, None)  # resync from the node next time
+                if isinstance(exc, ContractCustomError | ContractLogicError):
+                    raise self._errors.decode(exc) from None
+                raise ChainError(f"sending to {self.rpc_url} failed: {exc}") from exc
+            self._nonces[sender] = nonce + 1
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self.receipt_timeout, poll_latency=0.05)
+        except TimeExhausted as exc:
+            raise ChainError(f"transaction 0x{tx_hash.hex()} not mined in "
+                             f"{self.receipt_timeout:.0f} s") from exc
+        if receipt["status"] != 1:
+            raise self._replay_failure(fn, params, receipt)
+        return receipt
+
+    def _next_nonce(self, sender: str) -> int:
+        if sender not in self._nonces:
+            self._nonces[sender] = self.w3.eth.get_transaction_count(sender, "pending")
+        return self._nonces[sender]
+
+    def _replay_failure(self, fn: ContractFunction, params: dict[str, Any],
+                        receipt: TxReceipt) -> TransactionReverted:
+        tx = "0x" + bytes(receipt["transactionHash"]).hex()
+        try:
+            fn.call({"from": params["from"]}, block_identifier=receipt["blockNumber"] - 1)
+        except (ContractCustomError, ContractLogicError) as exc:
+            decoded = self._errors.decode(exc)
+            decoded.tx = tx
+            return decoded
+        except Exception:  # noqa: S110 - the revert itself is what we report
+            pass
+        return TransactionReverted("UnknownRevert", {}, tx)
+
+    def _rpc(self, thunk: Callable[[], Any]) -> Any:
+        try:
+            return thunk()
+        except (OSError, ValueError) as exc:
+            raise ChainError(f"RPC {self.rpc_url} failed: {exc}") from exc
+
+
+class _ErrorDecoder:
+    """Maps revert data to the ShardKey contracts' custom errors."""
+
+    def __init__(self, w3: Web3):
+        self._w3 = w3
+        self._by_selector: dict[bytes, dict[str, Any]] = {}
+        for entry in all_error_abis():
+            types = [_abi_type(i) for i in entry["inputs"]]
+            selector = keccak(text=f"{entry['name']}({','.join(types)})")[:4]
+            self._by_selector[selector] = entry
+
+    def decode(self, exc: Exception) -> TransactionReverted:
+        data = getattr(exc, "data", None)
+        if isinstance(data, dict):
+            data = data.get("data")
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+        entry = self._by_selector.get(raw[:4]) if len(raw) >= 4 else None
+        if entry is None:
+            message = getattr(exc, "message", None) or str(exc)
+            return TransactionReverted("Revert", {"message": message})
+        types = [_abi_type(i) for i in entry["inputs"]]
+        values = self._w3.codec.decode(types, raw[4:]) if types else ()
+        names = [i["name"] or f"arg{n}" for n, i in enumerate(entry["inputs"])]
+        return TransactionReverted(entry["name"], dict(zip(names, values, strict=True)))

@@ -1,0 +1,145 @@
+"""Event watcher: confirmations depth, reorg detection, a persistent cursor.
+
+The watcher hands each event of the ShardKey contracts, once it is ``confirmations``
+blocks deep, to the handler registered for its name, in chain order. After each handled
+event it saves its cursor (block, log index, recent block hashes) atomically, so a crash
+at any point resumes at the first unhandled event.
+
+Reorgs: the cursor remembers the hashes of the last ``reorg_window`` blocks it
+processed. A reorg shallower than ``confirmations`` never reaches a handler. A deeper
+one (a processed block whose hash changed) rewinds the cursor to the newest block whose
+hash still matches and processes again from there; handlers are idempotent (each checks
+on chain whether its action is still needed), so nothing happens twice. A reorg deeper
+than the window rewinds the whole window and is logged as an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from web3.contract import Contract
+
+from shardkey.chain.connection import ChainClient
+from shardkey.chain.events import ChainEvent, EventDecoder
+from shardkey.fsutil import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ChainEvent], None]
+
+
+@dataclass
+class Cursor:
+    """Where the watcher stands: events up to (block, log_index) are handled."""
+
+    block: int
+    log_index: int = -1  # -1: block `block` completely handled
+    hashes: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, start_block: int) -> Cursor:
+        """Read a cursor file, or start just before ``start_block``."""
+        if not path.exists():
+            return cls(block=start_block - 1)
+        data = json.loads(path.read_text())
+        return cls(block=int(data["block"]), log_index=int(data["log_index"]),
+                   hashes={int(k): v for k, v in data.get("hashes", {}).items()})
+
+    def save(self, path: Path) -> None:
+        """Write the cursor atomically (temp file, fsync, rename)."""
+        data = {"block": self.block, "log_index": self.log_index,
+                "hashes": {str(k): v for k, v in sorted(self.hashes.items())}}
+        atomic_write_bytes(path, json.dumps(data).encode(), mode=0o600)
+
+
+class EventWatcher:
+    """Polls ``get_logs`` in chunks and dispatches confirmed events to handlers."""
+
+    def __init__(self, client: ChainClient, contracts: Mapping[str, Contract], cursor_path: Path,
+                 *, start_block: int, confirmations: int = 1, chunk_size: int = 2000,
+                 reorg_window: int = 128):
+        self.client = client
+        self.decoder = EventDecoder(contracts)
+        self.cursor_path = cursor_path
+        self.cursor = Cursor.load(cursor_path, start_block)
+        self.confirmations = confirmations
+        self.chunk_size = chunk_size
+        self.reorg_window = reorg_window
+        self.handlers: dict[str, Handler] = {}
+
+    def on(self, event_name: str, handler: Handler) -> None:
+        """Register the handler of one event name (one handler per name)."""
+        self.handlers[event_name] = handler
+
+    def poll_once(self) -> int:
+        """Handle every confirmed event not yet handled; return how many were handled."""
+        self._check_reorg()
+        safe_head = self.client.block_number() - self.confirmations
+        handled = 0
+        while self.cursor.block < safe_head or self.cursor.log_index != -1:
+            start = self.cursor.block if self.cursor.log_index != -1 else self.cursor.block + 1
+            end = min(safe_head, start + self.chunk_size - 1)
+            if end < start:
+                break
+            logs = self.client.w3.eth.get_logs({
+                "address": self.decoder.addresses, "fromBlock": start, "toBlock": end})
+            for event in self.decoder.decode_all(logs):
+                if event.block_number == self.cursor.block and \
+                        event.log_index <= self.cursor.log_index:
+                    continue  # handled before a restart
+                handler = self.handlers.get(event.name)
+                if handler is not None:
+                    handler(event)
+                    handled += 1
+                self.cursor.block, self.cursor.log_index = event.block_number, event.log_index
+                self.cursor.save(self.cursor_path)
+            self._finish_range(end)
+        return handled
+
+    def run(self, stop: threading.Event, interval: float = 0.5) -> None:
+        """Poll until ``stop`` is set; a failing poll is logged and retried."""
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("event poll failed; retrying")
+                stop.wait(min(5.0, interval * 4))
+                continue
+            stop.wait(interval)
+
+    def _finish_range(self, end: int) -> None:
+        block = self.client.w3.eth.get_block(end)
+        self.cursor.block, self.cursor.log_index = end, -1
+        self.cursor.hashes[end] = bytes(block["hash"]).hex()
+        for old in [b for b in self.cursor.hashes if b < end - self.reorg_window]:
+            del self.cursor.hashes[old]
+        self.cursor.save(self.cursor_path)
+
+    def _check_reorg(self) -> None:
+        if not self.cursor.hashes:
+            return
+        for number in sorted(self.cursor.hashes, reverse=True):
+            try:
+                current = bytes(self.client.w3.eth.get_block(number)["hash"]).hex()
+            except Exception:  # the block is gone: the chain is shorter now
+                current = None
+            if current == self.cursor.hashes[number]:
+                if number != max(self.cursor.hashes):
+                    self._rewind(number)
+                return
+        oldest = min(self.cursor.hashes)
+        log.error("reorg deeper than the %d-block window; rewinding to block %d",
+                  self.reorg_window, oldest - 1)
+        self._rewind(oldest - 1)
+
+    def _rewind(self, block: int) -> None:
+        log.warning("reorg below the confirmations depth: rewinding cursor from block %d to %d "
+                    "(handlers are idempotent)", self.cursor.block, block)
+        self.cursor.block, self.cursor.log_index = block, -1
+        self.cursor.hashes = {b: h for b, h in self.cursor.hashes.items() if b <= block}
+        self.cursor.save(self.cursor_path)
