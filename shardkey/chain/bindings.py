@@ -1,0 +1,284 @@
+"""Typed bindings of the three ShardKey contracts.
+
+One class per contract. Reads return domain dataclasses (``shardkey.chain.model``);
+writes take the signing account explicitly and return the receipt. ``ShardKeyChain``
+bundles the three for a deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3.types import TxReceipt
+
+from shardkey.chain.connection import ChainClient
+from shardkey.chain.deployment import Deployment
+from shardkey.chain.eip712 import Domain
+from shardkey.chain.model import (
+    DatasetInfo,
+    DatasetParams,
+    DatasetStatus,
+    HolderInfo,
+    HolderStatus,
+    Registration,
+    RequestInfo,
+    RequestStatus,
+)
+from shardkey.policy.model import Policy
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def _params(raw: Sequence[Any]) -> DatasetParams:
+    return DatasetParams(
+        merkle_root=bytes(raw[0]), k=int(raw[1]), p=int(raw[2]), shard_size=int(raw[3]),
+        plaintext_length=int(raw[4]), shard_count=int(raw[5]), threshold=int(raw[6]),
+        shard_holders=tuple(to_checksum_address(a) for a in raw[7]),
+        fragment_holders=tuple(to_checksum_address(a) for a in raw[8]))
+
+
+class HolderRegistry:
+    """Holders: HPKE keys, endpoints, regions, status."""
+
+    def __init__(self, client: ChainClient, address: str):
+        self.client = client
+        self.contract = client.contract("HolderRegistry", address)
+
+    # reads
+    def holder(self, address: str) -> HolderInfo:
+        """The record of one holder."""
+        raw = self.client.call(self.contract.functions.getHolder(to_checksum_address(address)))
+        return HolderInfo(address=to_checksum_address(address), status=HolderStatus(raw[0]),
+                          lat_e6=int(raw[1]), lon_e6=int(raw[2]), registered_at=int(raw[3]),
+                          hpke_public_key=bytes(raw[4]), endpoint=str(raw[5]), region=str(raw[6]))
+
+    def addresses(self) -> list[str]:
+        """Every holder ever registered."""
+        return [to_checksum_address(a) for a in self.client.call(self.contract.functions.holders())]
+
+    def is_active(self, address: str) -> bool:
+        """Whether a holder may be placed in new datasets."""
+        return bool(self.client.call(self.contract.functions.isActive(to_checksum_address(address))))
+
+    # writes
+    def register(self, signer: LocalAccount, hpke_public_key: bytes, endpoint: str, region: str,
+                 lat_e6: int, lon_e6: int) -> TxReceipt:
+        """The signer registers itself as a holder."""
+        fn = self.contract.functions.registerHolder(hpke_public_key, endpoint, region, lat_e6, lon_e6)
+        return self.client.send(fn, signer)
+
+    def update(self, signer: LocalAccount, hpke_public_key: bytes, endpoint: str) -> TxReceipt:
+        """The signer rotates its HPKE key and endpoint."""
+        return self.client.send(self.contract.functions.updateHolder(hpke_public_key, endpoint), signer)
+
+    def activate(self, admin: LocalAccount, holder: str) -> TxReceipt:
+        """Admin: allow a holder in new datasets."""
+        return self.client.send(self.contract.functions.activateHolder(to_checksum_address(holder)), admin)
+
+    def retire(self, admin: LocalAccount, holder: str) -> TxReceipt:
+        """Admin: keep a holder out of new datasets."""
+        return self.client.send(self.contract.functions.retireHolder(to_checksum_address(holder)), admin)
+
+
+class DatasetRegistry:
+    """Datasets, their policies and custody."""
+
+    def __init__(self, client: ChainClient, address: str):
+        self.client = client
+        self.contract = client.contract("DatasetRegistry", address)
+
+    # reads
+    def compute_dataset_id(self, owner: str, salt: bytes) -> bytes:
+        """The id a registration by ``owner`` with ``salt`` will get."""
+        return bytes(self.client.call(
+            self.contract.functions.computeDatasetId(to_checksum_address(owner), salt)))
+
+    def dataset(self, dataset_id: bytes) -> DatasetInfo:
+        """The stored dataset (status None when unknown)."""
+        raw = self.client.call(self.contract.functions.dataset(dataset_id))
+        params = _params([raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[13], raw[14]])
+        return DatasetInfo(dataset_id=dataset_id, owner=to_checksum_address(raw[0]), params=params,
+                           status=DatasetStatus(raw[8]), policy_version=int(raw[9]),
+                           confirmations=int(raw[10]), required_confirmations=int(raw[11]),
+                           registered_at=int(raw[12]))
+
+    def policy(self, dataset_id: bytes, version: int | None = None) -> Policy:
+        """A policy version (the current one when ``version`` is None)."""
+        if version is None:
+            raw = self.client.call(self.contract.functions.currentPolicy(dataset_id))
+        else:
+            raw = self.client.call(self.contract.functions.policy(dataset_id, version))
+        return Policy.from_abi_tuple(raw)
+
+    def custody_confirmed(self, dataset_id: bytes, holder: str) -> bool:
+        """Whether ``holder`` confirmed custody of the dataset."""
+        return bool(self.client.call(
+            self.contract.functions.custodyConfirmed(dataset_id, to_checksum_address(holder))))
+
+    def registration(self, dataset_id: bytes, from_block: int = 0) -> Registration:
+        """The ``DatasetRegistered`` event of a dataset (its shard hashes, wrap keys, roots)."""
+        event = self.contract.events.DatasetRegistered()
+        logs = event.get_logs(from_block=from_block, argument_filters={"datasetId": dataset_id})
+        if not logs:
+            from shardkey.chain.errors import ChainError
+            raise ChainError(f"no registration event for dataset 0x{dataset_id.hex()}")
+        return registration_from_args(logs[-1]["args"], int(logs[-1]["blockNumber"]))
+
+    # writes
+    def register(self, owner: LocalAccount, salt: bytes, params: DatasetParams, policy: Policy,
+                 shard_hashes: Sequence[bytes], sealed_wrap_keys: Sequence[bytes],
+                 fragment_roots: Sequence[bytes]) -> TxReceipt:
+        """Register a dataset (status Pending until every holder confirms custody)."""
+        fn = self.contract.functions.registerDataset(
+            salt, params.as_abi(), policy.to_abi_tuple(), list(shard_hashes),
+            list(sealed_wrap_keys), list(fragment_roots))
+        return self.client.send(fn, owner)
+
+    def confirm_custody(self, holder: LocalAccount, dataset_id: bytes) -> TxReceipt:
+        """A holder confirms it stores its part of the dataset."""
+        return self.client.send(self.contract.functions.confirmCustody(dataset_id), holder)
+
+    def update_policy(self, owner: LocalAccount, dataset_id: bytes, policy: Policy) -> TxReceipt:
+        """The owner publishes a new policy version."""
+        return self.client.send(
+            self.contract.functions.updatePolicy(dataset_id, policy.to_abi_tuple()), owner)
+
+    def revoke(self, owner: LocalAccount, dataset_id: bytes) -> TxReceipt:
+        """The owner revokes (or cancels) the dataset."""
+        return self.client.send(self.contract.functions.revokeDataset(dataset_id), owner)
+
+
+def registration_from_args(args: Any, block_number: int) -> Registration:
+    """Build a :class:`Registration` from decoded ``DatasetRegistered`` arguments."""
+    return Registration(
+        dataset_id=bytes(args["datasetId"]), owner=to_checksum_address(args["owner"]),
+        salt=bytes(args["salt"]), params=_params(args["params"]),
+        sealed_wrap_keys=tuple(bytes(b) for b in args["sealedWrapKeys"]),
+        fragment_roots=tuple(bytes(b) for b in args["fragmentRoots"]),
+        shard_hashes=tuple(bytes(b) for b in args["shardHashes"]), block_number=block_number)
+
+
+class RetrievalCoordinator:
+    """Requests, approvals, tokens, deliveries, completion and misbehaviour reports."""
+
+    def __init__(self, client: ChainClient, address: str):
+        self.client = client
+        self.contract = client.contract("RetrievalCoordinator", address)
+        self.domain = Domain(client.chain_id, address)
+
+    # reads
+    def request(self, request_id: int) -> RequestInfo:
+        """The stored request (status None when unknown)."""
+        raw = self.client.call(self.contract.functions.request(request_id))
+        return RequestInfo(request_id=request_id, dataset_id=bytes(raw[0]),
+                           requester=to_checksum_address(raw[1]), policy_version=int(raw[2]),
+                           status=RequestStatus(raw[3]), denial_reason=int(raw[4]),
+                           requested_at=int(raw[5]), approved_at=int(raw[6]), deadline=int(raw[7]),
+                           tokens_issued=int(raw[8]), deliveries=int(raw[9]),
+                           ephemeral_key=bytes(raw[10]))
+
+    def is_open(self, request_id: int) -> bool:
+        """Approved, before its deadline, dataset not revoked."""
+        return bool(self.client.call(self.contract.functions.isOpen(request_id)))
+
+    def token_issued(self, request_id: int, holder: str) -> bool:
+        """Whether ``holder`` has its token for the request."""
+        return bool(self.client.call(
+            self.contract.functions.tokenIssued(request_id, to_checksum_address(holder))))
+
+    def delivered(self, request_id: int, holder: str) -> bool:
+        """Whether ``holder`` delivered for the request."""
+        return bool(self.client.call(
+            self.contract.functions.delivered(request_id, to_checksum_address(holder))))
+
+    def has_approved(self, request_id: int, approver: str) -> bool:
+        """Whether ``approver`` approved the request."""
+        return bool(self.client.call(
+            self.contract.functions.hasApproved(request_id, to_checksum_address(approver))))
+
+    def nonce_used(self, approver: str, nonce: int) -> bool:
+        """Whether an EIP-712 approval nonce of ``approver`` is spent."""
+        return bool(self.client.call(
+            self.contract.functions.nonceUsed(to_checksum_address(approver), nonce)))
+
+    def check_policy(self, dataset_id: bytes, requester: str, attestation: Sequence[Any],
+                     attestor: str, signature: bytes) -> int:
+        """Preview the denial reason a request would get now (0 = none)."""
+        return int(self.client.call(self.contract.functions.checkPolicy(
+            dataset_id, to_checksum_address(requester), tuple(attestation),
+            to_checksum_address(attestor), signature)))
+
+    # writes
+    def request_retrieval(self, requester: LocalAccount, dataset_id: bytes, ephemeral_key: bytes,
+                          attestation: Sequence[Any] | None = None, attestor: str = ZERO_ADDRESS,
+                          signature: bytes = b"") -> TxReceipt:
+        """Open a request; a policy failure is recorded as denied (not reverted)."""
+        att = tuple(attestation) if attestation is not None else (ZERO_ADDRESS, 0, 0, 0, 0, b"\0" * 32)
+        fn = self.contract.functions.requestRetrieval(dataset_id, ephemeral_key, att,
+                                                      to_checksum_address(attestor), signature)
+        return self.client.send(fn, requester)
+
+    def approve(self, approver: LocalAccount, request_id: int) -> TxReceipt:
+        """The signer approves a request."""
+        return self.client.send(self.contract.functions.approve(request_id), approver)
+
+    def approve_by_sig(self, relayer: LocalAccount, request_id: int, approver: str, nonce: int,
+                       deadline: int, signature: bytes) -> TxReceipt:
+        """Relay an EIP-712 approval signed by ``approver``."""
+        fn = self.contract.functions.approveBySig(request_id, to_checksum_address(approver), nonce,
+                                                  deadline, signature)
+        return self.client.send(fn, relayer)
+
+    def issue_tokens(self, kos: LocalAccount, request_id: int, holders: Sequence[str],
+                     tokens: Sequence[bytes]) -> TxReceipt:
+        """KOS: post unlock tokens in one transaction."""
+        fn = self.contract.functions.issueTokens(
+            request_id, [to_checksum_address(h) for h in holders], list(tokens))
+        return self.client.send(fn, kos)
+
+    def deny(self, kos: LocalAccount, request_id: int, reason: int) -> TxReceipt:
+        """KOS: deny a request with a reason code."""
+        return self.client.send(self.contract.functions.denyRequest(request_id, reason), kos)
+
+    def deliver(self, holder: LocalAccount, request_id: int, sealed: bytes) -> TxReceipt:
+        """A fragment holder posts its fragments sealed to the requester."""
+        return self.client.send(self.contract.functions.deliverFragments(request_id, sealed), holder)
+
+    def complete(self, requester: LocalAccount, request_id: int) -> TxReceipt:
+        """The requester marks the request complete."""
+        return self.client.send(self.contract.functions.completeRetrieval(request_id), requester)
+
+    def report_shard_failure(self, reporter: LocalAccount, request_id: int, shard_index: int,
+                             served_hash: bytes, holder_signature: bytes, expected_hash: bytes,
+                             proof: Sequence[bytes]) -> TxReceipt:
+        """Prove on chain that a holder served a shard that is not the committed one."""
+        fn = self.contract.functions.reportShardFailure(
+            request_id, shard_index, served_hash, holder_signature, expected_hash, list(proof))
+        return self.client.send(fn, reporter)
+
+    def report_fragment_failure(self, requester: LocalAccount, request_id: int,
+                                holder: str) -> TxReceipt:
+        """Record that a holder delivered wrong or no fragments."""
+        fn = self.contract.functions.reportFragmentFailure(request_id, to_checksum_address(holder))
+        return self.client.send(fn, requester)
+
+
+class ShardKeyChain:
+    """The three contracts of one deployment over one connection."""
+
+    def __init__(self, deployment: Deployment, client: ChainClient | None = None):
+        self.deployment = deployment
+        self.client = client or ChainClient(deployment.rpc_url)
+        self.holders = HolderRegistry(self.client, deployment.holder_registry)
+        self.datasets = DatasetRegistry(self.client, deployment.dataset_registry)
+        self.retrievals = RetrievalCoordinator(self.client, deployment.retrieval_coordinator)
+
+    @property
+    def contracts(self) -> dict[str, Any]:
+        """web3 contract objects by name (for the event watcher)."""
+        return {"HolderRegistry": self.holders.contract,
+                "DatasetRegistry": self.datasets.contract,
+                "RetrievalCoordinator": self.retrievals.contract}

@@ -1,0 +1,127 @@
+"""Domain values read from the ShardKey contracts (plain dataclasses, no web3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class HolderStatus(IntEnum):
+    NONE = 0
+    PENDING = 1
+    ACTIVE = 2
+    RETIRED = 3
+
+
+class DatasetStatus(IntEnum):
+    NONE = 0
+    PENDING = 1
+    ACTIVE = 2
+    REVOKED = 3
+
+
+class RequestStatus(IntEnum):
+    NONE = 0
+    PENDING = 1
+    DENIED = 2
+    APPROVED = 3
+    COMPLETED = 4
+
+
+@dataclass(frozen=True)
+class HolderInfo:
+    """A registered holder."""
+
+    address: str
+    status: HolderStatus
+    lat_e6: int
+    lon_e6: int
+    registered_at: int
+    hpke_public_key: bytes
+    endpoint: str
+    region: str
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """Coding and placement parameters of a dataset."""
+
+    merkle_root: bytes
+    k: int
+    p: int
+    shard_size: int
+    plaintext_length: int
+    shard_count: int
+    threshold: int
+    shard_holders: tuple[str, ...]
+    fragment_holders: tuple[str, ...]
+
+    @property
+    def m(self) -> int:
+        """Shards per stripe."""
+        return self.k + self.p
+
+    @property
+    def stripes(self) -> int:
+        """Number of stripes."""
+        return self.shard_count // self.m
+
+    def shard_holder(self, shard_index: int) -> str:
+        """The holder that stores shard ``shard_index`` (placement rule)."""
+        return self.shard_holders[shard_index % len(self.shard_holders)]
+
+    def fragment_x(self, holder: str) -> int:
+        """The Shamir x-coordinate of a fragment holder (position + 1)."""
+        return self.fragment_holders.index(holder) + 1
+
+    def as_abi(self) -> tuple[object, ...]:
+        """The ``DatasetParams`` struct tuple."""
+        return (self.merkle_root, self.k, self.p, self.shard_size, self.plaintext_length,
+                self.shard_count, self.threshold, list(self.shard_holders),
+                list(self.fragment_holders))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset as stored on chain."""
+
+    dataset_id: bytes
+    owner: str
+    params: DatasetParams
+    status: DatasetStatus
+    policy_version: int
+    confirmations: int
+    required_confirmations: int
+    registered_at: int
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the ``DatasetRegistered`` event carries (the audit and fetch record)."""
+
+    dataset_id: bytes
+    owner: str
+    salt: bytes
+    params: DatasetParams
+    sealed_wrap_keys: tuple[bytes, ...]
+    fragment_roots: tuple[bytes, ...]
+    shard_hashes: tuple[bytes, ...]
+    block_number: int
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """A retrieval request as stored on chain."""
+
+    request_id: int
+    dataset_id: bytes
+    requester: str
+    policy_version: int
+    status: RequestStatus
+    denial_reason: int
+    requested_at: int
+    approved_at: int
+    deadline: int
+    tokens_issued: int
+    deliveries: int
+    ephemeral_key: bytes

@@ -1,0 +1,80 @@
+"""Background processes of a devnet: start detached, wait until ready, stop by pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from shardkey.errors import ShardKeyError
+
+
+class DevnetError(ShardKeyError):
+    """A devnet process failed to start or to become ready."""
+
+
+def start_detached(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
+                   cwd: Path | None = None) -> int:
+    """Start ``argv`` in its own session (it outlives this process); return its pid."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        os.chmod(log_path, 0o600)
+        proc = subprocess.Popen(  # noqa: S603 - argv is built by the devnet, not from input
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env, cwd=cwd)
+    return proc.pid
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, pid: int | None = None,
+               log_path: Path | None = None) -> None:
+    """Poll ``check`` until true; fail naming ``what`` (and the log's tail) on timeout or exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if pid is not None and not is_running(pid):
+            raise DevnetError(f"{what} exited during start-up{_tail(log_path)}")
+        time.sleep(0.05)
+    raise DevnetError(f"{what} not ready after {timeout:.0f} s{_tail(log_path)}")
+
+
+def stop(pid: int, timeout: float = 10.0) -> bool:
+    """SIGTERM the process group of ``pid``, SIGKILL after ``timeout``; True if it was running."""
+    if not is_running(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and is_running(pid):
+        time.sleep(0.05)
+    if is_running(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return True
+
+
+def _tail(log_path: Path | None, lines: int = 15) -> str:
+    if log_path is None or not log_path.exists():
+        return ""
+    text = log_path.read_text(errors="replace").splitlines()[-lines:]
+    return f"; last lines of {log_path}:\n" + "\n".join(text)
