@@ -29,11 +29,19 @@ def u256be(value: int, name: str = "value") -> bytes:
     return value.to_bytes(32, "big")
 
 
-def require_bytes(value: object, length: int, name: str) -> bytes:
-    """Return ``value`` as ``bytes`` if it is a bytes-like of exactly ``length`` bytes."""
+def require_bytes(
+    value: object,
+    length: int,
+    name: str,
+    error: type[CryptoInputError] = CryptoInputError,
+) -> bytes:
+    """Return ``value`` as ``bytes`` if it is a bytes-like of exactly ``length`` bytes.
+
+    Otherwise raise ``error`` (a :class:`CryptoInputError` subclass) naming ``name``.
+    """
     if not isinstance(value, bytes | bytearray | memoryview):
-        raise CryptoInputError(f"{name} must be bytes, got {type(value).__name__}")
+        raise error(f"{name} must be bytes, got {type(value).__name__}")
     data = bytes(value)
     if len(data) != length:
-        raise CryptoInputError(f"{name} must be {length} bytes, got {len(data)}")
+        raise error(f"{name} must be {length} bytes, got {len(data)}")
     return data

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -179,9 +180,7 @@ def combine(shares: Iterable[Share], threshold: int | None = None) -> bytes:
             raise ShareError(f"duplicate share x-coordinate {s.x}")
         seen.add(s.x)
         if len(s.value) != length:
-            raise ShareError(
-                f"share x={s.x} has {len(s.value)} bytes, share x={items[0].x} has {length}"
-            )
+            raise ShareError(f"share x={s.x} has {len(s.value)} bytes, share x={items[0].x} has {length}")
     packed = _Packed(length)
     xs = [s.x for s in items]
     acc = 0
@@ -214,30 +213,27 @@ def fragments_root(commitments: Iterable[bytes]) -> bytes:
     return h.digest()
 
 
-def _ordered(fragments: Mapping[int, bytes] | Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+Fragments = Mapping[int, bytes] | Iterable[tuple[int, bytes]]
+
+
+def _ordered(fragments: Fragments) -> list[tuple[int, bytes]]:
     items = list(fragments.items()) if isinstance(fragments, Mapping) else list(fragments)
     items.sort(key=lambda e: e[0])
-    for a, b in zip(items, items[1:], strict=False):
+    for a, b in itertools.pairwise(items):
         if a[0] == b[0]:
             raise CryptoInputError(f"duplicate fragment for shard {a[0]}")
     return items
 
 
-def holder_fragments_root(
-    dataset_id: bytes, x: int, fragments: Mapping[int, bytes] | Iterable[tuple[int, bytes]]
-) -> bytes:
+def holder_fragments_root(dataset_id: bytes, x: int, fragments: Fragments) -> bytes:
     """``fragments_root`` of holder ``x`` from its ``(shard_index, share)`` fragments.
 
     Fragments are sorted by shard index; duplicates are rejected.
     """
-    return fragments_root(
-        fragment_commitment(dataset_id, i, x, share) for i, share in _ordered(fragments)
-    )
+    return fragments_root(fragment_commitment(dataset_id, i, x, share) for i, share in _ordered(fragments))
 
 
-def verify_fragment(
-    dataset_id: bytes, shard_index: int, share: Share, expected_commitment: bytes
-) -> None:
+def verify_fragment(dataset_id: bytes, shard_index: int, share: Share, expected_commitment: bytes) -> None:
     """Raise :class:`FragmentCommitmentError` naming ``x`` and shard if the share is wrong."""
     got = fragment_commitment(dataset_id, shard_index, share.x, share.value)
     if not hmac.compare_digest(got, require_bytes(expected_commitment, 32, "commitment")):
@@ -252,7 +248,7 @@ def verify_fragment(
 def verify_holder_fragments(
     dataset_id: bytes,
     x: int,
-    fragments: Mapping[int, bytes] | Iterable[tuple[int, bytes]],
+    fragments: Fragments,
     expected_root: bytes,
 ) -> None:
     """Raise :class:`FragmentCommitmentError` naming holder ``x`` on a root mismatch."""
@@ -267,7 +263,7 @@ def verify_holder_fragments(
 
 def bad_holders(
     dataset_id: bytes,
-    fragments_by_x: Mapping[int, Mapping[int, bytes] | Iterable[tuple[int, bytes]]],
+    fragments_by_x: Mapping[int, Fragments],
     roots_by_x: Mapping[int, bytes],
 ) -> list[int]:
     """Return the sorted x-coordinates whose fragments do not match their root.

@@ -45,9 +45,7 @@ Rng = Callable[[int], bytes]
 
 def _check_chunk_size(chunk_size: int) -> None:
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise CryptoInputError(
-            f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}, got {chunk_size}"
-        )
+        raise CryptoInputError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}, got {chunk_size}")
 
 
 def shard_aad(dataset_id: bytes, shard_index: int, chunk_size: int) -> bytes:
@@ -204,13 +202,15 @@ class ShardDecryptor:
         header = bytes(self._buf[:HEADER_LEN])
         i = self._shard_index
         if header[:4] != MAGIC:
-            raise self._fail(ShardHeaderError(f"shard {i}: bad magic, not a SKS1 shard",
-                                              shard_index=i))
+            raise self._fail(ShardHeaderError(f"shard {i}: bad magic, not a SKS1 shard", shard_index=i))
         chunk_size = int.from_bytes(header[4:8], "big")
         if not 1 <= chunk_size <= self._max_chunk_size:
-            raise self._fail(ShardHeaderError(
-                f"shard {i}: header chunk_size {chunk_size} outside 1..{self._max_chunk_size}",
-                shard_index=i))
+            raise self._fail(
+                ShardHeaderError(
+                    f"shard {i}: header chunk_size {chunk_size} outside 1..{self._max_chunk_size}",
+                    shard_index=i,
+                )
+            )
         self._chunk_size = chunk_size
         self._prefix = header[8:HEADER_LEN]
         self._aad = shard_aad(self._dataset_id, i, chunk_size)
@@ -219,17 +219,25 @@ class ShardDecryptor:
     def _open(self, data: bytes, last: bool) -> bytes:
         c = self._counter
         if c > U32_MAX:
-            raise self._fail(ShardDecryptionError(
-                f"shard {self._shard_index}: chunk counter overflow at chunk {c}",
-                shard_index=self._shard_index, chunk=c))
+            raise self._fail(
+                ShardDecryptionError(
+                    f"shard {self._shard_index}: chunk counter overflow at chunk {c}",
+                    shard_index=self._shard_index,
+                    chunk=c,
+                )
+            )
         try:
             pt = self._aead.decrypt(_nonce(self._prefix, c, last), data, self._aad)
         except InvalidTag:
             kind = "final " if last else ""
-            raise self._fail(ShardDecryptionError(
-                f"shard {self._shard_index}: {kind}chunk {c} failed authentication "
-                "(wrong key, or ciphertext tampered, reordered, truncated or extended)",
-                shard_index=self._shard_index, chunk=c)) from None
+            raise self._fail(
+                ShardDecryptionError(
+                    f"shard {self._shard_index}: {kind}chunk {c} failed authentication "
+                    "(wrong key, or ciphertext tampered, reordered, truncated or extended)",
+                    shard_index=self._shard_index,
+                    chunk=c,
+                )
+            ) from None
         self._counter += 1
         return pt
 
@@ -256,14 +264,22 @@ class ShardDecryptor:
         self._check_usable()
         i = self._shard_index
         if not self._chunk_size:
-            raise self._fail(ShardHeaderError(
-                f"shard {i}: ciphertext truncated inside the {HEADER_LEN}-byte header "
-                f"({len(self._buf)} bytes)", shard_index=i))
+            raise self._fail(
+                ShardHeaderError(
+                    f"shard {i}: ciphertext truncated inside the {HEADER_LEN}-byte header "
+                    f"({len(self._buf)} bytes)",
+                    shard_index=i,
+                )
+            )
         if len(self._buf) < TAG_LEN:
-            raise self._fail(ShardDecryptionError(
-                f"shard {i}: ciphertext truncated, final chunk {self._counter} has "
-                f"{len(self._buf)} bytes (< {TAG_LEN}-byte tag)",
-                shard_index=i, chunk=self._counter))
+            raise self._fail(
+                ShardDecryptionError(
+                    f"shard {i}: ciphertext truncated, final chunk {self._counter} has "
+                    f"{len(self._buf)} bytes (< {TAG_LEN}-byte tag)",
+                    shard_index=i,
+                    chunk=self._counter,
+                )
+            )
         pt = self._open(bytes(self._buf), last=True)
         self._buf.clear()
         self._done = True

@@ -1,0 +1,122 @@
+"""Erasure coding of stripes with zfec (systematic Reed-Solomon over GF(2^8)).
+
+A file of ``L`` bytes is cut into ``S = max(1, ceil(L / (k * shard_size)))`` stripes;
+the last stripe is zero-padded. Each stripe is ``k`` data blocks of ``shard_size``
+bytes, encoded into ``m = k + p`` shards; positions ``0..k-1`` are the data blocks
+themselves, ``k..m-1`` parity. Global shard index ``i``: stripe ``i // m``, position
+``i % m``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import zfec
+
+from shardkey.crypto.errors import ErasureDecodeError, ErasureParameterError
+
+MAX_SHARDS = 256
+MAX_SHARD_SIZE = 1 << 30
+
+
+def validate_params(k: int, p: int, shard_size: int) -> None:
+    """Raise :class:`ErasureParameterError` unless ``1 <= k``, ``0 <= p``, ``k + p <= 256``
+    and ``1 <= shard_size <= 2**30``."""
+    if not isinstance(k, int) or k < 1:
+        raise ErasureParameterError(f"k (data shards per stripe) must be >= 1, got {k}")
+    if not isinstance(p, int) or p < 0:
+        raise ErasureParameterError(f"p (parity shards per stripe) must be >= 0, got {p}")
+    if k + p > MAX_SHARDS:
+        raise ErasureParameterError(f"k + p must be <= {MAX_SHARDS}, got {k} + {p} = {k + p}")
+    if not isinstance(shard_size, int) or not 1 <= shard_size <= MAX_SHARD_SIZE:
+        raise ErasureParameterError(
+            f"shard_size must be between 1 and {MAX_SHARD_SIZE} bytes, got {shard_size}"
+        )
+
+
+def stripe_count(length: int, k: int, shard_size: int) -> int:
+    """Number of stripes for ``length`` bytes: at least one, even for an empty file."""
+    validate_params(k, 0, shard_size)
+    if not isinstance(length, int) or length < 0:
+        raise ErasureParameterError(f"length must be >= 0, got {length}")
+    return max(1, -(-length // (k * shard_size)))
+
+
+def shard_count(length: int, k: int, p: int, shard_size: int) -> int:
+    """Total number of shards (``stripes * (k + p)``) for ``length`` bytes."""
+    validate_params(k, p, shard_size)
+    return stripe_count(length, k, shard_size) * (k + p)
+
+
+def shard_location(shard_index: int, k: int, p: int) -> tuple[int, int]:
+    """Map a global shard index to ``(stripe, position)``."""
+    if shard_index < 0:
+        raise ErasureParameterError(f"shard index must be >= 0, got {shard_index}")
+    return divmod(shard_index, k + p)
+
+
+def stripe_bounds(stripe: int, length: int, k: int, shard_size: int) -> tuple[int, int]:
+    """Byte range ``[start, end)`` of the file covered by ``stripe`` (end clipped to ``length``)."""
+    total = stripe_count(length, k, shard_size)
+    if not 0 <= stripe < total:
+        raise ErasureParameterError(f"stripe {stripe} out of range (file has {total})")
+    size = k * shard_size
+    start = stripe * size
+    return start, min(length, start + size)
+
+
+def encode_stripe(data: bytes, k: int, p: int, shard_size: int) -> list[bytes]:
+    """Encode up to ``k * shard_size`` bytes (zero-padded) into ``k + p`` shards."""
+    validate_params(k, p, shard_size)
+    size = k * shard_size
+    if len(data) > size:
+        raise ErasureParameterError(f"stripe data is {len(data)} bytes, more than k * shard_size = {size}")
+    padded = bytes(data) + bytes(size - len(data))
+    blocks = tuple(padded[j * shard_size : (j + 1) * shard_size] for j in range(k))
+    if p == 0:
+        return list(blocks)
+    return [bytes(b) for b in zfec.Encoder(k, k + p).encode(blocks)]
+
+
+def decode_stripe(
+    shards: Mapping[int, bytes], k: int, p: int, shard_size: int, *, stripe: int | None = None
+) -> bytes:
+    """Rebuild a stripe (``k * shard_size`` bytes) from any ``k`` shards by position.
+
+    ``stripe`` only labels error messages. Raises :class:`ErasureDecodeError` for too
+    few shards, a bad position or a shard of the wrong size.
+    """
+    validate_params(k, p, shard_size)
+    m = k + p
+    where = f"stripe {stripe}: " if stripe is not None else ""
+    for pos, shard in shards.items():
+        if not 0 <= pos < m:
+            raise ErasureDecodeError(f"{where}shard position {pos} outside 0..{m - 1}")
+        if len(shard) != shard_size:
+            raise ErasureDecodeError(
+                f"{where}shard at position {pos} has {len(shard)} bytes, expected {shard_size}"
+            )
+    if len(shards) < k:
+        raise ErasureDecodeError(
+            f"{where}need {k} of {m} shards to rebuild, have {len(shards)} (positions {sorted(shards)})"
+        )
+    if all(j in shards for j in range(k)):
+        return b"".join(bytes(shards[j]) for j in range(k))
+    # Prefer data shards, then parity; put each primary block at its own index.
+    chosen = [j for j in range(k) if j in shards]
+    chosen += [j for j in sorted(shards) if j >= k][: k - len(chosen)]
+    parity = iter(j for j in chosen if j >= k)
+    order = [j if j in shards else next(parity) for j in range(k)]
+    blocks = tuple(bytes(shards[j]) for j in order)
+    out = zfec.Decoder(k, m).decode(blocks, tuple(order))
+    return b"".join(bytes(b) for b in out)
+
+
+def trim_stripe(stripe_data: bytes, stripe: int, length: int, k: int, shard_size: int) -> bytes:
+    """Cut the zero padding off a decoded stripe, given the file length ``length``."""
+    start, end = stripe_bounds(stripe, length, k, shard_size)
+    if len(stripe_data) != k * shard_size:
+        raise ErasureDecodeError(
+            f"stripe {stripe}: decoded {len(stripe_data)} bytes, expected {k * shard_size}"
+        )
+    return bytes(stripe_data[: end - start])
