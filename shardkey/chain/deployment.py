@@ -1,7 +1,9 @@
 """Where the ShardKey contracts live on a chain: a small JSON file.
 
+The KOS HPKE public key (to which owners seal wrap keys) travels in the same file.
+
 ```json
-{"rpc_url": "...", "chain_id": 31337, "start_block": 1,
+{"rpc_url": "...", "chain_id": 31337, "start_block": 1, "kos_public_key": "<hex>",
  "contracts": {"HolderRegistry": "0x..", "DatasetRegistry": "0x..",
                "RetrievalCoordinator": "0x.."}}
 ```
@@ -29,6 +31,7 @@ class Deployment:
     holder_registry: str
     dataset_registry: str
     retrieval_coordinator: str
+    kos_public_key: bytes = b""
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -39,7 +42,8 @@ class Deployment:
     def to_json(self) -> dict[str, object]:
         """The file form."""
         return {"rpc_url": self.rpc_url, "chain_id": self.chain_id,
-                "start_block": self.start_block, "contracts": self.addresses}
+                "start_block": self.start_block, "contracts": self.addresses,
+                "kos_public_key": self.kos_public_key.hex()}
 
     @classmethod
     def from_json(cls, data: dict[str, object], source: str = "deployment") -> Deployment:
@@ -55,7 +59,8 @@ class Deployment:
                        start_block=int(data.get("start_block", 0)),  # type: ignore[call-overload]
                        holder_registry=to_checksum_address(contracts["HolderRegistry"]),
                        dataset_registry=to_checksum_address(contracts["DatasetRegistry"]),
-                       retrieval_coordinator=to_checksum_address(contracts["RetrievalCoordinator"]))
+                       retrieval_coordinator=to_checksum_address(contracts["RetrievalCoordinator"]),
+                       kos_public_key=bytes.fromhex(str(data.get("kos_public_key", ""))))
         except KeyError as exc:
             raise DeploymentError(f"{source}: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:

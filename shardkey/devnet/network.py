@@ -1,0 +1,251 @@
+"""``shardkey devnet up|down|status``: a whole ShardKey network on loopback.
+
+``up`` starts anvil, creates and funds named accounts, deploys the contracts, registers
+and activates the holders (distinct regions), writes service settings, starts the KOS
+and holder agents in the background, and writes ``HOME/devnet.json``. Running it again
+while the devnet runs changes nothing; after a crash it cleans up and starts afresh.
+``down`` stops every process it started, by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.connection import ChainClient
+from shardkey.chain.deploy import deploy_all
+from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.devnet.anvil import free_port, start_anvil
+from shardkey.devnet.process import DevnetError, is_running, start_detached, stop, wait_until
+from shardkey.devnet.regions import region_for
+from shardkey.fsutil import atomic_write_bytes
+from shardkey.keys import save_hpke_keystore, save_plain_account_key
+from shardkey.policy.geo import degrees_to_e6
+
+USER_ACCOUNTS = ("admin", "owner", "requester", "client-rep", "provider-rep", "attestor", "outsider")
+FUNDING_WEI = 10_000 * 10**18
+
+
+@dataclass
+class DevnetInfo:
+    """The parsed ``devnet.json``."""
+
+    home: Path
+    data: dict[str, Any]
+
+    @property
+    def rpc_url(self) -> str:
+        return str(self.data["rpc_url"])
+
+    @property
+    def deployment_path(self) -> Path:
+        return Path(self.data["deployment"])
+
+    def key_file(self, name: str) -> Path | None:
+        """Key file of a named account, or None."""
+        entry = self.data["accounts"].get(name)
+        return Path(entry["key_file"]) if entry else None
+
+    def address_names(self) -> dict[str, str]:
+        """Checksummed address to account name."""
+        return {v["address"]: k for k, v in self.data["accounts"].items()}
+
+    def services(self) -> list[dict[str, Any]]:
+        """KOS replicas then holders."""
+        return list(self.data["kos"]) + list(self.data["holders"])
+
+    @classmethod
+    def load(cls, home: Path) -> DevnetInfo | None:
+        path = Path(home) / "devnet.json"
+        if not path.exists():
+            return None
+        return cls(Path(home), json.loads(path.read_text()))
+
+
+def _write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode(), mode=mode)
+
+
+def _toml(values: dict[str, Any]) -> bytes:
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{key} = {value}")
+        elif isinstance(value, list):
+            lines.append(f"{key} = {json.dumps([str(v) for v in value])}")
+        else:
+            lines.append(f"{key} = {json.dumps(str(value))}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _is_up(info: DevnetInfo) -> bool:
+    return is_running(int(info.data["anvil"]["pid"]))
+
+
+def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 0.5,
+       confirmations: int = 1, quiet: bool = False) -> DevnetInfo:
+    """Start a devnet in ``home`` (or return the running one)."""
+    home = Path(home).resolve()
+    existing = DevnetInfo.load(home)
+    if existing is not None and _is_up(existing):
+        return existing
+    if existing is not None:
+        down(home)
+    if not 1 <= holders <= 200:
+        raise DevnetError(f"--holders must be between 1 and 200, got {holders}")
+    for sub in ("keys", "kos", "holders", "logs", "requests"):
+        shutil.rmtree(home / sub, ignore_errors=True)
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    started: list[int] = []
+    try:
+        return _start(home, holders, kos_replicas, block_time, confirmations, started)
+    except BaseException:
+        for pid in reversed(started):
+            stop(pid)
+        (home / "devnet.json").unlink(missing_ok=True)
+        raise
+
+
+def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confirmations: int,
+           started: list[int]) -> DevnetInfo:
+    anvil_log = home / "logs" / "anvil.log"
+    anvil_pid, rpc_url = start_anvil(anvil_log, block_time=block_time)
+    started.append(anvil_pid)
+    client = ChainClient(rpc_url)
+
+    names = list(USER_ACCOUNTS) + [f"kos-{i + 1}" if i else "kos" for i in range(kos_replicas)] + \
+        [f"holder-{i + 1}" for i in range(holders)]
+    accounts: dict[str, LocalAccount] = {name: Account.create() for name in names}
+    account_entries: dict[str, dict[str, str]] = {}
+    for name, account in accounts.items():
+        client.w3.provider.make_request("anvil_setBalance", [account.address, hex(FUNDING_WEI)])  # type: ignore[arg-type]
+        key_file = home / "keys" / f"{name}.key"
+        save_plain_account_key(key_file, account)
+        account_entries[name] = {"address": account.address, "key_file": str(key_file)}
+
+    kos_names = [n for n in names if n.startswith("kos")]
+    deployment = deploy_all(client, accounts["admin"], [accounts[n].address for n in kos_names])
+    kos_key = HpkePrivateKey.generate(os.urandom)
+    kos_dir = home / "kos"
+    passphrase = os.urandom(24).hex()
+    atomic_write_bytes(kos_dir / "passphrase", passphrase.encode(), mode=0o600)
+    save_hpke_keystore(kos_dir / "kos.hpke.json", kos_key, passphrase)
+    deployment = type(deployment)(**{**deployment.__dict__, "kos_public_key": kos_key.public_key_bytes()})
+    deployment_path = home / "deployment.json"
+    _write_json(deployment_path, deployment.to_json())
+    chain = ShardKeyChain(deployment, client)
+
+    holder_entries = []
+    for i in range(holders):
+        name = f"holder-{i + 1}"
+        region, lat, lon = region_for(i)
+        data_dir = home / "holders" / name
+        hpke_key = HpkePrivateKey.generate(os.urandom)
+        secret = os.urandom(24).hex()
+        atomic_write_bytes(data_dir / "passphrase", secret.encode(), mode=0o600)
+        save_hpke_keystore(data_dir / "hpke.json", hpke_key, secret)
+        port = free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        chain.holders.register(accounts[name], hpke_key.public_key_bytes(), endpoint, region,
+                               degrees_to_e6(lat, "lat"), degrees_to_e6(lon, "lon"))
+        chain.holders.activate(accounts["admin"], accounts[name].address)
+        config = data_dir / "holder.toml"
+        atomic_write_bytes(config, _toml({
+            "deployment": deployment_path, "account_key": home / "keys" / f"{name}.key",
+            "hpke_keystore": data_dir / "hpke.json", "passphrase_file": data_dir / "passphrase",
+            "data_dir": data_dir / "store", "listen_host": "127.0.0.1", "listen_port": port,
+            "confirmations": confirmations, "poll_interval": min(0.25, block_time)}), mode=0o600)
+        holder_entries.append({"name": name, "address": accounts[name].address, "endpoint": endpoint,
+                               "region": region, "lat": lat, "lon": lon, "data_dir": str(data_dir),
+                               "config": str(config), "log": str(home / "logs" / f"{name}.log")})
+
+    kos_entries = []
+    for name in kos_names:
+        state_dir = kos_dir / name
+        config = kos_dir / f"{name}.toml"
+        atomic_write_bytes(config, _toml({
+            "deployment": deployment_path, "account_key": home / "keys" / f"{name}.key",
+            "hpke_keystore": kos_dir / "kos.hpke.json", "passphrase_file": kos_dir / "passphrase",
+            "state_dir": state_dir, "confirmations": confirmations,
+            "poll_interval": min(0.25, block_time),
+            "replicas": [accounts[n].address for n in kos_names]}), mode=0o600)
+        kos_entries.append({"name": name, "address": accounts[name].address, "config": str(config),
+                            "state_dir": str(state_dir), "log": str(home / "logs" / f"{name}.log")})
+
+    for entry in kos_entries:
+        entry["pid"] = start_service("kos", Path(entry["config"]), Path(entry["log"]))
+        started.append(entry["pid"])
+    for entry in holder_entries:
+        entry["pid"] = start_service("holder_agent", Path(entry["config"]), Path(entry["log"]))
+        started.append(entry["pid"])
+    for entry in holder_entries:
+        wait_until(lambda e=entry: _healthy(e["endpoint"]), 60, entry["name"], pid=entry["pid"],
+                   log_path=Path(entry["log"]))
+    for entry in kos_entries:
+        heartbeat = Path(entry["state_dir"]) / "heartbeat.json"
+        wait_until(heartbeat.exists, 60, entry["name"], pid=entry["pid"], log_path=Path(entry["log"]))
+
+    info = {"home": str(home), "rpc_url": rpc_url, "chain_id": client.chain_id,
+            "deployment": str(deployment_path), "contracts": deployment.addresses,
+            "kos_public_key": kos_key.public_key_bytes().hex(), "confirmations": confirmations,
+            "anvil": {"pid": anvil_pid, "log": str(anvil_log)},
+            "accounts": account_entries, "kos": kos_entries, "holders": holder_entries,
+            "started_at": int(time.time())}
+    _write_json(home / "devnet.json", info, mode=0o600)
+    return DevnetInfo(home, info)
+
+
+def start_service(module: str, config: Path, log: Path) -> int:
+    """Start ``python -m <module> --config <config>`` detached; return its pid."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return start_detached([sys.executable, "-m", module, "--config", str(config)], log, env=env)
+
+
+def _healthy(endpoint: str) -> bool:
+    return httpx.get(f"{endpoint}/v1/health", timeout=1.0).status_code == 200
+
+
+def down(home: Path) -> list[str]:
+    """Stop every process of the devnet in ``home``; return the names stopped."""
+    info = DevnetInfo.load(Path(home).resolve())
+    if info is None:
+        return []
+    stopped = []
+    for entry in info.services():
+        if "pid" in entry and stop(int(entry["pid"])):
+            stopped.append(entry["name"])
+    if stop(int(info.data["anvil"]["pid"])):
+        stopped.append("anvil")
+    with contextlib.suppress(FileNotFoundError):
+        (info.home / "devnet.json").rename(info.home / "devnet.stopped.json")
+    return stopped
+
+
+def status(home: Path) -> list[dict[str, Any]]:
+    """One row per devnet process: name, pid, running, endpoint."""
+    info = DevnetInfo.load(Path(home).resolve())
+    if info is None:
+        return []
+    rows = [{"name": "anvil", "pid": info.data["anvil"]["pid"],
+             "running": is_running(int(info.data["anvil"]["pid"])), "endpoint": info.rpc_url}]
+    for entry in info.services():
+        rows.append({"name": entry["name"], "pid": entry.get("pid"),
+                     "running": bool(entry.get("pid")) and is_running(int(entry["pid"])),
+                     "endpoint": entry.get("endpoint", "")})
+    return rows

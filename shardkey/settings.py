@@ -1,0 +1,60 @@
+"""Service settings: a TOML file plus environment variables (which win).
+
+Each service defines one pydantic-settings class with a docstring per field;
+:func:`load_settings` reads the file, lets the environment override it, and turns any
+validation failure into a :class:`SettingsError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from shardkey.errors import UsageError
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+class SettingsError(UsageError):
+    """A settings file or variable is missing, malformed or out of range."""
+
+
+class ServiceSettings(BaseSettings):
+    """Base: environment variables override values from the file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+def load_settings(cls: type[S], path: Path | None, **overrides: Any) -> S:
+    """Load ``cls`` from a TOML file (relative paths resolved against its folder)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: no such settings file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+        base = Path(path).resolve().parent
+        for name, field in cls.model_fields.items():
+            if name in data and field.annotation in (Path, Path | None) and isinstance(data[name], str):
+                candidate = Path(data[name]).expanduser()
+                data[name] = candidate if candidate.is_absolute() else base / candidate
+    data.update(overrides)
+    try:
+        return cls(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "?"
+        where = f"{path}: " if path else ""
+        raise SettingsError(f"{where}{key}: {first['msg']}") from None
