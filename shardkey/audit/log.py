@@ -1,0 +1,135 @@
+"""The access history, rebuilt from on-chain events alone (``shardkey audit log``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.events import ChainEvent, EventDecoder
+from shardkey.policy.evaluate import DenialReason
+from shardkey.policy.geo import e6_to_degrees
+
+CHUNK = 5_000
+
+
+def collect_events(chain: ShardKeyChain, dataset: bytes | None = None) -> list[ChainEvent]:
+    """Every ShardKey event from the deployment block on, in chain order (optionally one dataset)."""
+    decoder = EventDecoder(chain.contracts)
+    latest = chain.client.block_number()
+    events: list[ChainEvent] = []
+    start = chain.deployment.start_block
+    while start <= latest:
+        end = min(latest, start + CHUNK - 1)
+        logs = chain.client.w3.eth.get_logs(
+            {"address": decoder.addresses, "fromBlock": start, "toBlock": end})
+        events.extend(decoder.decode_all(logs))
+        start = end + 1
+    if dataset is None:
+        return events
+    requests = {e.args["requestId"] for e in events
+                if e.name == "RetrievalRequested" and bytes(e.args["datasetId"]) == dataset}
+    return [e for e in events
+            if ("datasetId" in e.args and bytes(e.args["datasetId"]) == dataset)
+            or ("requestId" in e.args and e.args["requestId"] in requests)]
+
+
+def _hex(value: Any) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _named(address: str, names: Mapping[str, str]) -> str:
+    return names.get(address, address)
+
+
+def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
+    """One flat audit row for an event: block, event, dataset, request, actor, details."""
+    a = event.args
+    row: dict[str, Any] = {"block": event.block_number, "tx": _hex(event.tx_hash), "event": event.name,
+                           "dataset": _hex(a["datasetId"]) if "datasetId" in a else "",
+                           "request": a.get("requestId", ""), "actor": "", "details": ""}
+    if event.name == "RetrievalRequested":
+        att = a["attestation"]
+        row["actor"] = _named(a["requester"], names)
+        location = "no location"
+        if int(a["attestor"], 16) != 0:
+            location = (f"at {e6_to_degrees(att[1]):.5f},{e6_to_degrees(att[2]):.5f} ±{att[3]} m "
+                        f"attested by {_named(a['attestor'], names)}")
+        row["details"] = f"policy v{a['policyVersion']}, {location}"
+    elif event.name == "RetrievalDenied":
+        reason = DenialReason(int(a["reason"]))
+        by = a["by"]
+        row["actor"] = "contract" if int(by, 16) == 0 else _named(by, names)
+        row["details"] = f"{reason.name}: {reason.description}"
+    elif event.name == "ApprovalRecorded":
+        row["actor"] = _named(a["approver"], names)
+        row["details"] = "by EIP-712 signature" if a["bySignature"] else "by transaction"
+    elif event.name == "RetrievalApproved":
+        row["details"] = f"open until {a['deadline']}"
+    elif event.name in ("TokenIssued", "FragmentsDelivered", "FragmentFailureReported"):
+        row["actor"] = _named(a["holder"], names)
+    elif event.name == "RetrievalCompleted":
+        row["actor"] = _named(a["requester"], names)
+    elif event.name == "ShardIntegrityFailureProven":
+        row["actor"] = _named(a["holder"], names)
+        row["details"] = (f"shard {a['shardIndex']} served {_hex(a['servedHash'])[:18]}.., "
+                          f"expected {_hex(a['expectedHash'])[:18]}..")
+    elif event.name == "DatasetRegistered":
+        p = a["params"]
+        row["actor"] = _named(a["owner"], names)
+        row["details"] = (f"{p[5]} shards, k={p[1]} p={p[2]}, t={p[6]} of {len(p[8])}, "
+                          f"{p[4]} bytes")
+    elif event.name in ("CustodyConfirmed",):
+        row["actor"] = _named(a["holder"], names)
+        row["details"] = f"{a['confirmations']}/{a['required']}"
+    elif event.name == "PolicyUpdated":
+        row["details"] = f"version {a['version']}"
+    elif event.name in ("DatasetRevoked", "HolderActivated", "HolderRetired"):
+        row["actor"] = _named(a.get("by", ""), names)
+    elif event.name in ("HolderRegistered", "HolderUpdated"):
+        row["actor"] = _named(a["holder"], names)
+        row["details"] = a.get("endpoint", "")
+    return row
+
+
+@dataclass
+class RequestHistory:
+    """Everything that happened to one request."""
+
+    request_id: int
+    dataset: str = ""
+    requester: str = ""
+    location: str = ""
+    outcome: str = "pending"
+    approvals: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    deliveries: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+
+
+def request_histories(events: list[ChainEvent], names: Mapping[str, str]) -> list[RequestHistory]:
+    """Fold request events into one history per request."""
+    histories: dict[int, RequestHistory] = {}
+    for event in events:
+        if "requestId" not in event.args:
+            continue
+        row = describe(event, names)
+        h = histories.setdefault(int(event.args["requestId"]), RequestHistory(int(event.args["requestId"])))
+        if event.name == "RetrievalRequested":
+            h.dataset, h.requester, h.location = row["dataset"], row["actor"], row["details"]
+        elif event.name == "RetrievalDenied":
+            h.outcome = f"denied by {row['actor']}: {row['details']}"
+        elif event.name == "ApprovalRecorded":
+            h.approvals.append(row["actor"])
+        elif event.name == "RetrievalApproved":
+            h.outcome = "approved"
+        elif event.name == "TokenIssued":
+            h.tokens.append(row["actor"])
+        elif event.name == "FragmentsDelivered":
+            h.deliveries.append(row["actor"])
+        elif event.name == "RetrievalCompleted":
+            h.outcome = "completed"
+        elif event.name in ("ShardIntegrityFailureProven", "FragmentFailureReported"):
+            h.reports.append(f"{event.name} {row['actor']} {row['details']}".strip())
+    return [histories[k] for k in sorted(histories)]

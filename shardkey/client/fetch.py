@@ -1,0 +1,235 @@
+"""``shardkey fetch``: collect fragments, rebuild shard keys, download, verify, restore.
+
+DESIGN.md "Retrieve" step 5. Fragments come from ``FragmentsDelivered`` events, sealed
+to the request's ephemeral key; each holder's fragments are checked against its
+registered fragments root (a wrong one is reported on chain, the holder named, and its
+fragments dropped). Any ``t`` good holders rebuild every shard key. Shards are
+downloaded stripe by stripe (data positions first, parity as fallback), each checked
+against its registered SHA-256 before decryption; a holder that serves a wrong shard is
+proven on chain with its own signed receipt and a Merkle proof. The output is written
+to a temporary file beside ``out`` and renamed only when complete: never a partial file.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.errors import ChainError
+from shardkey.chain.model import Registration, RequestInfo, RequestStatus
+from shardkey.client.holder_http import ChainClock, HolderClient, HolderRequestError
+from shardkey.crypto import decode_stripe, trim_stripe
+from shardkey.crypto.bundle import unpack_bundle
+from shardkey.crypto.errors import CryptoError
+from shardkey.crypto.hpke import HpkePrivateKey, delivery_info
+from shardkey.crypto.merkle import MerkleTree
+from shardkey.crypto.shamir import Share, combine, holder_fragments_root
+from shardkey.crypto.stream import decrypt_shard
+from shardkey.errors import PolicyDenied, RestoreError
+from shardkey.fsutil import atomic_writer
+from shardkey.policy.evaluate import DenialReason
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class FetchResult:
+    """What a fetch did."""
+
+    request_id: int
+    bytes_written: int
+    good_holders: list[str]
+    bad_fragment_holders: list[str] = field(default_factory=list)
+    bad_shards: list[tuple[int, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def wait_for_approval(chain: ShardKeyChain, request_id: int, deadline: float) -> RequestInfo:
+    """Wait until the request is approved; a denial raises :class:`PolicyDenied`."""
+    while True:
+        info = chain.retrievals.request(request_id)
+        if info.status == RequestStatus.NONE:
+            raise RestoreError(f"request {request_id} does not exist on this chain")
+        if info.status == RequestStatus.DENIED:
+            reason = DenialReason(info.denial_reason)
+            raise PolicyDenied(f"request {request_id} was denied: {reason.name} ({reason.description})")
+        if info.status in (RequestStatus.APPROVED, RequestStatus.COMPLETED):
+            return info
+        if time.monotonic() > deadline:
+            raise PolicyDenied(f"request {request_id} is still pending: approvals are missing")
+        time.sleep(0.2)
+
+
+def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: RequestInfo,
+                      registration: Registration, key: HpkePrivateKey, deadline: float,
+                      result: FetchResult) -> dict[int, dict[int, bytes]]:
+    """Shares by x then shard index from at least ``t`` holders whose roots verify."""
+    params = registration.params
+    event = chain.retrievals.contract.events.FragmentsDelivered()
+    good: dict[int, dict[int, bytes]] = {}
+    seen: set[str] = set()
+    start = registration.block_number
+    while True:
+        logs = event.get_logs(from_block=start, argument_filters={"requestId": request.request_id})
+        for log in logs:
+            holder = log["args"]["holder"]
+            if holder in seen or holder not in params.fragment_holders:
+                continue
+            seen.add(holder)
+            x = params.fragment_x(holder)
+            sealed = bytes(log["args"]["sealedFragments"])
+            shares = _open_delivery(chain, request, registration, key, holder, x, sealed)
+            if shares is None:
+                result.bad_fragment_holders.append(holder)
+                _report_fragment_failure(chain, requester, request.request_id, holder)
+                continue
+            good[x] = shares
+            result.good_holders.append(holder)
+        if len(good) >= params.threshold:
+            return good
+        if len(seen) == len(params.fragment_holders) or time.monotonic() > deadline:
+            missing = [h for h in params.fragment_holders if h not in seen]
+            raise RestoreError(
+                f"only {len(good)} of the {params.threshold} fragment holders needed delivered valid "
+                f"fragments; missing: {', '.join(missing) or 'none'}; wrong: "
+                f"{', '.join(result.bad_fragment_holders) or 'none'}")
+        time.sleep(0.2)
+
+
+def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Registration,
+                   key: HpkePrivateKey, holder: str, x: int, sealed: bytes) -> dict[int, bytes] | None:
+    params = registration.params
+    try:
+        plaintext = key.open(sealed, delivery_info(chain.client.chain_id, request.request_id,
+                                                   registration.dataset_id, holder))
+        bundle = unpack_bundle(plaintext, dataset_id=registration.dataset_id, x=x)
+    except CryptoError:
+        return None
+    shares = dict(bundle.entries)
+    if sorted(shares) != list(range(params.shard_count)):
+        return None
+    root = holder_fragments_root(registration.dataset_id, x, shares)
+    if not hmac.compare_digest(root, registration.fragment_roots[x - 1]):
+        return None
+    return shares
+
+
+def _report_fragment_failure(chain: ShardKeyChain, requester: LocalAccount, request_id: int,
+                             holder: str) -> None:
+    try:
+        chain.retrievals.report_fragment_failure(requester, request_id, holder)
+    except ChainError:
+        pass  # already reported, or the request closed: the failure stays local
+
+
+def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: Path,
+          key: HpkePrivateKey, timeout: float = 120.0, workers: int = 4,
+          progress: Progress | None = None) -> FetchResult:
+    """Restore the dataset of an approved request into ``out``; mark the request complete."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    result = FetchResult(request_id, 0, [])
+    request = wait_for_approval(chain, request_id, deadline)
+    registration = chain.datasets.registration(request.dataset_id, chain.deployment.start_block)
+    params = registration.params
+    result.timings["approval"] = time.perf_counter() - started
+    shares = collect_fragments(chain, requester, request, registration, key, deadline, result)
+    result.timings["fragments"] = time.perf_counter() - started - result.timings["approval"]
+    xs = sorted(shares)[: params.threshold]
+    endpoints = {a: chain.holders.holder(a).endpoint for a in dict.fromkeys(params.shard_holders)}
+    clock = ChainClock(chain.client.latest_timestamp)
+    clients = {a: HolderClient(a, e, requester, clock) for a, e in endpoints.items()}
+    restorer = _StripeRestorer(chain, requester, request_id, registration, clients, shares, xs, result)
+    mark = time.perf_counter()
+    try:
+        with atomic_writer(out, mode=0o600) as sink, ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque[Future[bytes]] = deque()
+            for stripe in range(params.stripes):
+                pending.append(pool.submit(restorer.restore, stripe))
+                while len(pending) > workers:
+                    result.bytes_written += _write(sink, pending.popleft(), progress)
+            while pending:
+                result.bytes_written += _write(sink, pending.popleft(), progress)
+    finally:
+        for client in clients.values():
+            client.close()
+    result.timings["shards"] = time.perf_counter() - mark
+    if request.status == RequestStatus.APPROVED:
+        chain.retrievals.complete(requester, request_id)
+    result.timings["total"] = time.perf_counter() - started
+    return result
+
+
+def _write(sink: object, future: Future[bytes], progress: Progress | None) -> int:
+    data = future.result()
+    sink.write(data)  # type: ignore[attr-defined]
+    if progress is not None:
+        progress(len(data))
+    return len(data)
+
+
+class _StripeRestorer:
+    """Downloads, verifies and decodes one stripe at a time (thread-safe)."""
+
+    def __init__(self, chain: ShardKeyChain, requester: LocalAccount, request_id: int,
+                 registration: Registration, clients: dict[str, HolderClient],
+                 shares: dict[int, dict[int, bytes]], xs: list[int], result: FetchResult):
+        self.chain, self.requester, self.request_id = chain, requester, request_id
+        self.registration, self.clients, self.shares, self.xs = registration, clients, shares, xs
+        self.result = result
+        self._tree: MerkleTree | None = None
+
+    def _key(self, index: int) -> bytes:
+        return combine([Share(x, self.shares[x][index]) for x in self.xs])
+
+    def restore(self, stripe: int) -> bytes:
+        params = self.registration.params
+        m, k = params.m, params.k
+        plain: dict[int, bytes] = {}
+        failures: list[str] = []
+        for position in range(m):
+            if len(plain) == k:
+                break
+            index = stripe * m + position
+            holder = params.shard_holder(index)
+            try:
+                served = self.clients[holder].get_shard(self.registration.dataset_id, index, self.request_id)
+            except HolderRequestError as exc:
+                failures.append(str(exc))
+                continue
+            expected = self.registration.shard_hashes[index]
+            if not hmac.compare_digest(served.sha256, expected):
+                failures.append(f"holder {holder}: shard {index} does not match its registered hash")
+                self._prove(index, holder, served.sha256, served.receipt)
+                continue
+            try:
+                plain[position] = decrypt_shard(self._key(index), self.registration.dataset_id, index,
+                                                served.data)
+            except CryptoError as exc:
+                failures.append(f"holder {holder}: shard {index}: {exc}")
+        if len(plain) < k:
+            raise RestoreError(f"stripe {stripe}: only {len(plain)} of {k} shards could be restored: "
+                               + "; ".join(failures))
+        data = decode_stripe(plain, k, params.p, params.shard_size, stripe=stripe)
+        return trim_stripe(data, stripe, params.plaintext_length, k, params.shard_size)
+
+    def _prove(self, index: int, holder: str, served: bytes, receipt: bytes) -> None:
+        self.result.bad_shards.append((index, holder))
+        if not receipt:
+            return
+        if self._tree is None:
+            self._tree = MerkleTree.from_digests(list(self.registration.shard_hashes))
+        try:
+            self.chain.retrievals.report_shard_failure(
+                self.requester, self.request_id, index, served, receipt,
+                self.registration.shard_hashes[index], self._tree.proof(index))
+        except ChainError:
+            pass  # a receipt that does not verify proves nothing; the shard is skipped anyway

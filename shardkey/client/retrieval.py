@@ -1,0 +1,145 @@
+"""Location attestations, retrieval requests and approvals (the client side)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.eip712 import attestation_message, sign
+from shardkey.chain.model import RequestStatus
+from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.errors import UsageError
+from shardkey.fsutil import atomic_write_bytes
+from shardkey.policy.evaluate import DenialReason
+from shardkey.policy.geo import degrees_to_e6
+
+ATTESTATION_FIELDS = ("requester", "lat_e6", "lon_e6", "accuracy_m", "issued_at", "nonce", "attestor",
+                      "signature")
+
+
+@dataclass(frozen=True)
+class SignedAttestation:
+    """An EIP-712 location attestation with its signature."""
+
+    requester: str
+    lat_e6: int
+    lon_e6: int
+    accuracy_m: int
+    issued_at: int
+    nonce: bytes
+    attestor: str
+    signature: bytes
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ``LocationAttestation`` struct tuple."""
+        return (self.requester, self.lat_e6, self.lon_e6, self.accuracy_m, self.issued_at, self.nonce)
+
+    def to_json(self) -> dict[str, Any]:
+        """The proof file form."""
+        return {"requester": self.requester, "lat_e6": self.lat_e6, "lon_e6": self.lon_e6,
+                "accuracy_m": self.accuracy_m, "issued_at": self.issued_at,
+                "nonce": "0x" + self.nonce.hex(), "attestor": self.attestor,
+                "signature": "0x" + self.signature.hex()}
+
+    @classmethod
+    def load(cls, path: Path) -> SignedAttestation:
+        """Read a proof file written by ``shardkey geo attest``, naming the bad field."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UsageError(f"--location {path}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UsageError(f"--location {path}: not a JSON attestation") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"--location {path}: not a JSON object")
+        unknown = sorted(set(data) - set(ATTESTATION_FIELDS))
+        missing = [f for f in ATTESTATION_FIELDS if f not in data]
+        if unknown or missing:
+            raise UsageError(f"--location {path}: " + (f"unknown field {unknown[0]}" if unknown
+                                                      else f"missing field {missing[0]}"))
+        try:
+            for name in ("requester", "attestor"):
+                if not is_address(data[name]):
+                    raise ValueError(f"{name} is not an address")
+            for name in ("lat_e6", "lon_e6", "accuracy_m", "issued_at"):
+                if not isinstance(data[name], int) or isinstance(data[name], bool):
+                    raise ValueError(f"{name} must be an integer")
+            nonce = bytes.fromhex(str(data["nonce"]).removeprefix("0x"))
+            signature = bytes.fromhex(str(data["signature"]).removeprefix("0x"))
+            if len(nonce) != 32:
+                raise ValueError("nonce must be 32 bytes")
+        except ValueError as exc:
+            raise UsageError(f"--location {path}: {exc}") from None
+        return cls(to_checksum_address(data["requester"]), data["lat_e6"], data["lon_e6"],
+                   data["accuracy_m"], data["issued_at"], nonce, to_checksum_address(data["attestor"]),
+                   signature)
+
+
+def attest_location(chain: ShardKeyChain, attestor: LocalAccount, requester: str, lat: float, lon: float,
+                    accuracy_m: int) -> SignedAttestation:
+    """Sign a location attestation for ``requester``, issued at the latest block's time."""
+    if not is_address(requester):
+        raise UsageError(f"--for {requester!r} is not an address or account name")
+    if not 0 <= accuracy_m < 2**32:
+        raise UsageError(f"--accuracy {accuracy_m}: must be between 0 and 4294967295 metres")
+    lat_e6, lon_e6 = degrees_to_e6(lat, "lat"), degrees_to_e6(lon, "lon")
+    nonce = os.urandom(32)
+    issued_at = chain.client.latest_timestamp()
+    message = attestation_message(requester, lat_e6, lon_e6, accuracy_m, issued_at, nonce)
+    signature = sign(chain.retrievals.domain, "LocationAttestation", message, attestor)
+    return SignedAttestation(to_checksum_address(requester), lat_e6, lon_e6, accuracy_m, issued_at,
+                             nonce, attestor.address, signature)
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """A request id and its state after the request transaction."""
+
+    request_id: int
+    status: RequestStatus
+    reason: DenialReason
+    key_file: Path
+
+    @property
+    def state(self) -> str:
+        """``pending``, ``approved``, or ``denied: <reason>``."""
+        if self.status == RequestStatus.DENIED:
+            return f"denied: {self.reason.name} ({self.reason.description})"
+        return self.status.name.lower()
+
+
+def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id: bytes,
+                      attestation: SignedAttestation | None, keys_dir: Path) -> RequestOutcome:
+    """Make an ephemeral HPKE key, send the request, keep the key (0600) for ``fetch``."""
+    if chain.datasets.dataset(dataset_id).status == 0:
+        raise UsageError(f"dataset 0x{dataset_id.hex()} is not registered on this chain")
+    ephemeral = HpkePrivateKey.generate(os.urandom)
+    if attestation is not None:
+        receipt = chain.retrievals.request_retrieval(requester, dataset_id, ephemeral.public_key_bytes(),
+                                                     attestation.as_tuple(), attestation.attestor,
+                                                     attestation.signature)
+    else:
+        receipt = chain.retrievals.request_retrieval(requester, dataset_id, ephemeral.public_key_bytes())
+    events = chain.retrievals.contract.events.RetrievalRequested().process_receipt(receipt)
+    request_id = int(events[0]["args"]["requestId"])
+    key_file = keys_dir / f"{request_id}.hpke"
+    atomic_write_bytes(key_file, ephemeral.to_bytes().hex().encode(), mode=0o600)
+    info = chain.retrievals.request(request_id)
+    return RequestOutcome(request_id, info.status, DenialReason(info.denial_reason), key_file)
+
+
+def load_ephemeral_key(keys_dir: Path, request_id: int) -> HpkePrivateKey:
+    """The ephemeral key kept by :func:`request_retrieval`."""
+    path = keys_dir / f"{request_id}.hpke"
+    try:
+        return HpkePrivateKey.from_bytes(bytes.fromhex(path.read_text().strip()))
+    except FileNotFoundError:
+        raise UsageError(f"no ephemeral key for request {request_id} in {keys_dir} "
+                         "(fetch must run where the request was made)") from None

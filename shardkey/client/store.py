@@ -1,0 +1,217 @@
+"""``shardkey store``: stream a file into encrypted shards at holders, register it on chain.
+
+Pipeline (DESIGN.md "Store"): read the file stripe by stripe; erasure-code each stripe;
+encrypt each shard under a fresh key (STREAM AES-256-GCM) and hash it; upload it to its
+placement holder; split each shard key t-of-n. Then wrap each fragment holder's bundle
+under a fresh wrap key sealed to the KOS, register the dataset, and wait until every
+holder has confirmed custody. Work on stripes runs in a thread pool (AES-GCM, SHA-256
+and zfec release the GIL); uploads run concurrently across holders. Memory stays
+bounded by the number of stripes in flight.
+
+If registration never becomes active (a holder did not confirm in time) the dataset is
+revoked so nothing is left pending on chain, and the error names the holders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.model import DatasetParams, DatasetStatus, HolderInfo, HolderStatus
+from shardkey.client.holder_http import ChainClock, HolderClient
+from shardkey.crypto import (
+    FragmentBundle,
+    encode_stripe,
+    shard_count,
+    split,
+    stripe_count,
+    validate_params,
+    wrap_bundle,
+)
+from shardkey.crypto.hpke import seal, wrap_info
+from shardkey.crypto.merkle import merkle_root
+from shardkey.crypto.shamir import holder_fragments_root
+from shardkey.crypto.stream import encrypt_shard
+from shardkey.errors import ShardKeyError, UsageError
+from shardkey.policy.model import Policy
+
+Rng = Callable[[int], bytes]
+Progress = Callable[[int], None]
+
+
+class StoreError(ShardKeyError):
+    """The dataset could not be stored; nothing usable was left on chain."""
+
+
+@dataclass
+class StoreOptions:
+    """Coding parameters of a store."""
+
+    k: int = 3
+    p: int = 2
+    shard_size: int = 1 << 20
+    threshold: int = 3
+    fragment_holders: int | None = None
+    activation_timeout: float = 60.0
+    workers: int = 4
+
+
+@dataclass
+class StoreResult:
+    """What a store produced."""
+
+    dataset_id: bytes
+    params: DatasetParams
+    tx_hash: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def compute_dataset_id(chain_id: int, registry: str, owner: str, salt: bytes) -> bytes:
+    """``keccak256(abi.encode(chainid, registry, owner, salt))`` as the registry computes it."""
+    return keccak(abi_encode(["uint256", "address", "address", "bytes32"],
+                             [chain_id, registry, owner, salt]))
+
+
+def choose_holders(holders: list[HolderInfo], m: int, n: int | None, t: int) -> tuple[list[str], list[str]]:
+    """Shard holders (all active, regions interleaved) and the first ``n`` as fragment holders."""
+    active = [h for h in holders if h.status == HolderStatus.ACTIVE]
+    by_region: dict[str, list[HolderInfo]] = {}
+    for holder in sorted(active, key=lambda h: h.address):
+        by_region.setdefault(holder.region, []).append(holder)
+    ordered: list[HolderInfo] = []
+    queues = [deque(v) for _, v in sorted(by_region.items())]
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.popleft())
+    if len(ordered) < m:
+        raise UsageError(f"--data-shards + --parity = {m} needs at least {m} active holders; "
+                         f"the registry has {len(ordered)}")
+    n = n if n is not None else min(len(ordered), max(5, t))
+    if not 1 <= t <= n <= min(len(ordered), 255):
+        raise UsageError(f"--threshold {t} needs 1 <= t <= fragment holders ({n}) <= active holders "
+                         f"({len(ordered)})")
+    addresses = [h.address for h in ordered]
+    return addresses[:255], addresses[:n]
+
+
+def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAccount,
+               chain: ShardKeyChain, rng: Rng = os.urandom, progress: Progress | None = None) -> StoreResult:
+    """Store ``path`` under ``policy``; return the active dataset's id."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    validate_params(options.k, options.p, options.shard_size)
+    try:
+        length = path.stat().st_size
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    deployment = chain.deployment
+    if not deployment.kos_public_key:
+        raise UsageError("the deployment file has no kos_public_key")
+    policy.validate()
+    holder_infos = [chain.holders.holder(a) for a in chain.holders.addresses()]
+    m = options.k + options.p
+    shard_holders, fragment_holders = choose_holders(holder_infos, m, options.fragment_holders,
+                                                     options.threshold)
+    endpoints = {h.address: h.endpoint for h in holder_infos}
+    salt = rng(32)
+    dataset_id = compute_dataset_id(chain.client.chain_id, deployment.dataset_registry, owner.address, salt)
+    stripes = stripe_count(length, options.k, options.shard_size)
+    total = shard_count(length, options.k, options.p, options.shard_size)
+    clock = ChainClock(chain.client.latest_timestamp)
+    clients = {a: HolderClient(a, endpoints[a], owner, clock)
+               for a in dict.fromkeys(shard_holders + fragment_holders)}
+    n = len(fragment_holders)
+    fragments: list[dict[int, bytes]] = [{} for _ in range(n)]
+    hashes: list[bytes] = [b""] * total
+    timings["setup"] = time.perf_counter() - started
+    try:
+        with ThreadPoolExecutor(max_workers=options.workers) as pool, path.open("rb") as source:
+            in_flight: deque[Future[list[tuple[int, bytes, list[bytes]]]]] = deque()
+            for stripe in range(stripes):
+                data = source.read(options.k * options.shard_size)
+                in_flight.append(pool.submit(
+                    _process_stripe, stripe, data, dataset_id, options, shard_holders, clients,
+                    n, rng))
+                while len(in_flight) > options.workers:
+                    _collect(in_flight.popleft(), hashes, fragments, progress)
+            while in_flight:
+                _collect(in_flight.popleft(), hashes, fragments, progress)
+        timings["shards"] = time.perf_counter() - started - timings["setup"]
+        sealed_wraps, roots = [], []
+        for position, holder in enumerate(fragment_holders):
+            x = position + 1
+            wrap_key = bytearray(rng(32))
+            bundle = FragmentBundle.build(dataset_id, x, fragments[position])
+            roots.append(holder_fragments_root(dataset_id, x, fragments[position]))
+            clients[holder].put_bundle(dataset_id, wrap_bundle(bytes(wrap_key), bundle, rng))
+            sealed_wraps.append(seal(deployment.kos_public_key, bytes(wrap_key),
+                                     wrap_info(chain.client.chain_id, dataset_id, x)))
+            wrap_key[:] = bytes(len(wrap_key))
+        fragments.clear()
+    finally:
+        for client in clients.values():
+            client.close()
+    params = DatasetParams(merkle_root=merkle_root(hashes), k=options.k, p=options.p,
+                           shard_size=options.shard_size, plaintext_length=length, shard_count=total,
+                           threshold=options.threshold, shard_holders=tuple(shard_holders),
+                           fragment_holders=tuple(fragment_holders))
+    mark = time.perf_counter()
+    receipt = chain.datasets.register(owner, salt, params, policy, hashes, sealed_wraps, roots)
+    timings["register"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    _wait_active(chain, owner, dataset_id, options.activation_timeout)
+    timings["activation"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - started
+    return StoreResult(dataset_id, params, "0x" + bytes(receipt["transactionHash"]).hex(), timings)
+
+
+def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreOptions,
+                    shard_holders: list[str], clients: dict[str, HolderClient], n: int,
+                    rng: Rng) -> list[tuple[int, bytes, list[bytes]]]:
+    m = options.k + options.p
+    out = []
+    for position, shard in enumerate(encode_stripe(data, options.k, options.p, options.shard_size)):
+        index = stripe * m + position
+        key = bytearray(rng(32))
+        ciphertext = encrypt_shard(bytes(key), dataset_id, index, shard, rng)
+        clients[shard_holders[index % len(shard_holders)]].put_shard(dataset_id, index, ciphertext)
+        shares = split(bytes(key), options.threshold, n, rng)
+        key[:] = bytes(len(key))
+        out.append((index, hashlib.sha256(ciphertext).digest(), [s.value for s in shares]))
+    return out
+
+
+def _collect(future: Future[list[tuple[int, bytes, list[bytes]]]], hashes: list[bytes],
+             fragments: list[dict[int, bytes]], progress: Progress | None) -> None:
+    for index, digest, shares in future.result():
+        hashes[index] = digest
+        for position, value in enumerate(shares):
+            fragments[position][index] = value
+    if progress is not None:
+        progress(1)
+
+
+def _wait_active(chain: ShardKeyChain, owner: LocalAccount, dataset_id: bytes, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = chain.datasets.dataset(dataset_id)
+        if info.status == DatasetStatus.ACTIVE:
+            return
+        time.sleep(0.1)
+    missing = [h for h in dict.fromkeys(info.params.shard_holders + info.params.fragment_holders)
+               if not chain.datasets.custody_confirmed(dataset_id, h)]
+    chain.datasets.revoke(owner, dataset_id)
+    raise StoreError(f"dataset 0x{dataset_id.hex()} was not confirmed within {timeout:.0f} s by "
+                     f"{', '.join(missing)}; it has been revoked (cancelled) on chain")
