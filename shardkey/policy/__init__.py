@@ -1,0 +1,63 @@
+"""Key Access Policy: model, YAML policy files and off-chain evaluation (pure, no I/O).
+
+The model mirrors the on-chain ``Policy`` struct; :func:`evaluate` mirrors the
+contracts' order of checks and integer geometry bit for bit (``docs/ARCHITECTURE.md``).
+"""
+
+from shardkey.policy.errors import (
+    PolicyDeniedError,
+    PolicyError,
+    PolicyFileError,
+    PolicyValueError,
+)
+from shardkey.policy.evaluate import (
+    ApprovalStatus,
+    Attestation,
+    DatasetStatus,
+    DenialReason,
+    GroupStatus,
+    RequestContext,
+    approvals_status,
+    check,
+    evaluate,
+)
+from shardkey.policy.geo import degrees_to_e6, e6_to_degrees, in_circle, in_polygon
+from shardkey.policy.model import (
+    POLICY_ABI_TYPE,
+    ApprovalGroup,
+    Circle,
+    Policy,
+    Polygon,
+    normalize_address,
+)
+from shardkey.policy.yaml_file import PolicyFile, Resolver, parse_policy_yaml, policy_to_yaml_dict
+
+__all__ = [
+    "POLICY_ABI_TYPE",
+    "ApprovalGroup",
+    "ApprovalStatus",
+    "Attestation",
+    "Circle",
+    "DatasetStatus",
+    "DenialReason",
+    "GroupStatus",
+    "Policy",
+    "PolicyDeniedError",
+    "PolicyError",
+    "PolicyFile",
+    "PolicyFileError",
+    "PolicyValueError",
+    "Polygon",
+    "RequestContext",
+    "Resolver",
+    "approvals_status",
+    "check",
+    "degrees_to_e6",
+    "e6_to_degrees",
+    "evaluate",
+    "in_circle",
+    "in_polygon",
+    "normalize_address",
+    "parse_policy_yaml",
+    "policy_to_yaml_dict",
+]
