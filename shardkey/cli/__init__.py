@@ -1,0 +1,40 @@
+"""The ``shardkey`` command. Every ShardKeyError is caught once, in :func:`main`.
+
+Exit codes: 0 done; 2 bad usage or input; 3 denied by policy; 4 data could not be
+restored or verified; 1 anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from shardkey.chain.errors import ChainError
+from shardkey.errors import ShardKeyError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``shardkey`` console script."""
+    from shardkey.cli.commands import cli
+
+    try:
+        cli.main(args=argv, prog_name="shardkey", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except ChainError as exc:
+        click.echo(f"error: {exc}", err=True)
+        if "Connection refused" in str(exc) or "failed:" in str(exc):
+            click.echo("hint: is the chain running? ('shardkey devnet up' starts a local one)", err=True)
+        sys.exit(exc.exit_code)
+    except ShardKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)

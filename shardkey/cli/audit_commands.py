@@ -1,0 +1,86 @@
+"""``shardkey audit log`` and ``shardkey audit verify``."""
+
+from __future__ import annotations
+
+import click
+
+from shardkey.cli.commands import cli, pass_env
+from shardkey.cli.context import Env, parse_dataset_id
+from shardkey.cli.output import emit, emit_csv
+from shardkey.errors import RestoreError, UsageError
+
+LOG_COLUMNS = ["block", "event", "request", "dataset", "actor", "details"]
+
+
+@cli.group()
+def audit() -> None:
+    """The access history and custody checks."""
+
+
+@audit.command("log")
+@click.option("--dataset", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@click.option("--events", "all_events", is_flag=True, help="One row per event instead of per request.")
+@pass_env
+def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_events: bool) -> None:
+    """Every request with requester, location, approvals, denials, tokens, deliveries, reports."""
+    from dataclasses import asdict
+
+    from shardkey.audit.log import collect_events, describe, request_histories
+
+    if as_json and as_csv:
+        raise UsageError("--json and --csv exclude each other")
+    dataset_id = parse_dataset_id(dataset) if dataset else None
+    events = collect_events(env.chain, dataset_id)
+    names = env.names()
+    rows = [describe(e, names) for e in events]
+    if not (as_json or as_csv):
+        for row in rows:
+            row["dataset"] = row["dataset"][:10] + ".." if row["dataset"] else ""
+    histories = [asdict(h) for h in request_histories(events, names)]
+    if as_csv:
+        emit_csv(rows, ["block", "tx", "event", "request", "dataset", "actor", "details"])
+    elif as_json:
+        emit({"events": rows, "requests": histories}, True)
+    elif all_events:
+        emit(rows, False, LOG_COLUMNS, title="ShardKey events")
+    else:
+        for h in histories:
+            h["approvals"] = ", ".join(h["approvals"])
+            h["tokens"] = len(h["tokens"])
+            h["deliveries"] = ", ".join(h["deliveries"])
+            h["reports"] = "; ".join(h["reports"])
+            h["dataset"] = h["dataset"][:10] + ".."
+        emit(histories, False, ["request_id", "requester", "location", "approvals", "outcome", "tokens",
+                                "deliveries", "reports"], title="ShardKey access history")
+
+
+@audit.command("verify")
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def audit_verify(env: Env, dataset: str, as_json: bool) -> None:
+    """Ask every holder for signed receipts of what it should hold; check them (exit 4 on failure)."""
+    from dataclasses import asdict
+
+    from shardkey.audit.verify import verify_dataset
+
+    verdicts = verify_dataset(env.chain, parse_dataset_id(dataset))
+    names = env.names()
+    rows = []
+    for v in verdicts:
+        row = asdict(v)
+        row["holder"] = names.get(v.holder, v.holder)
+        row["ok"] = v.ok
+        rows.append(row)
+    if as_json:
+        emit(rows, True)
+    else:
+        for row in rows:
+            for key in ("missing", "wrong", "bad_signature"):
+                row[key] = len(row[key])
+        emit(rows, False, ["holder", "ok", "expected", "verified", "missing", "wrong", "bad_signature",
+                           "bundle_ok", "error"], title="custody receipts")
+    if not all(v.ok for v in verdicts):
+        raise RestoreError("some holders could not prove custody (see above)")

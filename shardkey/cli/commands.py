@@ -1,0 +1,297 @@
+"""Command definitions: devnet, store, policy, revoke, geo, request, approve, fetch, audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shardkey.cli.context import Env, default_home, parse_dataset_id
+from shardkey.cli.output import emit, progress_bar
+from shardkey.errors import PolicyDenied, UsageError
+
+pass_env = click.make_pass_decorator(Env)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="Devnet home folder (default: $SHARDKEY_HOME or ./.shardkey).")
+@click.option("--network", "network_file", type=click.Path(path_type=Path), default=None,
+              envvar="SHARDKEY_NETWORK", help="Config naming a deployment file and account keystores.")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, network_file: Path | None) -> None:
+    """ShardKey: encrypted shards at independent holders, keys released by an on-chain policy."""
+    ctx.obj = Env(home=(home.resolve() if home else default_home()), network_file=network_file)
+
+
+# ---------------------------------------------------------------- devnet
+@cli.group()
+def devnet() -> None:
+    """Run a local network: anvil, contracts, KOS and holder agents."""
+
+
+@devnet.command("up")
+@click.option("--holders", default=5, show_default=True, type=click.IntRange(1, 200))
+@click.option("--kos-replicas", default=1, show_default=True, type=click.IntRange(1, 5))
+@click.option("--block-time", default=0.5, show_default=True, type=click.FloatRange(0.05, 15))
+@pass_env
+def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float) -> None:
+    """Start the devnet (a running one is left as it is)."""
+    from shardkey.devnet import up
+
+    info = up(env.home, holders=holders, kos_replicas=kos_replicas, block_time=block_time)
+    click.echo(f"devnet up: {info.rpc_url}, {len(info.data['holders'])} holders, "
+               f"{len(info.data['kos'])} KOS; details in {info.home / 'devnet.json'}")
+
+
+@devnet.command("down")
+@pass_env
+def devnet_down(env: Env) -> None:
+    """Stop every process the devnet started."""
+    from shardkey.devnet import down
+
+    stopped = down(env.home)
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@devnet.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def devnet_status(env: Env, as_json: bool) -> None:
+    """Show what runs."""
+    from shardkey.devnet import status
+
+    rows = status(env.home)
+    if not rows:
+        raise UsageError(f"no devnet in {env.home}")
+    emit(rows, as_json, columns=["name", "pid", "running", "endpoint"])
+
+
+# ---------------------------------------------------------------- store / policy
+def _load_policy(env: Env, path: Path) -> Any:
+    from shardkey.policy.yaml_file import parse_policy_yaml
+
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"--policy {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--policy {path}: not a text file") from None
+    return parse_policy_yaml(text, env.resolve)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path))
+@click.option("--data-shards", "k", default=3, show_default=True, type=click.IntRange(1, 255))
+@click.option("--parity", "p", default=2, show_default=True, type=click.IntRange(0, 255))
+@click.option("--shard-size", default=1 << 20, show_default=True, type=click.IntRange(1, 1 << 30))
+@click.option("--threshold", type=click.IntRange(1, 255), default=None,
+              help="Fragments needed per shard key (default: the policy file's, else 3).")
+@click.option("--fragment-holders", type=click.IntRange(1, 255), default=None)
+@click.option("--as", "as_", default="owner", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def store(env: Env, file: Path, policy_path: Path, k: int, p: int, shard_size: int,
+          threshold: int | None, fragment_holders: int | None, as_: str, as_json: bool) -> None:
+    """Store FILE under a policy; prints the dataset id."""
+    from shardkey.client.store import StoreOptions, store_file
+
+    if not file.is_file():
+        raise UsageError(f"FILE {file}: no such file")
+    policy_file = _load_policy(env, policy_path)
+    t = threshold or policy_file.threshold or 3
+    options = StoreOptions(k=k, p=p, shard_size=shard_size, threshold=t, fragment_holders=fragment_holders)
+    owner = env.account(as_)
+    stripes = max(1, -(-file.stat().st_size // (k * shard_size)))
+    with progress_bar("storing", stripes, enabled=not as_json) as advance:
+        result = store_file(file, policy_file.policy, options, owner, env.chain, progress=advance)
+    dataset = "0x" + result.dataset_id.hex()
+    if as_json:
+        emit({"dataset": dataset, "shards": result.params.shard_count, "tx": result.tx_hash,
+              "timings": result.timings}, True)
+    else:
+        click.echo(dataset)
+
+
+@cli.group()
+def policy() -> None:
+    """Show or update a dataset's Key Access Policy."""
+
+
+@policy.command("show")
+@click.argument("dataset")
+@click.option("--version", type=click.IntRange(1), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def policy_show(env: Env, dataset: str, version: int | None, as_json: bool) -> None:
+    """Print a policy version (default: the current one) as YAML or JSON."""
+    import yaml
+
+    from shardkey.policy.yaml_file import policy_to_yaml_dict
+
+    dataset_id = parse_dataset_id(dataset)
+    info = env.chain.datasets.dataset(dataset_id)
+    if info.status == 0:
+        raise UsageError(f"DATASET {dataset}: not registered on this chain")
+    current = env.chain.datasets.policy(dataset_id, version)
+    names = env.names()
+    data = policy_to_yaml_dict(current, names.get, threshold=info.params.threshold)
+    header = {"dataset": dataset, "version": version or info.policy_version,
+              "status": info.status.name.lower()}
+    if as_json:
+        emit({**header, "policy": data}, True)
+    else:
+        click.echo("# " + ", ".join(f"{k}: {v}" for k, v in header.items()))
+        click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@policy.command("update")
+@click.argument("dataset")
+@click.argument("policy_path", metavar="POLICY.yaml", type=click.Path(path_type=Path))
+@click.option("--as", "as_", default="owner", show_default=True)
+@pass_env
+def policy_update(env: Env, dataset: str, policy_path: Path, as_: str) -> None:
+    """Publish a new policy version."""
+    dataset_id = parse_dataset_id(dataset)
+    policy_file = _load_policy(env, policy_path)
+    owner = env.account(as_)
+    env.chain.datasets.update_policy(owner, dataset_id, policy_file.policy)
+    click.echo(f"policy version {env.chain.datasets.dataset(dataset_id).policy_version} in force")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--as", "as_", default="owner", show_default=True)
+@pass_env
+def revoke(env: Env, dataset: str, as_: str) -> None:
+    """Revoke a dataset: no retrieval is approved or served from now on."""
+    dataset_id = parse_dataset_id(dataset)
+    env.chain.datasets.revoke(env.account(as_), dataset_id)
+    click.echo(f"dataset {dataset} revoked")
+
+
+# ---------------------------------------------------------------- geo / request / approve / fetch
+@cli.group()
+def geo() -> None:
+    """Location attestations."""
+
+
+@geo.command("attest")
+@click.option("--for", "for_", required=True, help="Requester account name or address.")
+@click.option("--lat", required=True, type=click.FloatRange(-90, 90))
+@click.option("--lon", required=True, type=click.FloatRange(-180, 180))
+@click.option("--accuracy", default=50, show_default=True, type=click.IntRange(0, 2**32 - 1))
+@click.option("--as", "as_", default="attestor", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@pass_env
+def geo_attest(env: Env, for_: str, lat: float, lon: float, accuracy: int, as_: str, output: Path) -> None:
+    """Sign an EIP-712 location attestation into a proof file."""
+    from shardkey.client.retrieval import attest_location
+    from shardkey.fsutil import atomic_write_bytes
+
+    proof = attest_location(env.chain, env.account(as_), env.resolve(for_), lat, lon, accuracy)
+    atomic_write_bytes(output, (json.dumps(proof.to_json(), indent=2) + "\n").encode(), mode=0o644)
+    click.echo(f"attestation for {proof.requester} written to {output}")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--as", "as_", default="requester", show_default=True)
+@click.option("--location", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def request(env: Env, dataset: str, as_: str, location: Path | None, as_json: bool) -> None:
+    """Ask for a dataset; prints the request id and state (exit 3 when denied)."""
+    from shardkey.client.retrieval import SignedAttestation, request_retrieval
+
+    dataset_id = parse_dataset_id(dataset)
+    attestation = SignedAttestation.load(location) if location else None
+    outcome = request_retrieval(env.chain, env.account(as_), dataset_id, attestation, env.requests_dir)
+    if as_json:
+        emit({"request": outcome.request_id, "state": outcome.state, "reason": int(outcome.reason)}, True)
+    else:
+        click.echo(f"{outcome.request_id} {outcome.state}")
+    if outcome.reason:
+        raise SystemExit(PolicyDenied.exit_code)
+
+
+@cli.command()
+@click.argument("request_id", metavar="REQUEST", type=click.IntRange(1))
+@click.option("--as", "as_", required=True)
+@pass_env
+def approve(env: Env, request_id: int, as_: str) -> None:
+    """Approve a request as a member of its approval groups."""
+    env.chain.retrievals.approve(env.account(as_), request_id)
+    info = env.chain.retrievals.request(request_id)
+    click.echo(f"request {request_id}: {info.status.name.lower()}")
+
+
+@cli.command()
+@click.argument("request_id", metavar="REQUEST", type=click.IntRange(1))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("--as", "as_", default="requester", show_default=True)
+@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(1))
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_json: bool) -> None:
+    """Restore the dataset of an approved request into OUTPUT (atomically)."""
+    from shardkey.client.fetch import fetch as run_fetch
+    from shardkey.client.retrieval import load_ephemeral_key
+
+    key = load_ephemeral_key(env.requests_dir, request_id)
+    requester = env.account(as_)
+    info = env.chain.retrievals.request(request_id)
+    total = 0
+    if info.dataset_id != bytes(32):
+        total = env.chain.datasets.dataset(info.dataset_id).params.plaintext_length
+    with progress_bar("fetching", total, enabled=not as_json) as advance:
+        result = run_fetch(env.chain, requester, request_id, output, key, timeout=timeout, progress=advance)
+    names = env.names()
+    summary = {"request": request_id, "output": str(output), "bytes": result.bytes_written,
+               "fragment_holders": [names.get(h, h) for h in result.good_holders],
+               "wrong_fragments": [names.get(h, h) for h in result.bad_fragment_holders],
+               "wrong_shards": [{"shard": i, "holder": names.get(h, h)} for i, h in result.bad_shards],
+               "timings": result.timings}
+    if as_json:
+        emit(summary, True)
+    else:
+        click.echo(f"restored {result.bytes_written} bytes to {output}")
+        for shard, holder in result.bad_shards:
+            click.echo(f"  shard {shard} from {names.get(holder, holder)} failed its hash: proven on chain")
+        for holder in result.bad_fragment_holders:
+            click.echo(f"  fragments from {names.get(holder, holder)} were wrong: reported on chain")
+
+
+# ---------------------------------------------------------------- services
+@cli.group()
+def kos() -> None:
+    """The Key Orchestration Service."""
+
+
+@kos.command("run")
+@click.option("--config", required=True, type=click.Path(path_type=Path))
+def kos_run(config: Path) -> None:
+    """Run a KOS replica in the foreground."""
+    from kos.service import run
+
+    run(config)
+
+
+@cli.group()
+def holder() -> None:
+    """A holder agent."""
+
+
+@holder.command("run")
+@click.option("--config", required=True, type=click.Path(path_type=Path))
+def holder_run(config: Path) -> None:
+    """Run a holder agent in the foreground."""
+    from holder_agent.service import run
+
+    run(config)
+
+
+from shardkey.cli import audit_commands, demo_command  # noqa: E402,F401  (register commands)
