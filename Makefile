@@ -10,7 +10,7 @@ export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
 PYTEST := $(PY) -m pytest -p no:ape_test
 
-.PHONY: setup demo test test-unit test-contracts test-e2e lint slither abi bench clean
+.PHONY: setup demo test test-unit test-contracts test-integration test-e2e lint slither abi bench clean
 
 setup: .venv/.installed node_modules/.installed
 
@@ -27,10 +27,10 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	.venv/bin/shardkey demo
 
-test: setup lint test-unit test-contracts slither test-e2e
+test: setup lint test-unit test-contracts slither test-integration test-e2e
 
 lint: setup
-	.venv/bin/ruff check shardkey kos holder_agent scripts tests
+	.venv/bin/ruff check shardkey kos holder_agent scripts tools tests
 	.venv/bin/mypy shardkey/crypto shardkey/policy
 
 test-unit: setup
@@ -41,6 +41,9 @@ test-contracts: setup
 
 slither: setup
 	$(PY) tools/run_slither.py
+
+test-integration: setup
+	$(PYTEST) tests/integration -q
 
 test-e2e: setup
 	$(PYTEST) tests/e2e -q

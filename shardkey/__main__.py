@@ -1,0 +1,5 @@
+"""``python -m shardkey`` = the ``shardkey`` command."""
+
+from shardkey.cli import main
+
+main()

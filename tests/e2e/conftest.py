@@ -1,0 +1,59 @@
+"""End-to-end fixtures: a real devnet (anvil, KOS and holder processes) driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Cli:
+    """Runs ``shardkey --home HOME ...`` as a subprocess, as a user would."""
+
+    home: Path
+
+    def run(self, *args: str, check: int | None = 0,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.run([sys.executable, "-m", "shardkey", "--home", str(self.home), *args],
+                              capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        if check is not None and proc.returncode != check:
+            raise AssertionError(f"shardkey {' '.join(args)} exited {proc.returncode}, expected {check}\n"
+                                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    @property
+    def devnet(self) -> dict:
+        return json.loads((self.home / "devnet.json").read_text())
+
+    def holder(self, name: str) -> dict:
+        return next(h for h in self.devnet["holders"] if h["name"] == name)
+
+
+def start_devnet(home: Path, holders: int = 5) -> Cli:
+    cli = Cli(home)
+    started = time.monotonic()
+    cli.run("devnet", "up", "--holders", str(holders), "--block-time", "0.25", timeout=180)
+    print(f"devnet up in {time.monotonic() - started:.1f} s")
+    return cli
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """A devnet shared by the tests of one module."""
+    cli = start_devnet(tmp_path_factory.mktemp("devnet"))
+    try:
+        yield cli
+    finally:
+        cli.run("devnet", "down", check=None)
