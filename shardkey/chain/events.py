@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.exceptions import MismatchedABI
 
@@ -49,7 +50,7 @@ class EventDecoder:
                 if entry.get("type") != "event":
                     continue
                 event = contract.events[entry["name"]]()
-                topic = bytes(event.topic)
+                topic = bytes(HexBytes(event.topic))
                 self._by_key[(address, topic)] = (contract_name, event)
 
     def decode(self, log: Mapping[str, Any]) -> ChainEvent:
@@ -59,7 +60,7 @@ class EventDecoder:
         if not topics:
             raise UndecodableLog(f"log without topics from {address} in block "
                                  f"{log.get('blockNumber')}")
-        key = (address, bytes(topics[0]))
+        key = (address, bytes(HexBytes(topics[0])))
         if key not in self._by_key:
             raise UndecodableLog(f"unknown event 0x{bytes(topics[0]).hex()} from {address} "
                                  f"in block {log.get('blockNumber')}")

@@ -7,10 +7,11 @@ at any point resumes at the first unhandled event.
 
 Reorgs: the cursor remembers the hashes of the last ``reorg_window`` blocks it
 processed. A reorg shallower than ``confirmations`` never reaches a handler. A deeper
-one (a processed block whose hash changed) rewinds the cursor to the newest block whose
-hash still matches and processes again from there; handlers are idempotent (each checks
-on chain whether its action is still needed), so nothing happens twice. A reorg deeper
-than the window rewinds the whole window and is logged as an error.
+one (a processed block whose hash changed) rewinds the cursor to the newest remembered
+block whose hash still matches and processes again from there; handlers are idempotent
+(each checks on chain whether its action is still needed), so nothing happens twice.
+When no remembered block matches, the cursor goes back ``reorg_window`` blocks before
+the oldest one it remembers, and the reorg is logged as an error.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class EventWatcher:
         self.client = client
         self.decoder = EventDecoder(contracts)
         self.cursor_path = cursor_path
+        self.start_block = start_block
         self.cursor = Cursor.load(cursor_path, start_block)
         self.confirmations = confirmations
         self.chunk_size = chunk_size
@@ -132,10 +134,10 @@ class EventWatcher:
                 if number != max(self.cursor.hashes):
                     self._rewind(number)
                 return
-        oldest = min(self.cursor.hashes)
-        log.error("reorg deeper than the %d-block window; rewinding to block %d",
-                  self.reorg_window, oldest - 1)
-        self._rewind(oldest - 1)
+        # No remembered block survived: go back a whole window before the oldest one.
+        target = max(self.start_block - 1, min(self.cursor.hashes) - self.reorg_window)
+        log.error("reorg replaced every remembered block; rewinding to block %d", target)
+        self._rewind(target)
 
     def _rewind(self, block: int) -> None:
         log.warning("reorg below the confirmations depth: rewinding cursor from block %d to %d "

@@ -38,16 +38,18 @@ def rpc_ready(url: str) -> bool:
     return reply.status_code == 200 and "result" in reply.json()
 
 
-def start_anvil(log_path: Path, port: int | None = None, block_time: float = 1.0,
+def start_anvil(log_path: Path, port: int | None = None, block_time: float | None = 1.0,
                 chain_id: int = 31337) -> tuple[int, str]:
-    """Start anvil on loopback: automine plus interval mining (so confirmations advance).
+    """Start anvil on loopback: automine plus interval mining (so confirmations advance);
+    ``block_time=None`` mines only on transactions (deterministic block numbers for tests).
 
     Returns (pid, rpc_url).
     """
     port = port or free_port()
     argv = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-            "--accounts", "1", "--block-time", str(block_time), "--mixed-mining",
-            "--gas-limit", "60000000"]
+            "--accounts", "1", "--gas-limit", "60000000"]
+    if block_time is not None:
+        argv += ["--block-time", str(block_time), "--mixed-mining"]
     pid = start_detached(argv, log_path)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: rpc_ready(url), 30, "anvil", pid=pid, log_path=log_path)

@@ -1,0 +1,141 @@
+"""The event watcher against a real anvil: order, confirmations, durable cursor, reorgs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.connection import ChainClient
+from shardkey.chain.deploy import deploy_all
+from shardkey.chain.errors import UndecodableLog
+from shardkey.chain.events import ChainEvent, EventDecoder
+from shardkey.chain.watcher import EventWatcher
+from shardkey.devnet.anvil import start_anvil
+from shardkey.devnet.process import stop
+
+FUNDING = hex(10**21)
+
+
+@pytest.fixture
+def automine_chain(tmp_path: Path) -> Iterator[ShardKeyChain]:
+    """A private anvil that mines only on transactions, so block numbers are exact."""
+    pid, url = start_anvil(tmp_path / "anvil.log", block_time=None)
+    try:
+        client = ChainClient(url)
+        admin = Account.create()
+        client.w3.provider.make_request("anvil_setBalance", [admin.address, FUNDING])
+        deployment = deploy_all(client, admin, [])
+        chain = ShardKeyChain(deployment, client)
+        chain.admin = admin  # type: ignore[attr-defined]
+        yield chain
+    finally:
+        stop(pid)
+
+
+def funded(chain: ShardKeyChain) -> Account:
+    account = Account.create()
+    chain.client.w3.provider.make_request("anvil_setBalance", [account.address, FUNDING])
+    return account
+
+
+def register(chain: ShardKeyChain, account, region: str) -> None:
+    chain.holders.register(account, os.urandom(32), "http://127.0.0.1:9", region, 0, 0)
+
+
+def mine(chain: ShardKeyChain, blocks: int) -> None:
+    for _ in range(blocks):
+        chain.client.w3.provider.make_request("evm_mine", [])
+
+
+def watcher(chain: ShardKeyChain, cursor: Path, seen: list[str], confirmations: int) -> EventWatcher:
+    w = EventWatcher(chain.client, chain.contracts, cursor, start_block=chain.deployment.start_block,
+                     confirmations=confirmations)
+    w.on("HolderRegistered", lambda e: seen.append(e.args["region"]))
+    return w
+
+
+def test_events_wait_for_confirmations_and_are_handled_once(automine_chain, tmp_path: Path) -> None:
+    chain, seen = automine_chain, []
+    w = watcher(chain, tmp_path / "cursor.json", seen, confirmations=2)
+    for region in ("a", "b", "c"):
+        register(chain, funded(chain), region)
+    assert w.poll_once() == 1 and seen == ["a"]  # b and c are 1 and 0 blocks deep
+    mine(chain, 2)
+    assert w.poll_once() == 2 and seen == ["a", "b", "c"]
+    assert w.poll_once() == 0
+    restarted = watcher(chain, tmp_path / "cursor.json", seen, confirmations=2)
+    mine(chain, 3)
+    assert restarted.poll_once() == 0 and seen == ["a", "b", "c"]
+
+
+def test_cursor_resumes_inside_a_block(automine_chain, tmp_path: Path) -> None:
+    chain, seen = automine_chain, []
+    register(chain, funded(chain), "a")
+    mine(chain, 1)
+    crashing = watcher(chain, tmp_path / "cursor.json", seen, confirmations=1)
+    calls = []
+
+    def crash_on_second(event: ChainEvent) -> None:
+        calls.append(event.name)
+        if event.name == "HolderActivated":
+            raise RuntimeError("killed mid-block")
+
+    crashing.on("HolderActivated", crash_on_second)
+    holder = funded(chain)
+    register(chain, holder, "b")
+    chain.holders.activate(chain.admin, holder.address)
+    mine(chain, 1)
+    with pytest.raises(RuntimeError):
+        crashing.poll_once()
+    assert seen == ["a", "b"]
+    resumed = watcher(chain, tmp_path / "cursor.json", seen, confirmations=1)
+    activated = []
+    resumed.on("HolderActivated", lambda e: activated.append(e.args["holder"]))
+    resumed.poll_once()
+    assert seen == ["a", "b"] and activated == [holder.address]
+
+
+def test_reorg_shallower_than_confirmations_never_reaches_handlers(automine_chain, tmp_path: Path) -> None:
+    chain, seen = automine_chain, []
+    w = watcher(chain, tmp_path / "cursor.json", seen, confirmations=2)
+    register(chain, funded(chain), "orphan")
+    assert w.poll_once() == 0
+    chain.client.w3.provider.make_request("anvil_reorg", [1, []])
+    mine(chain, 3)
+    assert w.poll_once() == 0 and seen == []
+    assert chain.holders.addresses() == []
+
+
+def test_reorg_deeper_than_confirmations_rewinds_and_replays(automine_chain, tmp_path: Path) -> None:
+    chain, seen = automine_chain, []
+    w = watcher(chain, tmp_path / "cursor.json", seen, confirmations=1)
+    replacement = funded(chain)
+    mine(chain, 1)  # the funding must be in a block older than the reorg
+    register(chain, funded(chain), "old")
+    mine(chain, 1)
+    assert w.poll_once() == 1 and seen == ["old"]
+    fn = chain.holders.contract.functions.registerHolder(os.urandom(32), "http://x", "new", 0, 0)
+    tx = fn.build_transaction({"from": replacement.address, "nonce": 0, "gas": 500_000,
+                               "chainId": chain.client.chain_id})
+    raw = "0x" + replacement.sign_transaction(tx).raw_transaction.hex()
+    chain.client.w3.provider.make_request("anvil_reorg", [2, [[raw, 0]]])
+    mine(chain, 1)
+    w.poll_once()
+    assert seen == ["old", "new"]
+    assert [chain.holders.holder(a).region for a in chain.holders.addresses()] == ["new"]
+
+
+def test_unknown_event_fails_loudly(automine_chain) -> None:
+    chain = automine_chain
+    full = chain.holders.contract
+    partial_abi = [e for e in full.abi if e.get("name") != "HolderRegistered"]
+    partial = chain.client.w3.eth.contract(address=full.address, abi=partial_abi)
+    register(chain, funded(chain), "x")
+    logs = chain.client.w3.eth.get_logs({"address": full.address, "fromBlock": 0})
+    with pytest.raises(UndecodableLog, match="unknown event"):
+        EventDecoder({"HolderRegistry": partial}).decode_all(logs)
