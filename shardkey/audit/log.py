@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.bindings import PARAM_FIELDS, ShardKeyChain, as_tuple
 from shardkey.chain.events import ChainEvent, EventDecoder
 from shardkey.policy.evaluate import DenialReason
 from shardkey.policy.geo import e6_to_degrees
 
 CHUNK = 5_000
+ATTESTATION_FIELDS = ("requester", "latE6", "lonE6", "accuracyM", "issuedAt", "nonce")
 
 
 def collect_events(chain: ShardKeyChain, dataset: bytes | None = None) -> list[ChainEvent]:
@@ -50,7 +51,7 @@ def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
                            "dataset": _hex(a["datasetId"]) if "datasetId" in a else "",
                            "request": a.get("requestId", ""), "actor": "", "details": ""}
     if event.name == "RetrievalRequested":
-        att = a["attestation"]
+        att = as_tuple(a["attestation"], ATTESTATION_FIELDS)
         row["actor"] = _named(a["requester"], names)
         location = "no location"
         if int(a["attestor"], 16) != 0:
@@ -76,7 +77,7 @@ def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
         row["details"] = (f"shard {a['shardIndex']} served {_hex(a['servedHash'])[:18]}.., "
                           f"expected {_hex(a['expectedHash'])[:18]}..")
     elif event.name == "DatasetRegistered":
-        p = a["params"]
+        p = as_tuple(a["params"], PARAM_FIELDS)
         row["actor"] = _named(a["owner"], names)
         row["details"] = (f"{p[5]} shards, k={p[1]} p={p[2]}, t={p[6]} of {len(p[8])}, "
                           f"{p[4]} bytes")

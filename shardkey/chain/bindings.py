@@ -7,7 +7,7 @@ bundles the three for a deployment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -32,7 +32,19 @@ from shardkey.policy.model import Policy
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
-def _params(raw: Sequence[Any]) -> DatasetParams:
+PARAM_FIELDS = ("merkleRoot", "k", "p", "shardSize", "plaintextLength", "shardCount", "threshold",
+                 "shardHolders", "fragmentHolders")
+
+
+def as_tuple(value: Any, fields: Sequence[str]) -> tuple[Any, ...]:
+    """A struct as a tuple: calls return tuples, decoded events return name mappings."""
+    if isinstance(value, Mapping):
+        return tuple(value[f] for f in fields)
+    return tuple(value)
+
+
+def _params(value: Any) -> DatasetParams:
+    raw = as_tuple(value, PARAM_FIELDS)
     return DatasetParams(
         merkle_root=bytes(raw[0]), k=int(raw[1]), p=int(raw[2]), shard_size=int(raw[3]),
         plaintext_length=int(raw[4]), shard_count=int(raw[5]), threshold=int(raw[6]),
