@@ -62,7 +62,7 @@ def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
         reason = DenialReason(int(a["reason"]))
         by = a["by"]
         row["actor"] = "contract" if int(by, 16) == 0 else _named(by, names)
-        row["details"] = f"{reason.name}: {reason.description}"
+        row["details"] = f"{reason.label}: {reason.description}"
     elif event.name == "ApprovalRecorded":
         row["actor"] = _named(a["approver"], names)
         row["details"] = "by EIP-712 signature" if a["bySignature"] else "by transaction"

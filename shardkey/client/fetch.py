@@ -60,7 +60,7 @@ def wait_for_approval(chain: ShardKeyChain, request_id: int, deadline: float) ->
             raise RestoreError(f"request {request_id} does not exist on this chain")
         if info.status == RequestStatus.DENIED:
             reason = DenialReason(info.denial_reason)
-            raise PolicyDenied(f"request {request_id} was denied: {reason.name} ({reason.description})")
+            raise PolicyDenied(f"request {request_id} was denied: {reason.label} ({reason.description})")
         if info.status in (RequestStatus.APPROVED, RequestStatus.COMPLETED):
             return info
         if time.monotonic() > deadline:

@@ -112,7 +112,7 @@ class RequestOutcome:
     def state(self) -> str:
         """``pending``, ``approved``, or ``denied: <reason>``."""
         if self.status == RequestStatus.DENIED:
-            return f"denied: {self.reason.name} ({self.reason.description})"
+            return f"denied: {self.reason.label} ({self.reason.description})"
         return self.status.name.lower()
 
 

@@ -75,6 +75,11 @@ class DenialReason(IntEnum):
         """A sentence for CLI messages and the audit log."""
         return _DESCRIPTIONS[self.value]
 
+    @property
+    def label(self) -> str:
+        """The contract's enum name (``OutsideRegions``), as shown to users and auditors."""
+        return "".join(word.capitalize() for word in self.name.split("_"))
+
 
 class DatasetStatus(IntEnum):
     """Dataset lifecycle status, as in ``DatasetRegistry``."""
