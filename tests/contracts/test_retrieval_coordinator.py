@@ -1,0 +1,432 @@
+import pytest
+from contract_helpers import (
+    APPROVAL_TYPES,
+    ATTESTATION_TYPES,
+    REASONS,
+    RECEIPT_TYPES,
+    REQ_APPROVED,
+    REQ_COMPLETED,
+    REQ_DENIED,
+    REQ_PENDING,
+    ZERO,
+    ZERO32,
+    attestation,
+    domain,
+    merkle_root_and_proofs,
+    params,
+    policy,
+    reverts,
+    shard_hashes,
+    sign_digest,
+    sign_typed,
+    typed_digest,
+    view_reverts,
+)
+from eth_utils import keccak
+
+ZERO_ROLE = b"\x00" * 32
+
+
+@pytest.fixture
+def approved(kit, ds):
+    rid, _ = kit.request(ds)
+    return rid
+
+
+def test_open_policy_is_approved_at_once(kit, coordinator, ds, requester):
+    rid, tx = kit.request(ds, key=b"ephemeral")
+    assert rid == 1 and coordinator.requestCount() == 1
+    req_ev, appr_ev = tx.events
+    assert (req_ev.requestId, req_ev.datasetId, req_ev.requester, req_ev.policyVersion) == (
+        1, ds, requester.address, 1)
+    assert (req_ev.ephemeralKey, req_ev.attestor) == (b"ephemeral", ZERO)
+    assert list(req_ev.attestation) == [ZERO, 0, 0, 0, 0, ZERO32]
+    assert appr_ev == coordinator.RetrievalApproved(1, ds, tx.timestamp, tx.timestamp + 3600)
+    r = coordinator.request(rid)
+    assert (r.datasetId, r.requester, r.policyVersion, r.status, r.denialReason) == (
+        ds, requester.address, 1, REQ_APPROVED, 0)
+    assert (r.requestedAt, r.approvedAt, r.deadline) == (tx.timestamp, tx.timestamp, tx.timestamp + 3600)
+    assert (r.tokensIssued, r.deliveries, r.ephemeralKey) == (0, 0, b"ephemeral")
+    assert coordinator.isOpen(rid)
+    assert coordinator.approvalCounts(rid) == []
+    rid2, _ = kit.request(ds)
+    assert rid2 == 2
+
+
+def test_request_reverts_on_malformed_input(kit, coordinator, ds):
+    with reverts("RetrievalUnknownDataset", keccak(b"nope")):
+        kit.request(keccak(b"nope"))
+    with reverts("RetrievalEmptyEphemeralKey"):
+        kit.request(ds, key=b"")
+    view_reverts(coordinator.checkPolicy, (keccak(b"nope"), ZERO, (ZERO, 0, 0, 0, 0, ZERO32), ZERO, b""),
+                 "RetrievalUnknownDataset", keccak(b"nope"))
+    view_reverts(coordinator.request, (1,), "RetrievalUnknownRequest", 1)
+    view_reverts(coordinator.approvalCounts, (1,), "RetrievalUnknownRequest", 1)
+    assert not coordinator.isOpen(1)
+
+
+def test_request_uses_current_policy_version(kit, coordinator, ds):
+    kit.dataset_registry.updatePolicy(ds, policy(approvalWindow=5), sender=kit.owner)
+    rid, tx = kit.request(ds)
+    r = coordinator.request(rid)
+    assert r.policyVersion == 2 and r.deadline == tx.timestamp + 5
+
+
+# ----- approvals
+
+
+def test_approval_groups(kit, coordinator, gds, approvers, requester):
+    a0, a1, _ = approvers
+    rid, tx = kit.request(gds)
+    assert len(tx.events) == 1 and kit.status(rid) == (REQ_PENDING, 0)
+    assert coordinator.approvalCounts(rid) == [0, 0]
+    assert not coordinator.isOpen(rid)
+    tx = coordinator.approve(rid, sender=a0)
+    assert tx.events == [coordinator.ApprovalRecorded(rid, a0, False, 0)]
+    assert coordinator.approvalCounts(rid) == [1, 0] and coordinator.hasApproved(rid, a0)
+    assert not coordinator.hasApproved(rid, a1)
+    tx = coordinator.approve(rid, sender=a1)  # counts in both groups
+    assert tx.events == [coordinator.ApprovalRecorded(rid, a1, False, 0),
+                         coordinator.RetrievalApproved(rid, gds, tx.timestamp, tx.timestamp + 600)]
+    assert coordinator.approvalCounts(rid) == [2, 1]
+    assert kit.status(rid) == (REQ_APPROVED, 0) and coordinator.isOpen(rid)
+    with reverts("RetrievalInvalidStatus", rid, REQ_APPROVED):
+        coordinator.approve(rid, sender=approvers[2])
+
+
+def test_approve_reverts(kit, coordinator, approvers, requester, outsider):
+    a0, a1, _ = approvers
+    ds_id = kit.register(policy(groups=[("g", [str(requester), str(a0), str(a1)], 2)]))
+    rid, _ = kit.request(ds_id)
+    with reverts("RetrievalUnknownRequest", 99):
+        coordinator.approve(99, sender=a0)
+    with reverts("RetrievalSelfApproval", rid, requester):
+        coordinator.approve(rid, sender=requester)
+    with reverts("RetrievalNotApprover", rid, outsider):
+        coordinator.approve(rid, sender=outsider)
+    coordinator.approve(rid, sender=a0)
+    with reverts("RetrievalAlreadyApproved", rid, a0):
+        coordinator.approve(rid, sender=a0)
+    coordinator.denyRequest(rid, REASONS["KosPolicyMismatch"], sender=kit.kos)
+    with reverts("RetrievalInvalidStatus", rid, REQ_DENIED):
+        coordinator.approve(rid, sender=a1)
+
+
+def _sign_approval(kit, key, rid, approver, nonce, deadline):
+    return sign_typed(key, domain(kit.coordinator, kit.chain_id), APPROVAL_TYPES,
+                      {"requestId": rid, "approver": str(approver), "nonce": nonce,
+                       "deadline": deadline})
+
+
+def test_approve_by_sig_eoa(kit, coordinator, gds, approvers, outsider, requester):
+    a0, a1, _ = approvers
+    rid, _ = kit.request(gds)
+    deadline = kit.now + 1000
+    dom = domain(coordinator, kit.chain_id)
+    msg = {"requestId": rid, "approver": str(a0), "nonce": 7, "deadline": deadline}
+    assert coordinator.hashApproval(rid, a0, 7, deadline) == typed_digest(dom, APPROVAL_TYPES, msg)
+    sig = _sign_approval(kit, a0.private_key, rid, a0, 7, deadline)
+    tx = coordinator.approveBySig(rid, a0, 7, deadline, sig, sender=outsider)  # relayed
+    assert tx.events == [coordinator.ApprovalRecorded(rid, a0, True, 7)]
+    assert coordinator.nonceUsed(a0, 7) and not coordinator.nonceUsed(a0, 8)
+    # replay of the same signature
+    with reverts("RetrievalNonceUsed", a0, 7):
+        coordinator.approveBySig(rid, a0, 7, deadline, sig, sender=outsider)
+    # a signature by someone else, or for other fields, does not verify
+    bad = _sign_approval(kit, outsider.private_key, rid, a1, 1, deadline)
+    with reverts("RetrievalInvalidSignature", a1):
+        coordinator.approveBySig(rid, a1, 1, deadline, bad, sender=outsider)
+    other_rid = _sign_approval(kit, a1.private_key, rid + 1, a1, 1, deadline)
+    with reverts("RetrievalInvalidSignature", a1):
+        coordinator.approveBySig(rid, a1, 1, deadline, other_rid, sender=outsider)
+    with reverts("RetrievalSignatureExpired", kit.now - 1):
+        coordinator.approveBySig(rid, a1, 1, kit.now - 1,
+                                 _sign_approval(kit, a1.private_key, rid, a1, 1, kit.now - 1),
+                                 sender=outsider)
+    # the requester's own signature is rejected too
+    own = _sign_approval(kit, requester.private_key, rid, requester, 1, deadline)
+    with reverts("RetrievalSelfApproval", rid, requester):
+        coordinator.approveBySig(rid, requester, 1, deadline, own, sender=outsider)
+    good = _sign_approval(kit, a1.private_key, rid, a1, 1, deadline)
+    tx = coordinator.approveBySig(rid, a1, 1, deadline, good, sender=outsider)
+    assert tx.events[-1].event_name == "RetrievalApproved"
+
+
+def test_domain_separator(coordinator, chain):
+    from eth_abi import encode
+
+    expected = keccak(encode(
+        ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+        [keccak(text="EIP712Domain(string name,string version,uint256 chainId,"
+                     "address verifyingContract)"),
+         keccak(text="ShardKey"), keccak(text="1"), chain.chain_id, coordinator.address]))
+    assert coordinator.domainSeparator() == expected
+    assert coordinator.APPROVAL_TYPEHASH() == keccak(
+        text="Approval(uint256 requestId,address approver,uint256 nonce,uint256 deadline)")
+    assert coordinator.SHARD_RECEIPT_TYPEHASH() == keccak(
+        text="ShardReceipt(bytes32 datasetId,uint32 shardIndex,bytes32 ciphertextHash)")
+    assert coordinator.LOCATION_ATTESTATION_TYPEHASH() == keccak(
+        text="LocationAttestation(address requester,int32 latE6,int32 lonE6,uint32 accuracyM,"
+             "uint64 issuedAt,bytes32 nonce)")
+
+
+def test_approve_by_sig_eip1271(kit, coordinator, gds, approvers, wallet, outsider):
+    a0, _a1, wallet_owner = approvers
+    rid, _ = kit.request(gds)
+    deadline = kit.now + 1000
+    digest = coordinator.hashApproval(rid, wallet, 3, deadline)
+    with reverts("RetrievalInvalidSignature", wallet):
+        coordinator.approveBySig(rid, wallet, 3, deadline, sign_digest(a0.private_key, digest),
+                                 sender=outsider)
+    sig = sign_digest(wallet_owner.private_key, digest)
+    tx = coordinator.approveBySig(rid, wallet, 3, deadline, sig, sender=outsider)
+    assert tx.events == [coordinator.ApprovalRecorded(rid, wallet, True, 3)]
+    assert coordinator.approvalCounts(rid) == [0, 1]
+    with reverts("RetrievalNonceUsed", wallet, 3):
+        coordinator.approveBySig(rid, wallet, 3, deadline, sig, sender=outsider)
+
+
+def test_contract_wallet_approves_by_transaction(kit, coordinator, gds, approvers, wallet):
+    a0, _a1, wallet_owner = approvers
+    rid, _ = kit.request(gds)
+    data = coordinator.approve.encode_input(rid)
+    wallet.execute(coordinator, data, sender=wallet_owner)
+    assert coordinator.hasApproved(rid, wallet)
+    with reverts("TestWalletUnauthorized", a0):
+        wallet.execute(coordinator, data, sender=a0)
+
+
+# ----- tokens, deliveries, completion
+
+
+def test_issue_tokens_and_deliver(kit, coordinator, approved, kos, ds):
+    fh = kit.fragment_holders
+    tx = coordinator.issueTokens(approved, fh[:2], [b"t0", b"t1"], sender=kos)
+    assert tx.events == [coordinator.TokenIssued(approved, fh[0], b"t0"),
+                         coordinator.TokenIssued(approved, fh[1], b"t1")]
+    assert coordinator.tokenIssued(approved, fh[0]) and not coordinator.tokenIssued(approved, fh[2])
+    with reverts("RetrievalTokenAlreadyIssued", approved, fh[1]):
+        coordinator.issueTokens(approved, [fh[2], fh[1]], [b"t2", b"t1"], sender=kos)
+    with reverts("RetrievalTokenAlreadyIssued", approved, fh[2]):
+        coordinator.issueTokens(approved, [fh[2], fh[2]], [b"t2", b"t2"], sender=kos)
+    coordinator.issueTokens(approved, fh[2:], [b"t2", b"t3", b"t4"], sender=kos)
+    assert coordinator.request(approved).tokensIssued == 5
+
+    tx = coordinator.deliverFragments(approved, b"sealed", sender=fh[0])
+    assert tx.events == [coordinator.FragmentsDelivered(approved, fh[0], b"sealed")]
+    assert coordinator.delivered(approved, fh[0]) and not coordinator.delivered(approved, fh[1])
+    with reverts("RetrievalAlreadyDelivered", approved, fh[0]):
+        coordinator.deliverFragments(approved, b"again", sender=fh[0])
+    with reverts("RetrievalEmptyPayload", approved, fh[1]):
+        coordinator.deliverFragments(approved, b"", sender=fh[1])
+    coordinator.deliverFragments(approved, b"s1", sender=fh[1])
+    assert coordinator.request(approved).deliveries == 2
+
+
+def test_issue_tokens_reverts(kit, coordinator, approved, kos, outsider, gds):
+    fh = kit.fragment_holders
+    with reverts("AccessControlUnauthorizedAccount", outsider, coordinator.KOS_ROLE()):
+        coordinator.issueTokens(approved, [fh[0]], [b"t"], sender=outsider)
+    with reverts("RetrievalUnknownRequest", 42):
+        coordinator.issueTokens(42, [fh[0]], [b"t"], sender=kos)
+    with reverts("RetrievalInvalidBatch", 2, 1):
+        coordinator.issueTokens(approved, fh[:2], [b"t"], sender=kos)
+    with reverts("RetrievalInvalidBatch", 0, 0):
+        coordinator.issueTokens(approved, [], [], sender=kos)
+    with reverts("RetrievalNotFragmentHolder", approved, kit.shard_holders[0]):
+        coordinator.issueTokens(approved, [kit.shard_holders[0]], [b"t"], sender=kos)
+    with reverts("RetrievalEmptyPayload", approved, fh[0]):
+        coordinator.issueTokens(approved, [fh[0]], [b""], sender=kos)
+    pending, _ = kit.request(gds)
+    with reverts("RetrievalInvalidStatus", pending, REQ_PENDING):
+        coordinator.issueTokens(pending, [fh[0]], [b"t"], sender=kos)
+
+
+def test_deliver_reverts(kit, coordinator, approved, kos, outsider, gds):
+    fh = kit.fragment_holders
+    with reverts("RetrievalNoToken", approved, fh[0]):
+        coordinator.deliverFragments(approved, b"s", sender=fh[0])
+    with reverts("RetrievalNoToken", approved, outsider):
+        coordinator.deliverFragments(approved, b"s", sender=outsider)
+    pending, _ = kit.request(gds)
+    with reverts("RetrievalInvalidStatus", pending, REQ_PENDING):
+        coordinator.deliverFragments(pending, b"s", sender=fh[0])
+
+
+def test_window_expiry_is_enforced(kit, coordinator, approved, kos, chain):
+    """Reason 16 (ApprovalExpired) lives off chain; on chain the window is a hard revert."""
+    fh = kit.fragment_holders
+    deadline = coordinator.request(approved).deadline
+    coordinator.issueTokens(approved, [fh[0]], [b"t"], sender=kos)
+    kit.at(deadline)  # the deadline itself is still open
+    coordinator.issueTokens(approved, [fh[1]], [b"t"], sender=kos)
+    assert coordinator.isOpen(approved)
+    kit.at(deadline + 1)
+    with reverts("RetrievalApprovalExpired", approved, deadline):
+        coordinator.issueTokens(approved, [fh[2]], [b"t"], sender=kos)
+    kit.at(deadline + 1)
+    with reverts("RetrievalApprovalExpired", approved, deadline):
+        coordinator.deliverFragments(approved, b"s", sender=fh[0])
+    chain.mine(timestamp=deadline + 2)
+    assert not coordinator.isOpen(approved)
+    # completion does not depend on the window
+    coordinator.completeRetrieval(approved, sender=kit.requester)
+
+
+def test_revocation_closes_requests(kit, coordinator, approved, kos, ds):
+    fh = kit.fragment_holders
+    coordinator.issueTokens(approved, [fh[0]], [b"t"], sender=kos)
+    kit.dataset_registry.revokeDataset(ds, sender=kit.owner)
+    assert not coordinator.isOpen(approved)
+    with reverts("RetrievalDatasetRevoked", approved, ds):
+        coordinator.issueTokens(approved, [fh[1]], [b"t"], sender=kos)
+    with reverts("RetrievalDatasetRevoked", approved, ds):
+        coordinator.deliverFragments(approved, b"s", sender=fh[0])
+
+
+def test_retired_holder_still_delivers(kit, coordinator, approved, kos, admin):
+    h = kit.fragment_holders[0]
+    kit.holder_registry.retireHolder(h, sender=admin)
+    coordinator.issueTokens(approved, [h], [b"t"], sender=kos)
+    coordinator.deliverFragments(approved, b"s", sender=h)
+    assert coordinator.delivered(approved, h)
+
+
+def test_complete(kit, coordinator, approved, outsider, gds, ds, requester):
+    with reverts("RetrievalNotRequester", approved, outsider):
+        coordinator.completeRetrieval(approved, sender=outsider)
+    tx = coordinator.completeRetrieval(approved, sender=requester)
+    assert tx.events == [coordinator.RetrievalCompleted(approved, ds, requester)]
+    assert kit.status(approved) == (REQ_COMPLETED, 0)
+    assert not coordinator.isOpen(approved)
+    with reverts("RetrievalInvalidStatus", approved, REQ_COMPLETED):
+        coordinator.completeRetrieval(approved, sender=requester)
+    pending, _ = kit.request(gds)
+    with reverts("RetrievalInvalidStatus", pending, REQ_PENDING):
+        coordinator.completeRetrieval(pending, sender=requester)
+    with reverts("RetrievalUnknownRequest", 77):
+        coordinator.completeRetrieval(77, sender=requester)
+
+
+def test_deny_request(kit, coordinator, approved, kos, outsider, ds, gds):
+    with reverts("AccessControlUnauthorizedAccount", outsider, coordinator.KOS_ROLE()):
+        coordinator.denyRequest(approved, 17, sender=outsider)
+    for bad in (0, 20, 255):
+        with reverts("RetrievalInvalidDenialReason", bad):
+            coordinator.denyRequest(approved, bad, sender=kos)
+    with reverts("RetrievalUnknownRequest", 99):
+        coordinator.denyRequest(99, 17, sender=kos)
+    tx = coordinator.denyRequest(approved, REASONS["KosWrapKeyInvalid"], sender=kos)
+    assert tx.events == [coordinator.RetrievalDenied(approved, ds, 18, kos)]
+    assert kit.status(approved) == (REQ_DENIED, 18)
+    assert not coordinator.isOpen(approved)
+    with reverts("RetrievalInvalidStatus", approved, REQ_DENIED):
+        coordinator.denyRequest(approved, 17, sender=kos)
+    pending, _ = kit.request(gds)
+    coordinator.denyRequest(pending, REASONS["ApprovalExpired"], sender=kos)
+    assert kit.status(pending) == (REQ_DENIED, 16)
+
+
+def test_roles(coordinator, admin, kos, outsider, dataset_registry, holder_registry):
+    coordinator_registries = (dataset_registry, holder_registry)
+    role = coordinator.KOS_ROLE()
+    assert role == keccak(text="KOS_ROLE")
+    assert coordinator.hasRole(role, kos) and coordinator.hasRole(ZERO_ROLE, admin)
+    with reverts("AccessControlUnauthorizedAccount", outsider, ZERO_ROLE):
+        coordinator.grantRole(role, outsider, sender=outsider)
+    assert list(coordinator.registries()) == [kit_addr.address for kit_addr in (
+        coordinator_registries[0], coordinator_registries[1])]
+
+
+# ----- misbehaviour reports
+
+
+@pytest.fixture
+def merkle_ds(kit):
+    hashes = shard_hashes(10, b"real")
+    root, proofs = merkle_root_and_proofs(hashes)
+    ds_id = kit.register(prm=params(kit.shard_holders, kit.fragment_holders, merkle_root=root),
+                         hashes=hashes)
+    rid, _ = kit.request(ds_id)
+    return ds_id, rid, hashes, proofs
+
+
+def _receipt_sig(kit, holder, ds_id, idx, served):
+    return sign_typed(holder.private_key, domain(kit.coordinator, kit.chain_id), RECEIPT_TYPES,
+                      {"datasetId": ds_id, "shardIndex": idx, "ciphertextHash": served})
+
+
+def test_report_shard_failure(kit, coordinator, merkle_ds, outsider):
+    ds_id, rid, hashes, proofs = merkle_ds
+    idx = 7
+    holder = kit.shard_holders[idx % 5]
+    served = keccak(b"garbage")
+    dom = domain(coordinator, kit.chain_id)
+    msg = {"datasetId": ds_id, "shardIndex": idx, "ciphertextHash": served}
+    assert coordinator.hashShardReceipt(ds_id, idx, served) == typed_digest(dom, RECEIPT_TYPES, msg)
+    sig = _receipt_sig(kit, holder, ds_id, idx, served)
+    tx = coordinator.reportShardFailure(rid, idx, served, sig, hashes[idx], proofs[idx],
+                                        sender=outsider)
+    assert tx.events == [coordinator.ShardIntegrityFailureProven(
+        ds_id, rid, holder, idx, served, hashes[idx])]
+    with reverts("RetrievalShardFailureAlreadyProven", rid, idx):
+        coordinator.reportShardFailure(rid, idx, served, sig, hashes[idx], proofs[idx],
+                                       sender=outsider)
+
+
+def test_report_shard_failure_reverts(kit, coordinator, merkle_ds, outsider):
+    ds_id, rid, hashes, proofs = merkle_ds
+    idx = 3
+    holder = kit.shard_holders[idx]
+    served = keccak(b"garbage")
+    sig = _receipt_sig(kit, holder, ds_id, idx, served)
+    with reverts("RetrievalUnknownRequest", 999):
+        coordinator.reportShardFailure(999, idx, served, sig, hashes[idx], proofs[idx],
+                                       sender=outsider)
+    with reverts("RetrievalShardHashMatches", idx, hashes[idx]):
+        coordinator.reportShardFailure(rid, idx, hashes[idx], sig, hashes[idx], proofs[idx],
+                                       sender=outsider)
+    with reverts("RetrievalShardIndexOutOfRange", rid, 10, 10):
+        coordinator.reportShardFailure(rid, 10, served, sig, hashes[idx], proofs[idx],
+                                       sender=outsider)
+    # shard 4's hash is not the committed hash of shard 3 (the leaf binds the index)
+    with reverts("RetrievalInvalidShardProof", idx, hashes[4]):
+        coordinator.reportShardFailure(rid, idx, served, sig, hashes[4], proofs[4],
+                                       sender=outsider)
+    with reverts("RetrievalInvalidShardProof", idx, hashes[idx]):
+        coordinator.reportShardFailure(rid, idx, served, sig, hashes[idx], proofs[idx][:-1],
+                                       sender=outsider)
+    # signed by a holder that does not hold shard 3 under the placement rule
+    wrong = _receipt_sig(kit, kit.shard_holders[4], ds_id, idx, served)
+    with reverts("RetrievalInvalidReceiptSignature", holder, idx):
+        coordinator.reportShardFailure(rid, idx, served, wrong, hashes[idx], proofs[idx],
+                                       sender=outsider)
+    # a receipt for another served hash
+    other = _receipt_sig(kit, holder, ds_id, idx, keccak(b"x"))
+    with reverts("RetrievalInvalidReceiptSignature", holder, idx):
+        coordinator.reportShardFailure(rid, idx, served, other, hashes[idx], proofs[idx],
+                                       sender=outsider)
+
+
+def test_report_fragment_failure(kit, coordinator, approved, gds, outsider, requester, ds):
+    h = kit.fragment_holders[2]
+    with reverts("RetrievalNotRequester", approved, outsider):
+        coordinator.reportFragmentFailure(approved, h, sender=outsider)
+    with reverts("RetrievalNotFragmentHolder", approved, outsider):
+        coordinator.reportFragmentFailure(approved, outsider, sender=requester)
+    tx = coordinator.reportFragmentFailure(approved, h, sender=requester)
+    assert tx.events == [coordinator.FragmentFailureReported(approved, ds, h)]
+    with reverts("RetrievalFragmentFailureAlreadyReported", approved, h):
+        coordinator.reportFragmentFailure(approved, h, sender=requester)
+    coordinator.completeRetrieval(approved, sender=requester)
+    coordinator.reportFragmentFailure(approved, kit.fragment_holders[3], sender=requester)
+    pending, _ = kit.request(gds)
+    with reverts("RetrievalInvalidStatus", pending, REQ_PENDING):
+        coordinator.reportFragmentFailure(pending, h, sender=requester)
+
+
+def test_hash_attestation_matches_eip712(kit, coordinator, requester):
+    a = attestation(requester, -33_868_800, -151_209_300, 25, 1_700_000_000, b"\x05" * 32)
+    dom = domain(coordinator, kit.chain_id)
+    expected = typed_digest(dom, ATTESTATION_TYPES, a)
+    assert coordinator.hashAttestation(tuple(a.values())) == expected
