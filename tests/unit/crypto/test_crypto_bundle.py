@@ -34,7 +34,7 @@ def make(n: int = 3, x: int = 2) -> b.FragmentBundle:
 
 
 def rng(seed: int = 0) -> b.Rng:
-    return random.Random(seed).randbytes  # noqa: S311
+    return random.Random(seed).randbytes
 
 
 def test_plaintext_layout() -> None:
@@ -68,7 +68,7 @@ def test_wrapped_layout() -> None:
     seed=st.integers(0, 2**32),
 )
 def test_roundtrip(x: int, indices: set[int], seed: int) -> None:
-    r = random.Random(seed)  # noqa: S311
+    r = random.Random(seed)
     frags = {i: r.randbytes(32) for i in indices}
     bun = b.FragmentBundle.build(DS, x, frags)
     assert [i for i, _ in bun.entries] == sorted(indices)

@@ -112,8 +112,8 @@ def test_suite_byte_mismatch_and_unknown() -> None:
 
 def test_key_generation_is_driven_by_rng_and_serializes() -> None:
     for suite, pub_len, priv_len in [(1, 32, 33), (2, 1216, 97)]:
-        a = HpkePrivateKey.generate(random.Random(5).randbytes, HpkeSuiteId(suite))  # noqa: S311
-        b = HpkePrivateKey.generate(random.Random(5).randbytes, HpkeSuiteId(suite))  # noqa: S311
+        a = HpkePrivateKey.generate(random.Random(5).randbytes, HpkeSuiteId(suite))
+        b = HpkePrivateKey.generate(random.Random(5).randbytes, HpkeSuiteId(suite))
         assert a.public_key_bytes() == b.public_key_bytes()
         assert len(a.public_key_bytes()) == pub_len
         assert len(a.to_bytes()) == priv_len

@@ -117,7 +117,7 @@ def test_known_answer_from_fips_facts() -> None:
 
 @pytest.mark.parametrize(("t", "n", "seed"), [(1, 1, 0), (2, 3, 1), (3, 5, 2), (5, 9, 3), (8, 8, 4)])
 def test_split_matches_reference_polynomial(t: int, n: int, seed: int) -> None:
-    r = random.Random(seed)  # noqa: S311
+    r = random.Random(seed)
     secret = r.randbytes(32)
     rand = r.randbytes(32 * (t - 1))
     coeff_bytes = [secret] + [rand[i * 32 : (i + 1) * 32] for i in range(t - 1)]

@@ -23,7 +23,7 @@ DS = bytes.fromhex("aa" * 32)
 
 
 def rng(seed: int = 0) -> stream.Rng:
-    return random.Random(seed).randbytes  # noqa: S311
+    return random.Random(seed).randbytes
 
 
 def pieces(data: bytes, r: random.Random) -> list[bytes]:
@@ -42,7 +42,7 @@ def pieces(data: bytes, r: random.Random) -> list[bytes]:
     seed=st.integers(0, 2**32),
 )
 def test_roundtrip_streaming_matches_one_shot(plaintext: bytes, chunk_size: int, seed: int) -> None:
-    r = random.Random(seed)  # noqa: S311
+    r = random.Random(seed)
     ct = stream.encrypt_shard(KEY, DS, 5, plaintext, rng(seed), chunk_size)
     assert len(ct) == stream.ciphertext_length(len(plaintext), chunk_size)
     enc = stream.ShardEncryptor(KEY, DS, 5, rng(seed), chunk_size)

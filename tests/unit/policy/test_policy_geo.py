@@ -249,7 +249,7 @@ def test_polygon_agrees_with_float_ray_cast(
 
 
 def test_polygon_random_star_shapes() -> None:
-    rng = random.Random(7)  # noqa: S311 - test geometry, not crypto
+    rng = random.Random(7)
     for _ in range(200):
         n = rng.randint(4, 32)  # angular gaps < pi: the origin is strictly inside
         angles = [2 * math.pi * (i + 0.9 * rng.random()) / n for i in range(n)]
