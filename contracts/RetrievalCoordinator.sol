@@ -65,7 +65,7 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     ) external returns (uint256 requestId) {
         Request storage r;
         IDatasetRegistry.DatasetStatus ds;
-        (requestId, r, ds) = _createRequest(datasetId, ephemeralKey, attestation, attestor);
+        (requestId, r, ds) = _createRequest(datasetId, ephemeralKey, attestation, attestor, attestationSig);
         (DenialReason reason, bytes32 digest, IDatasetRegistry.Policy memory p) =
             _evaluate(datasetId, ds, r.policyVersion, msg.sender, attestation, attestor, attestationSig);
         _settle(requestId, r, reason, digest, p);
@@ -290,7 +290,8 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         bytes32 datasetId,
         bytes calldata ephemeralKey,
         LocationAttestation calldata attestation,
-        address attestor
+        address attestor,
+        bytes calldata attestationSig
     ) private returns (uint256 requestId, Request storage r, IDatasetRegistry.DatasetStatus ds) {
         uint32 version;
         (ds, version) = _datasets.datasetStatus(datasetId);
@@ -303,7 +304,9 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         r.policyVersion = version;
         r.requestedAt = uint64(block.timestamp);
         r.ephemeralKey = ephemeralKey;
-        emit RetrievalRequested(requestId, datasetId, msg.sender, version, ephemeralKey, attestor, attestation);
+        emit RetrievalRequested(
+            requestId, datasetId, msg.sender, version, ephemeralKey, attestor, attestation, attestationSig
+        );
     }
 
     /// @dev Stores the outcome of a new request. The attestation digest is consumed only when

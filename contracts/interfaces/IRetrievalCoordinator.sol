@@ -73,7 +73,8 @@ interface IRetrievalCoordinator {
         bytes ephemeralKey;
     }
 
-    /// @notice A request was made (whatever its outcome); carries the attestation as given.
+    /// @notice A request was made (whatever its outcome); carries the attestation and its
+    /// signature as given, so the KOS, holders and auditors can re-verify it from the log alone.
     event RetrievalRequested(
         uint256 indexed requestId,
         bytes32 indexed datasetId,
@@ -81,7 +82,8 @@ interface IRetrievalCoordinator {
         uint32 policyVersion,
         bytes ephemeralKey,
         address attestor,
-        LocationAttestation attestation
+        LocationAttestation attestation,
+        bytes attestationSig
     );
     /// @notice The request was denied; `by` is address(0) for the coordinator's own policy
     /// check, the KOS account for {denyRequest}.

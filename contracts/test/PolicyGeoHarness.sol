@@ -8,7 +8,7 @@ import {PolicyTime} from "../PolicyTime.sol";
 /// @notice Test-only: exposes the policy libraries so Python can cross-check its mirror.
 contract PolicyGeoHarness {
     function cosE6(int32 latE6) external pure returns (uint256) {
-        return PolicyGeo.cosE6(latE6);
+        return PolicyGeo.cosE6(latE6 < 0 ? uint256(-int256(latE6)) : uint256(int256(latE6)));
     }
 
     function insideCircle(IDatasetRegistry.Circle calldata c, int32 latE6, int32 lonE6, uint32 accuracyM)
