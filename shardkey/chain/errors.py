@@ -12,7 +12,13 @@ class ChainError(ShardKeyError):
 
 
 class TransactionReverted(ChainError):
-    """A transaction or call reverted; ``error`` names the contract's custom error."""
+    """A transaction or call reverted; ``error`` names the contract's custom error.
+
+    The contracts revert only on input they refuse (a malformed or disallowed call;
+    policy failures are recorded, not reverted), so this is a usage error (exit 2).
+    """
+
+    exit_code = 2
 
     def __init__(self, error: str, args: dict[str, Any] | None = None, tx: str | None = None):
         self.error = error

@@ -1,0 +1,28 @@
+"""``python -m holder_agent --config FILE``: run one holder agent."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shardkey.errors import ShardKeyError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the agent; a ShardKey error is one line on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m holder_agent",
+                                     description="Run a ShardKey holder agent.")
+    parser.add_argument("--config", required=True, type=Path, help="holder settings (TOML)")
+    args = parser.parse_args(argv)
+    from holder_agent.service import run
+
+    try:
+        return run(args.config)
+    except ShardKeyError as exc:
+        print(f"holder_agent: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""The holder's HTTP API (Starlette). Described in docs/HOLDER_API.md and at /openapi.json.
+
+Every refusal is ``{"error": code, "detail": reason}`` with a 4xx status (503 when the
+chain cannot be reached); a 500 means a bug and is logged with its traceback. Path
+parameters are validated (:func:`parse_dataset_id`, :func:`parse_shard_index`) before
+anything touches the disk or the chain. Blocking work (chain calls, signature
+recovery, hashing, fsync) runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from anyio import to_thread
+from eth_account.signers.local import LocalAccount
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.schemas import SchemaGenerator
+
+from holder_agent import openapi
+from holder_agent.auth import ChainTime, precheck, verify_digest
+from holder_agent.errors import (
+    ApiError,
+    ContentConflictError,
+    InvalidNameError,
+    PayloadTooLargeError,
+    QuotaExceededError,
+    StorageError,
+)
+from holder_agent.storage import BUNDLE, Item, Store, hash_handle, parse_dataset_id, parse_shard_index
+from shardkey.chain import eip712
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.errors import ChainError, TransactionReverted
+from shardkey.chain.model import DatasetStatus, RequestStatus
+from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, AuthError, NonceCache, verify_request
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID_RE = re.compile(r"[0-9]{1,78}")
+_STREAM_CHUNK = 1 << 16
+_STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [
+    (InvalidNameError, 400, "bad_name"), (PayloadTooLargeError, 413, "too_large"),
+    (QuotaExceededError, 507, "quota_exceeded"), (ContentConflictError, 409, "conflict")]
+
+
+@dataclass
+class ApiContext:
+    """What the endpoints need: the chain, this holder's account, its storage."""
+
+    chain: ShardKeyChain
+    account: LocalAccount
+    store: Store
+    clock: ChainTime
+    nonces: NonceCache
+    max_body_bytes: int
+
+    @property
+    def address(self) -> str:
+        """This holder's address."""
+        return str(self.account.address)
+
+
+def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    """The one error body of the API."""
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(fn: Callable[[ApiContext, Request], Awaitable[Response]],
+             ctx: ApiContext) -> Endpoint:
+    """Map every expected failure to its status; anything else is a logged 500."""
+    @functools.wraps(fn)
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await fn(ctx, request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.detail)
+        except AuthError as exc:
+            return error_response(401, "unauthorized", str(exc))
+        except StorageError as exc:
+            for kind, status, code in _STORAGE_STATUS:
+                if isinstance(exc, kind):
+                    return error_response(status, code, str(exc))
+            raise
+        except ChainError as exc:
+            log.warning("chain unavailable", extra={"fields": {"detail": str(exc)}})
+            return error_response(503, "chain_unavailable", "the chain could not be reached")
+        except Exception:
+            log.exception("unexpected error", extra={"fields": {"path": request.url.path}})
+            return error_response(500, "internal", "internal error (logged)")
+    return endpoint
+
+
+def _signed_path(request: Request) -> str:
+    """The request target as the client signed it: raw path plus query string."""
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    path = bytes(raw).decode("latin-1")
+    query = bytes(request.scope.get("query_string", b"")).decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+def _path_ids(request: Request, with_index: bool) -> tuple[bytes, int | None]:
+    dataset_id = parse_dataset_id(request.path_params["dataset_id"])
+    index = parse_shard_index(request.path_params["index"]) if with_index else None
+    return dataset_id, index
+
+
+# --- endpoints ----------------------------------------------------------------
+
+
+async def health(ctx: ApiContext, request: Request) -> Response:
+    """Liveness and identity of this holder.
+    ---
+    summary: Health
+    description: The holder's account address and the chain id it watches.
+    responses:
+      200:
+        description: The agent is up.
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Health"}
+    """
+    return JSONResponse({"status": "ok", "address": ctx.address, "chain_id": ctx.chain.client.chain_id})
+
+
+async def put_shard(ctx: ApiContext, request: Request) -> Response:
+    """Stage one shard ciphertext (signed by the uploading owner).
+    ---
+    summary: Upload a shard
+    description: >-
+      Streams the body into the uploader's staging area (quota per account). Staged data
+      becomes custody when a registration by the same account names this holder and the
+      SHA-256 matches the on-chain shard hash. Re-uploading identical content is a no-op.
+    parameters: [{$ref: "#/components/parameters/DatasetId"}, {$ref: "#/components/parameters/ShardIndex"}]
+    requestBody:
+      required: true
+      content: {application/octet-stream: {schema: {type: string, format: binary}}}
+    responses:
+      201: {$ref: "#/components/responses/Uploaded"}
+      400: {$ref: "#/components/responses/Error"}
+      401: {$ref: "#/components/responses/Error"}
+      409: {$ref: "#/components/responses/Error"}
+      413: {$ref: "#/components/responses/Error"}
+      507: {$ref: "#/components/responses/Error"}
+    security: [{ShardKeySignature: []}]
+    """
+    dataset_id, index = _path_ids(request, with_index=True)
+    assert index is not None
+    return await _upload(ctx, request, dataset_id, index)
+
+
+async def put_bundle(ctx: ApiContext, request: Request) -> Response:
+    """Stage this holder's wrapped fragment bundle (signed by the uploading owner).
+    ---
+    summary: Upload the wrapped fragment bundle
+    description: Same rules as a shard upload; the bundle is only ever decrypted with an unlock token.
+    parameters: [{$ref: "#/components/parameters/DatasetId"}]
+    requestBody:
+      required: true
+      content: {application/octet-stream: {schema: {type: string, format: binary}}}
+    responses:
+      201: {$ref: "#/components/responses/Uploaded"}
+      400: {$ref: "#/components/responses/Error"}
+      401: {$ref: "#/components/responses/Error"}
+      409: {$ref: "#/components/responses/Error"}
+      413: {$ref: "#/components/responses/Error"}
+      507: {$ref: "#/components/responses/Error"}
+    security: [{ShardKeySignature: []}]
+    """
+    dataset_id, _ = _path_ids(request, with_index=False)
+    return await _upload(ctx, request, dataset_id, BUNDLE)
+
+
+async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: Item) -> Response:
+    now = await to_thread.run_sync(ctx.clock.now)
+    claimed = precheck(request.headers, now)
+    declared = _content_length(request)
+    upload = await to_thread.run_sync(lambda: ctx.store.begin_upload(
+        claimed, dataset_id, item, ctx.max_body_bytes, declared))
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                upload.write(chunk)
+        await to_thread.run_sync(upload.seal)
+        path = _signed_path(request)
+        await to_thread.run_sync(lambda: verify_digest(
+            request.headers, ctx.address, request.method, path, upload.sha256, now, ctx.nonces))
+        size, digest = upload.size, upload.sha256
+        staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
+    finally:
+        await to_thread.run_sync(upload.discard)
+    what = "bundle" if item == BUNDLE else f"shard {item}"
+    log.info("upload staged" if staged else "upload already committed", extra={"fields": {
+        "dataset": "0x" + dataset_id.hex(), "item": what, "uploader": claimed, "size": size}})
+    return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
+                         "sha256": digest.hex(), "status": "staged" if staged else "committed"},
+                        status_code=201)
+
+
+def _content_length(request: Request) -> int | None:
+    text = request.headers.get("content-length")
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        raise ApiError(400, "bad_request", "Content-Length is not a number")
+    return int(text)
+
+
+async def get_shard(ctx: ApiContext, request: Request) -> Response:
+    """Serve a committed shard to the requester of an open request, with a signed receipt.
+    ---
+    summary: Download a shard
+    description: >-
+      Served only when the request exists, was signed by its requester, is for this
+      dataset and is open (approved, before its deadline, dataset not revoked), the
+      dataset is Active, and the placement rule puts the shard at this holder.
+      X-ShardKey-Receipt is the holder's EIP-712 ShardReceipt(datasetId, shardIndex,
+      ciphertextHash) signature over the SHA-256 of the body.
+    parameters:
+      - {$ref: "#/components/parameters/DatasetId"}
+      - {$ref: "#/components/parameters/ShardIndex"}
+      - {name: request, in: query, required: true, schema: {type: string, pattern: "^[0-9]{1,78}$"}}
+    responses:
+      200:
+        description: The shard ciphertext.
+        headers:
+          X-ShardKey-Shard-Sha256: {schema: {type: string}, description: hex SHA-256 of the body}
+          X-ShardKey-Receipt: {schema: {type: string}, description: 0x EIP-712 signature}
+        content: {application/octet-stream: {schema: {type: string, format: binary}}}
+      400: {$ref: "#/components/responses/Error"}
+      401: {$ref: "#/components/responses/Error"}
+      403: {$ref: "#/components/responses/Error"}
+      404: {$ref: "#/components/responses/Error"}
+    security: [{ShardKeySignature: []}]
+    """
+    dataset_id, index = _path_ids(request, with_index=True)
+    assert index is not None
+    request_id = _request_param(request)
+    path = _signed_path(request)
+    headers = dict(request.headers)
+    await to_thread.run_sync(_authorize_download, ctx, headers, path, dataset_id, index, request_id)
+    handle = ctx.store.open_shard(dataset_id, index)
+    if handle is None:
+        raise ApiError(404, "not_held", f"shard {index} is not held here")
+    try:
+        digest, receipt = await to_thread.run_sync(_hash_and_sign, ctx, handle, dataset_id, index)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    log.info("shard served", extra={"fields": {"dataset": "0x" + dataset_id.hex(), "index": index,
+                                               "request": request_id}})
+    return StreamingResponse(_chunks(handle), media_type="application/octet-stream",
+                             headers={HEADER_SHARD_HASH: digest.hex(), HEADER_RECEIPT: "0x" + receipt.hex()},
+                             background=BackgroundTask(handle.close))
+
+
+def _request_param(request: Request) -> int:
+    values = request.query_params.getlist("request")
+    if len(values) != 1 or set(request.query_params.keys()) != {"request"}:
+        raise ApiError(400, "bad_request", "exactly one query parameter 'request' is expected")
+    if not values[0].isascii() or _REQUEST_ID_RE.fullmatch(values[0]) is None \
+            or int(values[0]) >= 2**256:
+        raise ApiError(400, "bad_request", "request must be a decimal request id")
+    return int(values[0])
+
+
+def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dataset_id: bytes,
+                        index: int, request_id: int) -> None:
+    """Signed by the requester of an open request for this dataset; shard placed here."""
+    signer = verify_request(headers, ctx.address, "GET", path, b"", ctx.clock.now(), ctx.nonces)
+    chain = ctx.chain
+    try:
+        info = chain.retrievals.request(request_id)
+    except TransactionReverted:
+        raise ApiError(404, "unknown_request", f"no request {request_id}") from None
+    if info.status == RequestStatus.NONE:
+        raise ApiError(404, "unknown_request", f"no request {request_id}")
+    if info.requester != signer:
+        raise ApiError(403, "not_requester", "the signer is not the request's requester")
+    if info.dataset_id != dataset_id:
+        raise ApiError(403, "wrong_dataset", "the request is for another dataset")
+    if not chain.retrievals.is_open(request_id):
+        raise ApiError(403, "request_not_open", f"request {request_id} is {info.status.name.lower()}"
+                       " or past its deadline, or the dataset was revoked")
+    dataset = chain.datasets.dataset(dataset_id)
+    if dataset.status != DatasetStatus.ACTIVE:
+        raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
+    if index >= dataset.params.shard_count:
+        raise ApiError(404, "unknown_shard", f"the dataset has {dataset.params.shard_count} shards")
+    if dataset.params.shard_holder(index) != ctx.address:
+        raise ApiError(404, "not_held", f"shard {index} is placed at another holder")
+
+
+def _hash_and_sign(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes, index: int) -> tuple[bytes, bytes]:
+    digest = hash_handle(handle)
+    message = eip712.receipt_message(dataset_id, index, digest)
+    return digest, eip712.sign(ctx.chain.retrievals.domain, "ShardReceipt", message, ctx.account)
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    while chunk := handle.read(_STREAM_CHUNK):
+        yield chunk
+
+
+async def receipts(ctx: ApiContext, request: Request) -> Response:
+    """Proof of possession now: a fresh hash and receipt of every committed shard.
+    ---
+    summary: Receipts of a dataset
+    description: >-
+      Public. Re-reads every committed shard of the dataset held here and signs
+      ShardReceipt(datasetId, index, sha256) for it; says whether the bundle is held.
+      A dataset with nothing here gives an empty list and bundle false.
+    parameters: [{$ref: "#/components/parameters/DatasetId"}]
+    responses:
+      200:
+        description: Receipts.
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Receipts"}
+      400: {$ref: "#/components/responses/Error"}
+    """
+    dataset_id, _ = _path_ids(request, with_index=False)
+    return JSONResponse(await to_thread.run_sync(_receipts, ctx, dataset_id))
+
+
+def _receipts(ctx: ApiContext, dataset_id: bytes) -> dict[str, object]:
+    shards = []
+    for index in ctx.store.committed_shards(dataset_id):
+        handle = ctx.store.open_shard(dataset_id, index)
+        if handle is None:
+            continue
+        with handle:
+            digest, signature = _hash_and_sign(ctx, handle, dataset_id, index)
+        shards.append({"index": index, "sha256": digest.hex(), "signature": "0x" + signature.hex()})
+    return {"dataset_id": "0x" + dataset_id.hex(), "holder": ctx.address, "shards": shards,
+            "bundle": ctx.store.has_bundle(dataset_id)}
+
+
+# --- application ----------------------------------------------------------------
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "bad_request")
+    return error_response(status, code, str(getattr(exc, "detail", "")) or code)
+
+
+def create_app(ctx: ApiContext) -> Starlette:
+    """The Starlette application of one holder."""
+    routes: list[BaseRoute] = [
+        Route("/v1/health", _guarded(health, ctx), methods=["GET"]),
+        Route("/v1/datasets/{dataset_id}/shards/{index}", _guarded(put_shard, ctx), methods=["PUT"]),
+        Route("/v1/datasets/{dataset_id}/shards/{index}", _guarded(get_shard, ctx), methods=["GET"]),
+        Route("/v1/datasets/{dataset_id}/bundle", _guarded(put_bundle, ctx), methods=["PUT"]),
+        Route("/v1/datasets/{dataset_id}/receipts", _guarded(receipts, ctx), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    generator = SchemaGenerator(openapi.BASE)
+    schema = openapi.document(generator.get_schema(routes=routes))
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(schema)
+
+    app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    return app

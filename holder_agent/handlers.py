@@ -1,0 +1,266 @@
+"""Chain event handlers of the holder agent.
+
+Each handler is idempotent: before any transaction it checks on chain that the action is
+still needed (custody not yet confirmed, fragments not yet delivered), and it treats the
+contract's "already done" errors as success. So a restart, a rewound cursor or a second
+agent run never acts twice. Domain failures (bad staged data, a token that does not
+open, a policy the holder's own check refuses) are logged and skipped; chain outages
+raise so the watcher retries the same event.
+
+- ``DatasetRegistered`` naming this holder: take custody of the staged shards (hashes
+  must equal the registration's) and bundle, then ``confirmCustody``. Incomplete staging
+  is logged and retried whenever the uploader's staging folder changes.
+- ``TokenIssued`` to this holder: re-check the request on chain and its policy
+  off chain (:mod:`holder_agent.kap`), open the token, decrypt the bundle, re-seal it to
+  the requester's ephemeral key, ``deliverFragments``.
+- ``DatasetRevoked``: logged. Shards stop being served because every download checks
+  ``isOpen`` (false once revoked); the committed data is kept (the owner may need the
+  evidence, and deleting is not required for safety: nothing is released any more).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+
+from holder_agent.errors import CustodyError
+from holder_agent.kap import recheck_request
+from holder_agent.storage import Store
+from shardkey.chain.bindings import ShardKeyChain, registration_from_args
+from shardkey.chain.errors import ChainError, TransactionReverted
+from shardkey.chain.events import ChainEvent
+from shardkey.chain.model import DatasetStatus, Registration
+from shardkey.chain.watcher import EventWatcher
+from shardkey.crypto import pack_bundle, seal, unwrap_bundle
+from shardkey.crypto.errors import CryptoError
+from shardkey.crypto.hpke import HpkePrivateKey, delivery_info, token_info
+from shardkey.fsutil import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+PENDING_RECHECK = 60.0  # seconds between status checks of a registration awaiting uploads
+
+
+@dataclass
+class _Pending:
+    registration: Registration
+    seen_mtime: float | None
+    checked_at: float
+
+
+def registration_of(args: Mapping[str, Any], block_number: int) -> Registration:
+    """:func:`registration_from_args` that also accepts the struct decoded as a mapping.
+
+    web3 v7 decodes the ``params`` struct of ``DatasetRegistered`` to an AttributeDict
+    (field name to value, in ABI order) where ``registration_from_args`` indexes a tuple.
+    """
+    params = args["params"]
+    if isinstance(params, Mapping):
+        args = {**args, "params": tuple(params.values())}
+    return registration_from_args(args, block_number)
+
+
+def fetch_registration(chain: ShardKeyChain, dataset_id: bytes, from_block: int) -> Registration:
+    """The ``DatasetRegistered`` event of a dataset."""
+    logs = chain.datasets.contract.events.DatasetRegistered().get_logs(
+        from_block=from_block, argument_filters={"datasetId": dataset_id})
+    if not logs:
+        raise ChainError(f"no registration event for dataset 0x{dataset_id.hex()}")
+    return registration_of(logs[-1]["args"], int(logs[-1]["blockNumber"]))
+
+
+class Handlers:
+    """The holder's reactions to chain events (register them with :meth:`attach`)."""
+
+    def __init__(self, chain: ShardKeyChain, account: LocalAccount, hpke_key: HpkePrivateKey,
+                 store: Store, start_block: int):
+        self.chain = chain
+        self.account = account
+        self.address = account.address
+        self.hpke_key = hpke_key
+        self.store = store
+        self.start_block = start_block
+        self.pending_path = store.root / "pending_custody.json"
+        self.pending: dict[bytes, _Pending] = {}
+        self._load_pending()
+
+    def attach(self, watcher: EventWatcher) -> None:
+        """Register every handler on ``watcher``."""
+        watcher.on("DatasetRegistered", self.on_dataset_registered)
+        watcher.on("TokenIssued", self.on_token_issued)
+        watcher.on("DatasetRevoked", self.on_dataset_revoked)
+
+    # --- custody -------------------------------------------------------------
+
+    def on_dataset_registered(self, event: ChainEvent) -> None:
+        """Take custody of what a registration assigns to this holder."""
+        registration = registration_of(event.args, event.block_number)
+        params = registration.params
+        if self.address not in params.shard_holders and self.address not in params.fragment_holders:
+            return
+        self.try_custody(registration)
+
+    def try_custody(self, registration: Registration) -> bool:
+        """Commit the staged data and confirm custody; True when nothing is left to do."""
+        ds = registration.dataset_id
+        fields = {"dataset": "0x" + ds.hex(), "owner": registration.owner}
+        if self.chain.datasets.custody_confirmed(ds, self.address):
+            log.info("custody already confirmed", extra={"fields": fields})
+            self._drop_pending(ds)
+            return True
+        status = self.chain.datasets.dataset(ds).status
+        if status != DatasetStatus.PENDING:
+            log.warning("dataset is not pending; custody not confirmed",
+                        extra={"fields": {**fields, "status": status.name}})
+            self._drop_pending(ds)
+            return True
+        params = registration.params
+        expected = {i: registration.shard_hashes[i] for i in range(params.shard_count)
+                    if params.shard_holder(i) == self.address}
+        bundle = self.address in params.fragment_holders
+        try:
+            moved = self.store.take_custody(registration.owner, ds, expected, bundle)
+        except CustodyError as exc:
+            log.error("staged data incomplete or wrong; custody not confirmed",
+                      extra={"fields": {**fields, "problems": str(exc),
+                                        "shards": sorted(expected), "bundle": bundle}})
+            self._add_pending(registration)
+            return False
+        try:
+            receipt = self.chain.datasets.confirm_custody(self.account, ds)
+        except TransactionReverted as exc:
+            if exc.error != "DatasetCustodyAlreadyConfirmed":
+                log.error("confirmCustody reverted", extra={"fields": {**fields, "error": exc.error}})
+            self._drop_pending(ds)
+            return True
+        log.info("custody confirmed", extra={"fields": {
+            **fields, "shards": sorted(expected), "bundle": bundle, "moved": moved,
+            "tx": "0x" + bytes(receipt["transactionHash"]).hex()}})
+        self._drop_pending(ds)
+        return True
+
+    def retry_pending(self) -> None:
+        """Try again the registrations whose staging changed (or every minute)."""
+        for ds, entry in list(self.pending.items()):
+            mtime = self.store.staged_mtime(entry.registration.owner, ds)
+            stale = time.monotonic() - entry.checked_at > PENDING_RECHECK
+            if mtime == entry.seen_mtime and not stale:
+                continue
+            entry.seen_mtime, entry.checked_at = mtime, time.monotonic()
+            self.try_custody(entry.registration)
+
+    def pending_staging(self) -> list[tuple[str, bytes]]:
+        """(owner, dataset) of registrations still waiting for uploads (kept from GC)."""
+        return [(e.registration.owner, ds) for ds, e in self.pending.items()]
+
+    def on_dataset_revoked(self, event: ChainEvent) -> None:
+        """Stop waiting for uploads of a revoked dataset; keep what is committed."""
+        ds = bytes(event.args["datasetId"])
+        if ds in self.pending or self.store.committed_shards(ds) or self.store.has_bundle(ds):
+            log.info("dataset revoked: no longer served; committed data kept",
+                     extra={"fields": {"dataset": "0x" + ds.hex()}})
+        self._drop_pending(ds)
+
+    def _add_pending(self, registration: Registration) -> None:
+        ds = registration.dataset_id
+        if ds not in self.pending:
+            mtime = self.store.staged_mtime(registration.owner, ds)
+            self.pending[ds] = _Pending(registration, mtime, time.monotonic())
+            self._save_pending()
+
+    def _drop_pending(self, ds: bytes) -> None:
+        if self.pending.pop(ds, None) is not None:
+            self._save_pending()
+
+    def _save_pending(self) -> None:
+        data = {ds.hex(): e.registration.block_number for ds, e in self.pending.items()}
+        atomic_write_bytes(self.pending_path, json.dumps(data).encode())
+
+    def _load_pending(self) -> None:
+        if not self.pending_path.exists():
+            return
+        for ds_hex, block in json.loads(Path(self.pending_path).read_text()).items():
+            ds = bytes.fromhex(ds_hex)
+            registration = fetch_registration(self.chain, ds, int(block))
+            self.pending[ds] = _Pending(registration, None, 0.0)
+
+    # --- delivery ------------------------------------------------------------
+
+    def on_token_issued(self, event: ChainEvent) -> None:
+        """Deliver fragments for a token addressed to this holder."""
+        if to_checksum_address(event.args["holder"]) != self.address:
+            return
+        self.deliver(int(event.args["requestId"]), bytes(event.args["token"]))
+
+    def deliver(self, request_id: int, token: bytes) -> bool:
+        """Check, open, re-seal and post; True when a delivery was sent by this call."""
+        fields: dict[str, object] = {"request": request_id}
+        retrievals = self.chain.retrievals
+        if retrievals.delivered(request_id, self.address):
+            log.info("fragments already delivered", extra={"fields": fields})
+            return False
+        request = retrievals.request(request_id)
+        fields["dataset"] = "0x" + request.dataset_id.hex()
+        problem = self._chain_problem(request_id)
+        dataset = self.chain.datasets.dataset(request.dataset_id)
+        if problem is None and dataset.status == DatasetStatus.REVOKED:
+            problem = "dataset revoked"
+        if problem is None and self.address not in dataset.params.fragment_holders:
+            problem = "this holder is not a fragment holder of the dataset"
+        if problem is None:
+            problem = recheck_request(self.chain, request, dataset, self.start_block)
+        if problem is not None:
+            log.error("token not answered", extra={"fields": {**fields, "reason": problem}})
+            return False
+        wrapped = self.store.read_bundle(request.dataset_id)
+        if wrapped is None:
+            log.error("token not answered: bundle not committed here", extra={"fields": fields})
+            return False
+        x = dataset.params.fragment_x(self.address)
+        try:
+            sealed = self._reseal(request_id, request.dataset_id, x, token, wrapped,
+                                  request.ephemeral_key)
+        except CryptoError as exc:
+            log.error("token not answered: cannot open or re-seal",
+                      extra={"fields": {**fields, "error": type(exc).__name__, "detail": str(exc)}})
+            return False
+        try:
+            receipt = retrievals.deliver(self.account, request_id, sealed)
+        except TransactionReverted as exc:
+            level = logging.INFO if exc.error == "RetrievalAlreadyDelivered" else logging.WARNING
+            log.log(level, "deliverFragments reverted", extra={"fields": {**fields, "error": exc.error}})
+            return False
+        log.info("fragments delivered", extra={"fields": {
+            **fields, "x": x, "tx": "0x" + bytes(receipt["transactionHash"]).hex()}})
+        return True
+
+    def _chain_problem(self, request_id: int) -> str | None:
+        if not self.chain.retrievals.is_open(request_id):
+            return "request not open (not approved, expired, or dataset revoked)"
+        if not self.chain.retrievals.token_issued(request_id, self.address):
+            return "no token issued to this holder"
+        return None
+
+    def _reseal(self, request_id: int, dataset_id: bytes, x: int, token: bytes, wrapped: bytes,
+                ephemeral_key: bytes) -> bytes:
+        """Open ``w_j``, decrypt the bundle, seal its plaintext to the requester."""
+        chain_id = self.chain.client.chain_id
+        wrap_key = bytearray(self.hpke_key.open(
+            token, token_info(chain_id, request_id, dataset_id, self.address)))
+        plaintext = bytearray()
+        try:
+            bundle = unwrap_bundle(bytes(wrap_key), wrapped, dataset_id, x)
+            plaintext = bytearray(pack_bundle(bundle))
+            return seal(ephemeral_key, bytes(plaintext),
+                        delivery_info(chain_id, request_id, dataset_id, self.address))
+        finally:
+            wrap_key[:] = bytes(len(wrap_key))
+            plaintext[:] = bytes(len(plaintext))

@@ -1,0 +1,69 @@
+"""Settings of the holder agent: a TOML file, overridden by ``SHARDKEY_HOLDER_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shardkey.settings import ServiceSettings
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+class HolderSettings(ServiceSettings):
+    """Everything one holder agent needs; unknown keys are refused."""
+
+    model_config = SettingsConfigDict(env_prefix="SHARDKEY_HOLDER_", extra="forbid",
+                                      use_attribute_docstrings=True)
+
+    deployment: Path
+    """The deployment JSON file (contract addresses, chain id, start block)."""
+
+    rpc_url: str | None = None
+    """RPC endpoint overriding the one in the deployment file."""
+
+    account_key: Path
+    """The holder's Ethereum account: a devnet hex key file or an eth-account keystore
+    (unlocked with the same passphrase as the HPKE keystore)."""
+
+    hpke_keystore: Path
+    """The holder's encrypted HPKE keystore (the key registered on chain)."""
+
+    passphrase_file: Path | None = None
+    """File holding the keystore passphrase; when unset, ``SHARDKEY_HOLDER_PASSPHRASE``."""
+
+    data_dir: Path
+    """Where staged uploads, committed datasets and the event cursor live."""
+
+    listen_host: str = "127.0.0.1"
+    """Interface the HTTP API listens on."""
+
+    listen_port: int = Field(ge=1, le=65535)
+    """TCP port of the HTTP API."""
+
+    confirmations: int = Field(default=1, ge=0, le=1000)
+    """Blocks an event must be buried under before the agent acts on it."""
+
+    poll_interval: float = Field(default=0.25, gt=0, le=60)
+    """Seconds between polls of the chain for new events."""
+
+    staging_ttl: int = Field(default=3600, ge=1)
+    """Seconds staged uploads wait for a registration before they are deleted."""
+
+    quota_bytes: int = Field(default=10 * GIB, ge=0)
+    """Maximum staged bytes per uploading account."""
+
+    max_body_bytes: int = Field(default=256 * MIB, ge=1)
+    """Largest accepted upload body (larger ones get 413)."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of the JSON-lines log written to stderr."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value

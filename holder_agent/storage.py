@@ -1,0 +1,377 @@
+"""The holder's disk: a staging area per uploading account, and committed datasets.
+
+Layout under ``data_dir``::
+
+    incoming/<random>                          upload bodies being received (cleared at start)
+    staging/<uploader>/<dataset_hex>/shards/<index>
+    staging/<uploader>/<dataset_hex>/bundle
+    datasets/<dataset_hex>/shards/<index>      committed: custody taken
+    datasets/<dataset_hex>/bundle
+
+Every name is built from a validated value (checksummed address, 64 lowercase hex,
+decimal index), never from raw request text. Every write is atomic and durable: a body
+is streamed into ``incoming/`` with :func:`shardkey.fsutil.atomic_writer` (temp file,
+fsync, rename), then renamed into place and the directory fsynced. Committed files are
+never rewritten in place, so an open file always reads one consistent version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import BinaryIO
+
+from eth_utils.address import is_checksum_address
+
+from holder_agent.errors import (
+    ContentConflictError,
+    CustodyError,
+    InvalidNameError,
+    PayloadTooLargeError,
+    QuotaExceededError,
+)
+from shardkey.fsutil import atomic_writer, fsync_dir
+
+log = logging.getLogger(__name__)
+
+BUNDLE = "bundle"
+Item = int | str  # a shard index, or BUNDLE
+MAX_SHARD_INDEX = 2**32 - 1
+_DATASET_RE = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
+_INDEX_RE = re.compile(r"[0-9]{1,10}")
+_READ_CHUNK = 1 << 20
+MIN_WRAPPED_BUNDLE = 1 + 12 + 16
+
+
+def parse_dataset_id(text: str) -> bytes:
+    """``0x`` + 64 hex digits (or 64 hex digits) as 32 bytes; anything else is refused."""
+    match = _DATASET_RE.fullmatch(text) if text.isascii() else None
+    if match is None:
+        raise InvalidNameError("dataset id must be 0x followed by 64 hex digits")
+    return bytes.fromhex(match.group(1))
+
+
+def parse_shard_index(text: str) -> int:
+    """A decimal shard index below 2**32; anything else is refused."""
+    if not text.isascii() or _INDEX_RE.fullmatch(text) is None or int(text) > MAX_SHARD_INDEX:
+        raise InvalidNameError("shard index must be a decimal number below 2**32")
+    return int(text)
+
+
+def file_sha256(path: Path) -> bytes:
+    """SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as handle:
+        return hash_handle(handle)
+
+
+def hash_handle(handle: BinaryIO) -> bytes:
+    """SHA-256 of an open file from its current position to the end."""
+    digest = hashlib.sha256()
+    while chunk := handle.read(_READ_CHUNK):
+        digest.update(chunk)
+    return digest.digest()
+
+
+class Upload:
+    """One upload body being streamed to ``incoming/`` under size and quota limits."""
+
+    def __init__(self, store: Store, uploader: str, max_bytes: int, replacing: int):
+        self.store = store
+        self.uploader = uploader
+        self.max_bytes = max_bytes
+        self.replacing = replacing  # size of the staged file this body would replace
+        self.size = 0
+        self.path = store.incoming / uuid.uuid4().hex
+        self._digest = hashlib.sha256()
+        self._writer: AbstractContextManager[BinaryIO] | None = atomic_writer(self.path)
+        self._handle: BinaryIO | None = self._writer.__enter__()
+
+    @property
+    def sha256(self) -> bytes:
+        """SHA-256 of the bytes written so far."""
+        return self._digest.digest()
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk; raise when the body grows over ``max_bytes`` or the quota."""
+        if self._handle is None:
+            raise RuntimeError("upload already closed")
+        if self.size + len(chunk) > self.max_bytes:
+            raise PayloadTooLargeError(f"body larger than {self.max_bytes} bytes")
+        self.store._reserve(self.uploader, len(chunk), self.replacing)
+        self.size += len(chunk)
+        self._digest.update(chunk)
+        self._handle.write(chunk)
+
+    def seal(self) -> None:
+        """Flush, fsync and close the body file (blocking: run it off the event loop)."""
+        writer, self._writer, self._handle = self._writer, None, None
+        if writer is not None:
+            writer.__exit__(None, None, None)
+
+    def discard(self) -> None:
+        """Drop the body (whatever state it is in) and release its in-flight bytes."""
+        writer, self._writer, self._handle = self._writer, None, None
+        if writer is not None:
+            err = PayloadTooLargeError("upload discarded")
+            writer.__exit__(type(err), err, None)
+        self.path.unlink(missing_ok=True)
+        self.store._add_inflight(self.uploader, -self.size)
+        self.size = 0
+
+
+class Store:
+    """Staging and committed storage of one holder (thread-safe)."""
+
+    def __init__(self, data_dir: Path, quota_bytes: int):
+        self.root = Path(data_dir)
+        self.incoming = self.root / "incoming"
+        self.staging = self.root / "staging"
+        self.datasets = self.root / "datasets"
+        self.quota_bytes = quota_bytes
+        for folder in (self.root, self.incoming, self.staging, self.datasets):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for leftover in self.incoming.iterdir():
+            if leftover.is_file():
+                leftover.unlink()
+        self._lock = threading.RLock()
+        self._usage: dict[str, int] = {}
+        self._inflight: dict[str, int] = {}
+
+    # --- paths ----------------------------------------------------------------
+
+    @staticmethod
+    def _item_rel(item: Item) -> Path:
+        if item == BUNDLE:
+            return Path(BUNDLE)
+        if isinstance(item, int) and 0 <= item <= MAX_SHARD_INDEX:
+            return Path("shards") / str(item)
+        raise InvalidNameError(f"not a storage item: {item!r}")
+
+    def staged_dir(self, uploader: str, dataset_id: bytes) -> Path:
+        """Folder of one uploader's staged data for one dataset."""
+        if not is_checksum_address(uploader):
+            raise InvalidNameError("uploader must be a checksummed address")
+        if len(dataset_id) != 32:
+            raise InvalidNameError("dataset id must be 32 bytes")
+        return self.staging / uploader / dataset_id.hex()
+
+    def committed_dir(self, dataset_id: bytes) -> Path:
+        """Folder of a committed dataset."""
+        if len(dataset_id) != 32:
+            raise InvalidNameError("dataset id must be 32 bytes")
+        return self.datasets / dataset_id.hex()
+
+    def staged_path(self, uploader: str, dataset_id: bytes, item: Item) -> Path:
+        """Where a staged shard or bundle lives."""
+        return self.staged_dir(uploader, dataset_id) / self._item_rel(item)
+
+    def committed_path(self, dataset_id: bytes, item: Item) -> Path:
+        """Where a committed shard or bundle lives."""
+        return self.committed_dir(dataset_id) / self._item_rel(item)
+
+    # --- uploads ----------------------------------------------------------------
+
+    def begin_upload(self, uploader: str, dataset_id: bytes, item: Item, max_bytes: int,
+                     declared: int | None = None) -> Upload:
+        """Start receiving a body; refuse at once when its declared size cannot fit."""
+        if declared is not None and declared > max_bytes:
+            raise PayloadTooLargeError(f"body of {declared} bytes is larger than {max_bytes}")
+        target = self.staged_path(uploader, dataset_id, item)
+        with self._lock:
+            replacing = target.stat().st_size if target.is_file() else 0
+            if declared is not None:
+                self._check_quota(uploader, declared, replacing)
+            return Upload(self, uploader, max_bytes, replacing)
+
+    def _check_quota(self, uploader: str, more: int, replacing: int) -> None:
+        used = self._staged_bytes(uploader) - replacing + self._inflight.get(uploader, 0)
+        if used + more > self.quota_bytes:
+            raise QuotaExceededError(f"staging quota of {uploader} ({self.quota_bytes} bytes) "
+                                     "exhausted")
+
+    def _reserve(self, uploader: str, more: int, replacing: int) -> None:
+        with self._lock:
+            self._check_quota(uploader, more, replacing)
+            self._add_inflight(uploader, more)
+
+    def _add_inflight(self, uploader: str, delta: int) -> None:
+        with self._lock:
+            value = self._inflight.get(uploader, 0) + delta
+            if value > 0:
+                self._inflight[uploader] = value
+            else:
+                self._inflight.pop(uploader, None)
+
+    def _staged_bytes(self, uploader: str) -> int:
+        if uploader not in self._usage:
+            folder = self.staging / uploader
+            self._usage[uploader] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) \
+                if folder.is_dir() else 0
+        return self._usage[uploader]
+
+    def commit_upload(self, upload: Upload, dataset_id: bytes, item: Item) -> bool:
+        """Move a sealed body into the uploader's staging area.
+
+        Returns False when the same content is already committed (nothing changes);
+        raises :class:`ContentConflictError` when different content is committed.
+        """
+        with self._lock:
+            committed = self.committed_path(dataset_id, item)
+            if committed.is_file():
+                if file_sha256(committed) != upload.sha256:
+                    raise ContentConflictError(f"{_label(item)} of this dataset is committed "
+                                               "with different content")
+                return False
+            target = self.staged_path(upload.uploader, dataset_id, item)
+            old_size = target.stat().st_size if target.is_file() else 0
+            _make_dirs(target.parent, self.staging)
+            os.replace(upload.path, target)
+            fsync_dir(target.parent)
+            if upload.uploader in self._usage:
+                self._usage[upload.uploader] += upload.size - old_size
+            self._add_inflight(upload.uploader, -upload.size)
+            upload.size = 0
+            return True
+
+    # --- custody ----------------------------------------------------------------
+
+    def check_staged(self, owner: str, dataset_id: bytes, expected: Mapping[int, bytes],
+                     bundle: bool) -> list[str]:
+        """Problems preventing custody (empty when every item is staged or committed intact)."""
+        with self._lock:
+            return [p for _, _, p in self._plan(owner, dataset_id, expected, bundle) if p]
+
+    def take_custody(self, owner: str, dataset_id: bytes, expected: Mapping[int, bytes],
+                     bundle: bool) -> int:
+        """Move the claimed items from ``owner``'s staging into the committed dataset.
+
+        ``expected`` maps each shard index this holder must store to its SHA-256.
+        Returns the number of items moved; raises :class:`CustodyError` listing every
+        missing or mismatching item, and then changes nothing.
+        """
+        with self._lock:
+            plan = self._plan(owner, dataset_id, expected, bundle)
+            problems = [p for _, _, p in plan if p]
+            if problems:
+                raise CustodyError("; ".join(problems))
+            moves = [(src, dst) for src, dst, _ in plan if src is not None]
+            for src, dst in moves:
+                _make_dirs(dst.parent, self.datasets)
+                os.replace(src, dst)
+            for folder in {dst.parent for _, dst in moves} | {src.parent for src, _ in moves}:
+                fsync_dir(folder)
+            staged = self.staged_dir(owner, dataset_id)
+            if staged.exists():
+                shutil.rmtree(staged)
+                fsync_dir(staged.parent)
+            self._usage.pop(owner, None)
+            return len(moves)
+
+    def _plan(self, owner: str, dataset_id: bytes, expected: Mapping[int, bytes],
+              bundle: bool) -> list[tuple[Path | None, Path, str]]:
+        """(staged source or None when already committed, destination, problem or "")."""
+        plan: list[tuple[Path | None, Path, str]] = []
+        items: list[Item] = [*sorted(expected), *([BUNDLE] if bundle else [])]
+        for item in items:
+            dst = self.committed_path(dataset_id, item)
+            src = self.staged_path(owner, dataset_id, item)
+            if _intact(dst, expected.get(item) if isinstance(item, int) else None):
+                plan.append((None, dst, ""))
+            elif not src.is_file():
+                plan.append((src, dst, f"{_label(item)} not staged"))
+            elif not _intact(src, expected.get(item) if isinstance(item, int) else None):
+                plan.append((src, dst, f"{_label(item)} staged with wrong content"))
+            else:
+                plan.append((src, dst, ""))
+        return plan
+
+    def staged_mtime(self, owner: str, dataset_id: bytes) -> float | None:
+        """Newest modification time in a staged dataset folder (None when there is none)."""
+        folder = self.staged_dir(owner, dataset_id)
+        if not folder.is_dir():
+            return None
+        return max(p.stat().st_mtime for p in [folder, *folder.rglob("*")])
+
+    # --- committed data ---------------------------------------------------------
+
+    def committed_shards(self, dataset_id: bytes) -> list[int]:
+        """Indices of the committed shards of a dataset, ascending."""
+        folder = self.committed_dir(dataset_id) / "shards"
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+    def has_bundle(self, dataset_id: bytes) -> bool:
+        """Whether the dataset's wrapped bundle is committed here."""
+        return self.committed_path(dataset_id, BUNDLE).is_file()
+
+    def open_shard(self, dataset_id: bytes, index: int) -> BinaryIO | None:
+        """The committed shard opened for reading, or None."""
+        try:
+            return open(self.committed_path(dataset_id, index), "rb")
+        except FileNotFoundError:
+            return None
+
+    def read_bundle(self, dataset_id: bytes) -> bytes | None:
+        """The committed wrapped bundle, or None."""
+        try:
+            return self.committed_path(dataset_id, BUNDLE).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # --- garbage collection -------------------------------------------------------
+
+    def gc_staging(self, ttl: float, now: float, keep: Iterable[tuple[str, bytes]] = ()) -> list[str]:
+        """Delete staged datasets untouched for ``ttl`` seconds; return what was deleted."""
+        kept = {(owner, ds.hex()) for owner, ds in keep}
+        removed = []
+        with self._lock:
+            for uploader_dir in sorted(p for p in self.staging.iterdir() if p.is_dir()):
+                for ds_dir in sorted(p for p in uploader_dir.iterdir() if p.is_dir()):
+                    if (uploader_dir.name, ds_dir.name) in kept:
+                        continue
+                    newest = max(p.stat().st_mtime for p in [ds_dir, *ds_dir.rglob("*")])
+                    if now - newest > ttl:
+                        shutil.rmtree(ds_dir)
+                        removed.append(f"{uploader_dir.name}/{ds_dir.name}")
+                        self._usage.pop(uploader_dir.name, None)
+                if not any(uploader_dir.iterdir()):
+                    uploader_dir.rmdir()
+            if removed:
+                fsync_dir(self.staging)
+        return removed
+
+
+def _label(item: Item) -> str:
+    return "bundle" if item == BUNDLE else f"shard {item}"
+
+
+def _intact(path: Path, sha256: bytes | None) -> bool:
+    """A shard file with the expected hash, or a plausible wrapped bundle (``sha256`` None)."""
+    if not path.is_file():
+        return False
+    if sha256 is None:
+        with open(path, "rb") as handle:
+            head = handle.read(1)
+        return head == b"\x01" and path.stat().st_size >= MIN_WRAPPED_BUNDLE
+    return file_sha256(path) == sha256
+
+
+def _make_dirs(folder: Path, base: Path) -> None:
+    """mkdir -p below ``base`` (mode 0700), fsyncing each parent that gained an entry."""
+    missing = []
+    current = folder
+    while not current.exists() and current != base:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        fsync_dir(path.parent)

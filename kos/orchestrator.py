@@ -1,0 +1,472 @@
+"""The KOS decision logic: re-check an approved request's KAP, then issue or deny.
+
+For each pending request, at every poll (handlers are idempotent; the chain is asked
+whether the action is still needed before every transaction):
+
+1. read the request; not Approved (denied, completed, ...) -> drop; every token issued
+   -> drop; not yet this replica's turn (:mod:`kos.leader`) -> wait;
+2. dataset revoked -> deny 15; approval deadline passed -> deny 16; ``isOpen`` false
+   (should not happen once those passed) -> retry next poll;
+3. the Key Access Policy version the request was made under, off chain
+   (:class:`KapCheck`), then the newest version if the owner published
+   one since (a failure there is ``KosPolicyMismatch``, 17);
+4. unseal each missing holder's wrap key (failure -> deny ``KosWrapKeyInvalid``, 18),
+   re-seal it to the holder's registered HPKE key, post all tokens in one transaction.
+
+Time is always the latest block's timestamp, never the host clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar, cast
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+
+from kos.errors import WrapKeyInvalid
+from kos.leader import acts_from
+from shardkey.chain import eip712
+from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain, registration_from_args
+from shardkey.chain.errors import ChainError, TransactionReverted
+from shardkey.chain.events import ChainEvent
+from shardkey.chain.model import DatasetInfo, DatasetStatus, Registration, RequestInfo, RequestStatus
+from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
+from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
+from shardkey.policy import (
+    Attestation,
+    DenialReason,
+    Policy,
+    RequestContext,
+    approvals_status,
+    evaluate,
+)
+from shardkey.policy import DatasetStatus as PolicyDatasetStatus
+
+log = logging.getLogger("kos.orchestrator")
+T = TypeVar("T")
+
+MAX_ISSUE_ATTEMPTS = 3
+REGISTRATION_CACHE = 256
+REQUEST_CACHE = 4096
+
+
+class Outcome(enum.Enum):
+    """What one pass over a request did."""
+
+    ISSUED = "issued"  # tokens posted; the request is done
+    DENIED = "denied"  # denial posted; done
+    DROPPED = "dropped"  # nothing left to do (settled, or done by another replica)
+    WAITING = "waiting"  # another replica's turn; check again next poll
+    RETRY = "retry"  # could not act now (race, RPC failure); check again next poll
+
+    @property
+    def final(self) -> bool:
+        """Whether the request leaves the pending set."""
+        return self in (Outcome.ISSUED, Outcome.DENIED, Outcome.DROPPED)
+
+
+class WrapKeyUnsealer:
+    """Capability around the KOS HPKE key: opens wrap keys, never hands out the key."""
+
+    def __init__(self, key: HpkePrivateKey, chain_id: int) -> None:
+        self._key = key
+        self._chain_id = chain_id
+
+    def public_key_bytes(self) -> bytes:
+        """The KOS HPKE public key (owners seal wrap keys to it)."""
+        return self._key.public_key_bytes()
+
+    def unseal(self, dataset_id: bytes, position: int, sealed: bytes) -> bytearray:
+        """Open the wrap key of fragment holder ``position`` (x = position + 1).
+
+        Returns a bytearray the caller must zero after use; raises :class:`WrapKeyInvalid`.
+        """
+        try:
+            opened = self._key.open(sealed, wrap_info(self._chain_id, dataset_id, position + 1))
+        except (HpkeDecryptionError, HpkeKeyError):
+            raise WrapKeyInvalid(dataset_id, position) from None
+        key = bytearray(opened)
+        del opened  # an immutable copy cannot be wiped; drop the reference at once
+        if len(key) != 32:
+            _zero(key)
+            raise WrapKeyInvalid(dataset_id, position)
+        return key
+
+
+def _read_registration(chain: ShardKeyChain, dataset_id: bytes) -> Registration:
+    """``DatasetRegistered`` of a dataset.
+
+    Works around ``DatasetRegistry.registration`` indexing the ``params`` struct by
+    position while web3 decodes event structs as mappings (field names in ABI order).
+    """
+    event = chain.datasets.contract.events.DatasetRegistered()
+    logs = event.get_logs(from_block=chain.deployment.start_block,
+                          argument_filters={"datasetId": dataset_id})
+    if not logs:
+        raise ChainError(f"no registration event for dataset 0x{dataset_id.hex()}")
+    args = dict(logs[-1]["args"])
+    if isinstance(args["params"], Mapping):
+        args["params"] = tuple(args["params"].values())
+    return registration_from_args(args, int(logs[-1]["blockNumber"]))
+
+
+def _zero(buffer: bytearray) -> None:
+    buffer[:] = bytes(len(buffer))
+
+
+def _fields(**values: Any) -> dict[str, Any]:
+    return {"fields": values}
+
+
+class PollCache:
+    """Chain reads shared by every request of one poll (datasets, policies, holder keys).
+
+    Lives for one poll only, so a revocation, a policy update or a holder key rotation is
+    seen at the next poll. Safe to share between the poll's worker threads.
+    """
+
+    def __init__(self, chain: ShardKeyChain) -> None:
+        self._chain = chain
+        self._lock = threading.Lock()
+        self._values: dict[tuple[Any, ...], Any] = {}
+
+    def _get(self, key: tuple[Any, ...], read: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._values:
+                return cast(T, self._values[key])
+        value = read()
+        with self._lock:
+            return cast(T, self._values.setdefault(key, value))
+
+    def dataset(self, dataset_id: bytes) -> DatasetInfo:
+        """The stored dataset."""
+        return self._get(("dataset", dataset_id), lambda: self._chain.datasets.dataset(dataset_id))
+
+    def policy(self, dataset_id: bytes, version: int) -> Policy:
+        """One policy version of a dataset."""
+        return self._get(("policy", dataset_id, version),
+                         lambda: self._chain.datasets.policy(dataset_id, version))
+
+    def holder_key(self, holder: str) -> bytes:
+        """A holder's registered HPKE public key."""
+        return self._get(("holder", holder),
+                         lambda: self._chain.holders.holder(holder).hpke_public_key)
+
+
+@dataclass(frozen=True)
+class RequestedRecord:
+    """What a ``RetrievalRequested`` event says about the attestation given."""
+
+    attestor: str
+    attestation: tuple[Any, ...]  # (requester, latE6, lonE6, accuracyM, issuedAt, nonce)
+    signature: bytes | None  # None: not in the event; read from the transaction
+    tx_hash: bytes
+
+
+def _attestation_tuple(raw: Any) -> tuple[Any, ...]:
+    if isinstance(raw, Mapping):
+        return tuple(raw[k] for k in ("requester", "latE6", "lonE6", "accuracyM", "issuedAt", "nonce"))
+    return tuple(raw)
+
+
+class KapCheck:
+    """The KOS's own off-chain evaluation of a request against its Key Access Policy.
+
+    Conditions on the moment of release (dataset status, requester, time window) use the
+    latest block's time; the location attestation is judged at ``requestedAt`` (its age is
+    about the request, approvals may take hours), its EIP-712 signature re-verified off
+    chain for EOA attestors (a contract attestor was checked on chain with EIP-1271). The
+    approvals are recounted per group from ``hasApproved``.
+    """
+
+    def __init__(self, chain: ShardKeyChain, start_block: int) -> None:
+        self._chain = chain
+        self._start_block = start_block
+        self._lock = threading.Lock()
+        self._requested: OrderedDict[int, RequestedRecord] = OrderedDict()
+        self._attestations: OrderedDict[int, Attestation | None] = OrderedDict()
+
+    def remember_request(self, event: ChainEvent) -> None:
+        """Watcher handler of ``RetrievalRequested``: keep the attestation for later."""
+        self._store(int(event.args["requestId"]), self._record(event.args, event.tx_hash))
+
+    def _record(self, args: Mapping[str, Any], tx_hash: bytes) -> RequestedRecord:
+        sig = args.get("attestationSig")
+        return RequestedRecord(attestor=to_checksum_address(args["attestor"]),
+                               attestation=_attestation_tuple(args["attestation"]),
+                               signature=None if sig is None else bytes(sig), tx_hash=bytes(tx_hash))
+
+    def _store(self, request_id: int, record: RequestedRecord) -> None:
+        with self._lock:
+            self._requested[request_id] = record
+            while len(self._requested) > REQUEST_CACHE:
+                self._requested.popitem(last=False)
+
+    def requested(self, request_id: int) -> RequestedRecord:
+        """The request's ``RetrievalRequested`` record (from the watcher, else from the logs)."""
+        with self._lock:
+            if request_id in self._requested:
+                return self._requested[request_id]
+        event = self._chain.retrievals.contract.events.RetrievalRequested()
+        logs = event.get_logs(from_block=self._start_block, argument_filters={"requestId": request_id})
+        if not logs:
+            raise ChainError(f"no RetrievalRequested event for request {request_id}")
+        record = self._record(logs[-1]["args"], bytes(logs[-1]["transactionHash"]))
+        self._store(request_id, record)
+        return record
+
+    # --- the decision -----------------------------------------------------------
+
+    def reason(self, req: RequestInfo, dataset: DatasetInfo, now: int, cache: PollCache) -> DenialReason:
+        """``NONE`` when the request still meets its policy (and the newest one), else why not."""
+        policy = cache.policy(req.dataset_id, req.policy_version)
+        approved: dict[str, bool] = {}  # member -> hasApproved, shared by both versions
+        reason = self._policy_reason(policy, req, dataset.status, now, approved)
+        if reason != DenialReason.NONE:
+            return reason
+        if dataset.policy_version > req.policy_version:
+            newer = cache.policy(req.dataset_id, dataset.policy_version)
+            if self._policy_reason(newer, req, dataset.status, now, approved) != DenialReason.NONE:
+                return DenialReason.KOS_POLICY_MISMATCH
+        return DenialReason.NONE
+
+    def _policy_reason(self, policy: Policy, req: RequestInfo, status: DatasetStatus, now: int,
+                       approved: dict[str, bool]) -> DenialReason:
+        ds = PolicyDatasetStatus(int(status))
+        access = replace(policy, attestors=())
+        reason = evaluate(access, RequestContext(req.requester, now, ds))
+        if reason != DenialReason.NONE:
+            return reason
+        if policy.attestors:
+            geo = replace(policy, requesters=(), not_before=0, not_after=0, weekday_mask=0,
+                          daily_start_minute=0, daily_end_minute=0)
+            ctx = RequestContext(req.requester, req.requested_at, ds, self.attestation(req))
+            reason = evaluate(geo, ctx)
+            if reason != DenialReason.NONE:
+                return reason
+        approvers = self._approvers(req, policy, approved)
+        if not approvals_status(policy, approvers, req.requester).satisfied:
+            return DenialReason.KOS_POLICY_MISMATCH
+        return DenialReason.NONE
+
+    def _approvers(self, req: RequestInfo, policy: Policy, approved: dict[str, bool]) -> set[str]:
+        """Members that approved, asking ``hasApproved`` only until each group has its count."""
+        for group in policy.groups:
+            count = sum(1 for m in group.members if approved.get(m))
+            for member in group.members:
+                if count >= group.required:
+                    break
+                if member in approved or member == req.requester:
+                    continue
+                approved[member] = self._chain.retrievals.has_approved(req.request_id, member)
+                count += approved[member]
+        return {m for m, ok in approved.items() if ok}
+
+    # --- the attestation --------------------------------------------------------
+
+    def attestation(self, req: RequestInfo) -> Attestation | None:
+        """The request's attestation with the KOS's own verdict on its signature (cached)."""
+        with self._lock:
+            if req.request_id in self._attestations:
+                return self._attestations[req.request_id]
+        verdict = self._judge(req)
+        with self._lock:
+            self._attestations[req.request_id] = verdict
+            while len(self._attestations) > REQUEST_CACHE:
+                self._attestations.popitem(last=False)
+        return verdict
+
+    def _judge(self, req: RequestInfo) -> Attestation | None:
+        record = self.requested(req.request_id)
+        signature = record.signature if record.signature is not None else self._tx_signature(record)
+        if record.attestor == ZERO_ADDRESS or signature == b"":
+            return None
+        a = record.attestation
+        return Attestation(requester=to_checksum_address(a[0]), lat_e6=int(a[1]), lon_e6=int(a[2]),
+                           accuracy_m=int(a[3]), issued_at=int(a[4]), nonce=bytes(a[5]),
+                           attestor=record.attestor,
+                           signature_valid=self._signature_valid(record, signature))
+
+    def _tx_signature(self, record: RequestedRecord) -> bytes | None:
+        """``attestationSig`` from the request transaction's calldata (None: not a direct call)."""
+        contract = self._chain.retrievals.contract
+        tx = self._chain.client.w3.eth.get_transaction(record.tx_hash)  # type: ignore[arg-type]
+        if tx.get("to") is None or to_checksum_address(str(tx["to"])) != contract.address:
+            return None
+        try:
+            fn, args = contract.decode_function_input(tx["input"])
+        except ValueError:
+            return None
+        if fn.fn_name != "requestRetrieval":
+            return None
+        return bytes(args["attestationSig"])
+
+    def _signature_valid(self, record: RequestedRecord, signature: bytes | None) -> bool:
+        if signature is None:
+            log.warning("attestation signature not in calldata (request sent through a contract); "
+                        "relying on the coordinator's check", extra=_fields(attestor=record.attestor))
+            return True
+        if len(self._chain.client.w3.eth.get_code(record.attestor)) > 0:  # type: ignore[arg-type]
+            return True  # EIP-1271 wallet: verified on chain when the request was made
+        a = record.attestation
+        message = eip712.attestation_message(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), bytes(a[5]))
+        try:
+            signer = eip712.recover(self._chain.retrievals.domain, "LocationAttestation", message,
+                                    signature)
+        except Exception:  # malformed signature bytes
+            return False
+        return bool(to_checksum_address(signer) == record.attestor)
+
+
+class Orchestrator:
+    """Settles approved requests: re-checks the KAP, then issues tokens or denies.
+
+    Stateless between polls apart from caches of immutable chain data; whether an action
+    is still needed is read from the chain each time, so calling :meth:`process` twice
+    (or from two replicas) never issues a token twice.
+    """
+
+    def __init__(self, chain: ShardKeyChain, account: LocalAccount, unsealer: WrapKeyUnsealer, *,
+                 replicas: Sequence[str] = (), takeover_after: int = 10) -> None:
+        self.chain = chain
+        self.account = account
+        self.unsealer = unsealer
+        self.replicas = list(replicas) or [account.address]
+        if account.address not in self.replicas:
+            raise ValueError(f"{account.address} is not in the replica list")
+        self.takeover_after = takeover_after
+        self.kap = KapCheck(chain, start_block=chain.deployment.start_block)
+        self._registrations: OrderedDict[bytes, Registration] = OrderedDict()
+        self._registrations_lock = threading.Lock()
+
+    # --- one request ------------------------------------------------------------
+
+    def process(self, req: RequestInfo, now: int, cache: PollCache) -> Outcome:
+        """Decide and act on one request at chain time ``now``."""
+        rid = req.request_id
+        if req.status != RequestStatus.APPROVED:
+            log.info("request no longer approved; dropped",
+                     extra=_fields(request=rid, status=req.status.name))
+            return Outcome.DROPPED
+        dataset = cache.dataset(req.dataset_id)
+        if req.tokens_issued >= len(dataset.params.fragment_holders):
+            return Outcome.DROPPED
+        turn = acts_from(self.replicas, self.account.address, rid, req.approved_at, self.takeover_after)
+        if now < turn:
+            return Outcome.WAITING
+        if dataset.status == DatasetStatus.REVOKED:
+            return self._deny(rid, DenialReason.DATASET_REVOKED)
+        if dataset.status != DatasetStatus.ACTIVE:
+            return self._deny(rid, DenialReason.DATASET_NOT_ACTIVE)
+        if now > req.deadline:
+            if req.tokens_issued:  # served in part before it closed: nothing to deny
+                log.info("request expired with some tokens issued; dropped", extra=_fields(request=rid))
+                return Outcome.DROPPED
+            return self._deny(rid, DenialReason.APPROVAL_EXPIRED)
+        if not self.chain.retrievals.is_open(rid):
+            log.warning("request not open on chain; retrying", extra=_fields(request=rid))
+            return Outcome.RETRY
+        reason = self.kap.reason(req, dataset, now, cache)
+        if reason != DenialReason.NONE:
+            return self._deny(rid, reason)
+        return self._issue(req, cache)
+
+    def _deny(self, request_id: int, reason: DenialReason) -> Outcome:
+        try:
+            self.chain.retrievals.deny(self.account, request_id, int(reason))
+        except TransactionReverted as exc:
+            if exc.error == "RetrievalInvalidStatus":  # settled meanwhile (another replica?)
+                log.info("request already settled; dropped", extra=_fields(request=request_id))
+                return Outcome.DROPPED
+            raise
+        log.warning("request denied", extra=_fields(
+            request=request_id, reason=reason.name, code=int(reason), why=reason.description))
+        return Outcome.DENIED
+
+    # --- tokens -----------------------------------------------------------------
+
+    def registration(self, dataset_id: bytes) -> Registration:
+        """The dataset's registration event (immutable; cached, read once across threads)."""
+        with self._registrations_lock:
+            if dataset_id in self._registrations:
+                self._registrations.move_to_end(dataset_id)
+                return self._registrations[dataset_id]
+            reg = _read_registration(self.chain, dataset_id)
+            self._registrations[dataset_id] = reg
+            while len(self._registrations) > REGISTRATION_CACHE:
+                self._registrations.popitem(last=False)
+            return reg
+
+    def _missing(self, request_id: int, holders: Sequence[str], none_issued: bool) -> list[str]:
+        if none_issued:
+            return list(holders)
+        return [h for h in holders if not self.chain.retrievals.token_issued(request_id, h)]
+
+    def _issue(self, req: RequestInfo, cache: PollCache) -> Outcome:
+        rid = req.request_id
+        reg = self.registration(req.dataset_id)
+        holders = reg.params.fragment_holders
+        missing = self._missing(rid, holders, req.tokens_issued == 0)
+        if not missing:
+            return Outcome.DROPPED
+        try:
+            tokens = self._make_tokens(rid, reg, missing, cache)
+        except WrapKeyInvalid as exc:
+            log.error("wrap key does not open", extra=_fields(
+                request=rid, dataset="0x" + req.dataset_id.hex(), position=exc.position))
+            return self._deny(rid, DenialReason.KOS_WRAP_KEY_INVALID)
+        if not tokens:
+            return Outcome.RETRY
+        outcome = self._post_tokens(rid, tokens)
+        if outcome is Outcome.ISSUED and len(tokens) < len(missing):
+            return Outcome.RETRY  # some holder's key was unusable: try it again next poll
+        return outcome
+
+    def _make_tokens(self, request_id: int, reg: Registration, missing: Sequence[str],
+                     cache: PollCache) -> dict[str, bytes]:
+        chain_id = self.chain.client.chain_id
+        tokens: dict[str, bytes] = {}
+        positions = {h: j for j, h in enumerate(reg.params.fragment_holders)}
+        for holder in missing:
+            j = positions[holder]
+            wrap_key = self.unsealer.unseal(reg.dataset_id, j, reg.sealed_wrap_keys[j])
+            try:
+                public_key = cache.holder_key(holder)
+                info = token_info(chain_id, request_id, reg.dataset_id, holder)
+                # any buffer works; a bytes copy of the wrap key could not be wiped
+                tokens[holder] = seal(public_key, wrap_key, info)  # type: ignore[arg-type]
+            except HpkeKeyError as exc:  # the holder's registered key is unusable: skip it
+                log.error("holder HPKE key unusable; no token for it", extra=_fields(
+                    request=request_id, holder=holder, detail=str(exc)))
+            finally:
+                _zero(wrap_key)
+        return tokens
+
+    def _post_tokens(self, request_id: int, tokens: dict[str, bytes]) -> Outcome:
+        for _ in range(MAX_ISSUE_ATTEMPTS):
+            holders = list(tokens)
+            try:
+                receipt = self.chain.retrievals.issue_tokens(
+                    self.account, request_id, holders, [tokens[h] for h in holders])
+            except TransactionReverted as exc:
+                if exc.error != "RetrievalTokenAlreadyIssued":
+                    log.warning("token transaction refused; re-checking next poll", extra=_fields(
+                        request=request_id, error=exc.error))
+                    return Outcome.RETRY
+                tokens = {h: t for h, t in tokens.items()
+                          if not self.chain.retrievals.token_issued(request_id, h)}
+                log.info("another replica issued some tokens", extra=_fields(
+                    request=request_id, still_missing=len(tokens)))
+                if not tokens:
+                    return Outcome.DROPPED
+                continue
+            log.info("tokens issued", extra=_fields(
+                request=request_id, holders=holders, tx="0x" + bytes(receipt["transactionHash"]).hex()))
+            return Outcome.ISSUED
+        return Outcome.RETRY

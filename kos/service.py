@@ -1,0 +1,297 @@
+"""A KOS replica: settings, keys, the event watcher and the poll loop.
+
+Each poll (every ``poll_interval`` seconds):
+
+1. the watcher hands confirmed ``RetrievalApproved`` events to a handler that adds the
+   request to the persisted pending set (saved before the cursor moves past the event);
+2. every pending request is settled by :class:`kos.orchestrator.Orchestrator` on a small
+   thread pool (reads of one poll share a :class:`~kos.orchestrator.PollCache`);
+3. ``state_dir/heartbeat.json`` is rewritten (pid, last block seen, pending count).
+
+Logs are JSON lines on stderr; no wrap key, token plaintext, passphrase or key is ever
+logged. SIGTERM and SIGINT stop the loop after the current poll; the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from web3.types import RPCEndpoint
+
+from kos.errors import KosConfigError, KosError
+from kos.leader import PendingSet
+from kos.orchestrator import Orchestrator, Outcome, PollCache, WrapKeyUnsealer
+from kos.settings import KosSettings, load
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.deployment import Deployment
+from shardkey.chain.errors import UndecodableLog
+from shardkey.chain.events import ChainEvent
+from shardkey.chain.model import RequestInfo
+from shardkey.chain.watcher import EventWatcher
+from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.fsutil import atomic_write_bytes
+from shardkey.keys import load_account_file, load_hpke_keystore, read_passphrase
+
+log = logging.getLogger("kos.service")
+
+KOS_ROLE = keccak(text="KOS_ROLE")
+PASSPHRASE_ENV = "SHARDKEY_KOS_PASSPHRASE"  # noqa: S105 - a variable name
+DEFAULT_WORKERS = 4
+
+
+@dataclass
+class PollReport:
+    """What one poll did (heartbeat, logs, throughput measurements)."""
+
+    block: int = 0
+    chain_time: int = 0
+    events: int = 0
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def count(self, outcome: Outcome) -> int:
+        """Requests that ended this poll with ``outcome``."""
+        return sum(1 for o in self.outcomes.values() if o is outcome)
+
+
+class KosService:
+    """One replica: watcher + pending set + orchestrator + heartbeat."""
+
+    def __init__(self, chain: ShardKeyChain, account: LocalAccount, key: HpkePrivateKey,
+                 state_dir: Path, *, replicas: Sequence[str] = (), takeover_after: int = 10,
+                 confirmations: int = 1, workers: int = DEFAULT_WORKERS) -> None:
+        self.chain = chain
+        _cache_chain_id(chain)
+        self.account = account
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        self.orchestrator = Orchestrator(chain, account, WrapKeyUnsealer(key, chain.client.chain_id),
+                                         replicas=replicas, takeover_after=takeover_after)
+        self.pending = PendingSet(self.state_dir / "pending.json")
+        self.watcher = EventWatcher(chain.client, chain.contracts, self.state_dir / "cursor.json",
+                                    start_block=chain.deployment.start_block,
+                                    confirmations=confirmations)
+        self.watcher.on("RetrievalApproved", self._on_approved)
+        self.watcher.on("RetrievalRequested", self.orchestrator.kap.remember_request)
+        self.workers = max(1, workers)
+        self.last_block = 0
+
+    def check_ready(self) -> None:
+        """Fail fast when this replica could never act: no KOS_ROLE, or not the deployment's key."""
+        me = self.account.address
+        has_role = self.chain.client.call(
+            self.chain.retrievals.contract.functions.hasRole(KOS_ROLE, me))
+        if not has_role:
+            raise KosConfigError(f"account {me} does not hold KOS_ROLE on the RetrievalCoordinator")
+        expected = self.chain.deployment.kos_public_key
+        if expected and expected != self.orchestrator.unsealer.public_key_bytes():
+            raise KosConfigError("the HPKE keystore's public key is not the deployment's kos_public_key")
+
+    def _on_approved(self, event: ChainEvent) -> None:
+        request_id = int(event.args["requestId"])
+        self.pending.add(request_id)  # durable before the cursor moves past this event
+        log.info("request approved", extra={"fields": {"request": request_id,
+                                                       "block": event.block_number}})
+
+    def poll(self) -> PollReport:
+        """Handle new confirmed events, try every pending request once, write the heartbeat."""
+        started = time.monotonic()
+        report = PollReport()
+        error: str | None = None
+        try:
+            report.events = self.watcher.poll_once()
+            latest = self.chain.client.latest_block()
+            report.block, report.chain_time = int(latest["number"]), int(latest["timestamp"])
+            self.last_block = report.block
+            ids = list(self.pending)
+            if ids:
+                report.outcomes = self._settle_all(ids, report.chain_time)
+                self.pending.discard(r for r, o in report.outcomes.items() if o.final)
+        except BaseException as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            report.seconds = time.monotonic() - started
+            self.write_heartbeat(report, error)
+        return report
+
+    def _settle_all(self, ids: list[int], now: int) -> dict[int, Outcome]:
+        cache = PollCache(self.chain)
+
+        def settle(request_id: int) -> Outcome:
+            try:
+                req: RequestInfo = self.chain.retrievals.request(request_id)
+                return self.orchestrator.process(req, now, cache)
+            except Exception as exc:
+                log.error("request processing failed; retrying next poll", extra={"fields": {
+                    "request": request_id, "error": type(exc).__name__, "detail": str(exc)}})
+                return Outcome.RETRY
+
+        outcomes = _parallel(settle, ids, self.workers)
+        return dict(zip(ids, outcomes, strict=True))
+
+    def write_heartbeat(self, report: PollReport, error: str | None = None) -> None:
+        """``state_dir/heartbeat.json``, atomically, 0600."""
+        body = {"pid": os.getpid(), "account": self.account.address, "block": self.last_block,
+                "chain_time": report.chain_time, "cursor_block": self.watcher.cursor.block,
+                "pending": len(self.pending), "ok": error is None, "error": error,
+                "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        atomic_write_bytes(self.state_dir / "heartbeat.json", json.dumps(body).encode(), mode=0o600)
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Poll until ``stop`` is set; a failing poll is logged and retried with back-off."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                report = self.poll()
+            except UndecodableLog:
+                log.critical("undecodable log from a watched contract; stopping")
+                raise
+            except Exception as exc:
+                failures += 1
+                log.error("poll failed; retrying", extra={"fields": {
+                    "error": type(exc).__name__, "detail": str(exc), "failures": failures}})
+                stop.wait(min(10.0, interval * 2 ** min(failures, 6)))
+                continue
+            failures = 0
+            if report.outcomes and any(o is not Outcome.WAITING for o in report.outcomes.values()):
+                log.info("poll", extra={"fields": _summary(report)})
+            stop.wait(interval)
+
+
+def _cache_chain_id(chain: ShardKeyChain) -> None:
+    """Let web3 cache ``eth_chainId``: it asks for it several times per transaction."""
+    provider: Any = chain.client.w3.provider
+    provider.cacheable_requests = {RPCEndpoint("eth_chainId")}
+    provider.cache_allowed_requests = True
+
+
+def _summary(report: PollReport) -> dict[str, Any]:
+    counts = {o.value: report.count(o) for o in Outcome if report.count(o)}
+    return {"block": report.block, "events": report.events, "seconds": round(report.seconds, 3),
+            **counts}
+
+
+def _parallel(fn: Callable[[int], Outcome], items: list[int], workers: int) -> list[Outcome]:
+    if workers == 1 or len(items) == 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="kos") as pool:
+        return list(pool.map(fn, items))
+
+
+def measure_throughput(service: KosService, request_ids: Iterable[int], timeout: float = 60.0,
+                       interval: float = 0.05) -> float:
+    """Poll until every given request is settled; return the seconds the polls took.
+
+    Afterwards (outside the measured time) checks on chain that each request has all its
+    tokens. Raises ``TimeoutError`` after ``timeout``, :class:`KosError` when a request
+    was settled without all its tokens (denied, say).
+    """
+    ids = set(request_ids)
+    wanted = set(ids)
+    started = time.monotonic()
+    while wanted:
+        report = service.poll()
+        wanted -= {r for r, o in report.outcomes.items() if o.final}
+        if wanted and time.monotonic() - started > timeout:
+            raise TimeoutError(f"{len(wanted)} requests still unsettled after {timeout:.0f} s")
+        if wanted:
+            time.sleep(interval)
+    seconds = time.monotonic() - started
+    without = [r for r in ids if not _all_tokens(service, r)]
+    if without:
+        raise KosError(f"{len(without)} requests settled without all their tokens: {sorted(without)[:10]}")
+    return seconds
+
+
+def _all_tokens(service: KosService, request_id: int) -> bool:
+    req = service.chain.retrievals.request(request_id)
+    holders = service.chain.datasets.dataset(req.dataset_id).params.fragment_holders
+    return req.tokens_issued >= len(holders)
+
+
+# --- process wiring ----------------------------------------------------------------
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as one line of JSON."""
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        out.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr; third-party loggers (which would echo RPC payloads) kept quiet."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLinesFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("web3", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build(settings: KosSettings) -> KosService:
+    """Load the deployment, account and HPKE keystore named by ``settings``."""
+    deployment = Deployment.load(settings.deployment)
+    if settings.rpc_url:
+        deployment = replace(deployment, rpc_url=settings.rpc_url)
+    passphrase = read_passphrase(str(settings.passphrase_file) if settings.passphrase_file else None,
+                                 PASSPHRASE_ENV)
+    key = load_hpke_keystore(settings.hpke_keystore, passphrase)
+    del passphrase
+    account = load_account_file(settings.account_key, lambda: read_passphrase(None, PASSPHRASE_ENV))
+    replicas = settings.replicas or [account.address]
+    if account.address not in replicas:
+        raise KosConfigError(f"replicas does not list this replica's account {account.address}")
+    chain = ShardKeyChain(deployment)
+    if chain.client.chain_id != deployment.chain_id:
+        raise KosConfigError(f"RPC chain id {chain.client.chain_id} is not the deployment's "
+                             f"{deployment.chain_id}")
+    return KosService(chain, account, key, settings.state_dir, replicas=replicas,
+                      takeover_after=settings.takeover_after, confirmations=settings.confirmations)
+
+
+def run(config_path: Path) -> int:
+    """Run a replica until SIGTERM/SIGINT; return the exit code (0 on a clean stop)."""
+    settings = load(config_path)
+    configure_logging(settings.log_level)
+    service = build(settings)
+    service.check_ready()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("KOS replica started", extra={"fields": {
+        "account": service.account.address, "replicas": service.orchestrator.replicas,
+        "pending": len(service.pending), "cursor_block": service.watcher.cursor.block}})
+    service.run(stop, settings.poll_interval)
+    log.info("KOS replica stopped")
+    return 0

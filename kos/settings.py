@@ -1,0 +1,75 @@
+"""Settings of a KOS replica: a TOML file (written by the devnet) plus ``SHARDKEY_KOS_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eth_utils.address import is_address, to_checksum_address
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shardkey.settings import ServiceSettings, load_settings
+
+
+class KosSettings(ServiceSettings):
+    """One KOS replica's configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="SHARDKEY_KOS_", extra="forbid",
+                                      use_attribute_docstrings=True)
+
+    deployment: Path
+    """The deployment JSON file (contract addresses, chain id, start block, KOS public key)."""
+
+    rpc_url: str | None = None
+    """RPC endpoint; overrides the deployment file's ``rpc_url`` when set."""
+
+    account_key: Path
+    """This replica's Ethereum account (devnet hex key file or eth-account keystore); needs KOS_ROLE."""
+
+    hpke_keystore: Path
+    """The KOS HPKE keystore (shared by every replica); owners seal wrap keys to its public key."""
+
+    passphrase_file: Path | None = None
+    """File holding the keystore passphrase; when unset, ``SHARDKEY_KOS_PASSPHRASE`` is read."""
+
+    state_dir: Path
+    """Where this replica keeps its event cursor, pending requests and heartbeat (private, 0700)."""
+
+    confirmations: int = Field(default=1, ge=0, le=256)
+    """Blocks an event must be buried under before the KOS acts on it."""
+
+    poll_interval: float = Field(default=0.25, gt=0, le=60)
+    """Seconds between two polls of the chain."""
+
+    replicas: list[str] = Field(default_factory=list)
+    """KOS account addresses in leader order (empty: this account alone)."""
+
+    takeover_after: int = Field(default=10, ge=0)
+    """Seconds of chain time after which the next replica takes over a request from its leader."""
+
+    log_level: str = "INFO"
+    """Python logging level name (DEBUG, INFO, WARNING, ERROR)."""
+
+    @field_validator("replicas")
+    @classmethod
+    def _checksummed(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not is_address(address):
+                raise ValueError(f"not an address: {address!r}")
+        out: list[str] = [to_checksum_address(a) for a in value]
+        if len(set(out)) != len(out):
+            raise ValueError("replica addresses must be distinct")
+        return out
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+
+def load(path: Path | None) -> KosSettings:
+    """Read a KOS settings file; environment variables win over it."""
+    return load_settings(KosSettings, path)

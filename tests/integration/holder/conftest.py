@@ -1,0 +1,237 @@
+"""Holder agent fixtures: a real dataset (erasure coding, shard encryption, Shamir, bundles,
+wrap keys sealed to the KOS) registered on anvil, and an in-process holder agent
+(``assemble_agent`` + Starlette ``TestClient``) acting as holder-1 of three."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3.logs import DISCARD
+
+from holder_agent.api import create_app
+from holder_agent.service import Agent, assemble_agent
+from holder_agent.settings import HolderSettings
+from shardkey.chain.model import DatasetParams
+from shardkey.crypto import (
+    FragmentBundle,
+    HpkePrivateKey,
+    MerkleTree,
+    encode_stripe,
+    encrypt_shard,
+    holder_fragments_root,
+    seal,
+    split,
+    stripe_bounds,
+    stripe_count,
+    token_info,
+    wrap_bundle,
+    wrap_info,
+)
+from shardkey.httpauth import sign_request
+from shardkey.policy.model import Policy
+from tests.support.devchain import DevChain
+
+with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what the project uses
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+@dataclass
+class BuiltDataset:
+    """Everything the owner knows about a dataset it built (the test keeps the secrets)."""
+
+    dataset_id: bytes
+    salt: bytes
+    params: DatasetParams
+    policy: Policy
+    shards: list[bytes]
+    shard_hashes: list[bytes]
+    tree: MerkleTree
+    wrap_keys: list[bytes]
+    wrapped_bundles: list[bytes]
+    sealed_wrap_keys: list[bytes]
+    fragment_roots: list[bytes]
+
+    def my_shards(self, holder: str) -> list[int]:
+        """Indices placed at ``holder``."""
+        return [i for i in range(self.params.shard_count) if self.params.shard_holder(i) == holder]
+
+    @property
+    def hex(self) -> str:
+        return "0x" + self.dataset_id.hex()
+
+
+@dataclass
+class OpenRequest:
+    """A retrieval request and its requester's ephemeral key."""
+
+    request_id: int
+    requester: LocalAccount
+    ephemeral: HpkePrivateKey
+
+
+@dataclass
+class World:
+    """Three active holders on a fresh deployment; the agent under test is holder-1."""
+
+    dev: DevChain
+    tmp: Path
+    holders: list[LocalAccount]
+    owner: LocalAccount
+    requester: LocalAccount
+    agent: Agent
+    http: TestClient
+    extra_agents: list[Agent] = field(default_factory=list)
+
+    @property
+    def me(self) -> str:
+        return str(self.holders[0].address)
+
+    @property
+    def chain(self) -> Any:
+        return self.dev.chain
+
+    # --- agents -----------------------------------------------------------------
+
+    def make_agent(self, data_dir: Path, **settings: Any) -> Agent:
+        """Another in-process agent for holder-1 (own data dir and limits)."""
+        values: dict[str, Any] = {
+            "deployment": self.tmp / "deployment.json", "account_key": self.tmp / "unused.key",
+            "hpke_keystore": self.tmp / "unused.hpke", "data_dir": data_dir, "listen_port": 1,
+            "confirmations": 1, "poll_interval": 0.05}
+        values.update(settings)
+        return assemble_agent(HolderSettings(**values), self.dev.chain, self.holders[0],
+                              self.dev.holder_keys["holder-1"])
+
+    def settle(self, agent: Agent | None = None) -> None:
+        """Mine a block so everything sent so far is confirmed, then poll once."""
+        self.dev.mine()
+        (agent or self.agent).poll()
+
+    # --- signed HTTP --------------------------------------------------------------
+
+    def now(self) -> int:
+        return self.dev.client.latest_timestamp()
+
+    def headers(self, account: LocalAccount, method: str, path: str, body: bytes = b"",
+                timestamp: int | None = None) -> dict[str, str]:
+        ts = self.now() if timestamp is None else timestamp
+        return sign_request(account, self.me, method, path, body, ts)
+
+    def put(self, account: LocalAccount, path: str, body: bytes, client: TestClient | None = None) -> Any:
+        return (client or self.http).put(path, content=body,
+                                         headers=self.headers(account, "PUT", path, body))
+
+    def get(self, account: LocalAccount, path: str) -> Any:
+        return self.http.get(path, headers=self.headers(account, "GET", path))
+
+    # --- datasets ---------------------------------------------------------------------
+
+    def build(self, policy: Policy | None = None, length: int = 4000, k: int = 2, p: int = 1,
+              shard_size: int = 1024, threshold: int = 2) -> BuiltDataset:
+        """Encode, encrypt, split and wrap a random file (nothing sent yet)."""
+        policy = policy or Policy()
+        salt = os.urandom(32)
+        ds = self.chain.datasets.compute_dataset_id(self.owner.address, salt)
+        data = os.urandom(length)
+        shards, keys = [], []
+        for s in range(stripe_count(length, k, shard_size)):
+            start, end = stripe_bounds(s, length, k, shard_size)
+            for j, block in enumerate(encode_stripe(data[start:end], k, p, shard_size)):
+                key = os.urandom(32)
+                keys.append(key)
+                shards.append(encrypt_shard(key, ds, s * (k + p) + j, block, os.urandom, 512))
+        hashes = [hashlib.sha256(c).digest() for c in shards]
+        tree = MerkleTree.from_digests(hashes)
+        addresses = tuple(h.address for h in self.holders)
+        shares = [split(key, threshold, len(addresses), os.urandom) for key in keys]
+        chain_id = self.dev.client.chain_id
+        kos_pk = self.dev.kos_key.public_key_bytes()
+        wrap_keys, wrapped, sealed, roots = [], [], [], []
+        for j in range(len(addresses)):
+            fragments = {i: shares[i][j].value for i in range(len(shards))}
+            w = os.urandom(32)
+            wrap_keys.append(w)
+            wrapped.append(wrap_bundle(w, FragmentBundle.build(ds, j + 1, fragments), os.urandom))
+            sealed.append(seal(kos_pk, w, wrap_info(chain_id, ds, j + 1)))
+            roots.append(holder_fragments_root(ds, j + 1, fragments))
+        params = DatasetParams(merkle_root=tree.root, k=k, p=p, shard_size=shard_size,
+                               plaintext_length=length, shard_count=len(shards), threshold=threshold,
+                               shard_holders=addresses, fragment_holders=addresses)
+        return BuiltDataset(ds, salt, params, policy, shards, hashes, tree, wrap_keys, wrapped,
+                            sealed, roots)
+
+    def upload(self, built: BuiltDataset, skip: set[int] | None = None, bundle: bool = True) -> None:
+        """The owner uploads holder-1's shards and bundle (signed PUTs)."""
+        for i in built.my_shards(self.me):
+            if skip and i in skip:
+                continue
+            reply = self.put(self.owner, f"/v1/datasets/{built.hex}/shards/{i}", built.shards[i])
+            assert reply.status_code == 201, reply.text
+        if bundle:
+            reply = self.put(self.owner, f"/v1/datasets/{built.hex}/bundle", built.wrapped_bundles[0])
+            assert reply.status_code == 201, reply.text
+
+    def register(self, built: BuiltDataset, others_confirm: bool = True) -> None:
+        """Register on chain; the simulated holders 2 and 3 confirm custody at once."""
+        self.chain.datasets.register(self.owner, built.salt, built.params, built.policy,
+                                     built.shard_hashes, built.sealed_wrap_keys, built.fragment_roots)
+        if others_confirm:
+            for holder in self.holders[1:]:
+                self.chain.datasets.confirm_custody(holder, built.dataset_id)
+
+    def active_dataset(self, policy: Policy | None = None) -> BuiltDataset:
+        """Built, uploaded, registered, custody confirmed by the agent: Active."""
+        built = self.build(policy)
+        self.upload(built)
+        self.register(built)
+        self.settle()
+        assert self.chain.datasets.custody_confirmed(built.dataset_id, self.me)
+        return built
+
+    # --- requests -----------------------------------------------------------------------
+
+    def request(self, built: BuiltDataset, requester: LocalAccount | None = None) -> OpenRequest:
+        requester = requester or self.requester
+        ephemeral = HpkePrivateKey.generate(os.urandom)
+        receipt = self.chain.retrievals.request_retrieval(requester, built.dataset_id,
+                                                          ephemeral.public_key_bytes())
+        event = self.chain.retrievals.contract.events.RetrievalRequested()
+        request_id = int(event.process_receipt(receipt, errors=DISCARD)[0]["args"]["requestId"])
+        return OpenRequest(request_id, requester, ephemeral)
+
+    def issue_token(self, built: BuiltDataset, request_id: int, holder_index: int = 0,
+                    wrap_key: bytes | None = None) -> None:
+        """Act as the KOS: seal holder j's wrap key to its HPKE key and post the token."""
+        holder = self.holders[holder_index].address
+        key = self.dev.holder_keys[f"holder-{holder_index + 1}"]
+        info = token_info(self.dev.client.chain_id, request_id, built.dataset_id, holder)
+        token = seal(key.public_key_bytes(), wrap_key or built.wrap_keys[holder_index], info)
+        self.chain.retrievals.issue_tokens(self.dev.accounts["kos"], request_id, [holder], [token])
+
+    def deliveries(self, request_id: int) -> list[Any]:
+        event = self.chain.retrievals.contract.events.FragmentsDelivered()
+        return list(event.get_logs(from_block=self.dev.deployment.start_block,
+                                   argument_filters={"requestId": request_id}))
+
+    def advance(self, seconds: int) -> None:
+        """Move chain time forward and mine a block."""
+        self.dev.set_next_timestamp(self.now() + seconds)
+        self.dev.mine()
+
+
+@pytest.fixture
+def world(devchain: DevChain, tmp_path: Path) -> World:
+    holders = devchain.register_holders(3)
+    owner, requester = devchain.account("owner"), devchain.account("requester")
+    partial = World(devchain, tmp_path, holders, owner, requester, agent=None, http=None)  # type: ignore[arg-type]
+    partial.agent = partial.make_agent(tmp_path / "holder-1")
+    partial.http = TestClient(create_app(partial.agent.api))
+    return partial

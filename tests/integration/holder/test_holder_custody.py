@@ -1,0 +1,104 @@
+"""Uploads into staging, custody on registration, receipts, staging GC."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from holder_agent.handlers import fetch_registration
+from shardkey.chain import eip712
+from shardkey.chain.model import DatasetStatus
+
+
+def test_upload_then_registration_confirms_custody(world) -> None:
+    built = world.build()
+    world.upload(built)
+    mine = built.my_shards(world.me)
+    assert mine == [0, 3]
+    staged = world.agent.store.staged_dir(world.owner.address, built.dataset_id)
+    assert sorted(p.name for p in (staged / "shards").iterdir()) == ["0", "3"]
+    # identical re-upload is idempotent
+    again = world.put(world.owner, f"/v1/datasets/{built.hex}/shards/0", built.shards[0])
+    assert again.status_code == 201 and again.json()["status"] == "staged"
+
+    world.register(built)
+    world.settle()
+    assert world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert world.chain.datasets.dataset(built.dataset_id).status == DatasetStatus.ACTIVE
+    assert not staged.exists()
+    assert world.agent.store.committed_shards(built.dataset_id) == mine
+    assert world.agent.store.read_bundle(built.dataset_id) == built.wrapped_bundles[0]
+
+    # same content after custody: fine; different content: conflict
+    same = world.put(world.owner, f"/v1/datasets/{built.hex}/shards/3", built.shards[3])
+    assert same.status_code == 201 and same.json()["status"] == "committed"
+    other = world.put(world.owner, f"/v1/datasets/{built.hex}/shards/3", b"x" * 100)
+    assert other.status_code == 409 and other.json()["error"] == "conflict"
+    assert not world.agent.store.staged_dir(world.owner.address, built.dataset_id).exists()
+
+    receipts = world.http.get(f"/v1/datasets/{built.hex}/receipts").json()
+    assert receipts["bundle"] is True and receipts["holder"] == world.me
+    assert [r["index"] for r in receipts["shards"]] == mine
+    domain = world.chain.retrievals.domain
+    for r in receipts["shards"]:
+        assert bytes.fromhex(r["sha256"]) == built.shard_hashes[r["index"]]
+        message = eip712.receipt_message(built.dataset_id, r["index"], bytes.fromhex(r["sha256"]))
+        assert eip712.recover(domain, "ShardReceipt", message, bytes.fromhex(r["signature"][2:])) == world.me
+
+    # a second poll (and a handler re-run on the same event) changes nothing
+    world.settle()
+    world.agent.handlers.try_custody(fetch_registration(world.chain, built.dataset_id, 0))
+
+
+def test_missing_shard_blocks_custody_until_uploaded(world) -> None:
+    built = world.build()
+    world.upload(built, skip={3})
+    world.register(built)
+    world.settle()
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert built.dataset_id in world.agent.handlers.pending
+    # a wrong shard 3 does not help either
+    world.put(world.owner, f"/v1/datasets/{built.hex}/shards/3", built.shards[0])
+    time.sleep(0.01)
+    world.settle()
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    # the right one, uploaded late, is picked up by the retry
+    world.put(world.owner, f"/v1/datasets/{built.hex}/shards/3", built.shards[3])
+    world.settle()
+    assert world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert world.agent.handlers.pending == {}
+
+
+def test_uploads_by_another_account_are_not_claimed(world) -> None:
+    built = world.build()
+    stranger = world.dev.account("stranger")
+    for i in built.my_shards(world.me):
+        world.put(stranger, f"/v1/datasets/{built.hex}/shards/{i}", built.shards[i])
+    world.put(stranger, f"/v1/datasets/{built.hex}/bundle", built.wrapped_bundles[0])
+    world.register(built)
+    world.settle()
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+
+
+def test_unclaimed_staging_is_collected_after_ttl(world) -> None:
+    built = world.build()
+    world.upload(built)
+    staged = world.agent.store.staged_dir(world.owner.address, built.dataset_id)
+    world.agent.gc()
+    assert staged.exists()
+    old = time.time() - world.agent.settings.staging_ttl - 10
+    for path in [staged, *staged.rglob("*")]:
+        os.utime(path, (old, old))
+    world.agent.gc()
+    assert not staged.exists()
+    assert not (world.agent.store.staging / world.owner.address).exists()
+
+
+def test_health_and_openapi(world) -> None:
+    health = world.http.get("/v1/health").json()
+    assert health == {"status": "ok", "address": world.me, "chain_id": world.dev.client.chain_id}
+    doc = world.http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    paths = doc["paths"]
+    assert set(paths["/v1/datasets/{dataset_id}/shards/{index}"]) == {"get", "put"}
+    assert "/v1/datasets/{dataset_id}/receipts" in paths

@@ -1,0 +1,120 @@
+"""Unlock tokens: delivery the requester can open and verify; refusals; idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from holder_agent.service import Agent
+from shardkey.chain import eip712
+from shardkey.chain.watcher import EventWatcher
+from shardkey.crypto import delivery_info, holder_fragments_root, unpack_bundle
+from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.policy import Circle
+from shardkey.policy.model import Policy
+from tests.integration.holder.conftest import OpenRequest
+
+
+def _open_delivery(world, built, req) -> bytes:
+    events = world.deliveries(req.request_id)
+    assert len(events) == 1
+    assert events[0]["args"]["holder"] == world.me
+    info = delivery_info(world.dev.client.chain_id, req.request_id, built.dataset_id, world.me)
+    return req.ephemeral.open(bytes(events[0]["args"]["sealedFragments"]), info)
+
+
+def test_token_gives_a_delivery_that_verifies(world) -> None:
+    built = world.active_dataset()
+    req = world.request(built)
+    world.issue_token(built, req.request_id)
+    world.settle()
+    assert world.chain.retrievals.delivered(req.request_id, world.me)
+    bundle = unpack_bundle(_open_delivery(world, built, req), dataset_id=built.dataset_id, x=1)
+    assert [i for i, _ in bundle.entries] == list(range(built.params.shard_count))
+    assert holder_fragments_root(built.dataset_id, 1, bundle.entries) == built.fragment_roots[0]
+
+
+def test_token_for_another_holder_is_ignored(world) -> None:
+    built = world.active_dataset()
+    req = world.request(built)
+    world.issue_token(built, req.request_id, holder_index=1)
+    world.settle()
+    assert world.deliveries(req.request_id) == []
+    assert not world.chain.retrievals.delivered(req.request_id, world.me)
+
+
+def _refusals(caplog) -> list[str]:
+    return [str(getattr(r, "fields", {}).get("reason", getattr(r, "fields", {}).get("error")))
+            for r in caplog.records if r.getMessage().startswith("token not answered")]
+
+
+def test_token_that_does_not_open_is_not_answered(world, caplog) -> None:
+    built = world.active_dataset()
+    req = world.request(built)
+    world.issue_token(built, req.request_id, wrap_key=built.wrap_keys[1])  # holder-2's wrap key
+    world.settle()
+    assert world.deliveries(req.request_id) == []
+    assert _refusals(caplog) == ["BundleUnwrapError"]
+
+
+def test_off_chain_policy_check_refuses_after_window(world, caplog) -> None:
+    not_after = world.now() + 30
+    built = world.active_dataset(Policy(not_after=not_after))
+    req = world.request(built)
+    world.advance(120)  # still inside the approval window, past the policy's not_after
+    assert world.chain.retrievals.is_open(req.request_id)
+    world.issue_token(built, req.request_id)
+    world.settle()
+    assert world.deliveries(req.request_id) == []
+    assert len(_refusals(caplog)) == 1 and "TOO_LATE" in _refusals(caplog)[0]
+
+
+def test_attested_request_is_delivered_after_the_attestation_aged(world) -> None:
+    attestor = world.dev.account("attestor")
+    policy = Policy(attestors=(attestor.address,), max_attestation_age=60,
+                    circles=(Circle(48_000_000, 2_000_000, 50_000),))
+    built = world.active_dataset(policy)
+    issued_at = world.now()
+    nonce = os.urandom(32)
+    fields = (world.requester.address, 48_001_000, 2_001_000, 100, issued_at, nonce)
+    signature = eip712.sign(world.chain.retrievals.domain, "LocationAttestation",
+                            eip712.attestation_message(*fields), attestor)
+    ephemeral = HpkePrivateKey.generate(os.urandom)
+    world.chain.retrievals.request_retrieval(world.requester, built.dataset_id,
+                                             ephemeral.public_key_bytes(), fields, attestor.address,
+                                             signature)
+    request_id = int(world.chain.retrievals.contract.functions.requestCount().call())
+    assert world.chain.retrievals.is_open(request_id)
+    world.advance(300)  # older than max_attestation_age now: judged at request time
+    world.issue_token(built, request_id)
+    world.settle()
+    req = OpenRequest(request_id, world.requester, ephemeral)
+    bundle = unpack_bundle(_open_delivery(world, built, req), dataset_id=built.dataset_id, x=1)
+    assert holder_fragments_root(built.dataset_id, 1, bundle.entries) == built.fragment_roots[0]
+
+
+def test_handler_twice_and_restart_from_cursor_deliver_once(world, tmp_path) -> None:
+    built = world.active_dataset()
+    req = world.request(built)
+    world.issue_token(built, req.request_id)
+    world.dev.mine()
+    token = world.chain.retrievals.contract.events.TokenIssued().get_logs(
+        from_block=0, argument_filters={"requestId": req.request_id})[0]["args"]["token"]
+    assert world.agent.handlers.deliver(req.request_id, bytes(token)) is True
+    assert world.agent.handlers.deliver(req.request_id, bytes(token)) is False
+    world.settle()  # the watcher's own run of the handler: already delivered
+    assert len(world.deliveries(req.request_id)) == 1
+
+    # a restart from the cursor handles nothing again; a lost cursor replays every event
+    agent: Agent = world.agent
+    restarted = EventWatcher(world.dev.client, world.chain.contracts, agent.watcher.cursor_path,
+                             start_block=world.dev.deployment.start_block, confirmations=1)
+    agent.handlers.attach(restarted)
+    assert restarted.poll_once() == 0
+    agent.watcher.cursor_path.unlink()
+    fresh = world.make_agent(agent.store.root)
+    assert fresh.watcher.poll_once() > 0
+    assert len(world.deliveries(req.request_id)) == 1
+    assert world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert hashlib.sha256(agent.store.read_bundle(built.dataset_id) or b"").digest() == \
+        hashlib.sha256(built.wrapped_bundles[0]).digest()

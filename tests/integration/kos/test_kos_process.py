@@ -1,0 +1,126 @@
+"""``python -m kos --config FILE`` as a real process; and the throughput target."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from eth_account import Account
+
+from kos.service import measure_throughput
+from shardkey.fsutil import atomic_write_bytes
+from shardkey.keys import save_hpke_keystore, save_plain_account_key
+
+REPO = Path(__file__).resolve().parents[3]
+# The target is 10 s on an otherwise idle machine; a loaded CI box may raise it.
+BUDGET = float(os.environ.get("SHARDKEY_KOS_THROUGHPUT_BUDGET", "10"))
+
+
+def _config(world, tmp_path: Path, **extra: object) -> Path:
+    deployment = tmp_path / "deployment.json"
+    deployment.write_text(json.dumps(world.dev.deployment.to_json()))
+    passphrase = os.urandom(12).hex()
+    atomic_write_bytes(tmp_path / "passphrase", passphrase.encode())
+    save_hpke_keystore(tmp_path / "kos.hpke.json", world.dev.kos_key, passphrase)
+    save_plain_account_key(tmp_path / "kos.key", world.dev.accounts["kos"])
+    values = {"deployment": "deployment.json", "account_key": "kos.key",
+              "hpke_keystore": "kos.hpke.json", "passphrase_file": "passphrase",
+              "state_dir": "state", "poll_interval": 0.1, "confirmations": 1, **extra}
+    lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    config = tmp_path / "kos.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def _start(config: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kos", "--config", str(config)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait(check, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_process_issues_tokens_and_stops_cleanly_on_sigterm(world, tmp_path: Path) -> None:
+    config = _config(world, tmp_path)
+    dataset = world.dataset()
+    proc = _start(config)
+    try:
+        _wait((tmp_path / "state" / "heartbeat.json").exists, 30, proc)
+        request_id = world.request(dataset)
+        world.approve(request_id)
+        _wait(lambda: world.chain.retrievals.request(request_id).tokens_issued == 3, 30, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    records = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert any(r["msg"] == "tokens issued" and r["request"] == request_id for r in records)
+    assert records[-1]["msg"] == "KOS replica stopped"
+    world.assert_tokens_open(request_id, dataset)
+    beat = json.loads((tmp_path / "state" / "heartbeat.json").read_text())
+    assert beat["pending"] == 0 and beat["pid"] == proc.pid
+
+
+def test_bad_settings_exit_2_with_one_line(world, tmp_path: Path) -> None:
+    config = _config(world, tmp_path, colour="blue")
+    proc = _start(config)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kos: error:") and "colour" in lines[0]
+
+
+def test_replica_without_kos_role_refuses_to_start(world, tmp_path: Path) -> None:
+    config = _config(world, tmp_path)
+    save_plain_account_key(tmp_path / "kos.key", Account.create())
+    proc = _start(config)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "KOS_ROLE" in stderr.decode()
+
+
+def test_hundred_requests_approved_together_get_tokens_within_ten_seconds(world) -> None:
+    dataset = world.dataset(world.policy(groups=()))  # no approvals: approved when requested
+    client = world.dev.client
+    requester = world.requester
+    fn = world.chain.retrievals.contract.functions.requestRetrieval
+    attestation = ("0x" + "00" * 20, 0, 0, 0, 0, b"\0" * 32)
+    nonce = client.w3.eth.get_transaction_count(requester.address, "pending")
+    gas_price = 2 * client.w3.eth.gas_price + 10**9
+    client.w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        for i in range(100):
+            tx = fn(dataset.dataset_id, os.urandom(32), attestation, attestation[0], b"").build_transaction(
+                {"from": requester.address, "nonce": nonce + i, "gas": 400_000,
+                 "gasPrice": gas_price, "chainId": client.chain_id})
+            client.w3.eth.send_raw_transaction(requester.sign_transaction(tx).raw_transaction)
+        world.dev.mine()
+    finally:
+        client.w3.provider.make_request("evm_setAutomine", [True])
+    count = client.call(world.chain.retrievals.contract.functions.requestCount())
+    assert count == 100
+    kos = world.replica()
+
+    seconds = measure_throughput(kos, range(1, 101), timeout=30)
+
+    print(f"KOS settled 100 requests in {seconds:.2f} s")
+    overloaded = os.getloadavg()[0] > (os.cpu_count() or 1)
+    if overloaded and seconds >= BUDGET:  # a timing taken on a saturated machine says nothing
+        warnings.warn(f"100 requests took {seconds:.1f} s on an overloaded machine", stacklevel=1)
+    else:
+        assert seconds < BUDGET, f"{seconds:.1f} s"
+    assert len(world.token_events(57)) == 3
