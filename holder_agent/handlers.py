@@ -23,10 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
@@ -35,7 +33,7 @@ from holder_agent.errors import CustodyError
 from holder_agent.kap import recheck_request
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain, registration_from_args
-from shardkey.chain.errors import ChainError, TransactionReverted
+from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import DatasetStatus, Registration
 from shardkey.chain.watcher import EventWatcher
@@ -54,27 +52,6 @@ class _Pending:
     registration: Registration
     seen_mtime: float | None
     checked_at: float
-
-
-def registration_of(args: Mapping[str, Any], block_number: int) -> Registration:
-    """:func:`registration_from_args` that also accepts the struct decoded as a mapping.
-
-    web3 v7 decodes the ``params`` struct of ``DatasetRegistered`` to an AttributeDict
-    (field name to value, in ABI order) where ``registration_from_args`` indexes a tuple.
-    """
-    params = args["params"]
-    if isinstance(params, Mapping):
-        args = {**args, "params": tuple(params.values())}
-    return registration_from_args(args, block_number)
-
-
-def fetch_registration(chain: ShardKeyChain, dataset_id: bytes, from_block: int) -> Registration:
-    """The ``DatasetRegistered`` event of a dataset."""
-    logs = chain.datasets.contract.events.DatasetRegistered().get_logs(
-        from_block=from_block, argument_filters={"datasetId": dataset_id})
-    if not logs:
-        raise ChainError(f"no registration event for dataset 0x{dataset_id.hex()}")
-    return registration_of(logs[-1]["args"], int(logs[-1]["blockNumber"]))
 
 
 class Handlers:
@@ -102,7 +79,7 @@ class Handlers:
 
     def on_dataset_registered(self, event: ChainEvent) -> None:
         """Take custody of what a registration assigns to this holder."""
-        registration = registration_of(event.args, event.block_number)
+        registration = registration_from_args(event.args, event.block_number)
         params = registration.params
         if self.address not in params.shard_holders and self.address not in params.fragment_holders:
             return
@@ -189,7 +166,7 @@ class Handlers:
             return
         for ds_hex, block in json.loads(Path(self.pending_path).read_text()).items():
             ds = bytes.fromhex(ds_hex)
-            registration = fetch_registration(self.chain, ds, int(block))
+            registration = self.chain.datasets.registration(ds, int(block))
             self.pending[ds] = _Pending(registration, None, 0.0)
 
     # --- delivery ------------------------------------------------------------

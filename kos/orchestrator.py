@@ -32,7 +32,7 @@ from eth_utils.address import to_checksum_address
 from kos.errors import WrapKeyInvalid
 from kos.leader import acts_from
 from shardkey.chain import eip712
-from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain, registration_from_args
+from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import DatasetInfo, DatasetStatus, Registration, RequestInfo, RequestStatus
@@ -97,23 +97,6 @@ class WrapKeyUnsealer:
             _zero(key)
             raise WrapKeyInvalid(dataset_id, position)
         return key
-
-
-def _read_registration(chain: ShardKeyChain, dataset_id: bytes) -> Registration:
-    """``DatasetRegistered`` of a dataset.
-
-    Works around ``DatasetRegistry.registration`` indexing the ``params`` struct by
-    position while web3 decodes event structs as mappings (field names in ABI order).
-    """
-    event = chain.datasets.contract.events.DatasetRegistered()
-    logs = event.get_logs(from_block=chain.deployment.start_block,
-                          argument_filters={"datasetId": dataset_id})
-    if not logs:
-        raise ChainError(f"no registration event for dataset 0x{dataset_id.hex()}")
-    args = dict(logs[-1]["args"])
-    if isinstance(args["params"], Mapping):
-        args["params"] = tuple(args["params"].values())
-    return registration_from_args(args, int(logs[-1]["blockNumber"]))
 
 
 def _zero(buffer: bytearray) -> None:
@@ -397,7 +380,7 @@ class Orchestrator:
             if dataset_id in self._registrations:
                 self._registrations.move_to_end(dataset_id)
                 return self._registrations[dataset_id]
-            reg = _read_registration(self.chain, dataset_id)
+            reg = self.chain.datasets.registration(dataset_id, self.chain.deployment.start_block)
             self._registrations[dataset_id] = reg
             while len(self._registrations) > REGISTRATION_CACHE:
                 self._registrations.popitem(last=False)

@@ -31,7 +31,6 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
-from web3.types import RPCEndpoint
 
 from kos.errors import KosConfigError, KosError
 from kos.leader import PendingSet
@@ -76,7 +75,6 @@ class KosService:
                  state_dir: Path, *, replicas: Sequence[str] = (), takeover_after: int = 10,
                  confirmations: int = 1, workers: int = DEFAULT_WORKERS) -> None:
         self.chain = chain
-        _cache_chain_id(chain)
         self.account = account
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -173,13 +171,6 @@ class KosService:
             if report.outcomes and any(o is not Outcome.WAITING for o in report.outcomes.values()):
                 log.info("poll", extra={"fields": _summary(report)})
             stop.wait(interval)
-
-
-def _cache_chain_id(chain: ShardKeyChain) -> None:
-    """Let web3 cache ``eth_chainId``: it asks for it several times per transaction."""
-    provider: Any = chain.client.w3.provider
-    provider.cacheable_requests = {RPCEndpoint("eth_chainId")}
-    provider.cache_allowed_requests = True
 
 
 def _summary(report: PollReport) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from eth_account import Account
@@ -84,34 +85,56 @@ class NonceCache:
             return True
 
 
-def verify_request(headers: dict[str, str], holder: str, method: str, path: str, body: bytes,
-                   now: int, nonces: NonceCache) -> str:
-    """Check a signed request; return the signing account or raise :class:`AuthError`."""
+def _headers(headers: Mapping[str, str]) -> tuple[str, str, str, str]:
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        account = lowered[HEADER_ACCOUNT.lower()]
-        timestamp_text = lowered[HEADER_TIMESTAMP.lower()]
-        nonce = lowered[HEADER_NONCE.lower()]
-        signature = lowered[HEADER_SIGNATURE.lower()]
+        return (lowered[HEADER_ACCOUNT.lower()], lowered[HEADER_TIMESTAMP.lower()],
+                lowered[HEADER_NONCE.lower()], lowered[HEADER_SIGNATURE.lower()])
     except KeyError as exc:
         raise AuthError(f"missing header {exc.args[0]}") from None
-    if not is_address(account):
+
+
+def precheck(headers: Mapping[str, str], now: int) -> str:
+    """The checks that need no body (headers present and well formed, timestamp within
+    ``MAX_SKEW`` of chain time); return the claimed account, checksummed.
+
+    A holder runs this before reading a single body byte.
+    """
+    account, timestamp_text, nonce, _ = _headers(headers)
+    if not account.isascii() or not is_address(account):
         raise AuthError(f"{HEADER_ACCOUNT} is not an address")
-    if not timestamp_text.isdigit():
+    if not timestamp_text.isascii() or not timestamp_text.isdigit() or len(timestamp_text) > 20:
         raise AuthError(f"{HEADER_TIMESTAMP} is not a Unix time")
-    timestamp = int(timestamp_text)
-    if abs(now - timestamp) > MAX_SKEW:
-        raise AuthError(f"request timestamp {timestamp} is more than {MAX_SKEW} s from chain time {now}")
+    if abs(now - int(timestamp_text)) > MAX_SKEW:
+        raise AuthError(f"request timestamp {timestamp_text} is more than {MAX_SKEW} s from "
+                        f"chain time {now}")
     if len(nonce) != 32 or any(c not in "0123456789abcdef" for c in nonce):
         raise AuthError(f"{HEADER_NONCE} must be 16 bytes of lowercase hex")
+    return str(to_checksum_address(account))
+
+
+def verify_request_digest(headers: Mapping[str, str], holder: str, method: str, path: str,
+                          body_sha256: bytes, now: int, nonces: NonceCache) -> str:
+    """Check a signed request given its body's SHA-256 (for streamed bodies); return the
+    signer or raise :class:`AuthError`. The nonce is spent only once the signature verified.
+    """
+    claimed = precheck(headers, now)
+    _, timestamp_text, nonce, signature = _headers(headers)
+    message = _message(holder, method, path, body_sha256.hex(), int(timestamp_text), nonce)
     try:
         sig = bytes.fromhex(signature.removeprefix("0x"))
-        signer = Account.recover_message(encode_defunct(_message(
-            holder, method, path, hashlib.sha256(body).hexdigest(), timestamp, nonce)), signature=sig)
+        signer = Account.recover_message(encode_defunct(message), signature=sig)
     except Exception:
         raise AuthError("signature is malformed") from None
-    if signer != to_checksum_address(account):
+    if signer != claimed:
         raise AuthError("signature does not match the account")
     if not nonces.use(signer, nonce):
         raise AuthError("nonce already used (replayed request)")
     return str(signer)
+
+
+def verify_request(headers: Mapping[str, str], holder: str, method: str, path: str, body: bytes,
+                   now: int, nonces: NonceCache) -> str:
+    """Check a signed request with its whole body; return the signer or raise :class:`AuthError`."""
+    return verify_request_digest(headers, holder, method, path, hashlib.sha256(body).digest(), now,
+                                 nonces)

@@ -8,8 +8,10 @@ nothing is sent), signs locally with the given account, and waits for the receip
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -17,7 +19,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from shardkey.chain.artifacts import _abi_type, all_error_abis, load_artifact
 from shardkey.chain.errors import ChainError, TransactionReverted
@@ -25,17 +27,32 @@ from shardkey.chain.errors import ChainError, TransactionReverted
 GAS_MARGIN = 1.25
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host:port`` of an RPC URL: paths, queries and credentials often hold API
+    keys, and error messages end up in logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
 class ChainClient:
     """One RPC endpoint; thread-safe sending with per-account nonce tracking."""
 
     def __init__(self, rpc_url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0):
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.where = redact_url(rpc_url)
+        provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout})
+        # web3 asks for eth_chainId several times per transaction; it never changes.
+        provider.cacheable_requests = {RPCEndpoint("eth_chainId")}
+        provider.cache_allowed_requests = True
+        self.w3 = Web3(provider)
         self.receipt_timeout = receipt_timeout
         self._nonce_lock = threading.Lock()
         self._nonces: dict[str, int] = {}
         self._errors = _ErrorDecoder(self.w3)
         self._chain_id: int | None = None
+        self._fees: tuple[dict[str, int], float] | None = None
 
     @property
     def chain_id(self) -> int:
@@ -68,7 +85,7 @@ class ChainClient:
         except (ContractCustomError, ContractLogicError) as exc:
             raise self._errors.decode(exc) from None
         except (OSError, ValueError) as exc:
-            raise ChainError(f"call to {self.rpc_url} failed: {exc}") from exc
+            raise ChainError(f"call to {self.where} failed: {exc}") from exc
 
     def send(self, fn: ContractFunction, signer: LocalAccount, *, value: int = 0) -> TxReceipt:
         """Preflight, sign and send a transaction, wait for its receipt.
@@ -83,11 +100,11 @@ class ChainClient:
         except (ContractCustomError, ContractLogicError) as exc:
             raise self._errors.decode(exc) from None
         except (OSError, ValueError) as exc:
-            raise ChainError(f"gas estimate on {self.rpc_url} failed: {exc}") from exc
+            raise ChainError(f"gas estimate on {self.where} failed: {exc}") from exc
         with self._nonce_lock:
             nonce = self._next_nonce(sender)
             params.update({"gas": int(gas * GAS_MARGIN) + 10_000, "nonce": nonce,
-                           "chainId": self.chain_id})
+                           "chainId": self.chain_id, **self._fee_params()})
             try:
                 tx = fn.build_transaction(params)  # type: ignore[arg-type]
                 signed = signer.sign_transaction(tx)
@@ -96,7 +113,7 @@ class ChainClient:
                 self._nonces.pop(sender, None)  # resync from the node next time
                 if isinstance(exc, ContractCustomError | ContractLogicError):
                     raise self._errors.decode(exc) from None
-                raise ChainError(f"sending to {self.rpc_url} failed: {exc}") from exc
+                raise ChainError(f"sending to {self.where} failed: {exc}") from exc
             self._nonces[sender] = nonce + 1
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
@@ -107,6 +124,15 @@ class ChainClient:
         if receipt["status"] != 1:
             raise self._replay_failure(fn, params, receipt)
         return receipt
+
+    def _fee_params(self) -> dict[str, int]:
+        """EIP-1559 fees, re-read at most every 2 s (two RPC calls fewer per transaction)."""
+        if self._fees is None or time.monotonic() - self._fees[1] > 2.0:
+            base = int(self.latest_block().get("baseFeePerGas", 0))
+            tip = int(self._rpc(lambda: self.w3.eth.max_priority_fee))
+            self._fees = ({"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip},
+                          time.monotonic())
+        return dict(self._fees[0])
 
     def _next_nonce(self, sender: str) -> int:
         if sender not in self._nonces:
@@ -130,7 +156,7 @@ class ChainClient:
         try:
             return thunk()
         except (OSError, ValueError) as exc:
-            raise ChainError(f"RPC {self.rpc_url} failed: {exc}") from exc
+            raise ChainError(f"RPC {self.where} failed: {exc}") from exc
 
 
 class _ErrorDecoder:

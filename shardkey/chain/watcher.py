@@ -96,10 +96,13 @@ class EventWatcher:
                     continue  # handled before a restart
                 handler = self.handlers.get(event.name)
                 if handler is not None:
-                    handler(event)
+                    handler(event)  # raising leaves the cursor before this event
                     handled += 1
                 self.cursor.block, self.cursor.log_index = event.block_number, event.log_index
-                self.cursor.save(self.cursor_path)
+                if handler is not None:
+                    # Saved after each handled event (an fsync): a crash redoes at most the
+                    # one event whose handler was running, and handlers are idempotent.
+                    self.cursor.save(self.cursor_path)
             self._finish_range(end)
         return handled
 

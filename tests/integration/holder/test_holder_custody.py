@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 
-from holder_agent.handlers import fetch_registration
 from shardkey.chain import eip712
 from shardkey.chain.model import DatasetStatus
 
@@ -47,7 +46,7 @@ def test_upload_then_registration_confirms_custody(world) -> None:
 
     # a second poll (and a handler re-run on the same event) changes nothing
     world.settle()
-    world.agent.handlers.try_custody(fetch_registration(world.chain, built.dataset_id, 0))
+    world.agent.handlers.try_custody(world.chain.datasets.registration(built.dataset_id, 0))
 
 
 def test_missing_shard_blocks_custody_until_uploaded(world) -> None:
