@@ -38,9 +38,9 @@ from kos.orchestrator import Orchestrator, Outcome, PollCache, WrapKeyUnsealer
 from kos.settings import KosSettings, load
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.deployment import Deployment
-from shardkey.chain.errors import UndecodableLog
+from shardkey.chain.errors import ChainError, UndecodableLog
 from shardkey.chain.events import ChainEvent
-from shardkey.chain.model import RequestInfo
+from shardkey.chain.model import RequestInfo, RequestStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.fsutil import atomic_write_bytes
@@ -120,7 +120,8 @@ class KosService:
             ids = list(self.pending)
             if ids:
                 report.outcomes = self._settle_all(ids, report.chain_time)
-                self.pending.discard(r for r, o in report.outcomes.items() if o.final)
+                settled = [r for r, o in report.outcomes.items() if o.final]
+                self.pending.discard(self._confirmed(settled, report.block))
         except BaseException as exc:
             error = type(exc).__name__
             raise
@@ -128,6 +129,27 @@ class KosService:
             report.seconds = time.monotonic() - started
             self.write_heartbeat(report, error)
         return report
+
+    def _confirmed(self, request_ids: list[int], latest: int) -> list[int]:
+        """Those settled requests whose settlement is ``confirmations`` blocks deep.
+
+        A token or denial transaction can be reorged away after it was mined; the request
+        stays pending (and is acted on again) until its final state is confirmed.
+        """
+        block = max(0, latest - self.watcher.confirmations)
+        done = []
+        for request_id in request_ids:
+            try:
+                req = self.chain.retrievals.request(request_id, block)
+            except ChainError:
+                continue  # not known at that depth yet
+            if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED):
+                done.append(request_id)
+            elif req.status == RequestStatus.APPROVED:
+                holders = self.chain.datasets.dataset(req.dataset_id).params.fragment_holders
+                if req.tokens_issued >= len(holders):
+                    done.append(request_id)
+        return done
 
     def _settle_all(self, ids: list[int], now: int) -> dict[int, Outcome]:
         cache = PollCache(self.chain)

@@ -182,9 +182,9 @@ class RetrievalCoordinator:
         self.domain = Domain(client.chain_id, address)
 
     # reads
-    def request(self, request_id: int) -> RequestInfo:
-        """The stored request (status None when unknown)."""
-        raw = self.client.call(self.contract.functions.request(request_id))
+    def request(self, request_id: int, block: int | str = "latest") -> RequestInfo:
+        """The stored request (an unknown id reverts with RetrievalUnknownRequest)."""
+        raw = self.client.call(self.contract.functions.request(request_id), block)
         return RequestInfo(request_id=request_id, dataset_id=bytes(raw[0]),
                            requester=to_checksum_address(raw[1]), policy_version=int(raw[2]),
                            status=RequestStatus(raw[3]), denial_reason=int(raw[4]),

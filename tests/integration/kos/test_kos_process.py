@@ -63,6 +63,14 @@ def test_process_issues_tokens_and_stops_cleanly_on_sigterm(world, tmp_path: Pat
         request_id = world.request(dataset)
         world.approve(request_id)
         _wait(lambda: world.chain.retrievals.request(request_id).tokens_issued == 3, 30, proc)
+        # The request leaves the pending set once its tokens are `confirmations` deep.
+        heartbeat = tmp_path / "state" / "heartbeat.json"
+        seen_at = world.chain.client.block_number()
+
+        def settled() -> bool:
+            beat = json.loads(heartbeat.read_text())
+            return beat["pending"] == 0 and beat["block"] > seen_at
+        _wait(settled, 30, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 
 from kos.orchestrator import Outcome
 from shardkey.chain.model import RequestStatus
@@ -23,10 +24,15 @@ def test_tokens_issued_once_and_open_to_each_holders_wrap_key(world) -> None:
     heartbeat = kos.state_dir / "heartbeat.json"
     assert stat.S_IMODE(heartbeat.stat().st_mode) == 0o600
     beat = json.loads(heartbeat.read_text())
-    assert beat["pending"] == 0 and beat["ok"] and beat["block"] >= report.block
-
+    # Kept pending until the token transaction is `confirmations` (1) blocks deep, so a
+    # reorg that drops it makes the KOS issue again.
+    assert beat["pending"] == 1 and beat["ok"] and beat["block"] >= report.block
+    while world.chain.client.block_number() <= report.block:
+        time.sleep(0.05)
     again = kos.poll()
-    assert again.outcomes == {}
+    assert again.outcomes == {request_id: Outcome.DROPPED}
+    assert json.loads(heartbeat.read_text())["pending"] == 0
+    assert kos.poll().outcomes == {}
     restarted = world.replica()  # same state dir: cursor and pending set from disk
     assert restarted.poll().outcomes == {}
     fresh = world.replica(state="kos-fresh")  # no cursor: sees the approval again
