@@ -40,6 +40,7 @@ from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto import pack_bundle, seal, unwrap_bundle
 from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.hpke import HpkePrivateKey, delivery_info, token_info
+from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Handlers:
                                         "shards": sorted(expected), "bundle": bundle}})
             self._add_pending(registration)
             return False
+        crash_point("holder.before_confirm_custody")
         try:
             receipt = self.chain.datasets.confirm_custody(self.account, ds)
         except TransactionReverted as exc:
@@ -209,12 +211,14 @@ class Handlers:
             log.error("token not answered: cannot open or re-seal",
                       extra={"fields": {**fields, "error": type(exc).__name__, "detail": str(exc)}})
             return False
+        crash_point("holder.before_deliver")
         try:
             receipt = retrievals.deliver(self.account, request_id, sealed)
         except TransactionReverted as exc:
             level = logging.INFO if exc.error == "RetrievalAlreadyDelivered" else logging.WARNING
             log.log(level, "deliverFragments reverted", extra={"fields": {**fields, "error": exc.error}})
             return False
+        crash_point("holder.after_deliver_tx")
         log.info("fragments delivered", extra={"fields": {
             **fields, "x": x, "tx": "0x" + bytes(receipt["transactionHash"]).hex()}})
         return True

@@ -38,6 +38,7 @@ from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import DatasetInfo, DatasetStatus, Registration, RequestInfo, RequestStatus
 from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
 from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
+from shardkey.faults import crash_point
 from shardkey.policy import (
     Attestation,
     DenialReason,
@@ -434,6 +435,7 @@ class Orchestrator:
     def _post_tokens(self, request_id: int, tokens: dict[str, bytes]) -> Outcome:
         for _ in range(MAX_ISSUE_ATTEMPTS):
             holders = list(tokens)
+            crash_point("kos.before_issue")
             try:
                 receipt = self.chain.retrievals.issue_tokens(
                     self.account, request_id, holders, [tokens[h] for h in holders])
@@ -449,6 +451,7 @@ class Orchestrator:
                 if not tokens:
                     return Outcome.DROPPED
                 continue
+            crash_point("kos.after_issue_tx")
             log.info("tokens issued", extra=_fields(
                 request=request_id, holders=holders, tx="0x" + bytes(receipt["transactionHash"]).hex()))
             return Outcome.ISSUED

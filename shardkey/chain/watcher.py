@@ -27,6 +27,7 @@ from web3.contract import Contract
 
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.events import ChainEvent, EventDecoder
+from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class EventWatcher:
                 handler = self.handlers.get(event.name)
                 if handler is not None:
                     handler(event)  # raising leaves the cursor before this event
+                    crash_point("watcher.after_handler")
                     handled += 1
                 self.cursor.block, self.cursor.log_index = event.block_number, event.log_index
                 if handler is not None:
