@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
+import threading
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from anyio import to_thread
@@ -40,7 +42,7 @@ from holder_agent.storage import BUNDLE, Item, Store, hash_handle, parse_dataset
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
-from shardkey.chain.model import DatasetStatus, RequestStatus
+from shardkey.chain.model import DatasetInfo, DatasetStatus, RequestInfo, RequestStatus
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, AuthError, NonceCache, verify_request
 
 log = logging.getLogger(__name__)
@@ -62,11 +64,67 @@ class ApiContext:
     clock: ChainTime
     nonces: NonceCache
     max_body_bytes: int
+    downloads: DownloadCache = field(default_factory=lambda: DownloadCache())
 
     @property
     def address(self) -> str:
         """This holder's address."""
         return str(self.account.address)
+
+
+class DownloadCache:
+    """What serving a shard reads, kept so a fetch does not cost chain calls per shard.
+
+    - What cannot change once seen: a request's requester and dataset, and an Active
+      dataset's parameters (placement, shard count). Everything that can change later
+      (request completed, expired or denied; dataset revoked) is what ``isOpen`` checks,
+      and ``isOpen`` is kept only for the block it was read at: every download still
+      reads ``eth_blockNumber`` and asks ``isOpen`` again on a new block.
+    - The SHA-256 and signed receipt of a committed shard, keyed by the file's inode,
+      size and mtime (committed files are never rewritten in place).
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._views: dict[int, tuple[RequestInfo, DatasetInfo]] = {}
+        self._open: dict[int, tuple[int, bool]] = {}
+        self._receipts: dict[tuple[bytes, int], tuple[tuple[int, int, int], bytes, bytes]] = {}
+
+    def view(self, request_id: int) -> tuple[RequestInfo, DatasetInfo] | None:
+        with self._lock:
+            return self._views.get(request_id)
+
+    def keep_view(self, request_id: int, info: RequestInfo, dataset: DatasetInfo) -> None:
+        """Keep a request whose dataset was Active (only what cannot change is used)."""
+        with self._lock:
+            if len(self._views) >= self.MAX_ENTRIES:
+                self._views.clear()
+            self._views[request_id] = (info, dataset)
+
+    def is_open(self, request_id: int, block: int) -> bool | None:
+        with self._lock:
+            hit = self._open.get(request_id)
+        return hit[1] if hit is not None and hit[0] == block else None
+
+    def keep_open(self, request_id: int, block: int, is_open: bool) -> None:
+        with self._lock:
+            if len(self._open) >= self.MAX_ENTRIES:
+                self._open.clear()
+            self._open[request_id] = (block, is_open)
+
+    def receipt(self, key: tuple[bytes, int], stamp: tuple[int, int, int]) -> tuple[bytes, bytes] | None:
+        with self._lock:
+            hit = self._receipts.get(key)
+        return (hit[1], hit[2]) if hit is not None and hit[0] == stamp else None
+
+    def keep_receipt(self, key: tuple[bytes, int], stamp: tuple[int, int, int], digest: bytes,
+                     receipt: bytes) -> None:
+        with self._lock:
+            if len(self._receipts) >= self.MAX_ENTRIES:
+                self._receipts.clear()
+            self._receipts[key] = (stamp, digest, receipt)
 
 
 def error_response(status: int, code: str, detail: str) -> JSONResponse:
@@ -254,7 +312,7 @@ async def get_shard(ctx: ApiContext, request: Request) -> Response:
     if handle is None:
         raise ApiError(404, "not_held", f"shard {index} is not held here")
     try:
-        digest, receipt = await to_thread.run_sync(_hash_and_sign, ctx, handle, dataset_id, index)
+        digest, receipt = await to_thread.run_sync(_cached_receipt, ctx, handle, dataset_id, index)
         handle.seek(0)
     except BaseException:
         handle.close()
@@ -281,20 +339,36 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
     """Signed by the requester of an open request for this dataset; shard placed here."""
     signer = verify_request(headers, ctx.address, "GET", path, b"", ctx.clock.now(), ctx.nonces)
     chain = ctx.chain
-    try:
-        info = chain.retrievals.request(request_id)
-    except TransactionReverted:
-        raise ApiError(404, "unknown_request", f"no request {request_id}") from None
+    block = chain.client.block_number()
+    cached = ctx.downloads.view(request_id)
+    if cached is None:
+        try:
+            info = chain.retrievals.request(request_id)
+        except TransactionReverted:
+            raise ApiError(404, "unknown_request", f"no request {request_id}") from None
+    else:
+        info = cached[0]
     if info.status == RequestStatus.NONE:
         raise ApiError(404, "unknown_request", f"no request {request_id}")
     if info.requester != signer:
         raise ApiError(403, "not_requester", "the signer is not the request's requester")
     if info.dataset_id != dataset_id:
         raise ApiError(403, "wrong_dataset", "the request is for another dataset")
-    if not chain.retrievals.is_open(request_id):
+    is_open = ctx.downloads.is_open(request_id, block)
+    if is_open is None:
+        is_open = chain.retrievals.is_open(request_id)
+        ctx.downloads.keep_open(request_id, block, is_open)
+    if not is_open:
+        if cached is not None:  # the status in the message must be the current one
+            info = chain.retrievals.request(request_id)
         raise ApiError(403, "request_not_open", f"request {request_id} is {info.status.name.lower()}"
                        " or past its deadline, or the dataset was revoked")
-    dataset = chain.datasets.dataset(dataset_id)
+    if cached is not None:
+        dataset = cached[1]
+    else:
+        dataset = chain.datasets.dataset(dataset_id)
+        if dataset.status == DatasetStatus.ACTIVE:
+            ctx.downloads.keep_view(request_id, info, dataset)
     if dataset.status != DatasetStatus.ACTIVE:
         raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
     if index >= dataset.params.shard_count:
@@ -307,6 +381,18 @@ def _hash_and_sign(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes, index: 
     digest = hash_handle(handle)
     message = eip712.receipt_message(dataset_id, index, digest)
     return digest, eip712.sign(ctx.chain.retrievals.domain, "ShardReceipt", message, ctx.account)
+
+
+def _cached_receipt(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes,
+                    index: int) -> tuple[bytes, bytes]:
+    st = os.fstat(handle.fileno())
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = ctx.downloads.receipt((dataset_id, index), stamp)
+    if hit is not None:
+        return hit
+    digest, receipt = _hash_and_sign(ctx, handle, dataset_id, index)
+    ctx.downloads.keep_receipt((dataset_id, index), stamp, digest, receipt)
+    return digest, receipt
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:

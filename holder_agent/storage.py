@@ -9,14 +9,20 @@ Layout under ``data_dir``::
     datasets/<dataset_hex>/bundle
 
 Every name is built from a validated value (checksummed address, 64 lowercase hex,
-decimal index), never from raw request text. Every write is atomic and durable: a body
-is streamed into ``incoming/`` with :func:`shardkey.fsutil.atomic_writer` (temp file,
-fsync, rename), then renamed into place and the directory fsynced. Committed files are
-never rewritten in place, so an open file always reads one consistent version.
+decimal index), never from raw request text. Every write is atomic: a body is streamed
+into ``incoming/`` then renamed into staging. Staging is not made durable file by file
+(docs/PERFORMANCE.md: an fsync per shard dominated uploads); custody is: before staged
+files become committed they are flushed in one barrier (``syncfs``, or an fsync per
+file when there are few), their hashes are re-checked, and the directories are fsynced
+after the renames. Committed files are never rewritten in place, so an open file always
+reads one consistent version.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import logging
 import os
@@ -25,7 +31,6 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,7 +43,8 @@ from holder_agent.errors import (
     PayloadTooLargeError,
     QuotaExceededError,
 )
-from shardkey.fsutil import atomic_writer, fsync_dir
+from shardkey.faults import crash_point
+from shardkey.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ MAX_SHARD_INDEX = 2**32 - 1
 _DATASET_RE = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
 _INDEX_RE = re.compile(r"[0-9]{1,10}")
 _READ_CHUNK = 1 << 20
+_SYNCFS_ABOVE = 4  # files made durable at once before syncfs replaces per-file fsync
 MIN_WRAPPED_BUNDLE = 1 + 12 + 16
 
 
@@ -91,8 +98,12 @@ class Upload:
         self.size = 0
         self.path = store.incoming / uuid.uuid4().hex
         self._digest = hashlib.sha256()
-        self._writer: AbstractContextManager[BinaryIO] | None = atomic_writer(self.path)
-        self._handle: BinaryIO | None = self._writer.__enter__()
+        # Staged bodies are not fsynced one by one (an fsync costs tens of ms per file):
+        # staging promises nothing. take_custody() makes the data durable in one barrier
+        # before custody is confirmed, and re-checks every hash, so a body torn by a crash
+        # is refused there, never committed.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._handle: BinaryIO | None = os.fdopen(fd, "wb")
 
     @property
     def sha256(self) -> bytes:
@@ -111,17 +122,16 @@ class Upload:
         self._handle.write(chunk)
 
     def seal(self) -> None:
-        """Flush, fsync and close the body file (blocking: run it off the event loop)."""
-        writer, self._writer, self._handle = self._writer, None, None
-        if writer is not None:
-            writer.__exit__(None, None, None)
+        """Flush and close the body file (blocking: run it off the event loop)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
 
     def discard(self) -> None:
         """Drop the body (whatever state it is in) and release its in-flight bytes."""
-        writer, self._writer, self._handle = self._writer, None, None
-        if writer is not None:
-            err = PayloadTooLargeError("upload discarded")
-            writer.__exit__(type(err), err, None)
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
         self.path.unlink(missing_ok=True)
         self.store._add_inflight(self.uploader, -self.size)
         self.size = 0
@@ -144,6 +154,10 @@ class Store:
         self._lock = threading.RLock()
         self._usage: dict[str, int] = {}
         self._inflight: dict[str, int] = {}
+        # SHA-256 of staged files as computed while they streamed in, keyed by path and
+        # checked against (inode, size, mtime): custody need not read them all again.
+        # Memory only, so after a restart every staged file is re-hashed.
+        self._staged_digests: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
 
     # --- paths ----------------------------------------------------------------
 
@@ -234,7 +248,8 @@ class Store:
             old_size = target.stat().st_size if target.is_file() else 0
             _make_dirs(target.parent, self.staging)
             os.replace(upload.path, target)
-            fsync_dir(target.parent)
+            self._remember_digest(target, upload.sha256)
+            crash_point("holder.after_stage_write")
             if upload.uploader in self._usage:
                 self._usage[upload.uploader] += upload.size - old_size
             self._add_inflight(upload.uploader, -upload.size)
@@ -263,6 +278,7 @@ class Store:
             if problems:
                 raise CustodyError("; ".join(problems))
             moves = [(src, dst) for src, dst, _ in plan if src is not None]
+            _make_durable([src for src, _ in moves])
             for src, dst in moves:
                 _make_dirs(dst.parent, self.datasets)
                 os.replace(src, dst)
@@ -287,11 +303,23 @@ class Store:
                 plan.append((None, dst, ""))
             elif not src.is_file():
                 plan.append((src, dst, f"{_label(item)} not staged"))
-            elif not _intact(src, expected.get(item) if isinstance(item, int) else None):
+            elif not self._staged_intact(src, expected.get(item) if isinstance(item, int) else None):
                 plan.append((src, dst, f"{_label(item)} staged with wrong content"))
             else:
                 plan.append((src, dst, ""))
         return plan
+
+    def _remember_digest(self, path: Path, digest: bytes) -> None:
+        if len(self._staged_digests) >= 65536:
+            self._staged_digests.clear()
+        self._staged_digests[path] = (_stamp(path), digest)
+
+    def _staged_intact(self, path: Path, sha256: bytes | None) -> bool:
+        known = self._staged_digests.pop(path, None)
+        if sha256 is not None and known is not None and path.is_file() and known[0] == _stamp(path):
+            self._staged_digests[path] = known
+            return known[1] == sha256
+        return _intact(path, sha256)
 
     def staged_mtime(self, owner: str, dataset_id: bytes) -> float | None:
         """Newest modification time in a staged dataset folder (None when there is none)."""
@@ -354,6 +382,11 @@ def _label(item: Item) -> str:
     return "bundle" if item == BUNDLE else f"shard {item}"
 
 
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _intact(path: Path, sha256: bytes | None) -> bool:
     """A shard file with the expected hash, or a plausible wrapped bundle (``sha256`` None)."""
     if not path.is_file():
@@ -363,6 +396,42 @@ def _intact(path: Path, sha256: bytes | None) -> bool:
             head = handle.read(1)
         return head == b"\x01" and path.stat().st_size >= MIN_WRAPPED_BUNDLE
     return file_sha256(path) == sha256
+
+
+def _make_durable(paths: list[Path]) -> None:
+    """Flush staged files to disk before they become custody: one ``syncfs`` of the
+    filesystem when there are many (one device flush instead of one per file), else an
+    fsync per file."""
+    if not paths:
+        return
+    if len(paths) > _SYNCFS_ABOVE and _syncfs(paths[0]):
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    libc = _libc()
+    if libc is None or not hasattr(libc, "syncfs"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return int(libc.syncfs(fd)) == 0
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name, use_errno=True) if name else None
+    except OSError:
+        return None
 
 
 def _make_dirs(folder: Path, base: Path) -> None:

@@ -3,17 +3,22 @@ downloads over one keep-alive connection pool per holder."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import certifi
 import httpx
 from eth_account.signers.local import LocalAccount
 
 from shardkey.errors import ShardKeyError
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, sign_request
+
+_RETRIES = 2  # transport failures retried per request (a stale keep-alive connection)
 
 
 class HolderRequestError(ShardKeyError):
@@ -52,6 +57,13 @@ class ChainClock:
             return self._base[0] + int(time.monotonic() - self._base[1])
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every holder client: httpx builds (and loads the CA
+    bundle into) a new one per client otherwise, tens of ms each."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class HolderClient:
     """Signed requests from one account to one holder."""
 
@@ -61,7 +73,7 @@ class HolderClient:
         self.endpoint = endpoint.rstrip("/")
         self.account = account
         self.clock = clock
-        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout,
+        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout, verify=_tls_context(),
                                   limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
 
     def close(self) -> None:
@@ -70,12 +82,23 @@ class HolderClient:
     def _send(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
         if self.account is None:
             raise HolderRequestError(self.address, "signed requests need an account")
-        headers = sign_request(self.account, self.address, method, path, body, self.clock.now())
-        try:
-            response = self._http.request(method, path, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            reason = f"unreachable at {self.endpoint} ({exc.__class__.__name__})"
-            raise HolderRequestError(self.address, reason) from None
+        for attempt in range(_RETRIES + 1):
+            headers = sign_request(self.account, self.address, method, path, body, self.clock.now())
+            try:
+                response = self._http.request(method, path, content=body, headers=headers)
+                break
+            except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.WriteError) as exc:
+                # A pooled keep-alive connection the holder closed while idle (uvicorn's
+                # keep-alive timeout) fails on reuse before the request is processed: try
+                # again on a fresh connection, freshly signed. Every call here is idempotent
+                # (uploading identical content is a no-op, downloads only read).
+                if attempt == _RETRIES:
+                    reason = f"unreachable at {self.endpoint} ({exc.__class__.__name__})"
+                    raise HolderRequestError(self.address, reason) from None
+                time.sleep(0.05 * (attempt + 1))
+            except httpx.HTTPError as exc:
+                reason = f"unreachable at {self.endpoint} ({exc.__class__.__name__})"
+                raise HolderRequestError(self.address, reason) from None
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)

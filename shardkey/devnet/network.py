@@ -13,8 +13,10 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.deploy import deploy_all
 from shardkey.crypto.hpke import HpkePrivateKey
-from shardkey.devnet.anvil import free_port, start_anvil
+from shardkey.devnet.anvil import start_anvil
 from shardkey.devnet.process import DevnetError, is_running, start_detached, stop, wait_until
 from shardkey.devnet.regions import region_for
 from shardkey.fsutil import atomic_write_bytes
@@ -150,30 +152,9 @@ def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confi
     _write_json(deployment_path, deployment.to_json())
     chain = ShardKeyChain(deployment, client)
 
-    holder_entries = []
-    for i in range(holders):
-        name = f"holder-{i + 1}"
-        region, lat, lon = region_for(i)
-        data_dir = home / "holders" / name
-        hpke_key = HpkePrivateKey.generate(os.urandom)
-        secret = os.urandom(24).hex()
-        atomic_write_bytes(data_dir / "passphrase", secret.encode(), mode=0o600)
-        save_hpke_keystore(data_dir / "hpke.json", hpke_key, secret)
-        port = free_port()
-        endpoint = f"http://127.0.0.1:{port}"
-        chain.holders.register(accounts[name], hpke_key.public_key_bytes(), endpoint, region,
-                               degrees_to_e6(lat, "lat"), degrees_to_e6(lon, "lon"))
-        chain.holders.activate(accounts["admin"], accounts[name].address)
-        config = data_dir / "holder.toml"
-        atomic_write_bytes(config, _toml({
-            "deployment": deployment_path, "account_key": home / "keys" / f"{name}.key",
-            "hpke_keystore": data_dir / "hpke.json", "passphrase_file": data_dir / "passphrase",
-            "data_dir": data_dir / "store", "listen_host": "127.0.0.1", "listen_port": port,
-            "confirmations": confirmations, "poll_interval": min(0.25, block_time)}), mode=0o600)
-        holder_entries.append({"name": name, "address": accounts[name].address, "endpoint": endpoint,
-                               "region": region, "lat": lat, "lon": lon, "data_dir": str(data_dir),
-                               "config": str(config), "log": str(home / "logs" / f"{name}.log")})
-
+    # Agents poll the chain; 50 of them polling every 0.25 s saturate a small machine, so
+    # larger devnets poll less often (docs/PERFORMANCE.md).
+    poll_interval = min(block_time, max(0.25, holders * 0.02))
     kos_entries = []
     for name in kos_names:
         state_dir = kos_dir / name
@@ -186,15 +167,49 @@ def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confi
             "replicas": [accounts[n].address for n in kos_names]}), mode=0o600)
         kos_entries.append({"name": name, "address": accounts[name].address, "config": str(config),
                             "state_dir": str(state_dir), "log": str(home / "logs" / f"{name}.log")})
-
+    # The KOS needs no holder to start: its start-up (imports, keystore) overlaps with the
+    # holders' registration below.
     for entry in kos_entries:
         entry["pid"] = start_service("kos", Path(entry["config"]), Path(entry["log"]))
         started.append(entry["pid"])
-    for entry in holder_entries:
-        entry["pid"] = start_service("holder_agent", Path(entry["config"]), Path(entry["log"]))
+
+    ports = _free_ports(holders)
+
+    def setup_holder(i: int) -> dict[str, Any]:
+        """Keys, registration and activation of one holder, then start its agent."""
+        name = f"holder-{i + 1}"
+        region, lat, lon = region_for(i)
+        data_dir = home / "holders" / name
+        hpke_key = HpkePrivateKey.generate(os.urandom)
+        secret = os.urandom(24).hex()
+        atomic_write_bytes(data_dir / "passphrase", secret.encode(), mode=0o600)
+        save_hpke_keystore(data_dir / "hpke.json", hpke_key, secret)
+        port = ports[i]
+        endpoint = f"http://127.0.0.1:{port}"
+        chain.holders.register(accounts[name], hpke_key.public_key_bytes(), endpoint, region,
+                               degrees_to_e6(lat, "lat"), degrees_to_e6(lon, "lon"))
+        chain.holders.activate(accounts["admin"], accounts[name].address)
+        config = data_dir / "holder.toml"
+        atomic_write_bytes(config, _toml({
+            "deployment": deployment_path, "account_key": home / "keys" / f"{name}.key",
+            "hpke_keystore": data_dir / "hpke.json", "passphrase_file": data_dir / "passphrase",
+            "data_dir": data_dir / "store", "listen_host": "127.0.0.1", "listen_port": port,
+            "confirmations": confirmations, "poll_interval": poll_interval}), mode=0o600)
+        entry: dict[str, Any] = {
+            "name": name, "address": accounts[name].address, "endpoint": endpoint, "region": region,
+            "lat": lat, "lon": lon, "data_dir": str(data_dir), "config": str(config),
+            "log": str(home / "logs" / f"{name}.log")}
+        entry["pid"] = start_service("holder_agent", config, Path(entry["log"]))
         started.append(entry["pid"])
+        return entry
+
+    # Holders are set up concurrently (scrypt keystores and transaction round trips
+    # overlap; each agent starts as soon as it is registered). Order is kept.
+    with ThreadPoolExecutor(max_workers=min(8, holders)) as pool:
+        holder_entries = list(pool.map(setup_holder, range(holders)))
+
     for entry in holder_entries:
-        wait_until(lambda e=entry: _healthy(e["endpoint"]), 60, entry["name"], pid=entry["pid"],
+        wait_until(lambda e=entry: _healthy(e["endpoint"]), 120, entry["name"], pid=entry["pid"],
                    log_path=Path(entry["log"]))
     for entry in kos_entries:
         heartbeat = Path(entry["state_dir"]) / "heartbeat.json"
@@ -208,6 +223,15 @@ def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confi
             "started_at": int(time.time())}
     _write_json(home / "devnet.json", info, mode=0o600)
     return DevnetInfo(home, info)
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open at once while chosen)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def start_service(module: str, config: Path, log: Path) -> int:

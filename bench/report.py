@@ -1,0 +1,95 @@
+"""Render bench results as a markdown table (with the previous design's figures beside them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    ("store", "128 MiB"): 0.10, ("fetch", "128 MiB"): 0.10,
+    ("store", "1 GiB"): 0.15, ("fetch", "1 GiB"): 0.15,
+}
+
+
+def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(metric, value, target) rows; the metric names are the join key with the old run."""
+    rows: list[tuple[str, str, str]] = []
+    if "devnet_up_5" in r:
+        rows.append(("devnet up, 5 holders (s)", f"{r['devnet_up_5']['seconds']:.1f}", "a few s"))
+    for t in r.get("throughput", []):
+        target = TARGETS.get((t["op"], t["label"]))
+        rows.append((f"{t['op']} {t['label']}: x baseline",
+                     f"{t['ratio']:.3f} ({t['seconds']:.1f} s, {t['MBps']:.0f} MB/s; baseline "
+                     f"{t['baseline_MBps']:.0f} MB/s){'' if t['verified'] else ' NOT VERIFIED'}",
+                     f">= {target:.2f}" if target else ""))
+        rows.append((f"{t['op']} {t['label']}: peak RSS (MiB)", f"{t['peak_rss_mib']:.0f}",
+                     "<= 200, flat"))
+    small = r.get("small")
+    if small:
+        for op in ("store", "fetch"):
+            s = small[op]
+            phases = ", ".join(f"{k} {v:.2f}" for k, v in s["phases_median_s"].items())
+            rows.append((f"1 MiB {op}, median of {small['runs']} (s)",
+                         f"{s['median_s']:.2f} (in-process phases: {phases})", "< 1.5"))
+        rows.append(("CLI process start (`shardkey --help`, s)", f"{small['process_start_s']:.2f}", ""))
+    gas = r.get("gas")
+    if gas:
+        for g in gas["registration"]:
+            reg = g["register"]
+            rows.append((f"gas registerDataset, {g['shards']} shards",
+                         f"{reg['gas']:,} (calldata {reg['calldata_bytes']:,} B = {reg['calldata_gas']:,} "
+                         f"gas; rest {reg['gas'] - reg['calldata_gas']:,})", "storage constant"))
+            rows.append((f"gas confirmCustody each, {g['shards']} shards",
+                         f"{g['custody_gas_each']:,} x {g['custody_txs']}", ""))
+        for name, step in gas["retrieval"].items():
+            rows.append((f"gas {name}", f"{step['gas_each']:,} x {step['txs']}", ""))
+    kos = r.get("kos")
+    if kos:
+        rows.append(("KOS: 100 requests in one block -> all tokens (s)",
+                     f"{kos['seconds']:.2f} ({kos['tokens_per_s']:.0f} tokens/s, {kos['blocks']} block(s))"
+                     + ("" if kos["all_tokens"] else " INCOMPLETE"), "< 10"))
+    scale = r.get("scale")
+    if scale:
+        rows.append((f"{scale['shards']:,}-shard dataset: store / fetch / audit verify (s)",
+                     f"{scale['store_s']:.1f} / {scale['fetch_s']:.1f} / {scale['audit_s']:.1f}; restored "
+                     f"{scale['restored']}, audit ok {scale['audit_ok']}", "correct"))
+    many = r.get("devnet_up_many")
+    if many:
+        rows.append((f"devnet up, {many['holders']} holders (s)", f"{many['seconds']:.1f}", "< 60"))
+    for name, err in r.get("failures", {}).items():
+        rows.append((f"section {name}", "FAILED: " + err.splitlines()[-1][:200] if err else "FAILED", ""))
+    return rows
+
+
+def write_markdown(results: dict[str, Any], path: Path, before_path: Path | None = None) -> None:
+    before: dict[str, str] = {}
+    before_label = ""
+    if before_path is not None and before_path.exists():
+        old = json.loads(before_path.read_text())
+        before = {m: v for m, v, _ in _rows(old)}
+        before_label = old.get("label", old.get("machine", {}).get("git", "before"))
+    m = results["machine"]
+    lines = [
+        "# ShardKey benchmark results",
+        "",
+        "Command: " + ", then ".join(f"`{c}`" for c in results.get("commands", [results["command"]]))
+        + " (from the repository root; `make bench` runs `python -m bench`).",
+        f"Machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, {m['platform']}; "
+        f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}; "
+        f"commit {m['git']}; {m['date']}.",
+        "Throughput ratios divide end-to-end bytes/s (process start to exit, chain transactions "
+        "included) by single-core AES-256-GCM + SHA-256 over the same bytes, measured just before.",
+        "",
+    ]
+    header = "| metric | this run | target |" + (f" {before_label} |" if before else "")
+    lines += [header, "|---|---|---|" + ("---|" if before else "")]
+    for metric, value, target in _rows(results):
+        row = f"| {metric} | {value} | {target} |"
+        if before:
+            row += f" {before.get(metric, '')} |"
+        lines.append(row)
+    if results.get("suite_seconds"):
+        lines += ["", f"Suite wall time: {results['suite_seconds']:.0f} s."]
+    lines.append("")
+    path.write_text("\n".join(lines))

@@ -1,0 +1,518 @@
+"""The benchmark suite: a fresh devnet, the CLI as subprocesses, figures as ratios.
+
+Every throughput figure is divided by a baseline measured in the same run, just before
+it: single-core AES-256-GCM (``cryptography``) plus SHA-256 (``hashlib``) over the same
+number of bytes. Peak memory is the child's own ``ru_maxrss`` from ``os.wait4``.
+Nothing here asserts a timing; targets are printed beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bench.report import write_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+MiB = 1 << 20
+GiB = 1 << 30
+OPEN_POLICY = "requesters: [requester]\nthreshold: 3\n"
+APPROVAL_POLICY = """\
+requesters: [requester]
+approvals:
+  - {group: client, members: [client-rep], required: 1}
+  - {group: provider, members: [provider-rep], required: 1}
+threshold: 3
+"""
+SECTIONS = ("devnet", "throughput", "small", "gas", "kos", "scale", "holders")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- machine and baseline ------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    git = shutil.which("git")
+    rev, dirty = "", False
+    if git:
+        rev = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,  # noqa: S603
+                             text=True, check=False).stdout.strip()
+        dirty = bool(subprocess.run([git, "status", "--porcelain", "--untracked-files=no"],  # noqa: S603
+                                    cwd=REPO, capture_output=True, text=True, check=False).stdout.strip())
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg_at_start": list(os.getloadavg()),
+            "git": rev + ("+dirty" if dirty else ""),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def baseline(size: int, repeats: int = 3) -> float:
+    """Bytes per second of single-core AES-256-GCM + SHA-256 over ``size`` bytes (median)."""
+    block = os.urandom(16 * MiB)
+    view = memoryview(block)
+    chunk = MiB
+    aead = AESGCM(os.urandom(32))
+    nonce = os.urandom(12)
+    rates = []
+    for _ in range(repeats):
+        digest = hashlib.sha256()
+        done = 0
+        started = time.perf_counter()
+        while done < size:
+            off = done % len(block)
+            n = min(chunk, size - done, len(block) - off)
+            digest.update(aead.encrypt(nonce, view[off:off + n], None))
+            done += n
+        rates.append(size / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+# --- processes ----------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    argv: list[str]
+    seconds: float
+    peak_rss_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_measured(argv: list[str], timeout: float = 1800.0) -> Run:
+    """Run a child; wall time from start to exit, and its own peak RSS (``wait4``)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)  # noqa: S603
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Run(argv, seconds, usage.ru_maxrss / 1024, proc.returncode,
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+class Devnet:
+    """``shardkey --home HOME ...`` as subprocesses, plus in-process chain access."""
+
+    def __init__(self, home: Path):
+        self.home = home
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "shardkey", "--home", str(self.home), *args]
+
+    def run(self, *args: str, timeout: float = 1800.0) -> Run:
+        result = run_measured(self.argv(*args), timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"shardkey {' '.join(args)} exited {result.returncode}:\n"
+                               f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+        return result
+
+    def up(self, holders: int = 5) -> float:
+        return self.run("devnet", "up", "--holders", str(holders), timeout=600).seconds
+
+    def down(self) -> None:
+        run_measured(self.argv("devnet", "down"), 120)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return json.loads((self.home / "devnet.json").read_text())
+
+    def chain(self) -> Any:
+        from shardkey.chain.bindings import ShardKeyChain
+        from shardkey.chain.deployment import Deployment
+        return ShardKeyChain(Deployment.load(Path(self.info["deployment"])))
+
+    def account(self, name: str) -> Any:
+        from shardkey.keys import load_account_file
+        return load_account_file(Path(self.info["accounts"][name]["key_file"]))
+
+    def store(self, path: Path, policy: Path, *extra: str) -> tuple[Run, dict[str, Any]]:
+        result = self.run("store", str(path), "--policy", str(policy), "--json", *extra)
+        return result, result.json()
+
+    def request(self, dataset: str) -> int:
+        return int(self.run("request", dataset, "--json").json()["request"])
+
+    def fetch(self, request: int, out: Path) -> tuple[Run, dict[str, Any]]:
+        result = self.run("fetch", str(request), "-o", str(out), "--json")
+        return result, result.json()
+
+
+def random_file(path: Path, size: int) -> str:
+    """Write ``size`` random bytes; return their SHA-256 hex."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            block = os.urandom(min(left, 16 * MiB))
+            digest.update(block)
+            handle.write(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(16 * MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def size_label(size: int) -> str:
+    return f"{size // GiB} GiB" if size >= GiB else f"{size // MiB} MiB" if size >= MiB else f"{size} B"
+
+
+# --- sections -------------------------------------------------------------------------
+
+
+class Suite:
+    def __init__(self, args: argparse.Namespace, work: Path, sections: list[str]):
+        self.args = args
+        self.sections = sections
+        self.work = work
+        self.dev = Devnet(work / "devnet")
+        self.results: dict[str, Any] = {}
+        self.open_policy = work / "open.yaml"
+        self.open_policy.write_text(OPEN_POLICY)
+        self.approval_policy = work / "approval.yaml"
+        self.approval_policy.write_text(APPROVAL_POLICY)
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        import httpx
+        reply = httpx.post(self.dev.info["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                           "params": params}, timeout=60).json()
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def gas_of(self, tx_hash: str) -> dict[str, int]:
+        receipt = self.rpc("eth_getTransactionReceipt", [tx_hash])
+        tx = self.rpc("eth_getTransactionByHash", [tx_hash])
+        data = bytes.fromhex(tx["input"][2:])
+        calldata = sum(16 if b else 4 for b in data)
+        return {"gas": int(receipt["gasUsed"], 16), "calldata_bytes": len(data), "calldata_gas": calldata}
+
+    # devnet ------------------------------------------------------------------------
+    def section_devnet(self) -> None:
+        seconds = self.dev.up(5)
+        self.results["devnet_up_5"] = {"seconds": seconds}
+        log(f"devnet up (5 holders): {seconds:.1f} s")
+
+    # throughput --------------------------------------------------------------------
+    def section_throughput(self) -> None:
+        sizes = [32 * MiB] if self.args.quick else [128 * MiB, GiB]
+        if self.args.sizes:
+            sizes = [n * MiB for n in self.args.sizes]
+        elif self.args.large:
+            sizes.append(4 * GiB)
+        rows = []
+        for size in sizes:
+            src = self.work / f"in-{size}.bin"
+            expected = random_file(src, size)
+            base = baseline(size)
+            store_run, stored = self.dev.store(src, self.open_policy)
+            request = self.dev.request(stored["dataset"])
+            base_fetch = baseline(size)
+            out = self.work / f"out-{size}.bin"
+            fetch_run, fetched = self.dev.fetch(request, out)
+            ok = file_sha256(out) == expected
+            for op, run, rate_base, timings in (("store", store_run, base, stored["timings"]),
+                                                ("fetch", fetch_run, base_fetch, fetched["timings"])):
+                rate = size / run.seconds
+                rows.append({"op": op, "size": size, "label": size_label(size), "seconds": run.seconds,
+                             "MBps": rate / 1e6, "baseline_MBps": rate_base / 1e6,
+                             "ratio": rate / rate_base, "peak_rss_mib": run.peak_rss_mib,
+                             "timings": timings, "verified": ok})
+                log(f"{op} {size_label(size)}: {run.seconds:.2f} s, {rate / 1e6:.0f} MB/s, "
+                    f"{rate / rate_base:.3f}x baseline ({rate_base / 1e6:.0f} MB/s), "
+                    f"peak RSS {run.peak_rss_mib:.0f} MiB, timings {timings}")
+            src.unlink()
+            out.unlink()
+        self.results["throughput"] = rows
+
+    # small files -----------------------------------------------------------------------
+    def section_small(self) -> None:
+        runs = self.args.small_runs
+        src = self.work / "small.bin"
+        expected = random_file(src, MiB)
+        stores, fetches = [], []
+        for _ in range(runs):
+            store_run, stored = self.dev.store(src, self.open_policy)
+            stores.append((store_run, stored))
+        for _, stored in stores:
+            request = self.dev.request(stored["dataset"])
+            out = self.work / "small.out"
+            fetch_run, fetched = self.dev.fetch(request, out)
+            if file_sha256(out) != expected:
+                raise RuntimeError("1 MiB fetch restored different bytes")
+            fetches.append((fetch_run, fetched))
+        self.results["small"] = {
+            "runs": runs,
+            "store": _summary([r for r, _ in stores], [s["timings"] for _, s in stores]),
+            "fetch": _summary([r for r, _ in fetches], [s["timings"] for _, s in fetches]),
+            "process_start_s": statistics.median(
+                run_measured([sys.executable, "-m", "shardkey", "--help"]).seconds for _ in range(3)),
+        }
+        log(f"1 MiB: {self.results['small']}")
+
+    # gas -----------------------------------------------------------------------------------
+    def section_gas(self) -> None:
+        counts = [10, 100, 1000] if self.args.quick else [10, 100, 1000, 10_000]
+        shard_size = 1024
+        chain = self.dev.chain()
+        rows = []
+        for count in counts:
+            stripes = count // 5
+            src = self.work / f"gas-{count}.bin"
+            random_file(src, stripes * 3 * shard_size)
+            run, stored = self.dev.store(src, self.open_policy, "--shard-size", str(shard_size))
+            register = self.gas_of(stored["tx"])
+            dataset_id = bytes.fromhex(stored["dataset"][2:])
+            custody = self._event_gas(chain.datasets.contract.events.CustodyConfirmed,
+                                      {"datasetId": dataset_id})
+            rows.append({"shards": count, "register": register, "custody_txs": len(custody),
+                         "custody_gas_each": max(custody) if custody else 0,
+                         "store_seconds": run.seconds})
+            if count == 10_000 and "scale" in self.sections:
+                # The 10,000-shard registration doubles as the scale check.
+                self._scale_check(src, file_sha256(src), run, stored, shard_size)
+            log(f"gas at {count} shards: register {register}, custody {custody}")
+            src.unlink()
+        steps = self._retrieval_gas(chain)
+        self.results["gas"] = {"registration": rows, "retrieval": steps}
+
+    def _event_gas(self, event: Any, filters: dict[str, Any], from_block: int = 0) -> list[int]:
+        logs = event().get_logs(from_block=from_block, argument_filters=filters)
+        hashes = list(dict.fromkeys("0x" + bytes(entry["transactionHash"]).hex() for entry in logs))
+        return [self.gas_of(h)["gas"] for h in hashes]
+
+    def _retrieval_gas(self, chain: Any) -> dict[str, Any]:
+        src = self.work / "gas-retrieval.bin"
+        random_file(src, MiB)
+        _, stored = self.dev.store(src, self.approval_policy)
+        request = self.dev.request(stored["dataset"])
+        self.dev.run("approve", str(request), "--as", "client-rep")
+        self.dev.run("approve", str(request), "--as", "provider-rep")
+        out = self.work / "gas-retrieval.out"
+        self.dev.fetch(request, out)
+        events = chain.retrievals.contract.events
+        filt = {"requestId": request}
+        steps = {}
+        for name, event in (("requestRetrieval", events.RetrievalRequested),
+                            ("approve (each)", events.ApprovalRecorded),
+                            ("issueTokens (one tx, all holders)", events.TokenIssued),
+                            ("deliverFragments (each holder)", events.FragmentsDelivered),
+                            ("completeRetrieval", events.RetrievalCompleted)):
+            gas = self._event_gas(event, filt)
+            steps[name] = {"txs": len(gas), "gas_each": max(gas) if gas else 0, "gas_total": sum(gas)}
+        log(f"retrieval gas: {steps}")
+        return steps
+
+    # KOS ----------------------------------------------------------------------------------------
+    def section_kos(self) -> None:
+        count = 100
+        chain = self.dev.chain()
+        client = chain.client
+        src = self.work / "kos.bin"
+        random_file(src, 4096)
+        _, stored = self.dev.store(src, self.open_policy, "--shard-size", "4096")
+        dataset_id = bytes.fromhex(stored["dataset"][2:])
+        holders = len(chain.datasets.dataset(dataset_id).params.fragment_holders)
+        requester = self.dev.account("requester")
+        fn = chain.retrievals.contract.functions.requestRetrieval
+        zero = "0x" + "00" * 20
+        attestation = (zero, 0, 0, 0, 0, b"\0" * 32)
+        first = client.call(chain.retrievals.contract.functions.requestCount()) + 1
+        nonce = client.w3.eth.get_transaction_count(requester.address, "pending")
+        gas_price = 2 * client.w3.eth.gas_price + 10**9
+        signed = []
+        for i in range(count):
+            tx = fn(dataset_id, os.urandom(32), attestation, zero, b"").build_transaction(
+                {"from": requester.address, "nonce": nonce + i, "gas": 400_000, "gasPrice": gas_price,
+                 "chainId": client.chain_id})
+            signed.append(requester.sign_transaction(tx).raw_transaction)
+        start_block = client.block_number()
+        # Automine off so the 100 requests share a block (interval mining stays on: anvil
+        # takes whole seconds over RPC, the devnet runs 0.5 s; the blocks used are counted).
+        self.rpc("evm_setAutomine", [False])
+        try:
+            for raw in signed:
+                client.w3.eth.send_raw_transaction(raw)
+            self.rpc("evm_mine", [])
+            mined = time.monotonic()
+            block = start_block + 1
+        finally:
+            self.rpc("evm_setAutomine", [True])
+        ids = set(range(first, first + count))
+        tokens: dict[int, int] = {}
+        event = chain.retrievals.contract.events.TokenIssued
+        settled_at = None
+        while time.monotonic() - mined < 120:
+            for entry in event().get_logs(from_block=block):
+                rid = int(entry["args"]["requestId"])
+                tokens[rid] = tokens.get(rid, 0) + 1
+            tokens_seen = sum(1 for r in ids if tokens.get(r, 0) >= holders)
+            if tokens_seen == count:
+                settled_at = time.monotonic()
+                break
+            tokens.clear()
+            time.sleep(0.05)
+        seconds = (settled_at or time.monotonic()) - mined
+        requested = chain.retrievals.contract.events.RetrievalRequested().get_logs(from_block=start_block + 1)
+        blocks = len({int(e["blockNumber"]) for e in requested if int(e["args"]["requestId"]) in ids})
+        self.results["kos"] = {"requests": count, "blocks": blocks, "seconds": seconds,
+                               "all_tokens": settled_at is not None,
+                               "tokens_per_s": count * holders / seconds, "requests_per_s": count / seconds}
+        log(f"KOS: {self.results['kos']}")
+
+    # scale ------------------------------------------------------------------------------------------
+    def section_scale(self) -> None:
+        if "scale" in self.results:
+            return  # done by the gas section
+        shard_size = 256
+        stripes = 2000
+        src = self.work / "scale.bin"
+        expected = random_file(src, stripes * 3 * shard_size)
+        store_run, stored = self.dev.store(src, self.open_policy, "--shard-size", str(shard_size))
+        self._scale_check(src, expected, store_run, stored, shard_size)
+
+    def _scale_check(self, src: Path, expected: str, store_run: Run, stored: dict[str, Any],
+                     shard_size: int) -> None:
+        request = self.dev.request(stored["dataset"])
+        out = self.work / "scale.out"
+        fetch_run, _ = self.dev.fetch(request, out)
+        restored = file_sha256(out) == expected
+        audit = self.dev.run("audit", "verify", stored["dataset"], "--json")
+        self.results["scale"] = {"shards": stored["shards"], "shard_size": shard_size,
+                                 "store_s": store_run.seconds, "fetch_s": fetch_run.seconds,
+                                 "audit_s": audit.seconds, "restored": restored,
+                                 "audit_ok": audit.returncode == 0,
+                                 "audit": _audit_summary(audit.stdout)}
+        log(f"scale: {self.results['scale']}")
+
+    # many holders ------------------------------------------------------------------------------------
+    def section_holders(self) -> None:
+        count = 20 if self.args.quick else 50
+        other = Devnet(self.work / f"devnet-{count}")
+        try:
+            seconds = other.up(count)
+        finally:
+            other.down()
+        self.results["devnet_up_many"] = {"holders": count, "seconds": seconds}
+        log(f"devnet up (--holders {count}): {seconds:.1f} s")
+
+
+def _summary(runs: list[Run], timings: list[dict[str, float]]) -> dict[str, Any]:
+    phases = sorted({k for t in timings for k in t})
+    return {"median_s": statistics.median(r.seconds for r in runs),
+            "all_s": [round(r.seconds, 3) for r in runs],
+            "peak_rss_mib": max(r.peak_rss_mib for r in runs),
+            "phases_median_s": {p: statistics.median(t.get(p, 0.0) for t in timings) for p in phases}}
+
+
+def _audit_summary(stdout: str) -> Any:
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return stdout[-500:]
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if not isinstance(v, list | dict)}
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="CI-sized figures (32 MiB, fewer shards, 20 holders)")
+    parser.add_argument("--large", action="store_true", help="also store and fetch 4 GiB")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None, help="run only these sections")
+    parser.add_argument("--small-runs", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, metavar="MIB",
+                        help="throughput file sizes in MiB (default 128 1024; 4096 added by --large)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench", help="where results.json/.md go")
+    parser.add_argument("--merge", action="store_true",
+                        help="update the sections run in an existing results.json, keep the others")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and the devnet up")
+    args = parser.parse_args(argv)
+    sections = args.only or list(SECTIONS)
+    work = Path(tempfile.mkdtemp(prefix="shardkey-bench-"))
+    suite = Suite(args, work, sections)
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in given)
+    results: dict[str, Any] = {"command": command.strip(), "machine": machine(), "sections": sections}
+    log(f"work folder {work}; sections {', '.join(sections)}")
+    started = time.monotonic()
+    try:
+        needs_devnet = [s for s in sections if s != "holders"]
+        if needs_devnet:
+            suite.section_devnet()
+        for name in sections:
+            if name == "devnet":
+                continue
+            if name == "holders":
+                suite.dev.down()
+            try:
+                getattr(suite, f"section_{name}")()
+            except Exception as exc:  # a failed section is reported, the others still run
+                log(f"section {name} failed: {exc}")
+                suite.results.setdefault("failures", {})[name] = str(exc)[-2000:]
+    finally:
+        if not args.keep:
+            suite.dev.down()
+        if args.merge and (args.out / "results.json").exists():
+            old = json.loads((args.out / "results.json").read_text())
+            old.pop("failures", None)
+            old["commands"] = [*old.get("commands", [old.get("command", "")]), results["command"]]
+            old.update({k: v for k, v in results.items() if k != "command"})
+            results = old
+        results.update(suite.results)
+        results["suite_seconds"] = time.monotonic() - started
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_markdown(results, args.out / "results.md", REPO / "bench" / "results_before.json")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    log(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    return 1 if results.get("failures") else 0
