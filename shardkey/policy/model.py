@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 
 from shardkey.policy.errors import PolicyValueError
@@ -18,13 +19,14 @@ from shardkey.policy.geo import LAT_MAX_E6, LON_MAX_E6
 from shardkey.policy.window import ALL_WEEKDAYS_MASK, MINUTES_PER_DAY
 
 MAX_REQUESTERS = 64
-MAX_ATTESTORS = 64
-MAX_GROUP_MEMBERS = 64
+MAX_ATTESTORS = 16
+MAX_GROUP_MEMBERS = 32
 MAX_REGIONS = 16
 """Cap on ``len(circles) + len(polygons)``."""
-MAX_GROUPS = 16
+MAX_GROUPS = 8
 MIN_POLYGON_VERTICES = 3
 MAX_POLYGON_VERTICES = 32
+MAX_ENCODED_BYTES = 8192  # PolicyTooLarge in the contract
 DEFAULT_APPROVAL_WINDOW = 3600
 
 POLICY_ABI_TYPE = (
@@ -204,6 +206,10 @@ class Policy:
         for i, group in enumerate(self.groups):
             group.validate(f"groups[{i}]")
         _int("approval_window", self.approval_window, 1, (1 << 32) - 1)
+        size = len(abi_encode([POLICY_ABI_TYPE], [self.to_abi_tuple()]))
+        if size > MAX_ENCODED_BYTES:
+            raise PolicyValueError("policy", f"encodes to {size} bytes; the contract takes at most "
+                                   f"{MAX_ENCODED_BYTES} (fewer members, regions or vertices)")
 
     def to_abi_tuple(self) -> AbiTuple:
         """Return the nested tuple web3 / eth_abi encode as the Solidity ``Policy`` struct.

@@ -108,13 +108,19 @@ def test_validate_rejects_out_of_bounds(changes: dict[str, Any], path: str) -> N
 
 
 def test_caps_are_inclusive() -> None:
-    geo_policy(
-        requesters=tuple(addr(i) for i in range(1, 65)),
-        attestors=tuple(addr(i) for i in range(1, 65)),
-        circles=(Circle(0, 0, 1),) * 8,
-        polygons=(Polygon((0, 0, 1), (0, 1, 0)),) * 8,
-        groups=(ApprovalGroup("g", tuple(addr(i) for i in range(1, 65)), 64),) * 16,
-    ).validate()
+    """Each cap of the contract (PolicyValidation.sol) is reachable on its own."""
+    geo_policy(requesters=tuple(addr(i) for i in range(1, 65))).validate()
+    geo_policy(attestors=tuple(addr(i) for i in range(1, 17))).validate()
+    geo_policy(circles=(Circle(0, 0, 1),) * 8, polygons=(Polygon((0, 0, 1), (0, 1, 0)),) * 8).validate()
+    geo_policy(groups=(ApprovalGroup("g", tuple(addr(i) for i in range(1, 33)), 32),) * 2).validate()
+    geo_policy(groups=(ApprovalGroup("g", (addr(1),), 1),) * 8).validate()
+
+
+def test_policy_larger_than_the_contract_accepts_is_refused() -> None:
+    big = geo_policy(requesters=tuple(addr(i) for i in range(1, 65)),
+                     groups=(ApprovalGroup("g", tuple(addr(i) for i in range(1, 33)), 32),) * 8)
+    with pytest.raises(PolicyValueError, match=r"^policy: encodes to .* at most 8192"):
+        big.validate()
 
 
 def test_no_attestors_needs_no_age_or_region() -> None:

@@ -205,7 +205,7 @@ MALFORMED: list[tuple[str, str]] = [
         geo_doc("[attestor]", "max_age: true, ", ""),
         r"geo.max_age: must be an integer",
     ),
-    ("approvals: []", r"approvals: must list 1 to 16"),
+    ("approvals: []", r"approvals: must list 1 to 8"),
     (
         "approvals: [{group: a, members: [client-rep], required: 1}, "
         "{group: b, members: [provider-rep], required: 0}]",
