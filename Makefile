@@ -10,7 +10,7 @@ export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
 PYTEST := $(PY) -m pytest -p no:ape_test
 
-.PHONY: setup demo test test-unit test-contracts test-integration test-e2e lint slither abi bench clean
+.PHONY: setup demo test test-unit test-contracts test-integration test-hostile test-e2e test-faults lint slither abi bench clean
 
 setup: .venv/.installed node_modules/.installed
 
@@ -27,7 +27,7 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	.venv/bin/shardkey demo
 
-test: setup lint test-unit test-contracts slither test-integration test-e2e
+test: setup lint test-unit test-contracts slither test-integration test-hostile test-e2e test-faults
 
 lint: setup
 	.venv/bin/ruff check shardkey kos holder_agent scripts tools tests
@@ -45,8 +45,14 @@ slither: setup
 test-integration: setup
 	$(PYTEST) tests/integration -q
 
+test-hostile: setup
+	$(PYTEST) tests/hostile -q
+
 test-e2e: setup
 	$(PYTEST) tests/e2e -q
+
+test-faults: setup
+	$(PYTEST) tests/faults -q
 
 abi: setup
 	$(PY) tools/export_abi.py

@@ -79,7 +79,12 @@ def _load_policy(env: Env, path: Path) -> Any:
         raise UsageError(f"--policy {path}: no such file") from None
     except UnicodeDecodeError:
         raise UsageError(f"--policy {path}: not a text file") from None
-    return parse_policy_yaml(text, env.resolve)
+    from shardkey.policy.errors import PolicyFileError
+
+    try:
+        return parse_policy_yaml(text, env.resolve)
+    except PolicyFileError as exc:  # name the file as well as the field inside it
+        raise UsageError(f"--policy {path}: {exc}") from None
 
 
 @cli.command()
