@@ -113,6 +113,8 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
         shutil.rmtree(home / sub, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
+    for sub in ("keys", "kos", "holders", "logs", "requests"):  # secrets inside: owner only
+        (home / sub).mkdir(mode=0o700, exist_ok=True)
     started: list[int] = []
     try:
         return _start(home, holders, kos_replicas, block_time, confirmations, started)
@@ -180,6 +182,7 @@ def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confi
         name = f"holder-{i + 1}"
         region, lat, lon = region_for(i)
         data_dir = home / "holders" / name
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys and shards: owner only
         hpke_key = HpkePrivateKey.generate(os.urandom)
         secret = os.urandom(24).hex()
         atomic_write_bytes(data_dir / "passphrase", secret.encode(), mode=0o600)
