@@ -47,7 +47,9 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     kos = r.get("kos")
     if kos:
         rows.append(("KOS: 100 requests in one block -> all tokens (s)",
-                     f"{kos['seconds']:.2f} ({kos['tokens_per_s']:.0f} tokens/s, {kos['blocks']} block(s))"
+                     f"{kos['seconds']:.2f} ({kos['tokens_per_s']:.0f} tokens/s; "
+                     f"requests in {kos['blocks']} block(s)"
+                     + (f", then a block every {kos['block_time_s']} s)" if "block_time_s" in kos else ")")
                      + ("" if kos["all_tokens"] else " INCOMPLETE"), "< 10"))
     scale = r.get("scale")
     if scale:

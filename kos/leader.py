@@ -36,14 +36,15 @@ def acts_from(replicas: Sequence[str], me: str, request_id: int, approved_at: in
 class PendingSet:
     """Request ids seen approved whose work is not finished, saved atomically on change.
 
-    A request joins when its ``RetrievalApproved`` event is handled (saved before the
-    event cursor moves past it) and leaves once every token is issued, or it is denied,
+    A request joins when its ``RetrievalApproved`` event is handled (flushed before the
+    event cursor is saved past it) and leaves once every token is issued, or it is denied,
     completed, expired or its dataset revoked. A crash between the two loses nothing:
     the request is still here at restart, and every action re-checks the chain first.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._dirty = False
         self._ids: set[int] = set()
         if path.exists():
             data = json.loads(path.read_text())
@@ -59,9 +60,15 @@ class PendingSet:
         return iter(sorted(self._ids))
 
     def add(self, request_id: int) -> None:
-        """Add a request and save (no write if it was there)."""
+        """Add a request; :meth:`flush` makes it durable (the watcher calls it before it
+        saves its cursor past the approval)."""
         if request_id not in self._ids:
             self._ids.add(request_id)
+            self._dirty = True
+
+    def flush(self) -> None:
+        """Save if anything was added since the last save."""
+        if self._dirty:
             self.save()
 
     def discard(self, request_ids: Iterable[int]) -> None:
@@ -75,3 +82,4 @@ class PendingSet:
         """Write the set atomically (0600)."""
         body = json.dumps({"pending": sorted(self._ids)}).encode()
         atomic_write_bytes(self.path, body, mode=0o600)
+        self._dirty = False

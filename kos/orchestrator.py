@@ -5,13 +5,21 @@ whether the action is still needed before every transaction):
 
 1. read the request; not Approved (denied, completed, ...) -> drop; every token issued
    -> drop; not yet this replica's turn (:mod:`kos.leader`) -> wait;
-2. dataset revoked -> deny 15; approval deadline passed -> deny 16; ``isOpen`` false
-   (should not happen once those passed) -> retry next poll;
+2. dataset revoked -> deny 15; approval deadline passed -> deny 16 (whatever else
+   ``isOpen`` checks, the ``issueTokens`` preflight refuses, and the request is tried
+   again next poll);
 3. the Key Access Policy version the request was made under, off chain
    (:class:`KapCheck`), then the newest version if the owner published
    one since (a failure there is ``KosPolicyMismatch``, 17);
 4. unseal each missing holder's wrap key (failure -> deny ``KosWrapKeyInvalid``, 18),
    re-seal it to the holder's registered HPKE key, post all tokens in one transaction.
+
+A poll sends one transaction per request without waiting (consecutive nonces), then
+waits once for all of them (:meth:`Orchestrator.wait_in_flight`), so a burst of
+approvals is served in the next block rather than one block per request. A request
+whose transaction is still in flight after that wait is left alone until it is mined,
+reverts or times out. The service drops a request from its pending set only once its
+settlement is ``confirmations`` blocks deep.
 
 Time is always the latest block's timestamp, never the host clock.
 """
@@ -21,6 +29,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +42,7 @@ from kos.errors import WrapKeyInvalid
 from kos.leader import acts_from
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
+from shardkey.chain.connection import SentTx
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import DatasetInfo, DatasetStatus, Registration, RequestInfo, RequestStatus
@@ -60,8 +70,8 @@ REQUEST_CACHE = 4096
 class Outcome(enum.Enum):
     """What one pass over a request did."""
 
-    ISSUED = "issued"  # tokens posted; the request is done
-    DENIED = "denied"  # denial posted; done
+    ISSUED = "issued"  # tokens sent, or seen mined; done once confirmed on chain
+    DENIED = "denied"  # denial sent, or seen mined; done once confirmed
     DROPPED = "dropped"  # nothing left to do (settled, or done by another replica)
     WAITING = "waiting"  # another replica's turn; check again next poll
     RETRY = "retry"  # could not act now (race, RPC failure); check again next poll
@@ -328,12 +338,20 @@ class Orchestrator:
         self.kap = KapCheck(chain, start_block=chain.deployment.start_block)
         self._registrations: OrderedDict[bytes, Registration] = OrderedDict()
         self._registrations_lock = threading.Lock()
+        # Transactions sent and not yet seen mined, by request: a request with one in
+        # flight is left alone until it is mined, reverts or times out, so the next poll
+        # never sends a second (doomed) transaction for it.
+        self._in_flight: dict[int, SentTx] = {}
+        self._in_flight_lock = threading.Lock()
 
     # --- one request ------------------------------------------------------------
 
     def process(self, req: RequestInfo, now: int, cache: PollCache) -> Outcome:
         """Decide and act on one request at chain time ``now``."""
         rid = req.request_id
+        landed = self._check_in_flight(rid)
+        if landed is not None:
+            return landed
         if req.status != RequestStatus.APPROVED:
             log.info("request no longer approved; dropped",
                      extra=_fields(request=rid, status=req.status.name))
@@ -353,9 +371,6 @@ class Orchestrator:
                 log.info("request expired with some tokens issued; dropped", extra=_fields(request=rid))
                 return Outcome.DROPPED
             return self._deny(rid, DenialReason.APPROVAL_EXPIRED)
-        if not self.chain.retrievals.is_open(rid):
-            log.warning("request not open on chain; retrying", extra=_fields(request=rid))
-            return Outcome.RETRY
         reason = self.kap.reason(req, dataset, now, cache)
         if reason != DenialReason.NONE:
             return self._deny(rid, reason)
@@ -363,15 +378,89 @@ class Orchestrator:
 
     def _deny(self, request_id: int, reason: DenialReason) -> Outcome:
         try:
-            self.chain.retrievals.deny(self.account, request_id, int(reason))
+            sent = self.chain.retrievals.submit_denial(self.account, request_id, int(reason))
         except TransactionReverted as exc:
             if exc.error == "RetrievalInvalidStatus":  # settled meanwhile (another replica?)
                 log.info("request already settled; dropped", extra=_fields(request=request_id))
                 return Outcome.DROPPED
             raise
+        self._track(request_id, sent)
         log.warning("request denied", extra=_fields(
-            request=request_id, reason=reason.name, code=int(reason), why=reason.description))
+            request=request_id, reason=reason.name, code=int(reason), why=reason.description,
+            tx=sent.hex))
         return Outcome.DENIED
+
+    # --- transactions in flight ---------------------------------------------------
+
+    def _track(self, request_id: int, sent: SentTx) -> None:
+        with self._in_flight_lock:
+            self._in_flight[request_id] = sent
+
+    def in_flight(self, request_id: int) -> bool:
+        """Whether a transaction for the request is sent and not yet seen mined."""
+        with self._in_flight_lock:
+            return request_id in self._in_flight
+
+    def _check_in_flight(self, request_id: int) -> Outcome | None:
+        """None when nothing is in flight for the request; else what to report this poll."""
+        with self._in_flight_lock:
+            sent = self._in_flight.get(request_id)
+        if sent is None:
+            return None
+        landed = self._landed(request_id, sent)
+        if landed is not None:
+            return landed
+        if time.monotonic() - sent.sent_at < self.chain.client.receipt_timeout:
+            return Outcome.WAITING
+        self._untrack(request_id)  # dropped by the node? the chain decides next poll
+        log.warning("transaction not mined in time; re-checking next poll", extra=_fields(
+            request=request_id, tx=sent.hex))
+        return Outcome.RETRY
+
+    def wait_in_flight(self, timeout: float) -> dict[int, Outcome]:
+        """Wait up to ``timeout`` s for the transactions in flight to be mined.
+
+        A poll sends all its transactions first and then waits here once, so a burst of
+        requests is served in the next block. Returns the outcome of each request whose
+        transaction was seen mined (or reverted); the others stay in flight.
+        """
+        deadline = time.monotonic() + timeout
+        with self._in_flight_lock:
+            waiting = dict(self._in_flight)
+        landed: dict[int, Outcome] = {}
+        while waiting:
+            for request_id, sent in list(waiting.items()):
+                outcome = self._landed(request_id, sent)
+                if outcome is not None:
+                    landed[request_id] = outcome
+                    del waiting[request_id]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        return landed
+
+    def _landed(self, request_id: int, sent: SentTx) -> Outcome | None:
+        """The outcome once the transaction is mined or reverted (and untracked), else None."""
+        try:
+            receipt = self.chain.client.receipt(sent)
+        except TransactionReverted as exc:  # lost a race (another replica?): look again
+            self._untrack(request_id)
+            log.warning("transaction reverted; re-checking next poll", extra=_fields(
+                request=request_id, tx=sent.hex, error=exc.error))
+            return Outcome.RETRY
+        if receipt is None:
+            return None
+        self._untrack(request_id)
+        issued = sent.fn.fn_name == "issueTokens"
+        if issued:
+            crash_point("kos.after_issue_tx")
+        log.info("tokens issued" if issued else "denial recorded", extra=_fields(
+            request=request_id, tx=sent.hex, block=int(receipt["blockNumber"])))
+        return Outcome.ISSUED if issued else Outcome.DENIED
+
+    def _untrack(self, request_id: int) -> None:
+        with self._in_flight_lock:
+            self._in_flight.pop(request_id, None)
 
     # --- tokens -----------------------------------------------------------------
 
@@ -437,7 +526,7 @@ class Orchestrator:
             holders = list(tokens)
             crash_point("kos.before_issue")
             try:
-                receipt = self.chain.retrievals.issue_tokens(
+                sent = self.chain.retrievals.submit_tokens(
                     self.account, request_id, holders, [tokens[h] for h in holders])
             except TransactionReverted as exc:
                 if exc.error != "RetrievalTokenAlreadyIssued":
@@ -451,8 +540,7 @@ class Orchestrator:
                 if not tokens:
                     return Outcome.DROPPED
                 continue
-            crash_point("kos.after_issue_tx")
-            log.info("tokens issued", extra=_fields(
-                request=request_id, holders=holders, tx="0x" + bytes(receipt["transactionHash"]).hex()))
+            self._track(request_id, sent)
+            log.info("tokens sent", extra=_fields(request=request_id, holders=holders, tx=sent.hex))
             return Outcome.ISSUED
         return Outcome.RETRY

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
@@ -51,6 +51,7 @@ log = logging.getLogger("kos.service")
 KOS_ROLE = keccak(text="KOS_ROLE")
 PASSPHRASE_ENV = "SHARDKEY_KOS_PASSPHRASE"  # noqa: S105 - a variable name
 DEFAULT_WORKERS = 4
+R = TypeVar("R")
 
 
 @dataclass
@@ -73,8 +74,10 @@ class KosService:
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, key: HpkePrivateKey,
                  state_dir: Path, *, replicas: Sequence[str] = (), takeover_after: int = 10,
-                 confirmations: int = 1, workers: int = DEFAULT_WORKERS) -> None:
+                 confirmations: int = 1, workers: int = DEFAULT_WORKERS,
+                 receipt_wait: float = 30.0) -> None:
         self.chain = chain
+        self.receipt_wait = receipt_wait
         self.account = account
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +88,7 @@ class KosService:
         self.watcher = EventWatcher(chain.client, chain.contracts, self.state_dir / "cursor.json",
                                     start_block=chain.deployment.start_block,
                                     confirmations=confirmations)
+        self.watcher.before_save(self.pending.flush)
         self.watcher.on("RetrievalApproved", self._on_approved)
         self.watcher.on("RetrievalRequested", self.orchestrator.kap.remember_request)
         self.workers = max(1, workers)
@@ -103,7 +107,7 @@ class KosService:
 
     def _on_approved(self, event: ChainEvent) -> None:
         request_id = int(event.args["requestId"])
-        self.pending.add(request_id)  # durable before the cursor moves past this event
+        self.pending.add(request_id)  # flushed by the watcher before it saves its cursor
         log.info("request approved", extra={"fields": {"request": request_id,
                                                        "block": event.block_number}})
 
@@ -119,9 +123,11 @@ class KosService:
             self.last_block = report.block
             ids = list(self.pending)
             if ids:
-                report.outcomes = self._settle_all(ids, report.chain_time)
+                cache = PollCache(self.chain)
+                report.outcomes = self._settle_all(ids, report.chain_time, cache)
+                report.outcomes.update(self.orchestrator.wait_in_flight(self.receipt_wait))
                 settled = [r for r, o in report.outcomes.items() if o.final]
-                self.pending.discard(self._confirmed(settled, report.block))
+                self.pending.discard(self._confirmed(settled, report.block, cache))
         except BaseException as exc:
             error = type(exc).__name__
             raise
@@ -130,30 +136,30 @@ class KosService:
             self.write_heartbeat(report, error)
         return report
 
-    def _confirmed(self, request_ids: list[int], latest: int) -> list[int]:
+    def _confirmed(self, request_ids: list[int], latest: int, cache: PollCache) -> list[int]:
         """Those settled requests whose settlement is ``confirmations`` blocks deep.
 
         A token or denial transaction can be reorged away after it was mined; the request
         stays pending (and is acted on again) until its final state is confirmed.
         """
         block = max(0, latest - self.watcher.confirmations)
-        done = []
-        for request_id in request_ids:
+
+        def settled_at_depth(request_id: int) -> bool:
             try:
                 req = self.chain.retrievals.request(request_id, block)
             except ChainError:
-                continue  # not known at that depth yet
+                return False  # not known at that depth yet
             if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED):
-                done.append(request_id)
-            elif req.status == RequestStatus.APPROVED:
-                holders = self.chain.datasets.dataset(req.dataset_id).params.fragment_holders
-                if req.tokens_issued >= len(holders):
-                    done.append(request_id)
-        return done
+                return True
+            if req.status == RequestStatus.APPROVED:
+                holders = cache.dataset(req.dataset_id).params.fragment_holders  # fixed at registration
+                return req.tokens_issued >= len(holders)
+            return False
 
-    def _settle_all(self, ids: list[int], now: int) -> dict[int, Outcome]:
-        cache = PollCache(self.chain)
+        return [r for r, done in zip(request_ids, _parallel(settled_at_depth, request_ids, self.workers),
+                                     strict=True) if done]
 
+    def _settle_all(self, ids: list[int], now: int, cache: PollCache) -> dict[int, Outcome]:
         def settle(request_id: int) -> Outcome:
             try:
                 req: RequestInfo = self.chain.retrievals.request(request_id)
@@ -167,12 +173,13 @@ class KosService:
         return dict(zip(ids, outcomes, strict=True))
 
     def write_heartbeat(self, report: PollReport, error: str | None = None) -> None:
-        """``state_dir/heartbeat.json``, atomically, 0600."""
+        """``state_dir/heartbeat.json``, atomically, 0600 (not fsynced: it is rewritten every poll)."""
         body = {"pid": os.getpid(), "account": self.account.address, "block": self.last_block,
                 "chain_time": report.chain_time, "cursor_block": self.watcher.cursor.block,
                 "pending": len(self.pending), "ok": error is None, "error": error,
                 "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        atomic_write_bytes(self.state_dir / "heartbeat.json", json.dumps(body).encode(), mode=0o600)
+        atomic_write_bytes(self.state_dir / "heartbeat.json", json.dumps(body).encode(), mode=0o600,
+                           durable=False)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until ``stop`` is set; a failing poll is logged and retried with back-off."""
@@ -201,8 +208,8 @@ def _summary(report: PollReport) -> dict[str, Any]:
             **counts}
 
 
-def _parallel(fn: Callable[[int], Outcome], items: list[int], workers: int) -> list[Outcome]:
-    if workers == 1 or len(items) == 1:
+def _parallel(fn: Callable[[int], R], items: list[int], workers: int) -> list[R]:
+    if workers == 1 or len(items) <= 1:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="kos") as pool:
         return list(pool.map(fn, items))
@@ -210,7 +217,7 @@ def _parallel(fn: Callable[[int], Outcome], items: list[int], workers: int) -> l
 
 def measure_throughput(service: KosService, request_ids: Iterable[int], timeout: float = 60.0,
                        interval: float = 0.05) -> float:
-    """Poll until every given request is settled; return the seconds the polls took.
+    """Poll until every given request is settled and mined; return the seconds the polls took.
 
     Afterwards (outside the measured time) checks on chain that each request has all its
     tokens. Raises ``TimeoutError`` after ``timeout``, :class:`KosError` when a request
@@ -221,7 +228,8 @@ def measure_throughput(service: KosService, request_ids: Iterable[int], timeout:
     started = time.monotonic()
     while wanted:
         report = service.poll()
-        wanted -= {r for r, o in report.outcomes.items() if o.final}
+        wanted -= {r for r, o in report.outcomes.items()
+                   if o.final and not service.orchestrator.in_flight(r)}
         if wanted and time.monotonic() - started > timeout:
             raise TimeoutError(f"{len(wanted)} requests still unsettled after {timeout:.0f} s")
         if wanted:
@@ -285,7 +293,8 @@ def build(settings: KosSettings) -> KosService:
         raise KosConfigError(f"RPC chain id {chain.client.chain_id} is not the deployment's "
                              f"{deployment.chain_id}")
     return KosService(chain, account, key, settings.state_dir, replicas=replicas,
-                      takeover_after=settings.takeover_after, confirmations=settings.confirmations)
+                      takeover_after=settings.takeover_after, confirmations=settings.confirmations,
+                      workers=settings.workers)
 
 
 def run(config_path: Path) -> int:

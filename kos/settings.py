@@ -47,6 +47,9 @@ class KosSettings(ServiceSettings):
     takeover_after: int = Field(default=10, ge=0)
     """Seconds of chain time after which the next replica takes over a request from its leader."""
 
+    workers: int = Field(default=8, ge=1, le=64)
+    """Requests settled in parallel within one poll (threads: the work is mostly RPC round trips)."""
+
     log_level: str = "INFO"
     """Python logging level name (DEBUG, INFO, WARNING, ERROR)."""
 

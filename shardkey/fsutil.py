@@ -20,12 +20,14 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, mode: int = 0o600, *, durable: bool = True) -> Iterator[BinaryIO]:
     """Yield a file to write; on success it replaces ``path`` atomically and durably.
 
     The data goes to a temporary file beside ``path`` (created with ``mode``), is
     fsynced, then renamed over ``path``. On any exception the temporary file is removed
-    and ``path`` is untouched.
+    and ``path`` is untouched. ``durable=False`` skips the fsyncs (still atomic: a reader
+    sees the old or the new file, never half of one) for files that may be lost in a
+    power cut, such as a heartbeat.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,16 +37,18 @@ def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically and durably."""
-    with atomic_writer(path, mode) as handle:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (and durably unless ``durable=False``)."""
+    with atomic_writer(path, mode, durable=durable) as handle:
         handle.write(data)

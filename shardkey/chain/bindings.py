@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 from web3.types import TxReceipt
 
-from shardkey.chain.connection import ChainClient
+from shardkey.chain.codec import checksum as to_checksum_address  # cached EIP-55
+from shardkey.chain.connection import ChainClient, SentTx
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.eip712 import Domain
 from shardkey.chain.model import (
@@ -62,18 +62,18 @@ class HolderRegistry:
     # reads
     def holder(self, address: str) -> HolderInfo:
         """The record of one holder."""
-        raw = self.client.call(self.contract.functions.getHolder(to_checksum_address(address)))
+        raw = self.client.read(self.contract, "getHolder", to_checksum_address(address))
         return HolderInfo(address=to_checksum_address(address), status=HolderStatus(raw[0]),
                           lat_e6=int(raw[1]), lon_e6=int(raw[2]), registered_at=int(raw[3]),
                           hpke_public_key=bytes(raw[4]), endpoint=str(raw[5]), region=str(raw[6]))
 
     def addresses(self) -> list[str]:
         """Every holder ever registered."""
-        return [to_checksum_address(a) for a in self.client.call(self.contract.functions.holders())]
+        return [to_checksum_address(a) for a in self.client.read(self.contract, "holders")]
 
     def is_active(self, address: str) -> bool:
         """Whether a holder may be placed in new datasets."""
-        return bool(self.client.call(self.contract.functions.isActive(to_checksum_address(address))))
+        return bool(self.client.read(self.contract, "isActive", to_checksum_address(address)))
 
     # writes
     def register(self, signer: LocalAccount, hpke_public_key: bytes, endpoint: str, region: str,
@@ -105,12 +105,11 @@ class DatasetRegistry:
     # reads
     def compute_dataset_id(self, owner: str, salt: bytes) -> bytes:
         """The id a registration by ``owner`` with ``salt`` will get."""
-        return bytes(self.client.call(
-            self.contract.functions.computeDatasetId(to_checksum_address(owner), salt)))
+        return bytes(self.client.read(self.contract, "computeDatasetId", to_checksum_address(owner), salt))
 
     def dataset(self, dataset_id: bytes) -> DatasetInfo:
         """The stored dataset (status None when unknown)."""
-        raw = self.client.call(self.contract.functions.dataset(dataset_id))
+        raw = self.client.read(self.contract, "dataset", dataset_id)
         params = _params([raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[13], raw[14]])
         return DatasetInfo(dataset_id=dataset_id, owner=to_checksum_address(raw[0]), params=params,
                            status=DatasetStatus(raw[8]), policy_version=int(raw[9]),
@@ -120,15 +119,15 @@ class DatasetRegistry:
     def policy(self, dataset_id: bytes, version: int | None = None) -> Policy:
         """A policy version (the current one when ``version`` is None)."""
         if version is None:
-            raw = self.client.call(self.contract.functions.currentPolicy(dataset_id))
+            raw = self.client.read(self.contract, "currentPolicy", dataset_id)
         else:
-            raw = self.client.call(self.contract.functions.policy(dataset_id, version))
+            raw = self.client.read(self.contract, "policy", dataset_id, version)
         return Policy.from_abi_tuple(raw)
 
     def custody_confirmed(self, dataset_id: bytes, holder: str) -> bool:
         """Whether ``holder`` confirmed custody of the dataset."""
-        return bool(self.client.call(
-            self.contract.functions.custodyConfirmed(dataset_id, to_checksum_address(holder))))
+        return bool(self.client.read(self.contract, "custodyConfirmed", dataset_id,
+                                     to_checksum_address(holder)))
 
     def registration(self, dataset_id: bytes, from_block: int = 0) -> Registration:
         """The ``DatasetRegistered`` event of a dataset (its shard hashes, wrap keys, roots)."""
@@ -184,7 +183,7 @@ class RetrievalCoordinator:
     # reads
     def request(self, request_id: int, block: int | str = "latest") -> RequestInfo:
         """The stored request (an unknown id reverts with RetrievalUnknownRequest)."""
-        raw = self.client.call(self.contract.functions.request(request_id), block)
+        raw = self.client.read(self.contract, "request", request_id, block=block)
         return RequestInfo(request_id=request_id, dataset_id=bytes(raw[0]),
                            requester=to_checksum_address(raw[1]), policy_version=int(raw[2]),
                            status=RequestStatus(raw[3]), denial_reason=int(raw[4]),
@@ -194,34 +193,29 @@ class RetrievalCoordinator:
 
     def is_open(self, request_id: int) -> bool:
         """Approved, before its deadline, dataset not revoked."""
-        return bool(self.client.call(self.contract.functions.isOpen(request_id)))
+        return bool(self.client.read(self.contract, "isOpen", request_id))
 
     def token_issued(self, request_id: int, holder: str) -> bool:
         """Whether ``holder`` has its token for the request."""
-        return bool(self.client.call(
-            self.contract.functions.tokenIssued(request_id, to_checksum_address(holder))))
+        return bool(self.client.read(self.contract, "tokenIssued", request_id, to_checksum_address(holder)))
 
     def delivered(self, request_id: int, holder: str) -> bool:
         """Whether ``holder`` delivered for the request."""
-        return bool(self.client.call(
-            self.contract.functions.delivered(request_id, to_checksum_address(holder))))
+        return bool(self.client.read(self.contract, "delivered", request_id, to_checksum_address(holder)))
 
     def has_approved(self, request_id: int, approver: str) -> bool:
         """Whether ``approver`` approved the request."""
-        return bool(self.client.call(
-            self.contract.functions.hasApproved(request_id, to_checksum_address(approver))))
+        return bool(self.client.read(self.contract, "hasApproved", request_id, to_checksum_address(approver)))
 
     def nonce_used(self, approver: str, nonce: int) -> bool:
         """Whether an EIP-712 approval nonce of ``approver`` is spent."""
-        return bool(self.client.call(
-            self.contract.functions.nonceUsed(to_checksum_address(approver), nonce)))
+        return bool(self.client.read(self.contract, "nonceUsed", to_checksum_address(approver), nonce))
 
     def check_policy(self, dataset_id: bytes, requester: str, attestation: Sequence[Any],
                      attestor: str, signature: bytes) -> int:
         """Preview the denial reason a request would get now (0 = none)."""
-        return int(self.client.call(self.contract.functions.checkPolicy(
-            dataset_id, to_checksum_address(requester), tuple(attestation),
-            to_checksum_address(attestor), signature)))
+        return int(self.client.read(self.contract, "checkPolicy", dataset_id, to_checksum_address(requester),
+                                    tuple(attestation), to_checksum_address(attestor), signature))
 
     # writes
     def request_retrieval(self, requester: LocalAccount, dataset_id: bytes, ephemeral_key: bytes,
@@ -247,13 +241,22 @@ class RetrievalCoordinator:
     def issue_tokens(self, kos: LocalAccount, request_id: int, holders: Sequence[str],
                      tokens: Sequence[bytes]) -> TxReceipt:
         """KOS: post unlock tokens in one transaction."""
+        return self.client.wait(self.submit_tokens(kos, request_id, holders, tokens))
+
+    def submit_tokens(self, kos: LocalAccount, request_id: int, holders: Sequence[str],
+                      tokens: Sequence[bytes]) -> SentTx:
+        """KOS: send the ``issueTokens`` transaction without waiting for it to be mined."""
         fn = self.contract.functions.issueTokens(
             request_id, [to_checksum_address(h) for h in holders], list(tokens))
-        return self.client.send(fn, kos)
+        return self.client.submit(fn, kos)
 
     def deny(self, kos: LocalAccount, request_id: int, reason: int) -> TxReceipt:
         """KOS: deny a request with a reason code."""
-        return self.client.send(self.contract.functions.denyRequest(request_id, reason), kos)
+        return self.client.wait(self.submit_denial(kos, request_id, reason))
+
+    def submit_denial(self, kos: LocalAccount, request_id: int, reason: int) -> SentTx:
+        """KOS: send the ``denyRequest`` transaction without waiting for it to be mined."""
+        return self.client.submit(self.contract.functions.denyRequest(request_id, reason), kos)
 
     def deliver(self, holder: LocalAccount, request_id: int, sealed: bytes) -> TxReceipt:
         """A fragment holder posts its fragments sealed to the requester."""

@@ -3,6 +3,8 @@
 Every write goes through :meth:`ChainClient.send`: it estimates gas first (a call that
 would revert raises :class:`TransactionReverted` naming the contract's custom error and
 nothing is sent), signs locally with the given account, and waits for the receipt.
+:meth:`ChainClient.submit` does the same without waiting, for services that keep many
+transactions in flight (the KOS).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,10 +21,11 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, TransactionNotFound
 from web3.types import RPCEndpoint, TxReceipt
 
 from shardkey.chain.artifacts import _abi_type, all_error_abis, load_artifact
+from shardkey.chain.codec import ContractCodec
 from shardkey.chain.errors import ChainError, TransactionReverted
 
 GAS_MARGIN = 1.25
@@ -34,6 +38,22 @@ def redact_url(url: str) -> str:
     host = parts.hostname or "?"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}"
+
+
+@dataclass(frozen=True)
+class SentTx:
+    """A transaction sent and not yet known to be mined."""
+
+    tx_hash: bytes
+    fn: ContractFunction
+    sender: str
+    nonce: int
+    sent_at: float  # time.monotonic() when sent
+
+    @property
+    def hex(self) -> str:
+        """``0x`` + the transaction hash."""
+        return "0x" + self.tx_hash.hex()
 
 
 class ChainClient:
@@ -53,6 +73,7 @@ class ChainClient:
         self._errors = _ErrorDecoder(self.w3)
         self._chain_id: int | None = None
         self._fees: tuple[dict[str, int], float] | None = None
+        self._codecs: dict[str, ContractCodec] = {}
 
     @property
     def chain_id(self) -> int:
@@ -87,11 +108,49 @@ class ChainClient:
         except (OSError, ValueError) as exc:
             raise ChainError(f"call to {self.where} failed: {exc}") from exc
 
+    def read(self, contract: Contract, name: str, *args: Any, block: int | str = "latest") -> Any:
+        """``name(*args)`` on ``contract`` as an ``eth_call``: the values :meth:`call` would
+        give, through the lean :mod:`shardkey.chain.codec` (a revert raises
+        :class:`TransactionReverted`)."""
+        codec = self._codec(contract).function(name)
+        try:
+            data = codec.encode(args)
+        except Exception as exc:  # eth_abi's encoding errors: a caller bug, named
+            raise ChainError(f"{name}: arguments do not fit the ABI: {exc}") from None
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            reply = self.w3.provider.make_request(
+                RPCEndpoint("eth_call"), [{"to": contract.address, "data": "0x" + data.hex()}, tag])
+        except (OSError, ValueError) as exc:
+            raise ChainError(f"call to {self.where} failed: {exc}") from exc
+        error = reply.get("error")
+        if error:
+            raise self._errors.decode_revert(error.get("data"), str(error.get("message", error)))
+        try:
+            return codec.decode(bytes.fromhex(str(reply["result"]).removeprefix("0x")))
+        except Exception as exc:
+            raise ChainError(f"{name}: undecodable return data from {self.where}: {exc}") from None
+
+    def _codec(self, contract: Contract) -> ContractCodec:
+        codec = self._codecs.get(contract.address)
+        if codec is None:
+            codec = self._codecs.setdefault(contract.address, ContractCodec(contract.abi))
+        return codec
+
     def send(self, fn: ContractFunction, signer: LocalAccount, *, value: int = 0) -> TxReceipt:
         """Preflight, sign and send a transaction, wait for its receipt.
 
         Raises :class:`TransactionReverted` (nothing sent) when the call would revert, or
         when it reverted on chain after all (a race with another transaction).
+        """
+        return self.wait(self.submit(fn, signer, value=value))
+
+    def submit(self, fn: ContractFunction, signer: LocalAccount, *, value: int = 0) -> SentTx:
+        """Preflight, sign and send a transaction without waiting for it to be mined.
+
+        Raises :class:`TransactionReverted` (nothing sent) when the call would revert.
+        Several submissions from one account in a row get consecutive nonces, so they can
+        all land in the same block.
         """
         sender = signer.address
         params: dict[str, Any] = {"from": sender, "value": value}
@@ -115,14 +174,33 @@ class ChainClient:
                     raise self._errors.decode(exc) from None
                 raise ChainError(f"sending to {self.where} failed: {exc}") from exc
             self._nonces[sender] = nonce + 1
+        return SentTx(bytes(tx_hash), fn, sender, nonce, time.monotonic())
+
+    def wait(self, sent: SentTx) -> TxReceipt:
+        """Block until a submitted transaction is mined; raise if it reverted."""
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self.receipt_timeout, poll_latency=0.05)
+                sent.tx_hash, timeout=self.receipt_timeout, poll_latency=0.05)
         except TimeExhausted as exc:
-            raise ChainError(f"transaction 0x{tx_hash.hex()} not mined in "
+            raise ChainError(f"transaction 0x{sent.tx_hash.hex()} not mined in "
                              f"{self.receipt_timeout:.0f} s") from exc
         if receipt["status"] != 1:
-            raise self._replay_failure(fn, params, receipt)
+            raise self._replay_failure(sent.fn, sent.sender, receipt)
+        return receipt
+
+    def receipt(self, sent: SentTx) -> TxReceipt | None:
+        """The receipt of a submitted transaction, or None while it is not mined.
+
+        Raises :class:`TransactionReverted` when it was mined and reverted.
+        """
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(sent.tx_hash)
+        except TransactionNotFound:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ChainError(f"RPC {self.where} failed: {exc}") from exc
+        if receipt["status"] != 1:
+            raise self._replay_failure(sent.fn, sent.sender, receipt)
         return receipt
 
     def _fee_params(self) -> dict[str, int]:
@@ -139,11 +217,10 @@ class ChainClient:
             self._nonces[sender] = self.w3.eth.get_transaction_count(sender, "pending")
         return self._nonces[sender]
 
-    def _replay_failure(self, fn: ContractFunction, params: dict[str, Any],
-                        receipt: TxReceipt) -> TransactionReverted:
+    def _replay_failure(self, fn: ContractFunction, sender: str, receipt: TxReceipt) -> TransactionReverted:
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         try:
-            fn.call({"from": params["from"]}, block_identifier=receipt["blockNumber"] - 1)
+            fn.call({"from": sender}, block_identifier=receipt["blockNumber"] - 1)
         except (ContractCustomError, ContractLogicError) as exc:
             decoded = self._errors.decode(exc)
             decoded.tx = tx
@@ -174,10 +251,13 @@ class _ErrorDecoder:
         data = getattr(exc, "data", None)
         if isinstance(data, dict):
             data = data.get("data")
+        return self.decode_revert(data, getattr(exc, "message", None) or str(exc))
+
+    def decode_revert(self, data: Any, message: str) -> TransactionReverted:
+        """The custom error in revert ``data`` (``0x`` hex), else a plain revert with ``message``."""
         raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
         entry = self._by_selector.get(raw[:4]) if len(raw) >= 4 else None
         if entry is None:
-            message = getattr(exc, "message", None) or str(exc)
             return TransactionReverted("Revert", {"message": message})
         types = [_abi_type(i) for i in entry["inputs"]]
         values = self._w3.codec.decode(types, raw[4:]) if types else ()

@@ -1,6 +1,7 @@
 """Decoding logs of the ShardKey contracts into :class:`ChainEvent` values.
 
-Decoding is pure (``process_log`` on a known ABI); fetching logs lives in the watcher.
+Decoding is pure (:mod:`shardkey.chain.codec` on a known ABI, the values web3's
+``process_log`` gives); fetching logs lives in the watcher.
 A log emitted by a watched contract that matches no known event raises
 :class:`UndecodableLog`: agents stop loudly rather than skip what they cannot read.
 """
@@ -11,11 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3.contract import Contract
-from web3.exceptions import MismatchedABI
 
+from shardkey.chain.codec import ContractCodec, EventCodec, checksum
 from shardkey.chain.errors import UndecodableLog
 
 
@@ -39,44 +39,40 @@ class ChainEvent:
 
 
 class EventDecoder:
-    """Maps (contract address, topic0) to the event ABI that decodes it."""
+    """Maps (contract address, topic0) to the event codec that decodes it."""
 
     def __init__(self, contracts: Mapping[str, Contract]):
-        self._by_key: dict[tuple[str, bytes], tuple[str, Any]] = {}
-        self.addresses = [to_checksum_address(c.address) for c in contracts.values()]
+        self._by_key: dict[tuple[str, bytes], tuple[str, EventCodec]] = {}
+        self.addresses = [checksum(c.address) for c in contracts.values()]
         for contract_name, contract in contracts.items():
-            address = to_checksum_address(contract.address)
-            for entry in contract.abi:
-                if entry.get("type") != "event":
-                    continue
-                event = contract.events[entry["name"]]()
-                topic = bytes(HexBytes(event.topic))
-                self._by_key[(address, topic)] = (contract_name, event)
+            address = checksum(contract.address)
+            for topic, codec in ContractCodec(contract.abi).events.items():
+                self._by_key[(address, topic)] = (contract_name, codec)
 
     def decode(self, log: Mapping[str, Any]) -> ChainEvent:
         """Decode one raw log; raise :class:`UndecodableLog` when it matches nothing."""
-        address = to_checksum_address(log["address"])
-        topics = log.get("topics") or []
+        address = checksum(log["address"])
+        topics = [bytes(HexBytes(t)) for t in log.get("topics") or []]
         if not topics:
             raise UndecodableLog(f"log without topics from {address} in block "
                                  f"{log.get('blockNumber')}")
-        key = (address, bytes(HexBytes(topics[0])))
+        key = (address, topics[0])
         if key not in self._by_key:
-            raise UndecodableLog(f"unknown event 0x{bytes(topics[0]).hex()} from {address} "
+            raise UndecodableLog(f"unknown event 0x{topics[0].hex()} from {address} "
                                  f"in block {log.get('blockNumber')}")
-        contract_name, event = self._by_key[key]
+        contract_name, codec = self._by_key[key]
         try:
-            decoded = event.process_log(log)
-        except MismatchedABI as exc:
-            raise UndecodableLog(f"cannot decode {event.event_name} from {address}: {exc}") from exc
+            args = codec.decode(topics, bytes(HexBytes(log["data"])))
+        except ValueError as exc:
+            raise UndecodableLog(f"cannot decode {codec.name} from {address}: {exc}") from exc
         return ChainEvent(
-            name=decoded["event"],
-            args=dict(decoded["args"]),
+            name=codec.name,
+            args=args,
             address=address,
-            block_number=int(decoded["blockNumber"]),
-            block_hash=bytes(decoded["blockHash"]),
-            tx_hash=bytes(decoded["transactionHash"]),
-            log_index=int(decoded["logIndex"]),
+            block_number=int(log["blockNumber"]),
+            block_hash=bytes(HexBytes(log["blockHash"])),
+            tx_hash=bytes(HexBytes(log["transactionHash"])),
+            log_index=int(log["logIndex"]),
             contract=contract_name,
         )
 

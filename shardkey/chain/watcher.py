@@ -1,9 +1,15 @@
 """Event watcher: confirmations depth, reorg detection, a persistent cursor.
 
 The watcher hands each event of the ShardKey contracts, once it is ``confirmations``
-blocks deep, to the handler registered for its name, in chain order. After each handled
-event it saves its cursor (block, log index, recent block hashes) atomically, so a crash
-at any point resumes at the first unhandled event.
+blocks deep, to the handler registered for its name, in chain order. It saves its cursor
+(block, log index, recent block hashes) atomically at the end of every range that had
+events, at most ``save_every`` seconds apart within a long range, and when a handler
+raises; a range without events is saved at most every ``idle_save_every`` seconds (an
+fsync per block per agent was most of an idle agent's cost). Services register
+``before_save`` hooks that make their own state durable first (the KOS's pending set),
+so a cursor on disk never runs ahead of what was derived from the events before it.
+A crash resumes from the last saved position: events handled since (at most
+``save_every`` seconds of them) are handled again, and handlers are idempotent.
 
 Reorgs: the cursor remembers the hashes of the last ``reorg_window`` blocks it
 processed. A reorg shallower than ``confirmations`` never reaches a handler. A deeper
@@ -19,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +71,7 @@ class EventWatcher:
 
     def __init__(self, client: ChainClient, contracts: Mapping[str, Contract], cursor_path: Path,
                  *, start_block: int, confirmations: int = 1, chunk_size: int = 2000,
-                 reorg_window: int = 128):
+                 reorg_window: int = 128, save_every: float = 1.0, idle_save_every: float = 10.0):
         self.client = client
         self.decoder = EventDecoder(contracts)
         self.cursor_path = cursor_path
@@ -74,10 +81,27 @@ class EventWatcher:
         self.chunk_size = chunk_size
         self.reorg_window = reorg_window
         self.handlers: dict[str, Handler] = {}
+        self.save_every = save_every
+        self.idle_save_every = idle_save_every
+        self._before_save: list[Callable[[], None]] = []
+        self._saved_at = time.monotonic()
+        self._unsaved = False  # events handled since the cursor was last saved
 
     def on(self, event_name: str, handler: Handler) -> None:
         """Register the handler of one event name (one handler per name)."""
         self.handlers[event_name] = handler
+
+    def before_save(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` before every cursor save (to make handler state durable first)."""
+        self._before_save.append(hook)
+
+    def save(self) -> None:
+        """Make handler state durable (the hooks), then the cursor."""
+        for hook in self._before_save:
+            hook()
+        self.cursor.save(self.cursor_path)
+        self._saved_at = time.monotonic()
+        self._unsaved = False
 
     def poll_once(self) -> int:
         """Handle every confirmed event not yet handled; return how many were handled."""
@@ -97,14 +121,18 @@ class EventWatcher:
                     continue  # handled before a restart
                 handler = self.handlers.get(event.name)
                 if handler is not None:
-                    handler(event)  # raising leaves the cursor before this event
+                    try:
+                        handler(event)
+                    except BaseException:
+                        if self._unsaved:  # keep the progress before this event
+                            self.save()
+                        raise
                     crash_point("watcher.after_handler")
                     handled += 1
+                    self._unsaved = True
                 self.cursor.block, self.cursor.log_index = event.block_number, event.log_index
-                if handler is not None:
-                    # Saved after each handled event (an fsync): a crash redoes at most the
-                    # one event whose handler was running, and handlers are idempotent.
-                    self.cursor.save(self.cursor_path)
+                if self._unsaved and time.monotonic() - self._saved_at >= self.save_every:
+                    self.save()
             self._finish_range(end)
         return handled
 
@@ -125,7 +153,8 @@ class EventWatcher:
         self.cursor.hashes[end] = bytes(block["hash"]).hex()
         for old in [b for b in self.cursor.hashes if b < end - self.reorg_window]:
             del self.cursor.hashes[old]
-        self.cursor.save(self.cursor_path)
+        if self._unsaved or time.monotonic() - self._saved_at >= self.idle_save_every:
+            self.save()
 
     def _check_reorg(self) -> None:
         if not self.cursor.hashes:
@@ -149,4 +178,4 @@ class EventWatcher:
                     "(handlers are idempotent)", self.cursor.block, block)
         self.cursor.block, self.cursor.log_index = block, -1
         self.cursor.hashes = {b: h for b, h in self.cursor.hashes.items() if b <= block}
-        self.cursor.save(self.cursor_path)
+        self.save()

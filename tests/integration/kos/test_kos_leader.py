@@ -23,6 +23,8 @@ def test_pending_set_is_saved_atomically_and_reloaded(tmp_path) -> None:
     pending.add(3)
     pending.add(1)
     pending.add(3)
+    assert not path.exists()  # adds are made durable by flush (the watcher's before_save hook)
+    pending.flush()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert list(PendingSet(path)) == [1, 3]
     pending.discard([3, 9])

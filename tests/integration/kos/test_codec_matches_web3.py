@@ -1,0 +1,53 @@
+"""The lean codec (shardkey.chain.codec) gives exactly what web3 gives, on real logs and calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hexbytes import HexBytes
+
+from shardkey.chain.events import EventDecoder
+
+
+def _plain(value: Any) -> Any:
+    """web3's AttributeDicts, HexBytes and lists as plain dicts, bytes and tuples."""
+    if isinstance(value, HexBytes | bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def test_events_and_reads_decode_as_web3_does(world) -> None:
+    dataset = world.dataset()
+    request_id = world.request(dataset)
+    world.approve(request_id)
+    assert world.replica().poll().outcomes  # tokens: TokenIssued events too
+    chain = world.chain
+    logs = chain.client.w3.eth.get_logs({"address": [c.address for c in chain.contracts.values()],
+                                         "fromBlock": world.dev.deployment.start_block})
+    decoder = EventDecoder(chain.contracts)
+    by_address = {c.address: c for c in chain.contracts.values()}
+    names = set()
+    for log in logs:
+        ours = decoder.decode(log)
+        theirs = by_address[ours.address].events[ours.name]().process_log(log)
+        assert _plain(ours.args) == _plain(theirs["args"]), ours.name
+        assert (ours.block_number, ours.log_index, ours.tx_hash) == (
+            theirs["blockNumber"], theirs["logIndex"], bytes(theirs["transactionHash"]))
+        names.add(ours.name)
+    assert {"HolderRegistered", "DatasetRegistered", "RetrievalRequested", "RetrievalApproved",
+            "TokenIssued"} <= names
+
+    client = chain.client
+    coordinator, registry = chain.retrievals.contract, chain.datasets.contract
+    holder = dataset.holders[0].address
+    for contract, name, args in [
+            (coordinator, "request", (request_id,)), (coordinator, "isOpen", (request_id,)),
+            (coordinator, "tokenIssued", (request_id, holder)),
+            (registry, "dataset", (dataset.dataset_id,)), (registry, "currentPolicy", (dataset.dataset_id,)),
+            (chain.holders.contract, "getHolder", (holder,)), (chain.holders.contract, "holders", ())]:
+        expected = client.call(contract.functions[name](*args))
+        assert _plain(client.read(contract, name, *args)) == _plain(expected), name
