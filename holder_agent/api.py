@@ -75,11 +75,11 @@ class ApiContext:
 class DownloadCache:
     """What serving a shard reads, kept so a fetch does not cost chain calls per shard.
 
-    - What cannot change once seen: a request's requester and dataset, and an Active
-      dataset's parameters (placement, shard count). Everything that can change later
-      (request completed, expired or denied; dataset revoked) is what ``isOpen`` checks,
-      and ``isOpen`` is kept only for the block it was read at: every download still
-      reads ``eth_blockNumber`` and asks ``isOpen`` again on a new block.
+    - A request's requester and dataset, and an Active dataset's parameters (placement,
+      shard count), and ``isOpen``: all kept only for the block they were read at. Every
+      download reads ``eth_blockNumber`` and reads them again on a new block. Request ids
+      are sequential, so a reorg can give an id to another request (another requester):
+      nothing read about a request id outlives its block.
     - The SHA-256 and signed receipt of a committed shard, keyed by the file's inode,
       size and mtime (committed files are never rewritten in place).
     """
@@ -88,20 +88,21 @@ class DownloadCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._views: dict[int, tuple[RequestInfo, DatasetInfo]] = {}
+        self._views: dict[int, tuple[int, RequestInfo, DatasetInfo]] = {}
         self._open: dict[int, tuple[int, bool]] = {}
         self._receipts: dict[tuple[bytes, int], tuple[tuple[int, int, int], bytes, bytes]] = {}
 
-    def view(self, request_id: int) -> tuple[RequestInfo, DatasetInfo] | None:
+    def view(self, request_id: int, block: int) -> tuple[RequestInfo, DatasetInfo] | None:
         with self._lock:
-            return self._views.get(request_id)
+            hit = self._views.get(request_id)
+        return (hit[1], hit[2]) if hit is not None and hit[0] == block else None
 
-    def keep_view(self, request_id: int, info: RequestInfo, dataset: DatasetInfo) -> None:
-        """Keep a request whose dataset was Active (only what cannot change is used)."""
+    def keep_view(self, request_id: int, block: int, info: RequestInfo, dataset: DatasetInfo) -> None:
+        """Keep, for this block, a request whose dataset was Active."""
         with self._lock:
             if len(self._views) >= self.MAX_ENTRIES:
                 self._views.clear()
-            self._views[request_id] = (info, dataset)
+            self._views[request_id] = (block, info, dataset)
 
     def is_open(self, request_id: int, block: int) -> bool | None:
         with self._lock:
@@ -340,7 +341,7 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
     signer = verify_request(headers, ctx.address, "GET", path, b"", ctx.clock.now(), ctx.nonces)
     chain = ctx.chain
     block = chain.client.block_number()
-    cached = ctx.downloads.view(request_id)
+    cached = ctx.downloads.view(request_id, block)
     if cached is None:
         try:
             info = chain.retrievals.request(request_id)
@@ -368,7 +369,7 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
     else:
         dataset = chain.datasets.dataset(dataset_id)
         if dataset.status == DatasetStatus.ACTIVE:
-            ctx.downloads.keep_view(request_id, info, dataset)
+            ctx.downloads.keep_view(request_id, block, info, dataset)
     if dataset.status != DatasetStatus.ACTIVE:
         raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
     if index >= dataset.params.shard_count:

@@ -161,6 +161,16 @@ class RequestedRecord:
     attestation: tuple[Any, ...]  # (requester, latE6, lonE6, accuracyM, issuedAt, nonce)
     signature: bytes | None  # None: not in the event; read from the transaction
     tx_hash: bytes
+    # What ties the event to the stored request: ids are sequential, so after a reorg
+    # the same id can name another request; the ephemeral key is the requester's own.
+    dataset_id: bytes = b""
+    requester: str = ""
+    ephemeral_key: bytes = b""
+
+    def describes(self, req: RequestInfo) -> bool:
+        """Whether this event is the one that created ``req`` as the chain has it now."""
+        return (self.dataset_id, self.requester, self.ephemeral_key) == (
+            req.dataset_id, req.requester, req.ephemeral_key)
 
 
 def _attestation_tuple(raw: Any) -> tuple[Any, ...]:
@@ -184,7 +194,7 @@ class KapCheck:
         self._start_block = start_block
         self._lock = threading.Lock()
         self._requested: OrderedDict[int, RequestedRecord] = OrderedDict()
-        self._attestations: OrderedDict[int, Attestation | None] = OrderedDict()
+        self._attestations: OrderedDict[tuple[int, bytes], Attestation | None] = OrderedDict()
 
     def remember_request(self, event: ChainEvent) -> None:
         """Watcher handler of ``RetrievalRequested``: keep the attestation for later."""
@@ -194,7 +204,10 @@ class KapCheck:
         sig = args.get("attestationSig")
         return RequestedRecord(attestor=to_checksum_address(args["attestor"]),
                                attestation=_attestation_tuple(args["attestation"]),
-                               signature=None if sig is None else bytes(sig), tx_hash=bytes(tx_hash))
+                               signature=None if sig is None else bytes(sig), tx_hash=bytes(tx_hash),
+                               dataset_id=bytes(args["datasetId"]),
+                               requester=to_checksum_address(args["requester"]),
+                               ephemeral_key=bytes(args["ephemeralKey"]))
 
     def _store(self, request_id: int, record: RequestedRecord) -> None:
         with self._lock:
@@ -202,20 +215,25 @@ class KapCheck:
             while len(self._requested) > REQUEST_CACHE:
                 self._requested.popitem(last=False)
 
-    def requested(self, request_id: int) -> RequestedRecord:
-        """The request's ``RetrievalRequested`` record (from the watcher, else from the logs)."""
-        with self._lock:
-            if request_id in self._requested:
-                return self._requested[request_id]
-        event = self._chain.retrievals.contract.events.RetrievalRequested()
-        logs = event.get_logs(from_block=self._start_block, argument_filters={"requestId": request_id})
-        if not logs:
-            raise ChainError(f"no RetrievalRequested event for request {request_id}")
-        record = self._record(logs[-1]["args"], bytes(logs[-1]["transactionHash"]))
-        self._store(request_id, record)
-        return record
+    def requested(self, req: RequestInfo) -> RequestedRecord:
+        """The ``RetrievalRequested`` record of ``req`` (from the watcher, else from the logs).
 
-    # --- the decision -----------------------------------------------------------
+        A remembered record that does not describe ``req`` as the chain has it now (a
+        reorg gave its id to another request) is never used: the logs are read again.
+        """
+        with self._lock:
+            record = self._requested.get(req.request_id)
+        if record is not None and record.describes(req):
+            return record
+        event = self._chain.retrievals.contract.events.RetrievalRequested()
+        logs = event.get_logs(from_block=self._start_block, argument_filters={"requestId": req.request_id})
+        matching = [entry for entry in logs
+                    if self._record(entry["args"], bytes(entry["transactionHash"])).describes(req)]
+        if not matching:
+            raise ChainError(f"no RetrievalRequested event for request {req.request_id} as stored")
+        record = self._record(matching[-1]["args"], bytes(matching[-1]["transactionHash"]))
+        self._store(req.request_id, record)
+        return record
 
     def reason(self, req: RequestInfo, dataset: DatasetInfo, now: int, cache: PollCache) -> DenialReason:
         """``NONE`` when the request still meets its policy (and the newest one), else why not."""
@@ -266,18 +284,19 @@ class KapCheck:
 
     def attestation(self, req: RequestInfo) -> Attestation | None:
         """The request's attestation with the KOS's own verdict on its signature (cached)."""
+        key = (req.request_id, req.ephemeral_key)  # not the id alone: see RequestedRecord
         with self._lock:
-            if req.request_id in self._attestations:
-                return self._attestations[req.request_id]
+            if key in self._attestations:
+                return self._attestations[key]
         verdict = self._judge(req)
         with self._lock:
-            self._attestations[req.request_id] = verdict
+            self._attestations[key] = verdict
             while len(self._attestations) > REQUEST_CACHE:
                 self._attestations.popitem(last=False)
         return verdict
 
     def _judge(self, req: RequestInfo) -> Attestation | None:
-        record = self.requested(req.request_id)
+        record = self.requested(req)
         signature = record.signature if record.signature is not None else self._tx_signature(record)
         if record.attestor == ZERO_ADDRESS or signature == b"":
             return None

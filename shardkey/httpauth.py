@@ -52,10 +52,15 @@ def _message(holder: str, method: str, path: str, body_sha256: str, timestamp: i
 
 
 def sign_request(account: LocalAccount, holder: str, method: str, path: str, body: bytes,
-                 timestamp: int, nonce: str | None = None) -> dict[str, str]:
-    """Headers that authenticate one request from ``account`` to ``holder``."""
+                 timestamp: int, nonce: str | None = None, *,
+                 body_sha256: bytes | None = None) -> dict[str, str]:
+    """Headers that authenticate one request from ``account`` to ``holder``.
+
+    ``body_sha256`` saves hashing a large body the caller has hashed already; it must be
+    the body's digest (the holder recomputes it, so a wrong one is just refused).
+    """
     nonce = nonce or os.urandom(16).hex()
-    digest = hashlib.sha256(body).hexdigest()
+    digest = (body_sha256 or hashlib.sha256(body).digest()).hex()
     signed = account.sign_message(encode_defunct(
         _message(holder, method, path, digest, timestamp, nonce)))
     return {HEADER_ACCOUNT: account.address, HEADER_TIMESTAMP: str(timestamp),

@@ -246,8 +246,8 @@ def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_
     from shardkey.client.fetch import fetch as run_fetch
     from shardkey.client.retrieval import load_ephemeral_key
 
+    requester = env.account(as_)  # an unknown account is named before anything else is read
     key = load_ephemeral_key(env.requests_dir, request_id)
-    requester = env.account(as_)
     info = env.chain.retrievals.request(request_id)
     total = 0
     if info.dataset_id != bytes(32):

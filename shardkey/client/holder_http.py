@@ -79,11 +79,13 @@ class HolderClient:
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
+    def _send(self, method: str, path: str, body: bytes = b"",
+              body_sha256: bytes | None = None) -> httpx.Response:
         if self.account is None:
             raise HolderRequestError(self.address, "signed requests need an account")
         for attempt in range(_RETRIES + 1):
-            headers = sign_request(self.account, self.address, method, path, body, self.clock.now())
+            headers = sign_request(self.account, self.address, method, path, body, self.clock.now(),
+                                   body_sha256=body_sha256)
             try:
                 response = self._http.request(method, path, content=body, headers=headers)
                 break
@@ -108,9 +110,9 @@ class HolderClient:
                                      response.status_code)
         return response
 
-    def put_shard(self, dataset_id: bytes, index: int, data: bytes) -> None:
-        """Stage one shard ciphertext."""
-        self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/shards/{index}", data)
+    def put_shard(self, dataset_id: bytes, index: int, data: bytes, sha256: bytes | None = None) -> None:
+        """Stage one shard ciphertext (``sha256``: its digest, when the caller has it already)."""
+        self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/shards/{index}", data, sha256)
 
     def put_bundle(self, dataset_id: bytes, wrapped: bytes) -> None:
         """Stage this holder's wrapped fragment bundle."""

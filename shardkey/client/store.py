@@ -14,7 +14,6 @@ revoked so nothing is left pending on chain, and the error names the holders.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import deque
@@ -42,7 +41,7 @@ from shardkey.crypto import (
 from shardkey.crypto.hpke import seal, wrap_info
 from shardkey.crypto.merkle import merkle_root
 from shardkey.crypto.shamir import holder_fragments_root
-from shardkey.crypto.stream import encrypt_shard
+from shardkey.crypto.stream import seal_shard
 from shardkey.errors import ShardKeyError, UsageError
 from shardkey.policy.model import Policy
 
@@ -185,11 +184,11 @@ def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreO
     for position, shard in enumerate(encode_stripe(data, options.k, options.p, options.shard_size)):
         index = stripe * m + position
         key = bytearray(rng(32))
-        ciphertext = encrypt_shard(bytes(key), dataset_id, index, shard, rng)
-        clients[shard_holders[index % len(shard_holders)]].put_shard(dataset_id, index, ciphertext)
+        ciphertext, digest = seal_shard(bytes(key), dataset_id, index, shard, rng)
+        clients[shard_holders[index % len(shard_holders)]].put_shard(dataset_id, index, ciphertext, digest)
         shares = split(bytes(key), options.threshold, n, rng)
         key[:] = bytes(len(key))
-        out.append((index, hashlib.sha256(ciphertext).digest(), [s.value for s in shares]))
+        out.append((index, digest, [s.value for s in shares]))
     return out
 
 

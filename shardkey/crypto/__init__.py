@@ -84,6 +84,7 @@ from shardkey.crypto.stream import (
     ciphertext_length,
     decrypt_shard,
     encrypt_shard,
+    seal_shard,
 )
 
 __all__ = [
@@ -135,6 +136,7 @@ __all__ = [
     "pack_bundle",
     "process_proof",
     "seal",
+    "seal_shard",
     "shard_count",
     "shard_location",
     "split",

@@ -71,11 +71,11 @@ def encode_stripe(data: bytes, k: int, p: int, shard_size: int) -> list[bytes]:
     size = k * shard_size
     if len(data) > size:
         raise ErasureParameterError(f"stripe data is {len(data)} bytes, more than k * shard_size = {size}")
-    padded = bytes(data) + bytes(size - len(data))
-    blocks = tuple(padded[j * shard_size : (j + 1) * shard_size] for j in range(k))
-    if p == 0:
-        return list(blocks)
-    return [bytes(b) for b in zfec.Encoder(k, k + p).encode(blocks)]
+    padded = data if len(data) == size and isinstance(data, bytes) else bytes(data) + bytes(size - len(data))
+    view = memoryview(padded)  # zfec reads the blocks in place; only its outputs are new
+    blocks = [view[j * shard_size : (j + 1) * shard_size] for j in range(k)]
+    encoded = blocks if p == 0 else zfec.Encoder(k, k + p).encode(blocks)
+    return [b if isinstance(b, bytes) else bytes(b) for b in encoded]
 
 
 def decode_stripe(

@@ -216,7 +216,7 @@ class ShardDecryptor:
         self._aad = shard_aad(self._dataset_id, i, chunk_size)
         del self._buf[:HEADER_LEN]
 
-    def _open(self, data: bytes, last: bool) -> bytes:
+    def _next_counter(self) -> int:
         c = self._counter
         if c > U32_MAX:
             raise self._fail(
@@ -226,20 +226,44 @@ class ShardDecryptor:
                     chunk=c,
                 )
             )
+        return c
+
+    def _auth_failure(self, c: int, last: bool) -> ShardDecryptionError:
+        kind = "final " if last else ""
+        return self._fail(
+            ShardDecryptionError(
+                f"shard {self._shard_index}: {kind}chunk {c} failed authentication "
+                "(wrong key, or ciphertext tampered, reordered, truncated or extended)",
+                shard_index=self._shard_index,
+                chunk=c,
+            )
+        )
+
+    def _open(self, data: bytes, last: bool) -> bytes:
+        c = self._next_counter()
         try:
             pt = self._aead.decrypt(_nonce(self._prefix, c, last), data, self._aad)
         except InvalidTag:
-            kind = "final " if last else ""
-            raise self._fail(
-                ShardDecryptionError(
-                    f"shard {self._shard_index}: {kind}chunk {c} failed authentication "
-                    "(wrong key, or ciphertext tampered, reordered, truncated or extended)",
-                    shard_index=self._shard_index,
-                    chunk=c,
-                )
-            ) from None
+            raise self._auth_failure(c, last) from None
         self._counter += 1
         return pt
+
+    @property
+    def chunk_size(self) -> int:
+        """The header's chunk size (0 until the header was read)."""
+        return self._chunk_size
+
+    def open_into(self, data: memoryview, last: bool, out: memoryview) -> None:
+        """Authenticate the next chunk into ``out`` (for :func:`decrypt_shard`); marks the
+        decryptor done after the last one. Same errors as :meth:`update`/:meth:`finalize`."""
+        self._check_usable()
+        c = self._next_counter()
+        try:
+            self._aead.decrypt_into(_nonce(self._prefix, c, last), data, self._aad, out)
+        except InvalidTag:
+            raise self._auth_failure(c, last) from None
+        self._counter += 1
+        self._done = last
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         """Feed ciphertext; return plaintext of chunks known not to be the last."""
@@ -291,6 +315,42 @@ class ShardDecryptor:
         return self._hash.copy().digest()
 
 
+def seal_shard(
+    key: bytes,
+    dataset_id: bytes,
+    shard_index: int,
+    plaintext: bytes | bytearray | memoryview,
+    rng: Rng,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> tuple[bytes, bytes]:
+    """Encrypt a whole shard in one call; return ``(ciphertext, sha256(ciphertext))``.
+
+    Byte-for-byte what :class:`ShardEncryptor` produces, written straight into one
+    preallocated buffer (``encrypt_into`` on memoryview slices): no per-chunk copies.
+    """
+    _check_chunk_size(chunk_size)
+    aead = AESGCM(require_bytes(key, KEY_LEN, "shard key"))
+    aad = shard_aad(dataset_id, shard_index, chunk_size)
+    prefix = require_bytes(rng(NONCE_PREFIX_LEN), NONCE_PREFIX_LEN, "rng output")
+    source = memoryview(plaintext).cast("B")
+    length = len(source)
+    chunks = chunk_count(length, chunk_size)
+    if chunks - 1 > U32_MAX:
+        raise CryptoInputError(f"shard {shard_index}: too many chunks for STREAM")
+    out = bytearray(HEADER_LEN + length + TAG_LEN * chunks)
+    out[:HEADER_LEN] = MAGIC + u32be(chunk_size) + prefix
+    view = memoryview(out)
+    at = HEADER_LEN
+    for c in range(chunks):
+        part = source[c * chunk_size : min(length, (c + 1) * chunk_size)]
+        end = at + len(part) + TAG_LEN
+        aead.encrypt_into(_nonce(prefix, c, c == chunks - 1), part, aad, view[at:end])
+        at = end
+    view.release()
+    ciphertext = bytes(out)
+    return ciphertext, hashlib.sha256(ciphertext).digest()
+
+
 def encrypt_shard(
     key: bytes,
     dataset_id: bytes,
@@ -300,17 +360,38 @@ def encrypt_shard(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> bytes:
     """Encrypt a whole shard in one call; returns header and all chunks."""
-    enc = ShardEncryptor(key, dataset_id, shard_index, rng, chunk_size)
-    return enc.update(plaintext) + enc.finalize()
+    return seal_shard(key, dataset_id, shard_index, plaintext, rng, chunk_size)[0]
 
 
 def decrypt_shard(
     key: bytes,
     dataset_id: bytes,
     shard_index: int,
-    ciphertext: bytes,
+    ciphertext: bytes | bytearray | memoryview,
     max_chunk_size: int = MAX_CHUNK_SIZE,
 ) -> bytes:
-    """Decrypt and authenticate a whole shard; raises :class:`ShardDecryptionError`."""
+    """Decrypt and authenticate a whole shard; raises :class:`ShardDecryptionError`.
+
+    Accepts and refuses exactly what :class:`ShardDecryptor` does, with the same errors,
+    decrypting each chunk straight into one preallocated buffer.
+    """
     dec = ShardDecryptor(key, dataset_id, shard_index, max_chunk_size)
-    return dec.update(ciphertext) + dec.finalize()
+    data = memoryview(ciphertext).cast("B")
+    if len(data) < HEADER_LEN:
+        return dec.update(data) + dec.finalize()  # raises the truncated-header error
+    dec.update(data[:HEADER_LEN])
+    body = data[HEADER_LEN:]
+    full = dec.chunk_size + TAG_LEN
+    before_last = (len(body) - 1) // full if len(body) > full else 0
+    last = len(body) - before_last * full
+    if last < TAG_LEN:  # let the streaming path name the truncation
+        return dec.update(body) + dec.finalize()
+    out = bytearray(len(body) - (before_last + 1) * TAG_LEN)
+    view = memoryview(out)
+    at = 0
+    for c in range(before_last):
+        dec.open_into(body[c * full : (c + 1) * full], False, view[at : at + full - TAG_LEN])
+        at += full - TAG_LEN
+    dec.open_into(body[before_last * full :], True, view[at:])
+    view.release()
+    return bytes(out)

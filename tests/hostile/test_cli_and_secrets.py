@@ -117,6 +117,7 @@ def test_bad_arguments_exit_2_and_send_nothing(devnet, tmp_path: Path) -> None:
           str(tmp_path / "a.json")), "0xdeadbeef"),
         (("approve", "not-a-number", "--as", "client-rep"), "REQUEST"),
         (("fetch", "999", "-o", str(tmp_path / "out.bin")), "request 999"),
+        (("fetch", "999", "-o", str(tmp_path / "out.bin"), "--as", "nobody"), "--as 'nobody'"),
     ]
     for args, field in cases:
         proc = run(devnet, *args, check=2)

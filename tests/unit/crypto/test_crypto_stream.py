@@ -209,3 +209,40 @@ def test_state_and_input_errors() -> None:
         stream.ShardEncryptor(KEY, DS, 0, rng(), chunk_size=0)
     with pytest.raises(CryptoInputError, match="plaintext length"):
         stream.ciphertext_length(-1)
+
+
+def _streamed_error(ct: bytes, r: random.Random) -> str:
+    dec = stream.ShardDecryptor(KEY, DS, 9)
+    try:
+        for p in pieces(ct, r):
+            dec.update(p)
+        dec.finalize()
+    except ShardDecryptionError as exc:
+        return f"{type(exc).__name__}: {exc} @{exc.chunk}"
+    return "accepted"
+
+
+def _one_shot_error(ct: bytes) -> str:
+    try:
+        stream.decrypt_shard(KEY, DS, 9, ct)
+    except ShardDecryptionError as exc:
+        return f"{type(exc).__name__}: {exc} @{exc.chunk}"
+    return "accepted"
+
+
+@settings(max_examples=150, deadline=None)
+@given(cut=st.integers(0, 200), flip=st.integers(-1, 200), extra=st.binary(max_size=40),
+       seed=st.integers(0, 99))
+def test_one_shot_decrypt_refuses_exactly_as_streaming_does(cut: int, flip: int, extra: bytes,
+                                                           seed: int) -> None:
+    """decrypt_shard's fast path gives the streaming decryptor's verdict and error, chunk included."""
+    ct = bytearray(small_ct())
+    if 0 <= flip < len(ct):
+        ct[flip] ^= 0x10
+    mangled = bytes(ct[:cut]) + extra
+    assert _one_shot_error(mangled) == _streamed_error(mangled, random.Random(seed))
+
+
+def test_seal_shard_returns_the_ciphertext_and_its_hash() -> None:
+    ct, digest = stream.seal_shard(KEY, DS, 9, memoryview(SMALL_PT), rng(1), chunk_size=16)
+    assert ct == small_ct() and digest == hashlib.sha256(ct).digest()
