@@ -96,8 +96,27 @@ class ChainClient:
         return int(self.latest_block()["timestamp"])
 
     def block_number(self) -> int:
-        """Number of the latest block."""
-        return int(self._rpc(lambda: self.w3.eth.block_number))
+        """Number of the latest block (a bare ``eth_blockNumber``: agents ask it per request)."""
+        return int(self.raw("eth_blockNumber", []), 16)
+
+    def block_hash(self, number: int) -> bytes | None:
+        """Hash of block ``number``; None when the chain has no such block (any more)."""
+        block = self.raw("eth_getBlockByNumber", [hex(number), False])
+        return None if block is None else bytes.fromhex(str(block["hash"])[2:])
+
+    def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """``eth_getLogs`` over a block range, as the node returns them (hex strings)."""
+        result = self.raw("eth_getLogs", [{"address": addresses, "fromBlock": hex(from_block),
+                                           "toBlock": hex(to_block)}])
+        return list(result)
+
+    def raw(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call without web3's formatters (for the agents' polling loops,
+        where those dominated an idle agent's CPU); returns the ``result`` as sent."""
+        reply = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint(method), params))
+        if "error" in reply or "result" not in reply:
+            raise ChainError(f"RPC {self.where} failed: {method}: {reply.get('error')}")
+        return reply["result"]
 
     def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
         """A read-only call; a revert raises :class:`TransactionReverted`."""

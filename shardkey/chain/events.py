@@ -38,6 +38,11 @@ class ChainEvent:
         return (self.block_number, self.log_index)
 
 
+def _int(value: Any) -> int:
+    """A quantity as web3 gives it (int) or as the node sends it (``0x`` hex)."""
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
 class EventDecoder:
     """Maps (contract address, topic0) to the event codec that decodes it."""
 
@@ -69,10 +74,10 @@ class EventDecoder:
             name=codec.name,
             args=args,
             address=address,
-            block_number=int(log["blockNumber"]),
+            block_number=_int(log["blockNumber"]),
             block_hash=bytes(HexBytes(log["blockHash"])),
             tx_hash=bytes(HexBytes(log["transactionHash"])),
-            log_index=int(log["logIndex"]),
+            log_index=_int(log["logIndex"]),
             contract=contract_name,
         )
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from web3.contract import Contract
 
 from shardkey.chain.connection import ChainClient
+from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent, EventDecoder
 from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
@@ -113,8 +114,7 @@ class EventWatcher:
             end = min(safe_head, start + self.chunk_size - 1)
             if end < start:
                 break
-            logs = self.client.w3.eth.get_logs({
-                "address": self.decoder.addresses, "fromBlock": start, "toBlock": end})
+            logs = self.client.logs(self.decoder.addresses, start, end)
             for event in self.decoder.decode_all(logs):
                 if event.block_number == self.cursor.block and \
                         event.log_index <= self.cursor.log_index:
@@ -148,9 +148,11 @@ class EventWatcher:
             stop.wait(interval)
 
     def _finish_range(self, end: int) -> None:
-        block = self.client.w3.eth.get_block(end)
+        block_hash = self.client.block_hash(end)
+        if block_hash is None:
+            raise ChainError(f"block {end} vanished while it was read (a reorg?); polling again")
         self.cursor.block, self.cursor.log_index = end, -1
-        self.cursor.hashes[end] = bytes(block["hash"]).hex()
+        self.cursor.hashes[end] = block_hash.hex()
         for old in [b for b in self.cursor.hashes if b < end - self.reorg_window]:
             del self.cursor.hashes[old]
         if self._unsaved or time.monotonic() - self._saved_at >= self.idle_save_every:
@@ -160,10 +162,8 @@ class EventWatcher:
         if not self.cursor.hashes:
             return
         for number in sorted(self.cursor.hashes, reverse=True):
-            try:
-                current = bytes(self.client.w3.eth.get_block(number)["hash"]).hex()
-            except Exception:  # the block is gone: the chain is shorter now
-                current = None
+            found = self.client.block_hash(number)  # None: gone, the chain is shorter now
+            current = None if found is None else found.hex()
             if current == self.cursor.hashes[number]:
                 if number != max(self.cursor.hashes):
                     self._rewind(number)

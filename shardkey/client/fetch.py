@@ -131,7 +131,7 @@ def _report_fragment_failure(chain: ShardKeyChain, requester: LocalAccount, requ
 
 
 def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: Path,
-          key: HpkePrivateKey, timeout: float = 120.0, workers: int = 4,
+          key: HpkePrivateKey, timeout: float = 120.0, workers: int = 8,
           progress: Progress | None = None) -> FetchResult:
     """Restore the dataset of an approved request into ``out``; mark the request complete."""
     started = time.perf_counter()

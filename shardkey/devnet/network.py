@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from shardkey.chain.connection import ChainClient
 from shardkey.chain.deploy import deploy_all
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.devnet.anvil import start_anvil
-from shardkey.devnet.process import DevnetError, is_running, start_detached, stop, wait_until
+from shardkey.devnet.process import DevnetError, is_running, stop, wait_until
 from shardkey.devnet.regions import region_for
+from shardkey.devnet.spawner import Spawner
 from shardkey.fsutil import atomic_write_bytes
 from shardkey.keys import save_hpke_keystore, save_plain_account_key
 from shardkey.policy.geo import degrees_to_e6
@@ -127,6 +127,16 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
 
 def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confirmations: int,
            started: list[int]) -> DevnetInfo:
+    # The fork server imports the agents' code while anvil starts and the contracts deploy.
+    spawner = Spawner(home / "logs" / "spawner.log", _service_env())
+    try:
+        return _start_with(spawner, home, holders, kos_replicas, block_time, confirmations, started)
+    finally:
+        spawner.close()
+
+
+def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, block_time: float,
+                confirmations: int, started: list[int]) -> DevnetInfo:
     anvil_log = home / "logs" / "anvil.log"
     anvil_pid, rpc_url = start_anvil(anvil_log, block_time=block_time)
     started.append(anvil_pid)
@@ -172,7 +182,7 @@ def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confi
     # The KOS needs no holder to start: its start-up (imports, keystore) overlaps with the
     # holders' registration below.
     for entry in kos_entries:
-        entry["pid"] = start_service("kos", Path(entry["config"]), Path(entry["log"]))
+        entry["pid"] = spawner.spawn("kos", Path(entry["config"]), Path(entry["log"]))
         started.append(entry["pid"])
 
     ports = _free_ports(holders)
@@ -202,7 +212,7 @@ def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confi
             "name": name, "address": accounts[name].address, "endpoint": endpoint, "region": region,
             "lat": lat, "lon": lon, "data_dir": str(data_dir), "config": str(config),
             "log": str(home / "logs" / f"{name}.log")}
-        entry["pid"] = start_service("holder_agent", config, Path(entry["log"]))
+        entry["pid"] = spawner.spawn("holder_agent", config, Path(entry["log"]))
         started.append(entry["pid"])
         return entry
 
@@ -237,11 +247,11 @@ def _free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
-def start_service(module: str, config: Path, log: Path) -> int:
-    """Start ``python -m <module> --config <config>`` detached; return its pid."""
+def _service_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return start_detached([sys.executable, "-m", module, "--config", str(config)], log, env=env)
+    return env
+
 
 
 def _healthy(endpoint: str) -> bool:
