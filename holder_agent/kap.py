@@ -74,10 +74,18 @@ def _approvals_problem(chain: ShardKeyChain, request: RequestInfo, policy: Polic
 
 
 def load_attestation(chain: ShardKeyChain, request: RequestInfo, from_block: int) -> Attestation | None:
-    """The attestation of a request as its ``RetrievalRequested`` event recorded it."""
+    """The attestation of a request as its ``RetrievalRequested`` event recorded it.
+
+    Only an event that describes the request as stored counts (same requester, dataset
+    and ephemeral key): request ids are sequential, so a reorg can give one to another
+    request, and a node may still answer with logs of the old branch.
+    """
     contract = chain.retrievals.contract
-    logs = contract.events.RetrievalRequested().get_logs(
-        from_block=from_block, argument_filters={"requestId": request.request_id})
+    logs = [entry for entry in contract.events.RetrievalRequested().get_logs(
+                from_block=from_block, argument_filters={"requestId": request.request_id})
+            if bytes(entry["args"]["ephemeralKey"]) == request.ephemeral_key
+            and bytes(entry["args"]["datasetId"]) == request.dataset_id
+            and to_checksum_address(entry["args"]["requester"]) == request.requester]
     if not logs:
         return None
     entry = logs[-1]

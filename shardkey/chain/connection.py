@@ -57,7 +57,7 @@ class SentTx:
 
 
 class ChainClient:
-    """One RPC endpoint; thread-safe sending with per-account nonce tracking."""
+    """One RPC endpoint; thread-safe sending (nonces from the node's pending count)."""
 
     def __init__(self, rpc_url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0):
         self.rpc_url = rpc_url
@@ -69,7 +69,6 @@ class ChainClient:
         self.w3 = Web3(provider)
         self.receipt_timeout = receipt_timeout
         self._nonce_lock = threading.Lock()
-        self._nonces: dict[str, int] = {}
         self._errors = _ErrorDecoder(self.w3)
         self._chain_id: int | None = None
         self._fees: tuple[dict[str, int], float] | None = None
@@ -188,11 +187,9 @@ class ChainClient:
                 signed = signer.sign_transaction(tx)
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception as exc:
-                self._nonces.pop(sender, None)  # resync from the node next time
                 if isinstance(exc, ContractCustomError | ContractLogicError):
                     raise self._errors.decode(exc) from None
                 raise ChainError(f"sending to {self.where} failed: {exc}") from exc
-            self._nonces[sender] = nonce + 1
         return SentTx(bytes(tx_hash), fn, sender, nonce, time.monotonic())
 
     def wait(self, sent: SentTx) -> TxReceipt:
@@ -232,9 +229,11 @@ class ChainClient:
         return dict(self._fees[0])
 
     def _next_nonce(self, sender: str) -> int:
-        if sender not in self._nonces:
-            self._nonces[sender] = self.w3.eth.get_transaction_count(sender, "pending")
-        return self._nonces[sender]
+        # Asked of the node for every transaction (under the lock, so concurrent sends from
+        # this process get consecutive nonces: each is in the node's pool before the next
+        # is numbered). A nonce remembered here would run ahead of the chain after a reorg
+        # dropped this account's transactions, and every later one would wait forever.
+        return int(self.raw("eth_getTransactionCount", [sender, "pending"]), 16)
 
     def _replay_failure(self, fn: ContractFunction, sender: str, receipt: TxReceipt) -> TransactionReverted:
         tx = "0x" + bytes(receipt["transactionHash"]).hex()

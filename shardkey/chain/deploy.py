@@ -39,7 +39,6 @@ def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[
     datasets = _deploy(client, "DatasetRegistry", admin, holders)
     coordinator = _deploy(client, "RetrievalCoordinator", admin, admin.address, datasets, holders)
     contract = client.contract("RetrievalCoordinator", coordinator)
-    client._nonces.pop(admin.address, None)  # deployments above bypassed the nonce cache
     for kos in kos_accounts:
         client.send(contract.functions.grantRole(KOS_ROLE, to_checksum_address(kos)), admin)
     return Deployment(rpc_url=client.rpc_url, chain_id=client.chain_id, start_block=start,

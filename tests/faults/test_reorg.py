@@ -68,3 +68,34 @@ def test_orphaned_approval_shallower_than_confirmations_is_never_acted_on(
     net.wait_for("deliveries", lambda: len(net.deliveries(rid)) == 5)
     net.fetch(rid, tmp_path / "restored.bin")
     assert net.tokens(rid) == HOLDERS and net.deliveries(rid) == HOLDERS
+
+
+def test_served_request_reorged_away_then_its_id_reused_is_served_afresh(
+        net: Net, tmp_path: Path, paused: None) -> None:
+    """A reorg deeper than the confirmations removes a fully served request; the next
+    request gets the same id on the new branch, with another ephemeral key. KOS and
+    holders must act on the new request as the chain has it (no cache keyed by the id
+    alone, nonces re-read after their transactions vanished) and it restores."""
+    data = os.urandom(6000)
+    net.rpc("evm_setIntervalMining", [1])
+    dataset = net.store(tmp_path, data)
+    _pause(net)
+    time.sleep(1.5)
+    fork = _head(net)
+    rid = net.request(dataset)  # open policy: approved at once
+    net.rpc("evm_setIntervalMining", [1])
+    net.wait_for("first deliveries", lambda: len(net.deliveries(rid)) == 5)
+    old_key = net.chain.retrievals.request(rid).ephemeral_key
+    _pause(net)
+    time.sleep(1.5)
+    net.rpc("anvil_reorg", [_head(net) - fork, []])  # the request and everything after it
+    retrievals = net.chain.retrievals
+    assert net.chain.client.read(retrievals.contract, "requestCount") == rid - 1
+    net.rpc("evm_setIntervalMining", [1])
+    assert net.request(dataset) == rid  # the same id, a new request
+    assert net.chain.retrievals.request(rid).ephemeral_key != old_key
+    net.wait_for("new deliveries", lambda: len(net.deliveries(rid)) == 5, timeout=90)
+    out = tmp_path / "restored.bin"
+    net.fetch(rid, out)
+    assert out.read_bytes() == data
+    assert net.tokens(rid) == HOLDERS and net.deliveries(rid) == HOLDERS
