@@ -50,7 +50,7 @@ log = logging.getLogger("kos.service")
 
 KOS_ROLE = keccak(text="KOS_ROLE")
 PASSPHRASE_ENV = "SHARDKEY_KOS_PASSPHRASE"  # noqa: S105 - a variable name
-DEFAULT_WORKERS = 4
+DEFAULT_WORKERS = 8  # the same default as KosSettings.workers
 R = TypeVar("R")
 
 
