@@ -29,7 +29,7 @@ from eth_utils.address import to_checksum_address
 
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
-from shardkey.chain.model import DatasetInfo, RequestInfo
+from shardkey.chain.model import DatasetInfo, RequestInfo, request_origin
 from shardkey.policy import (
     Attestation,
     DatasetStatus,
@@ -83,9 +83,7 @@ def load_attestation(chain: ShardKeyChain, request: RequestInfo, from_block: int
     contract = chain.retrievals.contract
     logs = [entry for entry in contract.events.RetrievalRequested().get_logs(
                 from_block=from_block, argument_filters={"requestId": request.request_id})
-            if bytes(entry["args"]["ephemeralKey"]) == request.ephemeral_key
-            and bytes(entry["args"]["datasetId"]) == request.dataset_id
-            and to_checksum_address(entry["args"]["requester"]) == request.requester]
+            if request_origin(entry["args"]) == request.origin]
     if not logs:
         return None
     entry = logs[-1]

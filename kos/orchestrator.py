@@ -45,7 +45,15 @@ from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
 from shardkey.chain.connection import SentTx
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.events import ChainEvent
-from shardkey.chain.model import DatasetInfo, DatasetStatus, Registration, RequestInfo, RequestStatus
+from shardkey.chain.model import (
+    DatasetInfo,
+    DatasetStatus,
+    Registration,
+    RequestInfo,
+    RequestOrigin,
+    RequestStatus,
+    request_origin,
+)
 from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
 from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
 from shardkey.faults import crash_point
@@ -161,16 +169,7 @@ class RequestedRecord:
     attestation: tuple[Any, ...]  # (requester, latE6, lonE6, accuracyM, issuedAt, nonce)
     signature: bytes | None  # None: not in the event; read from the transaction
     tx_hash: bytes
-    # What ties the event to the stored request: ids are sequential, so after a reorg
-    # the same id can name another request; the ephemeral key is the requester's own.
-    dataset_id: bytes = b""
-    requester: str = ""
-    ephemeral_key: bytes = b""
-
-    def describes(self, req: RequestInfo) -> bool:
-        """Whether this event is the one that created ``req`` as the chain has it now."""
-        return (self.dataset_id, self.requester, self.ephemeral_key) == (
-            req.dataset_id, req.requester, req.ephemeral_key)
+    origin: RequestOrigin  # ids are reused across reorgs: see shardkey.chain.model
 
 
 def _attestation_tuple(raw: Any) -> tuple[Any, ...]:
@@ -205,9 +204,7 @@ class KapCheck:
         return RequestedRecord(attestor=to_checksum_address(args["attestor"]),
                                attestation=_attestation_tuple(args["attestation"]),
                                signature=None if sig is None else bytes(sig), tx_hash=bytes(tx_hash),
-                               dataset_id=bytes(args["datasetId"]),
-                               requester=to_checksum_address(args["requester"]),
-                               ephemeral_key=bytes(args["ephemeralKey"]))
+                               origin=request_origin(args))
 
     def _store(self, request_id: int, record: RequestedRecord) -> None:
         with self._lock:
@@ -223,12 +220,11 @@ class KapCheck:
         """
         with self._lock:
             record = self._requested.get(req.request_id)
-        if record is not None and record.describes(req):
+        if record is not None and record.origin == req.origin:
             return record
         event = self._chain.retrievals.contract.events.RetrievalRequested()
         logs = event.get_logs(from_block=self._start_block, argument_filters={"requestId": req.request_id})
-        matching = [entry for entry in logs
-                    if self._record(entry["args"], bytes(entry["transactionHash"])).describes(req)]
+        matching = [entry for entry in logs if request_origin(entry["args"]) == req.origin]
         if not matching:
             raise ChainError(f"no RetrievalRequested event for request {req.request_id} as stored")
         record = self._record(matching[-1]["args"], bytes(matching[-1]["transactionHash"]))

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
+
+from shardkey.chain.codec import checksum
+
+# (dataset id, requester, ephemeral key): what ties a stored request to the
+# RetrievalRequested event that created it. Request ids are sequential, so after a reorg
+# the same id can name another request; the ephemeral key is the requester's own.
+RequestOrigin = tuple[bytes, str, bytes]
+
+
+def request_origin(args: Mapping[str, Any]) -> RequestOrigin:
+    """The origin of a request from its ``RetrievalRequested`` event arguments."""
+    return (bytes(args["datasetId"]), checksum(args["requester"]), bytes(args["ephemeralKey"]))
 
 
 class HolderStatus(IntEnum):
@@ -125,3 +139,8 @@ class RequestInfo:
     tokens_issued: int
     deliveries: int
     ephemeral_key: bytes
+
+    @property
+    def origin(self) -> RequestOrigin:
+        """Compare with :func:`request_origin` of an event to know it created this request."""
+        return (self.dataset_id, self.requester, self.ephemeral_key)

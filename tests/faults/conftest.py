@@ -216,16 +216,15 @@ class Net:
 
     def deliveries(self, request_id: int) -> dict[str, int]:
         """Holder name -> number of FragmentsDelivered events for the request."""
-        counts: dict[str, int] = {}
-        for log in self.events("retrievals", "FragmentsDelivered", requestId=request_id):
-            name = self.name_of(log["args"]["holder"])
-            counts[name] = counts.get(name, 0) + 1
-        return counts
+        return self._per_holder("FragmentsDelivered", request_id)
 
     def tokens(self, request_id: int) -> dict[str, int]:
         """Holder name -> number of TokenIssued events for the request."""
+        return self._per_holder("TokenIssued", request_id)
+
+    def _per_holder(self, event: str, request_id: int) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for log in self.events("retrievals", "TokenIssued", requestId=request_id):
+        for log in self.events("retrievals", event, requestId=request_id):
             name = self.name_of(log["args"]["holder"])
             counts[name] = counts.get(name, 0) + 1
         return counts
