@@ -81,20 +81,20 @@ def load_attestation(chain: ShardKeyChain, request: RequestInfo, from_block: int
     request, and a node may still answer with logs of the old branch.
     """
     contract = chain.retrievals.contract
-    logs = [entry for entry in contract.events.RetrievalRequested().get_logs(
-                from_block=from_block, argument_filters={"requestId": request.request_id})
-            if request_origin(entry["args"]) == request.origin]
+    logs = [entry for entry in contract.get_logs("RetrievalRequested", from_block,
+                                                  requestId=request.request_id)
+            if request_origin(entry.args) == request.origin]
     if not logs:
         return None
     entry = logs[-1]
-    args = entry["args"]
+    args = entry.args
     attestor = to_checksum_address(args["attestor"])
     fields = _attestation_fields(args["attestation"])
     if attestor == ZERO_ADDRESS and fields["requester"] == ZERO_ADDRESS:
         return None
     signature = args.get("attestationSig")
     if signature is None:
-        signature = _signature_from_transaction(chain, bytes(entry["transactionHash"]))
+        signature = _signature_from_transaction(chain, entry.tx_hash)
     valid = _signature_valid(chain, attestor, fields, signature)
     return Attestation(requester=fields["requester"], lat_e6=fields["latE6"], lon_e6=fields["lonE6"],
                        accuracy_m=fields["accuracyM"], issued_at=fields["issuedAt"],
@@ -114,16 +114,14 @@ def _attestation_fields(raw: Any) -> dict[str, Any]:
 
 def _signature_from_transaction(chain: ShardKeyChain, tx_hash: bytes) -> bytes | None:
     """``attestationSig`` from the calldata of the request transaction, when it is a direct call."""
-    try:
-        tx = chain.client.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-        if to_checksum_address(tx["to"]) != to_checksum_address(chain.retrievals.contract.address):
-            return None
-        fn, params = chain.retrievals.contract.decode_function_input(tx["input"])
-    except (ValueError, KeyError, TypeError):
+    tx = chain.client.transaction(tx_hash)
+    if tx is None or tx["to"] is None or \
+            to_checksum_address(tx["to"]) != chain.retrievals.contract.address:
         return None
-    if fn.fn_name != "requestRetrieval":
+    decoded = chain.retrievals.contract.decode_input(tx["input"])
+    if decoded is None or decoded[0] != "requestRetrieval":
         return None
-    return bytes(params["attestationSig"])
+    return bytes(decoded[1]["attestationSig"])
 
 
 def _signature_valid(chain: ShardKeyChain, attestor: str, fields: Mapping[str, Any],
@@ -139,8 +137,7 @@ def _signature_valid(chain: ShardKeyChain, attestor: str, fields: Mapping[str, A
             pass
     # Not an EOA signature we can check: the chain verified it with EIP-1271 when the
     # request was made; accept that only for a contract attestor.
-    code = chain.client.w3.eth.get_code(to_checksum_address(attestor))
-    is_contract = len(bytes(code)) > 0
+    is_contract = len(chain.client.code(to_checksum_address(attestor))) > 0
     if not is_contract:
         log.warning("attestation signature does not recover to attestor",
                     extra={"fields": {"attestor": attestor}})

@@ -47,6 +47,6 @@ def setup_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    # web3/urllib3 debug logs would print RPC payloads (tokens, deliveries): keep them quiet.
+    # web3/urllib3/httpx logs would print RPC URLs (API keys) and payloads: keep them quiet.
     for noisy in ("web3", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

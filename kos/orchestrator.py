@@ -222,12 +222,12 @@ class KapCheck:
             record = self._requested.get(req.request_id)
         if record is not None and record.origin == req.origin:
             return record
-        event = self._chain.retrievals.contract.events.RetrievalRequested()
-        logs = event.get_logs(from_block=self._start_block, argument_filters={"requestId": req.request_id})
-        matching = [entry for entry in logs if request_origin(entry["args"]) == req.origin]
+        logs = self._chain.retrievals.contract.get_logs("RetrievalRequested", self._start_block,
+                                                        requestId=req.request_id)
+        matching = [entry for entry in logs if request_origin(entry.args) == req.origin]
         if not matching:
             raise ChainError(f"no RetrievalRequested event for request {req.request_id} as stored")
-        record = self._record(matching[-1]["args"], bytes(matching[-1]["transactionHash"]))
+        record = self._record(matching[-1].args, matching[-1].tx_hash)
         self._store(req.request_id, record)
         return record
 
@@ -305,23 +305,20 @@ class KapCheck:
     def _tx_signature(self, record: RequestedRecord) -> bytes | None:
         """``attestationSig`` from the request transaction's calldata (None: not a direct call)."""
         contract = self._chain.retrievals.contract
-        tx = self._chain.client.w3.eth.get_transaction(record.tx_hash)  # type: ignore[arg-type]
-        if tx.get("to") is None or to_checksum_address(str(tx["to"])) != contract.address:
+        tx = self._chain.client.transaction(record.tx_hash)
+        if tx is None or tx["to"] is None or to_checksum_address(str(tx["to"])) != contract.address:
             return None
-        try:
-            fn, args = contract.decode_function_input(tx["input"])
-        except ValueError:
+        decoded = contract.decode_input(tx["input"])
+        if decoded is None or decoded[0] != "requestRetrieval":
             return None
-        if fn.fn_name != "requestRetrieval":
-            return None
-        return bytes(args["attestationSig"])
+        return bytes(decoded[1]["attestationSig"])
 
     def _signature_valid(self, record: RequestedRecord, signature: bytes | None) -> bool:
         if signature is None:
             log.warning("attestation signature not in calldata (request sent through a contract); "
                         "relying on the coordinator's check", extra=_fields(attestor=record.attestor))
             return True
-        if len(self._chain.client.w3.eth.get_code(record.attestor)) > 0:  # type: ignore[arg-type]
+        if len(self._chain.client.code(record.attestor)) > 0:
             return True  # EIP-1271 wallet: verified on chain when the request was made
         a = record.attestation
         message = eip712.attestation_message(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), bytes(a[5]))
@@ -466,7 +463,7 @@ class Orchestrator:
         if receipt is None:
             return None
         self._untrack(request_id)
-        issued = sent.fn.fn_name == "issueTokens"
+        issued = sent.fn.name == "issueTokens"
         if issued:
             crash_point("kos.after_issue_tx")
         log.info("tokens issued" if issued else "denial recorded", extra=_fields(

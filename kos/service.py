@@ -97,8 +97,7 @@ class KosService:
     def check_ready(self) -> None:
         """Fail fast when this replica could never act: no KOS_ROLE, or not the deployment's key."""
         me = self.account.address
-        has_role = self.chain.client.call(
-            self.chain.retrievals.contract.functions.hasRole(KOS_ROLE, me))
+        has_role = self.chain.client.read(self.chain.retrievals.contract, "hasRole", KOS_ROLE, me)
         if not has_role:
             raise KosConfigError(f"account {me} does not hold KOS_ROLE on the RetrievalCoordinator")
         expected = self.chain.deployment.kos_public_key
@@ -271,7 +270,8 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("web3", "urllib3", "asyncio"):
+    # httpx logs every request with its URL at INFO, and RPC URLs often carry API keys.
+    for noisy in ("web3", "urllib3", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -23,8 +23,7 @@ def collect_events(chain: ShardKeyChain, dataset: bytes | None = None) -> list[C
     start = chain.deployment.start_block
     while start <= latest:
         end = min(latest, start + CHUNK - 1)
-        logs = chain.client.w3.eth.get_logs(
-            {"address": decoder.addresses, "fromBlock": start, "toBlock": end})
+        logs = chain.client.logs(decoder.addresses, start, end)
         events.extend(decoder.decode_all(logs))
         start = end + 1
     if dataset is None:

@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from web3.types import TxReceipt
 
 from shardkey.chain.codec import checksum as to_checksum_address  # cached EIP-55
 from shardkey.chain.connection import ChainClient, SentTx
+from shardkey.chain.contract import BoundContract
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.eip712 import Domain
+from shardkey.chain.errors import ChainError
 from shardkey.chain.model import (
     DatasetInfo,
     DatasetParams,
@@ -27,6 +28,7 @@ from shardkey.chain.model import (
     RequestInfo,
     RequestStatus,
 )
+from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.policy.model import Policy
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -79,20 +81,20 @@ class HolderRegistry:
     def register(self, signer: LocalAccount, hpke_public_key: bytes, endpoint: str, region: str,
                  lat_e6: int, lon_e6: int) -> TxReceipt:
         """The signer registers itself as a holder."""
-        fn = self.contract.functions.registerHolder(hpke_public_key, endpoint, region, lat_e6, lon_e6)
+        fn = self.contract.call("registerHolder", hpke_public_key, endpoint, region, lat_e6, lon_e6)
         return self.client.send(fn, signer)
 
     def update(self, signer: LocalAccount, hpke_public_key: bytes, endpoint: str) -> TxReceipt:
         """The signer rotates its HPKE key and endpoint."""
-        return self.client.send(self.contract.functions.updateHolder(hpke_public_key, endpoint), signer)
+        return self.client.send(self.contract.call("updateHolder", hpke_public_key, endpoint), signer)
 
     def activate(self, admin: LocalAccount, holder: str) -> TxReceipt:
         """Admin: allow a holder in new datasets."""
-        return self.client.send(self.contract.functions.activateHolder(to_checksum_address(holder)), admin)
+        return self.client.send(self.contract.call("activateHolder", to_checksum_address(holder)), admin)
 
     def retire(self, admin: LocalAccount, holder: str) -> TxReceipt:
         """Admin: keep a holder out of new datasets."""
-        return self.client.send(self.contract.functions.retireHolder(to_checksum_address(holder)), admin)
+        return self.client.send(self.contract.call("retireHolder", to_checksum_address(holder)), admin)
 
 
 class DatasetRegistry:
@@ -131,35 +133,34 @@ class DatasetRegistry:
 
     def registration(self, dataset_id: bytes, from_block: int = 0) -> Registration:
         """The ``DatasetRegistered`` event of a dataset (its shard hashes, wrap keys, roots)."""
-        event = self.contract.events.DatasetRegistered()
-        logs = event.get_logs(from_block=from_block, argument_filters={"datasetId": dataset_id})
+        logs = self.contract.get_logs("DatasetRegistered", from_block, datasetId=dataset_id)
         if not logs:
-            from shardkey.chain.errors import ChainError
             raise ChainError(f"no registration event for dataset 0x{dataset_id.hex()}")
-        return registration_from_args(logs[-1]["args"], int(logs[-1]["blockNumber"]))
+        return registration_from_args(logs[-1].args, logs[-1].block_number)
 
     # writes
     def register(self, owner: LocalAccount, salt: bytes, params: DatasetParams, policy: Policy,
                  shard_hashes: Sequence[bytes], sealed_wrap_keys: Sequence[bytes],
                  fragment_roots: Sequence[bytes]) -> TxReceipt:
         """Register a dataset (status Pending until every holder confirms custody)."""
-        fn = self.contract.functions.registerDataset(
+        fn = self.contract.call(
+            "registerDataset",
             salt, params.as_abi(), policy.to_abi_tuple(), list(shard_hashes),
             list(sealed_wrap_keys), list(fragment_roots))
         return self.client.send(fn, owner)
 
     def confirm_custody(self, holder: LocalAccount, dataset_id: bytes) -> TxReceipt:
         """A holder confirms it stores its part of the dataset."""
-        return self.client.send(self.contract.functions.confirmCustody(dataset_id), holder)
+        return self.client.send(self.contract.call("confirmCustody", dataset_id), holder)
 
     def update_policy(self, owner: LocalAccount, dataset_id: bytes, policy: Policy) -> TxReceipt:
         """The owner publishes a new policy version."""
         return self.client.send(
-            self.contract.functions.updatePolicy(dataset_id, policy.to_abi_tuple()), owner)
+            self.contract.call("updatePolicy", dataset_id, policy.to_abi_tuple()), owner)
 
     def revoke(self, owner: LocalAccount, dataset_id: bytes) -> TxReceipt:
         """The owner revokes (or cancels) the dataset."""
-        return self.client.send(self.contract.functions.revokeDataset(dataset_id), owner)
+        return self.client.send(self.contract.call("revokeDataset", dataset_id), owner)
 
 
 def registration_from_args(args: Any, block_number: int) -> Registration:
@@ -223,18 +224,18 @@ class RetrievalCoordinator:
                           signature: bytes = b"") -> TxReceipt:
         """Open a request; a policy failure is recorded as denied (not reverted)."""
         att = tuple(attestation) if attestation is not None else (ZERO_ADDRESS, 0, 0, 0, 0, b"\0" * 32)
-        fn = self.contract.functions.requestRetrieval(dataset_id, ephemeral_key, att,
+        fn = self.contract.call("requestRetrieval", dataset_id, ephemeral_key, att,
                                                       to_checksum_address(attestor), signature)
         return self.client.send(fn, requester)
 
     def approve(self, approver: LocalAccount, request_id: int) -> TxReceipt:
         """The signer approves a request."""
-        return self.client.send(self.contract.functions.approve(request_id), approver)
+        return self.client.send(self.contract.call("approve", request_id), approver)
 
     def approve_by_sig(self, relayer: LocalAccount, request_id: int, approver: str, nonce: int,
                        deadline: int, signature: bytes) -> TxReceipt:
         """Relay an EIP-712 approval signed by ``approver``."""
-        fn = self.contract.functions.approveBySig(request_id, to_checksum_address(approver), nonce,
+        fn = self.contract.call("approveBySig", request_id, to_checksum_address(approver), nonce,
                                                   deadline, signature)
         return self.client.send(fn, relayer)
 
@@ -246,7 +247,8 @@ class RetrievalCoordinator:
     def submit_tokens(self, kos: LocalAccount, request_id: int, holders: Sequence[str],
                       tokens: Sequence[bytes]) -> SentTx:
         """KOS: send the ``issueTokens`` transaction without waiting for it to be mined."""
-        fn = self.contract.functions.issueTokens(
+        fn = self.contract.call(
+            "issueTokens",
             request_id, [to_checksum_address(h) for h in holders], list(tokens))
         return self.client.submit(fn, kos)
 
@@ -256,28 +258,29 @@ class RetrievalCoordinator:
 
     def submit_denial(self, kos: LocalAccount, request_id: int, reason: int) -> SentTx:
         """KOS: send the ``denyRequest`` transaction without waiting for it to be mined."""
-        return self.client.submit(self.contract.functions.denyRequest(request_id, reason), kos)
+        return self.client.submit(self.contract.call("denyRequest", request_id, reason), kos)
 
     def deliver(self, holder: LocalAccount, request_id: int, sealed: bytes) -> TxReceipt:
         """A fragment holder posts its fragments sealed to the requester."""
-        return self.client.send(self.contract.functions.deliverFragments(request_id, sealed), holder)
+        return self.client.send(self.contract.call("deliverFragments", request_id, sealed), holder)
 
     def complete(self, requester: LocalAccount, request_id: int) -> TxReceipt:
         """The requester marks the request complete."""
-        return self.client.send(self.contract.functions.completeRetrieval(request_id), requester)
+        return self.client.send(self.contract.call("completeRetrieval", request_id), requester)
 
     def report_shard_failure(self, reporter: LocalAccount, request_id: int, shard_index: int,
                              served_hash: bytes, holder_signature: bytes, expected_hash: bytes,
                              proof: Sequence[bytes]) -> TxReceipt:
         """Prove on chain that a holder served a shard that is not the committed one."""
-        fn = self.contract.functions.reportShardFailure(
+        fn = self.contract.call(
+            "reportShardFailure",
             request_id, shard_index, served_hash, holder_signature, expected_hash, list(proof))
         return self.client.send(fn, reporter)
 
     def report_fragment_failure(self, requester: LocalAccount, request_id: int,
                                 holder: str) -> TxReceipt:
         """Record that a holder delivered wrong or no fragments."""
-        fn = self.contract.functions.reportFragmentFailure(request_id, to_checksum_address(holder))
+        fn = self.contract.call("reportFragmentFailure", request_id, to_checksum_address(holder))
         return self.client.send(fn, requester)
 
 
@@ -292,8 +295,8 @@ class ShardKeyChain:
         self.retrievals = RetrievalCoordinator(self.client, deployment.retrieval_coordinator)
 
     @property
-    def contracts(self) -> dict[str, Any]:
-        """web3 contract objects by name (for the event watcher)."""
+    def contracts(self) -> dict[str, BoundContract]:
+        """The three contracts by name (for the event watcher)."""
         return {"HolderRegistry": self.holders.contract,
                 "DatasetRegistry": self.datasets.contract,
                 "RetrievalCoordinator": self.retrievals.contract}

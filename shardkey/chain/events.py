@@ -8,12 +8,11 @@ A log emitted by a watched contract that matches no known event raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hexbytes import HexBytes
-from web3.contract import Contract
 
 from shardkey.chain.codec import ContractCodec, EventCodec, checksum
 from shardkey.chain.errors import UndecodableLog
@@ -43,10 +42,20 @@ def _int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
+class HasAbi(Protocol):
+    """A contract as far as decoding its logs goes (ours, or web3's)."""
+
+    @property
+    def address(self) -> Any: ...
+
+    @property
+    def abi(self) -> Sequence[Mapping[str, Any]]: ...
+
+
 class EventDecoder:
     """Maps (contract address, topic0) to the event codec that decodes it."""
 
-    def __init__(self, contracts: Mapping[str, Contract]):
+    def __init__(self, contracts: Mapping[str, HasAbi]):
         self._by_key: dict[tuple[str, bytes], tuple[str, EventCodec]] = {}
         self.addresses = [checksum(c.address) for c in contracts.values()]
         for contract_name, contract in contracts.items():

@@ -30,11 +30,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from web3.contract import Contract
-
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.errors import ChainError
-from shardkey.chain.events import ChainEvent, EventDecoder
+from shardkey.chain.events import ChainEvent, EventDecoder, HasAbi
 from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
 
@@ -70,7 +68,7 @@ class Cursor:
 class EventWatcher:
     """Polls ``get_logs`` in chunks and dispatches confirmed events to handlers."""
 
-    def __init__(self, client: ChainClient, contracts: Mapping[str, Contract], cursor_path: Path,
+    def __init__(self, client: ChainClient, contracts: Mapping[str, HasAbi], cursor_path: Path,
                  *, start_block: int, confirmations: int = 1, chunk_size: int = 2000,
                  reorg_window: int = 128, save_every: float = 1.0, idle_save_every: float = 10.0):
         self.client = client

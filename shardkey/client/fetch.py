@@ -73,19 +73,18 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
                       result: FetchResult) -> dict[int, dict[int, bytes]]:
     """Shares by x then shard index from at least ``t`` holders whose roots verify."""
     params = registration.params
-    event = chain.retrievals.contract.events.FragmentsDelivered()
     good: dict[int, dict[int, bytes]] = {}
     seen: set[str] = set()
     start = registration.block_number
     while True:
-        logs = event.get_logs(from_block=start, argument_filters={"requestId": request.request_id})
+        logs = chain.retrievals.contract.get_logs("FragmentsDelivered", start, requestId=request.request_id)
         for log in logs:
-            holder = log["args"]["holder"]
+            holder = log.args["holder"]
             if holder in seen or holder not in params.fragment_holders:
                 continue
             seen.add(holder)
             x = params.fragment_x(holder)
-            sealed = bytes(log["args"]["sealedFragments"])
+            sealed = bytes(log.args["sealedFragments"])
             shares = _open_delivery(chain, request, registration, key, holder, x, sealed)
             if shares is None:
                 result.bad_fragment_holders.append(holder)

@@ -10,7 +10,6 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
-from web3.logs import DISCARD
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.eip712 import attestation_message, sign
@@ -128,8 +127,8 @@ def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id:
                                                      attestation.signature)
     else:
         receipt = chain.retrievals.request_retrieval(requester, dataset_id, ephemeral.public_key_bytes())
-    events = chain.retrievals.contract.events.RetrievalRequested().process_receipt(receipt, errors=DISCARD)
-    request_id = int(events[0]["args"]["requestId"])
+    events = chain.retrievals.contract.process_receipt("RetrievalRequested", receipt)
+    request_id = int(events[0].args["requestId"])
     key_file = keys_dir / f"{request_id}.hpke"
     atomic_write_bytes(key_file, ephemeral.to_bytes().hex().encode(), mode=0o600)
     info = chain.retrievals.request(request_id)

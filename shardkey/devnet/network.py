@@ -147,7 +147,7 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
     accounts: dict[str, LocalAccount] = {name: Account.create() for name in names}
     account_entries: dict[str, dict[str, str]] = {}
     for name, account in accounts.items():
-        client.w3.provider.make_request("anvil_setBalance", [account.address, hex(FUNDING_WEI)])  # type: ignore[arg-type]
+        client.raw("anvil_setBalance", [account.address, hex(FUNDING_WEI)])
         key_file = home / "keys" / f"{name}.key"
         save_plain_account_key(key_file, account)
         account_entries[name] = {"address": account.address, "key_file": str(key_file)}

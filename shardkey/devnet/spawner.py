@@ -2,7 +2,7 @@
 
 Every agent is a separate process with its own pid, session, log and state, exactly as
 ``python -m holder_agent`` / ``python -m kos`` would run it; what is shared is only the
-import work done before the fork (web3, eth-account, the agents' modules: about two
+import work done before the fork (eth-account, httpx, uvicorn, the agents' modules: about two
 seconds of CPU per process, which made ``devnet up --holders 50`` take minutes on two
 cores). The server is single-threaded, so forking it is safe; it reads one JSON request
 per line on stdin (``{"module": ..., "config": ..., "log": ...}``), answers the child's

@@ -23,7 +23,6 @@ import os
 from typing import Any
 
 import pytest
-from web3.logs import DISCARD
 
 from kos.orchestrator import Outcome
 from shardkey.audit.log import collect_events, request_histories
@@ -79,8 +78,8 @@ def attested_request(world: Any, built: Any, attestor: Any, *, requester: Any = 
     receipt = world.chain.retrievals.request_retrieval(
         requester, built.dataset_id, HpkePrivateKey.generate(os.urandom).public_key_bytes(),
         fields, attestor.address, signature)
-    event = world.chain.retrievals.contract.events.RetrievalRequested()
-    return int(event.process_receipt(receipt, errors=DISCARD)[0]["args"]["requestId"])
+    events = world.chain.retrievals.contract.process_receipt("RetrievalRequested", receipt)
+    return int(events[0].args["requestId"])
 
 
 def cheap_active_dataset(world: Any, policy: Policy) -> Any:

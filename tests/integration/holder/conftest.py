@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from web3.logs import DISCARD
 
 from holder_agent.api import create_app
 from holder_agent.service import Agent, assemble_agent
@@ -203,8 +202,8 @@ class World:
         ephemeral = HpkePrivateKey.generate(os.urandom)
         receipt = self.chain.retrievals.request_retrieval(requester, built.dataset_id,
                                                           ephemeral.public_key_bytes())
-        event = self.chain.retrievals.contract.events.RetrievalRequested()
-        request_id = int(event.process_receipt(receipt, errors=DISCARD)[0]["args"]["requestId"])
+        events = self.chain.retrievals.contract.process_receipt("RetrievalRequested", receipt)
+        request_id = int(events[0].args["requestId"])
         return OpenRequest(request_id, requester, ephemeral)
 
     def issue_token(self, built: BuiltDataset, request_id: int, holder_index: int = 0,

@@ -74,8 +74,8 @@ class World:
         ephemeral = HpkePrivateKey.generate(os.urandom).public_key_bytes()
         receipt = self.chain.retrievals.request_retrieval(requester or self.requester,
                                                           dataset.dataset_id, ephemeral)
-        event = self.chain.retrievals.contract.events.RetrievalRequested()
-        return int(event.process_receipt(receipt)[0]["args"]["requestId"])
+        events = self.chain.retrievals.contract.process_receipt("RetrievalRequested", receipt)
+        return int(events[0].args["requestId"])
 
     def approve(self, request_id: int) -> None:
         """The first approver approves (the group needs one)."""

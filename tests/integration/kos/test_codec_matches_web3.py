@@ -7,6 +7,7 @@ from typing import Any
 from hexbytes import HexBytes
 
 from shardkey.chain.events import EventDecoder
+from shardkey.chain.rpc import receipt_from_rpc
 
 
 def _plain(value: Any) -> Any:
@@ -49,5 +50,33 @@ def test_events_and_reads_decode_as_web3_does(world) -> None:
             (coordinator, "tokenIssued", (request_id, holder)),
             (registry, "dataset", (dataset.dataset_id,)), (registry, "currentPolicy", (dataset.dataset_id,)),
             (chain.holders.contract, "getHolder", (holder,)), (chain.holders.contract, "holders", ())]:
-        expected = client.call(contract.functions[name](*args))
+        expected = contract.functions[name](*args).call()  # web3's own encoding and decoding
         assert _plain(client.read(contract, name, *args)) == _plain(expected), name
+
+
+def test_filtered_logs_receipts_and_calldata_decode_as_web3_does(world) -> None:
+    dataset = world.dataset()
+    first, second = world.request(dataset), world.request(dataset)
+    coordinator = world.chain.retrievals.contract
+    start = world.dev.deployment.start_block
+
+    ours = coordinator.get_logs("RetrievalRequested", start, requestId=second)
+    theirs = coordinator.events.RetrievalRequested().get_logs(
+        from_block=start, argument_filters={"requestId": second})
+    assert [e.args["requestId"] for e in ours] == [second] and first != second
+    assert [_plain(e.args) for e in ours] == [_plain(t["args"]) for t in theirs]
+    assert coordinator.get_logs("RetrievalRequested", start, requestId=10**9) == []
+
+    tx = world.chain.client.transaction(ours[0].tx_hash)
+    assert tx is not None and tx["to"] == coordinator.address
+    name, args = coordinator.decode_input(tx["input"])
+    fn, expected = coordinator.web3.decode_function_input(tx["input"])
+    assert (name, _plain(args)) == (fn.fn_name, _plain(expected))
+    assert coordinator.decode_input(b"\x00\x01\x02\x03" + bytes(32)) is None
+
+    tx_hash = "0x" + ours[0].tx_hash.hex()
+    receipt = receipt_from_rpc(world.chain.client.raw("eth_getTransactionReceipt", [tx_hash]))
+    web3_receipt = world.chain.client.w3.eth.get_transaction_receipt(tx_hash)
+    expected_events = coordinator.events.RetrievalRequested().process_receipt(web3_receipt)
+    assert [_plain(e.args) for e in coordinator.process_receipt("RetrievalRequested", receipt)] == \
+        [_plain(e["args"]) for e in expected_events]

@@ -89,8 +89,8 @@ def test_attestation_is_judged_at_request_time_and_its_signature_rechecked(world
     receipt = world.chain.retrievals.request_retrieval(world.requester, dataset.dataset_id,
                                                        os.urandom(32), attestation,
                                                        attestor.address, signature)
-    event = world.chain.retrievals.contract.events.RetrievalRequested()
-    request_id = int(event.process_receipt(receipt)[0]["args"]["requestId"])
+    events = world.chain.retrievals.contract.process_receipt("RetrievalRequested", receipt)
+    request_id = int(events[0].args["requestId"])
     world.advance(600)  # the approval comes after the attestation's maximum age
     world.approve(request_id)
     kos = world.replica()
