@@ -60,7 +60,8 @@ class EventDecoder:
         self.addresses = [checksum(c.address) for c in contracts.values()]
         for contract_name, contract in contracts.items():
             address = checksum(contract.address)
-            for topic, codec in ContractCodec(contract.abi).events.items():
+            codecs = getattr(contract, "codec", None) or ContractCodec(contract.abi)
+            for topic, codec in codecs.events.items():
                 self._by_key[(address, topic)] = (contract_name, codec)
 
     def decode(self, log: Mapping[str, Any]) -> ChainEvent:

@@ -19,6 +19,7 @@ import httpx
 
 from shardkey.chain.codec import checksum
 from shardkey.chain.errors import ChainError
+from shardkey.netutil import tls_verify
 
 # A receipt or block as :func:`receipt_from_rpc` / :func:`block_from_rpc` give it.
 Receipt = dict[str, Any]
@@ -58,7 +59,8 @@ class JsonRpc:
     def __init__(self, url: str, timeout: float = 30.0):
         self.url = url
         self.where = redact_url(url)
-        self._http = httpx.Client(timeout=timeout, headers={"Content-Type": "application/json"},
+        self._http = httpx.Client(timeout=timeout, verify=tls_verify(url),
+                                  headers={"Content-Type": "application/json"},
                                   limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()

@@ -3,20 +3,18 @@ downloads over one keep-alive connection pool per holder."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import certifi
 import httpx
 from eth_account.signers.local import LocalAccount
 
 from shardkey.errors import ShardKeyError
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, sign_request
+from shardkey.netutil import tls_verify
 
 _RETRIES = 2  # transport failures retried per request (a stale keep-alive connection)
 
@@ -57,13 +55,6 @@ class ChainClock:
             return self._base[0] + int(time.monotonic() - self._base[1])
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context for every holder client: httpx builds (and loads the CA
-    bundle into) a new one per client otherwise, tens of ms each."""
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 class HolderClient:
     """Signed requests from one account to one holder."""
 
@@ -73,7 +64,7 @@ class HolderClient:
         self.endpoint = endpoint.rstrip("/")
         self.account = account
         self.clock = clock
-        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout, verify=_tls_context(),
+        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout, verify=tls_verify(self.endpoint),
                                   limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
 
     def close(self) -> None:
