@@ -147,17 +147,12 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
                     _collect(in_flight.popleft(), hashes, fragments, progress)
             while in_flight:
                 _collect(in_flight.popleft(), hashes, fragments, progress)
-        timings["shards"] = time.perf_counter() - started - timings["setup"]
-        sealed_wraps, roots = [], []
-        for position, holder in enumerate(fragment_holders):
-            x = position + 1
-            wrap_key = bytearray(rng(32))
-            bundle = FragmentBundle.build(dataset_id, x, fragments[position])
-            roots.append(holder_fragments_root(dataset_id, x, fragments[position]))
-            clients[holder].put_bundle(dataset_id, wrap_bundle(bytes(wrap_key), bundle, rng))
-            sealed_wraps.append(seal(deployment.kos_public_key, bytes(wrap_key),
-                                     wrap_info(chain.client.chain_id, dataset_id, x)))
-            wrap_key[:] = bytes(len(wrap_key))
+            timings["shards"] = time.perf_counter() - started - timings["setup"]
+            chain_id = chain.client.chain_id
+            bundles = [pool.submit(_send_bundle, clients[holder], dataset_id, position + 1,
+                                   fragments[position], deployment.kos_public_key, chain_id, rng)
+                       for position, holder in enumerate(fragment_holders)]
+            sealed_wraps, roots = zip(*(f.result() for f in bundles), strict=True)
         fragments.clear()
     finally:
         for client in clients.values():
@@ -167,7 +162,7 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
                            threshold=options.threshold, shard_holders=tuple(shard_holders),
                            fragment_holders=tuple(fragment_holders))
     mark = time.perf_counter()
-    receipt = chain.datasets.register(owner, salt, params, policy, hashes, sealed_wraps, roots)
+    receipt = chain.datasets.register(owner, salt, params, policy, hashes, list(sealed_wraps), list(roots))
     timings["register"] = time.perf_counter() - mark
     mark = time.perf_counter()
     _wait_active(chain, owner, dataset_id, options.activation_timeout)
@@ -192,6 +187,20 @@ def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreO
     return out
 
 
+def _send_bundle(client: HolderClient, dataset_id: bytes, x: int, fragments: dict[int, bytes],
+                 kos_public_key: bytes, chain_id: int, rng: Rng) -> tuple[bytes, bytes]:
+    """Wrap fragment holder ``x``'s bundle under a fresh key and upload it; return the wrap
+    key sealed to the KOS and the bundle's fragments root."""
+    wrap_key = bytearray(rng(32))
+    try:
+        bundle = FragmentBundle.build(dataset_id, x, fragments)
+        client.put_bundle(dataset_id, wrap_bundle(bytes(wrap_key), bundle, rng))
+        return (seal(kos_public_key, bytes(wrap_key), wrap_info(chain_id, dataset_id, x)),
+                holder_fragments_root(dataset_id, x, fragments))
+    finally:
+        wrap_key[:] = bytes(len(wrap_key))
+
+
 def _collect(future: Future[list[tuple[int, bytes, list[bytes]]]], hashes: list[bytes],
              fragments: list[dict[int, bytes]], progress: Progress | None) -> None:
     for index, digest, shares in future.result():
@@ -208,7 +217,7 @@ def _wait_active(chain: ShardKeyChain, owner: LocalAccount, dataset_id: bytes, t
         info = chain.datasets.dataset(dataset_id)
         if info.status == DatasetStatus.ACTIVE:
             return
-        time.sleep(0.1)
+        time.sleep(0.05)  # one cheap eth_call per poll; custody lands within a block or two
     missing = [h for h in dict.fromkeys(info.params.shard_holders + info.params.fragment_holders)
                if not chain.datasets.custody_confirmed(dataset_id, h)]
     chain.datasets.revoke(owner, dataset_id)
