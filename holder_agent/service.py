@@ -38,6 +38,11 @@ from shardkey.settings import load_settings
 log = logging.getLogger(__name__)
 
 GC_INTERVAL = 60.0
+# After a bundle is staged a registration naming this holder usually follows within a
+# block or two: poll this often for this long, so custody is confirmed as soon as the
+# registration is deep enough, without polling that fast when nothing is expected.
+EXPECTING_POLL = 0.05
+EXPECTING_WINDOW = 5.0
 PASSPHRASE_ENV = "SHARDKEY_HOLDER_PASSPHRASE"  # noqa: S105 - a variable name
 
 
@@ -77,7 +82,13 @@ class Agent:
                 log.exception("chain poll failed; retrying")
                 stop.wait(min(5.0, self.settings.poll_interval * 8))
                 continue
-            stop.wait(self.settings.poll_interval)
+            stop.wait(self.poll_interval())
+
+    def poll_interval(self) -> float:
+        """Seconds until the next poll: short while a registration is expected."""
+        if time.monotonic() - self.store.bundle_staged_at < EXPECTING_WINDOW:
+            return min(self.settings.poll_interval, EXPECTING_POLL)
+        return self.settings.poll_interval
 
 
 def build_agent(settings: HolderSettings) -> Agent:

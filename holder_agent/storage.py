@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -158,6 +159,9 @@ class Store:
         # checked against (inode, size, mtime): custody need not read them all again.
         # Memory only, so after a restart every staged file is re-hashed.
         self._staged_digests: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
+        # time.monotonic() of the last bundle staged: owners upload the bundle last, just
+        # before registering, so the agent polls fast for a while (service.Agent.watch).
+        self.bundle_staged_at = float("-inf")
 
     # --- paths ----------------------------------------------------------------
 
@@ -254,6 +258,8 @@ class Store:
                 self._usage[upload.uploader] += upload.size - old_size
             self._add_inflight(upload.uploader, -upload.size)
             upload.size = 0
+            if item == BUNDLE:
+                self.bundle_staged_at = time.monotonic()
             return True
 
     # --- custody ----------------------------------------------------------------

@@ -101,3 +101,21 @@ def test_health_and_openapi(world) -> None:
     paths = doc["paths"]
     assert set(paths["/v1/datasets/{dataset_id}/shards/{index}"]) == {"get", "put"}
     assert "/v1/datasets/{dataset_id}/receipts" in paths
+
+
+def test_agent_polls_fast_only_while_a_registration_is_expected(world, tmp_path) -> None:
+    agent = world.make_agent(tmp_path / "slow", poll_interval=1.0)
+    assert agent.poll_interval() == 1.0  # no bundle staged: the configured interval
+    agent.store.bundle_staged_at = time.monotonic()  # as a bundle upload does
+    assert agent.poll_interval() == 0.05
+    agent.store.bundle_staged_at = time.monotonic() - 6.0  # the window has passed
+    assert agent.poll_interval() == 1.0
+
+
+def test_a_staged_bundle_opens_the_fast_polling_window(world) -> None:
+    built = world.build()
+    before = time.monotonic()
+    world.upload(built, bundle=False)
+    assert world.agent.store.bundle_staged_at < before  # shards alone: more uploads to come
+    world.upload(built)
+    assert world.agent.store.bundle_staged_at >= before
