@@ -180,6 +180,18 @@ class Devnet:
         return result, result.json()
 
 
+def compile_bytecode() -> None:
+    """Compile the project's modules to ``__pycache__`` once, as installing a package does.
+
+    The CLI processes measured here would otherwise compile every ShardKey module from
+    source at each start wherever ``PYTHONDONTWRITEBYTECODE`` is set (it is on the
+    machines these figures come from): ~0.1 s per process that no installed copy pays.
+    """
+    import compileall
+    for package in ("shardkey", "kos", "holder_agent"):
+        compileall.compile_dir(str(REPO / package), quiet=1)
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User plus system CPU seconds a running process has used (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -499,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"command": command.strip(), "machine": machine(), "sections": sections}
     log(f"work folder {work}; sections {', '.join(sections)}")
     started = time.monotonic()
+    compile_bytecode()
     try:
         needs_devnet = [s for s in sections if s != "holders"]
         if needs_devnet:
