@@ -272,6 +272,7 @@ class Suite:
             expected = random_file(src, size)
             base = baseline(size)
             store_run, stored = self.dev.store(src, self.open_policy)
+            src.unlink()  # only its hash is needed now: a round trip fits in less disk
             request = self.dev.request(stored["dataset"])
             base_fetch = baseline(size)
             out = self.work / f"out-{size}.bin"
@@ -287,7 +288,6 @@ class Suite:
                 log(f"{op} {size_label(size)}: {run.seconds:.2f} s, {rate / 1e6:.0f} MB/s, "
                     f"{rate / rate_base:.3f}x baseline ({rate_base / 1e6:.0f} MB/s), "
                     f"peak RSS {run.peak_rss_mib:.0f} MiB, timings {timings}")
-            src.unlink()
             out.unlink()
         self.results["throughput"] = rows
 
