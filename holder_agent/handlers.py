@@ -12,7 +12,10 @@ raise so the watcher retries the same event.
   is logged and retried whenever the uploader's staging folder changes.
 - ``TokenIssued`` to this holder: re-check the request on chain and its policy
   off chain (:mod:`holder_agent.kap`), open the token, decrypt the bundle, re-seal it to
-  the requester's ephemeral key, ``deliverFragments``.
+  the requester's ephemeral key, send ``deliverFragments``. Deliveries are not waited
+  for one by one: the watcher waits for all of them (:meth:`Handlers.wait_deliveries`)
+  before it saves its cursor, so a burst of tokens is answered in one block, and an
+  event is only passed for good once its delivery is mined.
 - ``DatasetRevoked``: logged. Shards stop being served because every download checks
   ``isOpen`` (false once revoked); the committed data is kept (the owner may need the
   evidence, and deleting is not required for safety: nothing is released any more).
@@ -33,7 +36,8 @@ from holder_agent.errors import CustodyError
 from holder_agent.kap import recheck_request
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain, registration_from_args
-from shardkey.chain.errors import TransactionReverted
+from shardkey.chain.connection import SentTx
+from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import DatasetStatus, Registration
 from shardkey.chain.watcher import EventWatcher
@@ -55,6 +59,12 @@ class _Pending:
     checked_at: float
 
 
+@dataclass
+class _Sent:
+    tx: SentTx
+    fields: dict[str, object]
+
+
 class Handlers:
     """The holder's reactions to chain events (register them with :meth:`attach`)."""
 
@@ -68,6 +78,7 @@ class Handlers:
         self.start_block = start_block
         self.pending_path = store.root / "pending_custody.json"
         self.pending: dict[bytes, _Pending] = {}
+        self.in_flight: dict[int, _Sent] = {}  # deliveries sent, not yet seen mined
         self._load_pending()
 
     def attach(self, watcher: EventWatcher) -> None:
@@ -75,6 +86,7 @@ class Handlers:
         watcher.on("DatasetRegistered", self.on_dataset_registered)
         watcher.on("TokenIssued", self.on_token_issued)
         watcher.on("DatasetRevoked", self.on_dataset_revoked)
+        watcher.before_save(self.wait_deliveries)
 
     # --- custody -------------------------------------------------------------
 
@@ -213,15 +225,40 @@ class Handlers:
             return False
         crash_point("holder.before_deliver")
         try:
-            receipt = retrievals.deliver(self.account, request_id, sealed)
+            sent = retrievals.submit_delivery(self.account, request_id, sealed)
         except TransactionReverted as exc:
-            level = logging.INFO if exc.error == "RetrievalAlreadyDelivered" else logging.WARNING
-            log.log(level, "deliverFragments reverted", extra={"fields": {**fields, "error": exc.error}})
+            self._log_reverted(exc, fields)
             return False
+        self.in_flight[request_id] = _Sent(sent, {**fields, "x": x})
         crash_point("holder.after_deliver_tx")
-        log.info("fragments delivered", extra={"fields": {
-            **fields, "x": x, "tx": "0x" + bytes(receipt["transactionHash"]).hex()}})
         return True
+
+    def wait_deliveries(self) -> None:
+        """Wait until every delivery sent so far is mined, and log each outcome.
+
+        The watcher runs this before it saves its cursor. If the chain cannot say (an
+        outage, a transaction not mined in time) this raises and the cursor stays where
+        it was: those tokens are handled again, and :meth:`deliver` first checks on
+        chain whether each delivery landed after all.
+        """
+        while self.in_flight:
+            request_id, entry = next(iter(self.in_flight.items()))
+            try:
+                receipt = self.chain.client.wait(entry.tx)
+            except TransactionReverted as exc:
+                self._log_reverted(exc, entry.fields)
+            except ChainError:
+                self.in_flight.clear()
+                raise
+            else:
+                log.info("fragments delivered", extra={"fields": {
+                    **entry.fields, "tx": "0x" + bytes(receipt["transactionHash"]).hex()}})
+            del self.in_flight[request_id]
+
+    @staticmethod
+    def _log_reverted(exc: TransactionReverted, fields: dict[str, object]) -> None:
+        level = logging.INFO if exc.error == "RetrievalAlreadyDelivered" else logging.WARNING
+        log.log(level, "deliverFragments reverted", extra={"fields": {**fields, "error": exc.error}})
 
     def _chain_problem(self, request_id: int) -> str | None:
         if not self.chain.retrievals.is_open(request_id):

@@ -262,7 +262,11 @@ class RetrievalCoordinator:
 
     def deliver(self, holder: LocalAccount, request_id: int, sealed: bytes) -> TxReceipt:
         """A fragment holder posts its fragments sealed to the requester."""
-        return self.client.send(self.contract.call("deliverFragments", request_id, sealed), holder)
+        return self.client.wait(self.submit_delivery(holder, request_id, sealed))
+
+    def submit_delivery(self, holder: LocalAccount, request_id: int, sealed: bytes) -> SentTx:
+        """Send the ``deliverFragments`` transaction without waiting for it to be mined."""
+        return self.client.submit(self.contract.call("deliverFragments", request_id, sealed), holder)
 
     def complete(self, requester: LocalAccount, request_id: int) -> TxReceipt:
         """The requester marks the request complete."""

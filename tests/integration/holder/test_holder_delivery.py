@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 
 from holder_agent.service import Agent
@@ -118,3 +119,32 @@ def test_handler_twice_and_restart_from_cursor_deliver_once(world, tmp_path) -> 
     assert world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
     assert hashlib.sha256(agent.store.read_bundle(built.dataset_id) or b"").digest() == \
         hashlib.sha256(built.wrapped_bundles[0]).digest()
+
+
+def test_tokens_handled_in_one_poll_are_all_sent_before_any_is_waited_for(world, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="holder_agent.handlers")
+    built = world.active_dataset()
+    requests = [world.request(built) for _ in range(3)]
+    for req in requests:
+        world.issue_token(built, req.request_id)
+    world.dev.mine()
+    handlers = world.agent.handlers
+    for req in requests:
+        token = world.chain.retrievals.contract.get_logs(
+            "TokenIssued", 0, requestId=req.request_id)[0].args["token"]
+        assert handlers.deliver(req.request_id, bytes(token)) is True
+    assert sorted(handlers.in_flight) == [r.request_id for r in requests]  # sent, not waited for
+    handlers.wait_deliveries()
+    assert handlers.in_flight == {}
+    delivered = [r for r in caplog.records if r.getMessage() == "fragments delivered"]
+    assert sorted(getattr(r, "fields", {})["request"] for r in delivered) == [r.request_id for r in requests]
+    assert all(len(world.deliveries(r.request_id)) == 1 for r in requests)
+
+
+def test_the_watcher_waits_for_deliveries_before_it_saves_its_cursor(world) -> None:
+    built = world.active_dataset()
+    req = world.request(built)
+    world.issue_token(built, req.request_id)
+    world.settle()  # handles TokenIssued, sends the delivery, then saves the cursor
+    assert world.agent.handlers.in_flight == {}
+    assert world.chain.retrievals.delivered(req.request_id, world.me)
