@@ -12,10 +12,12 @@ import click
 
 from shardkey.chain.errors import ChainError
 from shardkey.errors import ShardKeyError
+from shardkey.heap import release_large_buffers
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``shardkey`` console script."""
+    release_large_buffers()  # before the imports, whose allocations would otherwise stay
     from shardkey.cli.commands import cli
 
     try:
