@@ -5,20 +5,21 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-M_MMAP_THRESHOLD = -3  # <malloc.h>
-LARGE_BUFFER = 256 * 1024
+M_ARENA_MAX = -8  # <malloc.h>
+ARENAS = 2
 
 
-def release_large_buffers() -> bool:
-    """Serve every allocation of ``LARGE_BUFFER`` bytes or more from its own mapping,
-    returned to the system as soon as it is freed; True when the allocator took it.
+def limit_arenas() -> bool:
+    """Let all threads share ``ARENAS`` malloc arenas; True when the allocator took it.
 
     Shards, stripes and HTTP bodies are 1 MiB buffers made and freed by several worker
-    threads. glibc raises its mmap threshold the first time such a buffer is freed, and
-    from then on keeps them in per-thread arenas, where they fragment: ``shardkey
-    fetch`` peaked at 170 MiB for 128 MiB and 202 MiB for 1 GiB. With a fixed threshold
-    the same fetch peaks at 130 MiB, with no measurable change in speed
-    (docs/PERFORMANCE.md). Other C libraries are left as they are.
+    threads. glibc gives each thread its own arena (up to 8 per core), and freed
+    buffers stay in the arena that made them, so the peak grows with the thread count
+    and with time: ``shardkey fetch`` reached 170 MiB for 128 MiB and 202 MiB for
+    1 GiB. Two arenas: 145-151 MiB for the same fetch, 138-144 MiB for the store, with
+    the same CPU time. (A fixed mmap threshold went lower, 129-144 MiB, but cost 30 %
+    more client CPU in page faults; docs/PERFORMANCE.md.) Other C libraries are left
+    as they are.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -27,4 +28,4 @@ def release_large_buffers() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER))
+    return bool(mallopt(M_ARENA_MAX, ARENAS))

@@ -12,12 +12,12 @@ import click
 
 from shardkey.chain.errors import ChainError
 from shardkey.errors import ShardKeyError
-from shardkey.heap import release_large_buffers
+from shardkey.heap import limit_arenas
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``shardkey`` console script."""
-    release_large_buffers()  # before the imports, whose allocations would otherwise stay
+    limit_arenas()  # before any thread starts (arenas are given out per thread)
     from shardkey.cli.commands import cli
 
     try:

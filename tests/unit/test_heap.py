@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from shardkey.heap import release_large_buffers
+from shardkey.heap import limit_arenas
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_glibc_accepts_the_fixed_mmap_threshold() -> None:
-    assert release_large_buffers() is True
+def test_glibc_accepts_the_arena_limit() -> None:
+    assert limit_arenas() is True
