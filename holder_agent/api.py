@@ -9,6 +9,7 @@ recovery, hashing, fsync) runs in worker threads.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -157,6 +158,12 @@ def _guarded(fn: Callable[[ApiContext, Request], Awaitable[Response]],
         except ChainError as exc:
             log.warning("chain unavailable", extra={"fields": {"detail": str(exc)}})
             return error_response(503, "chain_unavailable", "the chain could not be reached")
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                log.exception("unexpected error", extra={"fields": {"path": request.url.path}})
+                return error_response(500, "internal", "internal error (logged)")
+            log.error("disk full", extra={"fields": {"path": request.url.path, "detail": exc.strerror}})
+            return error_response(507, "disk_full", "the holder's disk is full")
         except Exception:
             log.exception("unexpected error", extra={"fields": {"path": request.url.path}})
             return error_response(500, "internal", "internal error (logged)")

@@ -1,7 +1,8 @@
-"""Body size limit (413), staging quota per account (507), and a fuzz of the HTTP API."""
+"""Body size limit (413), staging quota per account and a full disk (507), and a fuzz of the HTTP API."""
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 
@@ -12,6 +13,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from holder_agent import storage
 from holder_agent.api import create_app
 
 DS = "0x" + "ab" * 32
@@ -59,6 +61,28 @@ def test_quota_per_account_is_507(world) -> None:
     reply = client.put(path, content=iter([body[:1000], body[1000:]]), headers=headers)
     assert reply.status_code == 507
     assert list(agent.store.incoming.iterdir()) == []
+
+
+def test_a_full_disk_mid_upload_is_507_and_leaves_nothing(world, monkeypatch) -> None:
+    agent, client = _small(world)
+    write = storage.Upload.write
+
+    def fill_up(self: storage.Upload, chunk: bytes) -> None:
+        if self.size + len(chunk) > 1000:  # the filesystem fills up part way through the body
+            write(self, chunk[:1000 - self.size])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, chunk)
+
+    monkeypatch.setattr(storage.Upload, "write", fill_up)
+    path = f"/v1/datasets/{DS}/shards/0"
+    body = os.urandom(5000)
+    reply = client.put(path, content=iter([body[:2500], body[2500:]]),
+                       headers=world.headers(world.owner, "PUT", path, body))
+    assert reply.status_code == 507 and reply.json()["error"] == "disk_full"
+    assert list(agent.store.incoming.iterdir()) == []
+    assert not agent.store.staged_dir(world.owner.address, bytes.fromhex(DS[2:])).exists()
+    monkeypatch.setattr(storage.Upload, "write", write)  # space again: the same upload works
+    assert world.put(world.owner, path, body, client).status_code == 201
 
 
 def test_bad_upload_signature_leaves_no_trace(world) -> None:
