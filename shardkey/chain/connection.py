@@ -67,6 +67,11 @@ def as_call(fn: Any) -> Call:
     return Call(str(fn.address), codec.encode(fn.args), codec)
 
 
+def _target(call: Call) -> dict[str, str]:
+    """The ``to`` of a transaction or call; none for a contract creation."""
+    return {} if call.to is None else {"to": call.to}
+
+
 class ChainClient:
     """One RPC endpoint; thread-safe sending (nonces from the node's pending count)."""
 
@@ -142,6 +147,8 @@ class ChainClient:
         """A read-only call (a :class:`Call`, or web3's ``ContractFunction``); a revert raises
         :class:`TransactionReverted`."""
         call = as_call(fn)
+        if call.function is None:
+            raise ChainError(f"{call.name}: not a function call")
         tag = hex(block) if isinstance(block, int) else block
         try:
             result = self.raw("eth_call", [{"to": call.to, "data": "0x" + call.data.hex()}, tag])
@@ -178,7 +185,7 @@ class ChainClient:
         """
         call = as_call(fn)
         sender = signer.address
-        request = {"from": sender, "to": call.to, "data": "0x" + call.data.hex(), "value": hex(value)}
+        request = {"from": sender, **_target(call), "data": "0x" + call.data.hex(), "value": hex(value)}
         try:
             gas = quantity(self.raw("eth_estimateGas", [request]))
         except RpcError as exc:
@@ -188,7 +195,7 @@ class ChainClient:
                              f"{exc.rpc_message}") from None
         with self._nonce_lock:
             nonce = self._next_nonce(sender)
-            tx = {"to": call.to, "data": call.data, "value": value, "nonce": nonce,
+            tx = {**_target(call), "data": call.data, "value": value, "nonce": nonce,
                   "gas": int(gas * GAS_MARGIN) + 10_000, "chainId": self.chain_id, "type": 2,
                   **self._fee_params()}
             signed = signer.sign_transaction(tx)
@@ -242,7 +249,7 @@ class ChainClient:
     def _replay_failure(self, call: Call, sender: str, receipt: Receipt) -> TransactionReverted:
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         try:
-            self.raw("eth_call", [{"from": sender, "to": call.to, "data": "0x" + call.data.hex()},
+            self.raw("eth_call", [{"from": sender, **_target(call), "data": "0x" + call.data.hex()},
                                   hex(receipt["blockNumber"] - 1)])
         except RpcError as exc:
             decoded = self._errors.decode_revert(exc.data, exc.rpc_message)

@@ -26,16 +26,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Call:
-    """One function of one contract with its arguments, encoded."""
+    """One function of one contract with its arguments, encoded; or, with ``to`` None,
+    the creation of a contract (``data`` is its bytecode and constructor arguments)."""
 
-    to: str
+    to: str | None
     data: bytes
-    function: FunctionCodec
+    function: FunctionCodec | None = None
+    label: str = ""
 
     @property
     def name(self) -> str:
-        """The function's name (for errors and logs)."""
-        return self.function.name
+        """The function's name, or the label of a creation (for errors and logs)."""
+        return self.function.name if self.function is not None else self.label
 
 
 class BoundContract:
