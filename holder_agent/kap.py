@@ -92,10 +92,7 @@ def load_attestation(chain: ShardKeyChain, request: RequestInfo, from_block: int
     fields = _attestation_fields(args["attestation"])
     if attestor == ZERO_ADDRESS and fields["requester"] == ZERO_ADDRESS:
         return None
-    signature = args.get("attestationSig")
-    if signature is None:
-        signature = _signature_from_transaction(chain, entry.tx_hash)
-    valid = _signature_valid(chain, attestor, fields, signature)
+    valid = _signature_valid(chain, attestor, fields, bytes(args["attestationSig"]))
     return Attestation(requester=fields["requester"], lat_e6=fields["latE6"], lon_e6=fields["lonE6"],
                        accuracy_m=fields["accuracyM"], issued_at=fields["issuedAt"],
                        nonce=fields["nonce"], attestor=attestor, signature_valid=valid)
@@ -112,20 +109,8 @@ def _attestation_fields(raw: Any) -> dict[str, Any]:
     return fields
 
 
-def _signature_from_transaction(chain: ShardKeyChain, tx_hash: bytes) -> bytes | None:
-    """``attestationSig`` from the calldata of the request transaction, when it is a direct call."""
-    tx = chain.client.transaction(tx_hash)
-    if tx is None or tx["to"] is None or \
-            to_checksum_address(tx["to"]) != chain.retrievals.contract.address:
-        return None
-    decoded = chain.retrievals.contract.decode_input(tx["input"])
-    if decoded is None or decoded[0] != "requestRetrieval":
-        return None
-    return bytes(decoded[1]["attestationSig"])
-
-
 def _signature_valid(chain: ShardKeyChain, attestor: str, fields: Mapping[str, Any],
-                     signature: bytes | None) -> bool:
+                     signature: bytes) -> bool:
     if signature:
         message = eip712.attestation_message(fields["requester"], fields["latE6"], fields["lonE6"],
                                              fields["accuracyM"], fields["issuedAt"], fields["nonce"])

@@ -167,8 +167,7 @@ class RequestedRecord:
 
     attestor: str
     attestation: tuple[Any, ...]  # (requester, latE6, lonE6, accuracyM, issuedAt, nonce)
-    signature: bytes | None  # None: not in the event; read from the transaction
-    tx_hash: bytes
+    signature: bytes  # attestationSig, as the event recorded it
     origin: RequestOrigin  # ids are reused across reorgs: see shardkey.chain.model
 
 
@@ -197,14 +196,12 @@ class KapCheck:
 
     def remember_request(self, event: ChainEvent) -> None:
         """Watcher handler of ``RetrievalRequested``: keep the attestation for later."""
-        self._store(int(event.args["requestId"]), self._record(event.args, event.tx_hash))
+        self._store(int(event.args["requestId"]), self._record(event.args))
 
-    def _record(self, args: Mapping[str, Any], tx_hash: bytes) -> RequestedRecord:
-        sig = args.get("attestationSig")
+    def _record(self, args: Mapping[str, Any]) -> RequestedRecord:
         return RequestedRecord(attestor=to_checksum_address(args["attestor"]),
                                attestation=_attestation_tuple(args["attestation"]),
-                               signature=None if sig is None else bytes(sig), tx_hash=bytes(tx_hash),
-                               origin=request_origin(args))
+                               signature=bytes(args["attestationSig"]), origin=request_origin(args))
 
     def _store(self, request_id: int, record: RequestedRecord) -> None:
         with self._lock:
@@ -227,7 +224,7 @@ class KapCheck:
         matching = [entry for entry in logs if request_origin(entry.args) == req.origin]
         if not matching:
             raise ChainError(f"no RetrievalRequested event for request {req.request_id} as stored")
-        record = self._record(matching[-1].args, matching[-1].tx_hash)
+        record = self._record(matching[-1].args)
         self._store(req.request_id, record)
         return record
 
@@ -293,38 +290,22 @@ class KapCheck:
 
     def _judge(self, req: RequestInfo) -> Attestation | None:
         record = self.requested(req)
-        signature = record.signature if record.signature is not None else self._tx_signature(record)
-        if record.attestor == ZERO_ADDRESS or signature == b"":
+        if record.attestor == ZERO_ADDRESS or record.signature == b"":
             return None
         a = record.attestation
         return Attestation(requester=to_checksum_address(a[0]), lat_e6=int(a[1]), lon_e6=int(a[2]),
                            accuracy_m=int(a[3]), issued_at=int(a[4]), nonce=bytes(a[5]),
                            attestor=record.attestor,
-                           signature_valid=self._signature_valid(record, signature))
+                           signature_valid=self._signature_valid(record))
 
-    def _tx_signature(self, record: RequestedRecord) -> bytes | None:
-        """``attestationSig`` from the request transaction's calldata (None: not a direct call)."""
-        contract = self._chain.retrievals.contract
-        tx = self._chain.client.transaction(record.tx_hash)
-        if tx is None or tx["to"] is None or to_checksum_address(str(tx["to"])) != contract.address:
-            return None
-        decoded = contract.decode_input(tx["input"])
-        if decoded is None or decoded[0] != "requestRetrieval":
-            return None
-        return bytes(decoded[1]["attestationSig"])
-
-    def _signature_valid(self, record: RequestedRecord, signature: bytes | None) -> bool:
-        if signature is None:
-            log.warning("attestation signature not in calldata (request sent through a contract); "
-                        "relying on the coordinator's check", extra=_fields(attestor=record.attestor))
-            return True
+    def _signature_valid(self, record: RequestedRecord) -> bool:
         if len(self._chain.client.code(record.attestor)) > 0:
             return True  # EIP-1271 wallet: verified on chain when the request was made
         a = record.attestation
         message = eip712.attestation_message(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), bytes(a[5]))
         try:
             signer = eip712.recover(self._chain.retrievals.domain, "LocationAttestation", message,
-                                    signature)
+                                    record.signature)
         except Exception:  # malformed signature bytes
             return False
         return bool(to_checksum_address(signer) == record.attestor)

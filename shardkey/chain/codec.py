@@ -65,8 +65,6 @@ class FunctionCodec:
         self.name: str = entry["name"]
         self.inputs = _Types(entry.get("inputs", []))
         self.outputs = _Types(entry.get("outputs", []))
-        self.input_names = [p["name"] or f"arg{n}" for n, p in enumerate(entry.get("inputs", []))]
-        self._named_inputs = _Types(entry.get("inputs", []), named=True)  # structs as dicts
         self.selector = keccak(text=f"{self.name}({','.join(self.inputs.types)})")[:4]
 
     def encode(self, args: Sequence[Any]) -> bytes:
@@ -77,11 +75,6 @@ class FunctionCodec:
         """The return value as web3's ``call()`` gives it (one output: the value itself)."""
         values = self.outputs.decode(data)
         return values[0] if len(values) == 1 else list(values)
-
-    def decode_arguments(self, data: bytes) -> dict[str, Any]:
-        """Calldata after the selector, as arguments by name (as web3's
-        ``decode_function_input`` gives them)."""
-        return dict(zip(self.input_names, self._named_inputs.decode(data), strict=True))
 
 
 class EventCodec:
@@ -136,10 +129,6 @@ class ContractCodec:
     def function(self, name: str) -> FunctionCodec:
         """The codec of a (non-overloaded) function; ``KeyError`` when there is none."""
         return self.functions[name]
-
-    def by_selector(self, selector: bytes) -> FunctionCodec | None:
-        """The function whose selector is ``selector``, if any."""
-        return next((f for f in self.functions.values() if f.selector == selector), None)
 
     def event(self, name: str) -> EventCodec:
         """The codec of an event by name; ``KeyError`` when there is none."""

@@ -22,7 +22,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from shardkey.chain.artifacts import _abi_type, all_error_abis
-from shardkey.chain.codec import FunctionCodec, checksum
+from shardkey.chain.codec import FunctionCodec
 from shardkey.chain.contract import BoundContract, Call
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.rpc import (
@@ -125,15 +125,6 @@ class ChainClient:
         result = self.raw("eth_getLogs", [{"address": addresses, "fromBlock": hex(from_block),
                                            "toBlock": hex(to_block)}])
         return list(result)
-
-    def transaction(self, tx_hash: bytes) -> dict[str, Any] | None:
-        """``to`` (checksummed or None) and ``input`` (bytes) of a transaction; None if unknown."""
-        tx = self.raw("eth_getTransactionByHash", ["0x" + tx_hash.hex()])
-        if tx is None:
-            return None
-        to = tx.get("to")
-        return {"to": None if to is None else checksum(to), "from": checksum(tx["from"]),
-                "input": data_bytes(tx.get("input", "0x"))}
 
     def code(self, address: str) -> bytes:
         """Deployed code at ``address`` (empty for an externally owned account)."""

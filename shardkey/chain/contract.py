@@ -84,17 +84,6 @@ class BoundContract:
                 and bytes.fromhex(str(log["topics"][0]).removeprefix("0x")) == topic]
         return self._decoder.decode_all(mine)
 
-    def decode_input(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
-        """(function name, arguments by name) of calldata for this contract; None when it
-        calls no function of it or does not decode."""
-        codec = self.codec.by_selector(data[:4])
-        if codec is None:
-            return None
-        try:
-            return codec.name, codec.decode_arguments(data[4:])
-        except Exception:  # eth_abi raises several decoding error types
-            return None
-
     # web3, for tools and tests ---------------------------------------------------------
     @cached_property
     def web3(self) -> Any:
