@@ -12,10 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hexbytes import HexBytes
-
 from shardkey.chain.codec import ContractCodec, EventCodec, checksum
 from shardkey.chain.errors import UndecodableLog
+from shardkey.chain.rpc import data_bytes, quantity
 
 
 @dataclass(frozen=True)
@@ -35,11 +34,6 @@ class ChainEvent:
     def position(self) -> tuple[int, int]:
         """(block, log index): the total order of events."""
         return (self.block_number, self.log_index)
-
-
-def _int(value: Any) -> int:
-    """A quantity as web3 gives it (int) or as the node sends it (``0x`` hex)."""
-    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 class HasAbi(Protocol):
@@ -67,7 +61,7 @@ class EventDecoder:
     def decode(self, log: Mapping[str, Any]) -> ChainEvent:
         """Decode one raw log; raise :class:`UndecodableLog` when it matches nothing."""
         address = checksum(log["address"])
-        topics = [bytes(HexBytes(t)) for t in log.get("topics") or []]
+        topics = [data_bytes(t) for t in log.get("topics") or []]
         if not topics:
             raise UndecodableLog(f"log without topics from {address} in block "
                                  f"{log.get('blockNumber')}")
@@ -77,17 +71,17 @@ class EventDecoder:
                                  f"in block {log.get('blockNumber')}")
         contract_name, codec = self._by_key[key]
         try:
-            args = codec.decode(topics, bytes(HexBytes(log["data"])))
+            args = codec.decode(topics, data_bytes(log["data"]))
         except ValueError as exc:
             raise UndecodableLog(f"cannot decode {codec.name} from {address}: {exc}") from exc
         return ChainEvent(
             name=codec.name,
             args=args,
             address=address,
-            block_number=_int(log["blockNumber"]),
-            block_hash=bytes(HexBytes(log["blockHash"])),
-            tx_hash=bytes(HexBytes(log["transactionHash"])),
-            log_index=_int(log["logIndex"]),
+            block_number=quantity(log["blockNumber"]),
+            block_hash=data_bytes(log["blockHash"]),
+            tx_hash=data_bytes(log["transactionHash"]),
+            log_index=quantity(log["logIndex"]),
             contract=contract_name,
         )
 
