@@ -1,6 +1,6 @@
 """``shardkey fetch``: collect fragments, rebuild shard keys, download, verify, restore.
 
-DESIGN.md "Retrieve" step 5. Fragments come from ``FragmentsDelivered`` events, sealed
+docs/DESIGN.md "Retrieve" step 5. Fragments come from ``FragmentsDelivered`` events, sealed
 to the request's ephemeral key; each holder's fragments are checked against its
 registered fragments root (a wrong one is reported on chain, the holder named, and its
 fragments dropped). Any ``t`` good holders rebuild every shard key. Shards are

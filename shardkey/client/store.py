@@ -1,6 +1,6 @@
 """``shardkey store``: stream a file into encrypted shards at holders, register it on chain.
 
-Pipeline (DESIGN.md "Store"): read the file stripe by stripe; erasure-code each stripe;
+Pipeline (docs/DESIGN.md "Store"): read the file stripe by stripe; erasure-code each stripe;
 encrypt each shard under a fresh key (STREAM AES-256-GCM) and hash it; upload it to its
 placement holder; split each shard key t-of-n. Then wrap each fragment holder's bundle
 under a fresh wrap key sealed to the KOS, register the dataset, and wait until every
