@@ -30,8 +30,8 @@ demo: setup
 test: setup lint test-unit test-contracts slither test-integration test-hostile test-e2e test-faults
 
 lint: setup
-	.venv/bin/ruff check shardkey kos holder_agent scripts tools tests
-	.venv/bin/mypy shardkey/crypto shardkey/policy
+	.venv/bin/ruff check shardkey kos holder_agent bench scripts tools tests
+	.venv/bin/mypy shardkey kos holder_agent bench scripts tools
 
 test-unit: setup
 	$(PYTEST) tests/unit -q

@@ -157,7 +157,8 @@ class Devnet:
 
     @property
     def info(self) -> dict[str, Any]:
-        return json.loads((self.home / "devnet.json").read_text())
+        info: dict[str, Any] = json.loads((self.home / "devnet.json").read_text())
+        return info
 
     def chain(self) -> Any:
         from shardkey.chain.bindings import ShardKeyChain

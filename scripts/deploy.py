@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from ape import accounts, chain, project
 
 
-def _deployer():
+def _deployer() -> Any:
     alias = os.environ.get("SHARDKEY_DEPLOYER_ALIAS")
     return accounts.load(alias) if alias else accounts.test_accounts[0]
 

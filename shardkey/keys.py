@@ -118,8 +118,10 @@ def load_account_file(path: Path, passphrase_provider: Callable[[], str] | None 
             key = Account.decrypt(keystore, passphrase_provider())
         except ValueError:
             raise KeyFileError(f"{path}: wrong passphrase for this keystore") from None
-        return Account.from_key(key)
+        account: LocalAccount = Account.from_key(key)
+        return account
     try:
-        return Account.from_key(bytes.fromhex(text.removeprefix("0x")))
+        loaded: LocalAccount = Account.from_key(bytes.fromhex(text.removeprefix("0x")))
+        return loaded
     except ValueError:
         raise KeyFileError(f"{path}: not a hex private key or an eth-account keystore") from None

@@ -11,13 +11,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "shardkey" / "chain" / "abi"
 CONTRACTS = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator")
 
 
-def artifact(contract_type: dict) -> dict:
+def artifact(contract_type: dict[str, Any]) -> dict[str, Any]:
     """The subset of an ape contract type the services need."""
     return {
         "contractName": contract_type["contractName"],

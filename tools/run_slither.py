@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLC = ROOT / "tools" / "solc" / "solc-v0.8.37"
@@ -24,7 +25,7 @@ TRIAGE = ROOT / "docs" / "SLITHER.md"
 GATED = {"High", "Medium"}
 
 
-def finding_key(result: dict) -> str:
+def finding_key(result: dict[str, Any]) -> str:
     """Stable key of a finding: detector name plus the first function or contract named."""
     check = result["check"]
     for element in result.get("elements", []):
@@ -34,7 +35,7 @@ def finding_key(result: dict) -> str:
     for element in result.get("elements", []):
         if element.get("type") == "contract":
             return f"{check}:{element['name']}"
-    return check
+    return str(check)
 
 
 def triaged_keys() -> set[str]:
@@ -49,7 +50,7 @@ def triaged_keys() -> set[str]:
     return keys
 
 
-def run(target: Path) -> list[dict]:
+def run(target: Path) -> list[dict[str, Any]]:
     """Run slither on the contracts folder and return its detector results.
 
     Test-only contracts and ape's dependency cache are compiled (imports need them) but
@@ -71,7 +72,8 @@ def run(target: Path) -> list[dict]:
         data = json.loads(out.read_text())
         if not data.get("success"):
             raise SystemExit(f"slither failed on {target.name}: {data.get('error')}")
-        return data.get("results", {}).get("detectors", [])
+        detectors: list[dict[str, Any]] = data.get("results", {}).get("detectors", [])
+        return detectors
 
 
 def main() -> int:
@@ -79,7 +81,7 @@ def main() -> int:
     if not targets:
         raise SystemExit("no contracts found under contracts/")
     os.environ.setdefault("SOLCX_BINARY_PATH", str(SOLC.parent))
-    findings: dict[str, dict] = {}
+    findings: dict[str, dict[str, Any]] = {}
     for result in run(ROOT / "contracts"):
         findings.setdefault(finding_key(result) + "@" + result["impact"], result)
     triaged = triaged_keys()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.eip712 import receipt_message, recover
@@ -50,7 +50,8 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes) -> list[HolderVerdic
             continue
         finally:
             client.close()
-        receipts = {int(r["index"]): r for r in answer.get("shards", [])}  # type: ignore[union-attr]
+        shards = answer.get("shards", [])
+        receipts = {int(r["index"]): r for r in (shards if isinstance(shards, list) else [])}
         for index in expected:
             entry = receipts.get(index)
             if entry is None:

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-import eth_abi
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode, encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from shardkey.chain.artifacts import _abi_type
 
@@ -54,7 +55,7 @@ class _Types:
         self._converters = [_converter(p, p["type"], named) for p in params]
 
     def decode(self, data: bytes) -> tuple[Any, ...]:
-        values = eth_abi.decode(self.types, data)
+        values = decode(self.types, data)
         return tuple(v if c is None else c(v) for c, v in zip(self._converters, values, strict=True))
 
 
@@ -69,7 +70,7 @@ class FunctionCodec:
 
     def encode(self, args: Sequence[Any]) -> bytes:
         """Selector plus ABI-encoded arguments."""
-        return self.selector + eth_abi.encode(self.inputs.types, list(args))
+        return self.selector + encode(self.inputs.types, list(args))
 
     def decode(self, data: bytes) -> Any:
         """The return value as web3's ``call()`` gives it (one output: the value itself)."""

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import eth_abi
+from eth_abi.abi import decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from shardkey.chain.artifacts import _abi_type, all_error_abis
 from shardkey.chain.codec import FunctionCodec
@@ -186,7 +186,7 @@ class ChainClient:
                              f"{exc.rpc_message}") from None
         with self._nonce_lock:
             nonce = self._next_nonce(sender)
-            tx = {**_target(call), "data": call.data, "value": value, "nonce": nonce,
+            tx: dict[str, Any] = {**_target(call), "data": call.data, "value": value, "nonce": nonce,
                   "gas": int(gas * GAS_MARGIN) + 10_000, "chainId": self.chain_id, "type": 2,
                   **self._fee_params()}
             signed = signer.sign_transaction(tx)
@@ -268,6 +268,6 @@ class _ErrorDecoder:
         if entry is None:
             return TransactionReverted("Revert", {"message": message})
         types = [_abi_type(i) for i in entry["inputs"]]
-        values = eth_abi.decode(types, raw[4:]) if types else ()
+        values = decode(types, raw[4:]) if types else ()
         names = [i["name"] or f"arg{n}" for n, i in enumerate(entry["inputs"])]
         return TransactionReverted(entry["name"], dict(zip(names, values, strict=True)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import eth_abi
+from eth_abi.abi import encode
 
 from shardkey.chain.artifacts import load_artifact
 from shardkey.chain.codec import ContractCodec, FunctionCodec, checksum
@@ -64,7 +64,7 @@ class BoundContract:
         topics: list[str | None] = ["0x" + codec.topic.hex()]
         for name, types in codec.indexed:
             if name in indexed:
-                topics.append("0x" + eth_abi.encode(types.types, [indexed.pop(name)]).hex())
+                topics.append("0x" + encode(types.types, [indexed.pop(name)]).hex())
             else:
                 topics.append(None)
         if indexed:

@@ -6,10 +6,12 @@ The devnet uses this; ``scripts/deploy.py`` is the ape equivalent for real netwo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-import eth_abi
+from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from shardkey.chain.artifacts import _abi_type, load_artifact
 from shardkey.chain.connection import ChainClient
@@ -23,9 +25,10 @@ KOS_ROLE = keccak(text="KOS_ROLE")
 
 def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: object) -> str:
     artifact = load_artifact(name)
-    constructor = next((e for e in artifact["abi"] if e.get("type") == "constructor"), {"inputs": []})
+    constructor: dict[str, Any] = next(
+        (e for e in artifact["abi"] if e.get("type") == "constructor"), {"inputs": []})
     types = [_abi_type(i) for i in constructor["inputs"]]
-    creation = Call(None, data_bytes(artifact["bytecode"]) + eth_abi.encode(types, list(args)),
+    creation = Call(None, data_bytes(artifact["bytecode"]) + encode(types, list(args)),
                     label=f"deploy {name}")
     receipt = client.send(creation, deployer)
     if not receipt["contractAddress"]:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from shardkey.chain.artifacts import CONTRACT_NAMES
 from shardkey.chain.errors import DeploymentError

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import yaml
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.deployment import Deployment

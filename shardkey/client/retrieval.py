@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.eip712 import attestation_message, sign

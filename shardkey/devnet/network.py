@@ -10,6 +10,7 @@ while the devnet runs changes nothing; after a crash it cleans up and starts afr
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -167,7 +168,7 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
     # Agents poll the chain; 50 of them polling every 0.25 s saturate a small machine, so
     # larger devnets poll less often (docs/PERFORMANCE.md).
     poll_interval = min(block_time, max(0.25, holders * 0.02))
-    kos_entries = []
+    kos_entries: list[dict[str, Any]] = []
     for name in kos_names:
         state_dir = kos_dir / name
         config = kos_dir / f"{name}.toml"
@@ -222,7 +223,7 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
         holder_entries = list(pool.map(setup_holder, range(holders)))
 
     for entry in holder_entries:
-        wait_until(lambda e=entry: _healthy(e["endpoint"]), 120, entry["name"], pid=entry["pid"],
+        wait_until(functools.partial(_healthy, entry["endpoint"]), 120, entry["name"], pid=entry["pid"],
                    log_path=Path(entry["log"]))
     for entry in kos_entries:
         heartbeat = Path(entry["state_dir"]) / "heartbeat.json"
