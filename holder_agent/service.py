@@ -23,7 +23,6 @@ import uvicorn
 from eth_account.signers.local import LocalAccount
 
 from holder_agent.api import ApiContext, create_app
-from holder_agent.auth import ChainTime
 from holder_agent.handlers import Handlers
 from holder_agent.settings import HolderSettings
 from holder_agent.storage import Store
@@ -33,6 +32,7 @@ from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.httpauth import NonceCache
+from shardkey.service.chaintime import ChainTime
 from shardkey.service.exits import ServiceExit
 from shardkey.service.listen import bind_listener
 from shardkey.service.logs import configure_logging
