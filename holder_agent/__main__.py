@@ -6,22 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from shardkey.errors import ShardKeyError
+from shardkey.service.exits import run_service
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the agent; a ShardKey error is one line on stderr."""
+    """Parse arguments, run the agent; a ShardKey error is one line and a service exit code."""
     parser = argparse.ArgumentParser(prog="python -m holder_agent",
                                      description="Run a ShardKey holder agent.")
     parser.add_argument("--config", required=True, type=Path, help="holder settings (TOML)")
     args = parser.parse_args(argv)
     from holder_agent.service import run
 
-    try:
-        return run(args.config)
-    except ShardKeyError as exc:
-        print(f"holder_agent: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_service("holder_agent", lambda: run(args.config))
 
 
 if __name__ == "__main__":

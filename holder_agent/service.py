@@ -1,19 +1,21 @@
 """Wiring of the holder agent: settings, keys, chain, storage, watcher thread, HTTP server.
 
 ``run(config_path)`` serves until SIGTERM or SIGINT, then stops the HTTP server and the
-watcher thread and returns normally (exit status 0).
+watcher thread and returns 0. Start-up failures raise errors carrying the service exit
+codes of :mod:`shardkey.service.exits` (2 configuration, 3 chain identity, 4 port).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
+import random
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -21,19 +23,22 @@ import uvicorn
 from eth_account.signers.local import LocalAccount
 
 from holder_agent.api import ApiContext, create_app
-from holder_agent.auth import ChainTime
-from holder_agent.errors import HolderError
 from holder_agent.handlers import Handlers
-from holder_agent.logs import setup_logging
 from holder_agent.settings import HolderSettings
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain
-from shardkey.chain.deployment import Deployment
+from shardkey.chain.errors import TransactionReverted
+from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.httpauth import NonceCache
-from shardkey.keys import load_account_file, load_hpke_keystore, read_passphrase
-from shardkey.settings import load_settings
+from shardkey.service.chaintime import ChainTime
+from shardkey.service.exits import ServiceExit
+from shardkey.service.listen import bind_listener
+from shardkey.service.logs import configure_logging
+from shardkey.service.loop import Backoff, poll_loop, proportional_jitter
+from shardkey.service.startup import IdentityCheck, Node, start_node
+from shardkey.settings import load_settings, resolve_confirmations
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ GC_INTERVAL = 60.0
 EXPECTING_POLL = 0.05
 EXPECTING_WINDOW = 5.0
 PASSPHRASE_ENV = "SHARDKEY_HOLDER_PASSPHRASE"  # noqa: S105 - a variable name
+RETRY_CAP = 5.0  # longest wait between two failing polls (seconds)
 
 
 @dataclass
@@ -56,6 +62,7 @@ class Agent:
     handlers: Handlers
     watcher: EventWatcher
     api: ApiContext
+    _last_gc: float = field(default=0.0, init=False)
 
     def poll(self) -> None:
         """One round: handle confirmed events, retry incomplete custody."""
@@ -69,20 +76,18 @@ class Agent:
         for name in removed:
             log.info("unclaimed staging deleted", extra={"fields": {"staging": name}})
 
+    def tick(self) -> None:
+        """One poll, then garbage collection when ``GC_INTERVAL`` has passed since the last."""
+        self.poll()
+        if time.monotonic() - self._last_gc > GC_INTERVAL:
+            self.gc()
+            self._last_gc = time.monotonic()
+
     def watch(self, stop: threading.Event) -> None:
-        """Poll and collect garbage until ``stop`` is set; failures are logged and retried."""
-        last_gc = 0.0
-        while not stop.is_set():
-            try:
-                self.poll()
-                if time.monotonic() - last_gc > GC_INTERVAL:
-                    self.gc()
-                    last_gc = time.monotonic()
-            except Exception:
-                log.exception("chain poll failed; retrying")
-                stop.wait(min(5.0, self.settings.poll_interval * 8))
-                continue
-            stop.wait(self.poll_interval())
+        """Poll and collect garbage until ``stop`` is set; failures back off (shared loop)."""
+        backoff = Backoff(base=self.settings.poll_interval, cap=max(RETRY_CAP, self.settings.poll_interval),
+                          jitter=proportional_jitter(random.random))
+        poll_loop(self.tick, stop, self.poll_interval, backoff, log, what="chain poll")
 
     def poll_interval(self) -> float:
         """Seconds until the next poll: short while a registration is expected."""
@@ -91,30 +96,38 @@ class Agent:
         return self.settings.poll_interval
 
 
+def _registration_problem(node: Node) -> str | None:
+    unregistered = f"holder {node.account.address} is not registered in the HolderRegistry"
+    try:
+        registered = node.chain.holders.holder(node.account.address)
+    except TransactionReverted as exc:
+        if exc.error == "HolderNotRegistered":
+            return unregistered
+        raise
+    if registered.status is HolderStatus.NONE:
+        return unregistered
+    if registered.hpke_public_key != node.hpke_key.public_key_bytes():
+        return (f"holder {node.account.address}: the HPKE key registered on chain is not the one "
+                "in hpke_keystore")
+    return None
+
+
+HOLDER_CHECKS = (
+    IdentityCheck("holder registration", _registration_problem,
+                  "register this account with its HPKE public key (HolderRegistry.register, then "
+                  "activate by the admin), or HolderRegistry.updateHolder to change the key"),
+)
+
+
 def build_agent(settings: HolderSettings) -> Agent:
     """Load keys, connect to the chain, check the on-chain registration, assemble."""
-    deployment = Deployment.load(settings.deployment)
-    if settings.rpc_url:
-        deployment = dataclasses.replace(deployment, rpc_url=settings.rpc_url)
-
-    def passphrase() -> str:
-        return read_passphrase(str(settings.passphrase_file) if settings.passphrase_file else None,
-                               PASSPHRASE_ENV)
-
-    account = load_account_file(settings.account_key, passphrase)
-    hpke_key = load_hpke_keystore(settings.hpke_keystore, passphrase())
-    chain = ShardKeyChain(deployment)
-    if chain.client.chain_id != deployment.chain_id:
-        raise HolderError(f"{settings.deployment}: chain id {deployment.chain_id}, but the RPC "
-                          f"endpoint serves chain {chain.client.chain_id}")
-    registered = chain.holders.holder(account.address)
-    if registered.hpke_public_key != hpke_key.public_key_bytes():
-        raise HolderError(f"holder {account.address}: the HPKE key registered on chain is not the "
-                          f"one in {settings.hpke_keystore} (register or updateHolder first)")
+    node = start_node(settings, PASSPHRASE_ENV, HOLDER_CHECKS)
+    registered = node.chain.holders.holder(node.account.address)
     log.info("holder agent starting", extra={"fields": {
-        "address": account.address, "chain_id": deployment.chain_id,
-        "status": registered.status.name, "data_dir": str(settings.data_dir)}})
-    return assemble_agent(settings, chain, account, hpke_key)
+        "address": node.account.address, "chain_id": node.deployment.chain_id,
+        "status": registered.status.name, "confirmations": node.confirmations,
+        "data_dir": str(settings.data_dir)}})
+    return assemble_agent(settings, node.chain, node.account, node.hpke_key)
 
 
 def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: LocalAccount,
@@ -123,10 +136,11 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
     start_block = chain.deployment.start_block
     store = Store(settings.data_dir, settings.quota_bytes)
     handlers = Handlers(chain, account, hpke_key, store, start_block)
+    confirmations = resolve_confirmations(settings.confirmations, chain.deployment.chain_id)
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
-                           start_block=start_block, confirmations=settings.confirmations)
+                           start_block=start_block, confirmations=confirmations)
     handlers.attach(watcher)
-    api = ApiContext(chain=chain, account=account, store=store, clock=ChainTime(chain.client),
+    api = ApiContext(chain=chain, account=account, store=store, clock=ChainTime.of(chain.client),
                      nonces=NonceCache(), max_body_bytes=settings.max_body_bytes)
     return Agent(settings, chain, store, handlers, watcher, api)
 
@@ -140,10 +154,22 @@ class _Server(uvicorn.Server):
 
 
 def run(config_path: Path) -> int:
-    """Run the agent until SIGTERM/SIGINT; return the exit status."""
+    """Run the agent until SIGTERM/SIGINT; return the exit status (0 after a clean stop).
+
+    The listening socket is bound before keys are unlocked or the chain is read, so a taken
+    port fails fast with :class:`~shardkey.service.exits.BindError` (exit code 4).
+    """
     settings = load_settings(HolderSettings, config_path)
-    setup_logging(settings.log_level)
-    agent = build_agent(settings)
+    configure_logging(settings.log_level)
+    listener = bind_listener(settings.listen_host, settings.listen_port)
+    try:
+        agent = build_agent(settings)
+        return _serve(agent, settings, listener)
+    finally:
+        listener.close()
+
+
+def _serve(agent: Agent, settings: HolderSettings, listener: socket.socket) -> int:
     stop = threading.Event()
     config = uvicorn.Config(create_app(agent.api), host=settings.listen_host,
                             port=settings.listen_port, log_config=None, access_log=True,
@@ -159,7 +185,7 @@ def run(config_path: Path) -> int:
     watcher = threading.Thread(target=agent.watch, args=(stop,), name="holder-watcher", daemon=True)
     watcher.start()
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
         stop.set()
         watcher.join(timeout=30)
@@ -168,6 +194,6 @@ def run(config_path: Path) -> int:
     if not server.started:
         log.error("HTTP server did not start",
                   extra={"fields": {"host": settings.listen_host, "port": settings.listen_port}})
-        return 1
+        return int(ServiceExit.UNEXPECTED)
     log.info("stopped")
-    return 0
+    return int(ServiceExit.OK)

@@ -45,8 +45,9 @@ class HolderSettings(ServiceSettings):
     listen_port: int = Field(ge=1, le=65535)
     """TCP port of the HTTP API."""
 
-    confirmations: int = Field(default=1, ge=0, le=1000)
-    """Blocks an event must be buried under before the agent acts on it."""
+    confirmations: int | None = Field(default=None, ge=0, le=1000)
+    """Blocks an event must be buried under before the agent acts on it; unset: 1 on the
+    devnet (chain id 31337), 12 on any other chain (``shardkey.settings.default_confirmations``)."""
 
     poll_interval: float = Field(default=0.25, gt=0, le=60)
     """Seconds between polls of the chain for new events."""

@@ -9,7 +9,9 @@ Each poll (every ``poll_interval`` seconds):
 3. ``state_dir/heartbeat.json`` is rewritten (pid, last block seen, pending count).
 
 Logs are JSON lines on stderr; no wrap key, token plaintext, passphrase or key is ever
-logged. SIGTERM and SIGINT stop the loop after the current poll; the exit code is 0.
+logged. SIGTERM and SIGINT stop the loop after the current poll; the exit code is 0. Start-up
+(deployment, keys, chain id, KOS_ROLE, KOS key) is :mod:`shardkey.service.startup`'s; its
+errors carry the exit codes of :mod:`shardkey.service.exits`.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -37,20 +39,24 @@ from kos.leader import PendingSet
 from kos.orchestrator import Orchestrator, Outcome, PollCache, WrapKeyUnsealer
 from kos.settings import KosSettings, load
 from shardkey.chain.bindings import ShardKeyChain
-from shardkey.chain.deployment import Deployment
 from shardkey.chain.errors import ChainError, UndecodableLog
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import RequestInfo, RequestStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.fsutil import atomic_write_bytes
-from shardkey.keys import load_account_file, load_hpke_keystore, read_passphrase
+from shardkey.service.chaintime import ChainTime
+from shardkey.service.exits import ServiceExit
+from shardkey.service.logs import configure_logging
+from shardkey.service.loop import Backoff, poll_loop, proportional_jitter
+from shardkey.service.startup import IdentityCheck, Node, start_node
 
 log = logging.getLogger("kos.service")
 
 KOS_ROLE = keccak(text="KOS_ROLE")
 PASSPHRASE_ENV = "SHARDKEY_KOS_PASSPHRASE"  # noqa: S105 - a variable name
 DEFAULT_WORKERS = 8  # the same default as KosSettings.workers
+RETRY_CAP = 10.0  # longest wait between two failing polls (seconds)
 R = TypeVar("R")
 
 
@@ -92,17 +98,9 @@ class KosService:
         self.watcher.on("RetrievalApproved", self._on_approved)
         self.watcher.on("RetrievalRequested", self.orchestrator.kap.remember_request)
         self.workers = max(1, workers)
+        # Read afresh every poll (max_age 0): its timestamp is "now" for the whole poll.
+        self.clock = ChainTime.of(chain.client, max_age=0.0)
         self.last_block = 0
-
-    def check_ready(self) -> None:
-        """Fail fast when this replica could never act: no KOS_ROLE, or not the deployment's key."""
-        me = self.account.address
-        has_role = self.chain.client.read(self.chain.retrievals.contract, "hasRole", KOS_ROLE, me)
-        if not has_role:
-            raise KosConfigError(f"account {me} does not hold KOS_ROLE on the RetrievalCoordinator")
-        expected = self.chain.deployment.kos_public_key
-        if expected and expected != self.orchestrator.unsealer.public_key_bytes():
-            raise KosConfigError("the HPKE keystore's public key is not the deployment's kos_public_key")
 
     def _on_approved(self, event: ChainEvent) -> None:
         request_id = int(event.args["requestId"])
@@ -117,8 +115,8 @@ class KosService:
         error: str | None = None
         try:
             report.events = self.watcher.poll_once()
-            latest = self.chain.client.latest_block()
-            report.block, report.chain_time = int(latest["number"]), int(latest["timestamp"])
+            head = self.clock.refresh()
+            report.block, report.chain_time = head.number, head.timestamp
             self.last_block = report.block
             ids = list(self.pending)
             if ids:
@@ -181,24 +179,19 @@ class KosService:
                            durable=False)
 
     def run(self, stop: threading.Event, interval: float) -> None:
-        """Poll until ``stop`` is set; a failing poll is logged and retried with back-off."""
-        failures = 0
-        while not stop.is_set():
-            try:
-                report = self.poll()
-            except UndecodableLog:
-                log.critical("undecodable log from a watched contract; stopping")
-                raise
-            except Exception as exc:
-                failures += 1
-                log.error("poll failed; retrying", extra={"fields": {
-                    "error": type(exc).__name__, "detail": str(exc), "failures": failures}})
-                stop.wait(min(10.0, interval * 2 ** min(failures, 6)))
-                continue
-            failures = 0
+        """Poll until ``stop`` is set; a failing poll is logged and retried with back-off.
+
+        An undecodable log from a watched contract stops the replica (it would be skipped
+        otherwise, and an approval with it).
+        """
+        def poll_and_log() -> None:
+            report = self.poll()
             if report.outcomes and any(o is not Outcome.WAITING for o in report.outcomes.values()):
                 log.info("poll", extra={"fields": _summary(report)})
-            stop.wait(interval)
+
+        backoff = Backoff(base=2 * interval, cap=max(RETRY_CAP, 2 * interval),
+                          jitter=proportional_jitter(random.random))
+        poll_loop(poll_and_log, stop, lambda: interval, backoff, log, fatal=(UndecodableLog,))
 
 
 def _summary(report: PollReport) -> dict[str, Any]:
@@ -249,51 +242,37 @@ def _all_tokens(service: KosService, request_id: int) -> bool:
 # --- process wiring ----------------------------------------------------------------
 
 
-class JsonLinesFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message and the record's ``fields``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render ``record`` as one line of JSON."""
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
-        out.update(getattr(record, "fields", {}) or {})
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+def _role_problem(node: Node) -> str | None:
+    me = node.account.address
+    if node.chain.client.read(node.chain.retrievals.contract, "hasRole", KOS_ROLE, me):
+        return None
+    return f"account {me} does not hold KOS_ROLE on the RetrievalCoordinator"
 
 
-def configure_logging(level: str) -> None:
-    """JSON lines on stderr; third-party loggers (which would echo RPC payloads) kept quiet."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLinesFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # httpx logs every request with its URL at INFO, and RPC URLs often carry API keys.
-    for noisy in ("web3", "urllib3", "asyncio", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _key_problem(node: Node) -> str | None:
+    expected = node.deployment.kos_public_key
+    if expected and expected != node.hpke_key.public_key_bytes():
+        return "the HPKE keystore's public key is not the deployment's kos_public_key"
+    return None
+
+
+KOS_CHECKS = (
+    IdentityCheck("KOS role", _role_problem,
+                  "grant it from the coordinator's admin: RetrievalCoordinator.grantRole(KOS_ROLE, "
+                  "<address>) (scripts/deploy.py does so for SHARDKEY_KOS_ADDRESS)"),
+    IdentityCheck("KOS key", _key_problem,
+                  "set hpke_keystore to the keystore whose public key the deployment names"),
+)
 
 
 def build(settings: KosSettings) -> KosService:
-    """Load the deployment, account and HPKE keystore named by ``settings``."""
-    deployment = Deployment.load(settings.deployment)
-    if settings.rpc_url:
-        deployment = replace(deployment, rpc_url=settings.rpc_url)
-    passphrase = read_passphrase(str(settings.passphrase_file) if settings.passphrase_file else None,
-                                 PASSPHRASE_ENV)
-    key = load_hpke_keystore(settings.hpke_keystore, passphrase)
-    del passphrase
-    account = load_account_file(settings.account_key, lambda: read_passphrase(None, PASSPHRASE_ENV))
-    replicas = settings.replicas or [account.address]
-    if account.address not in replicas:
-        raise KosConfigError(f"replicas does not list this replica's account {account.address}")
-    chain = ShardKeyChain(deployment)
-    if chain.client.chain_id != deployment.chain_id:
-        raise KosConfigError(f"RPC chain id {chain.client.chain_id} is not the deployment's "
-                             f"{deployment.chain_id}")
-    return KosService(chain, account, key, settings.state_dir, replicas=replicas,
-                      takeover_after=settings.takeover_after, confirmations=settings.confirmations,
+    """Start-up checks (deployment, keys, chain id, KOS_ROLE, KOS key), then the replica."""
+    node = start_node(settings, PASSPHRASE_ENV, KOS_CHECKS)
+    replicas = settings.replicas or [node.account.address]
+    if node.account.address not in replicas:
+        raise KosConfigError(f"replicas does not list this replica's account {node.account.address}")
+    return KosService(node.chain, node.account, node.hpke_key, settings.state_dir, replicas=replicas,
+                      takeover_after=settings.takeover_after, confirmations=node.confirmations,
                       workers=settings.workers)
 
 
@@ -302,7 +281,6 @@ def run(config_path: Path) -> int:
     settings = load(config_path)
     configure_logging(settings.log_level)
     service = build(settings)
-    service.check_ready()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -313,7 +291,8 @@ def run(config_path: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("KOS replica started", extra={"fields": {
         "account": service.account.address, "replicas": service.orchestrator.replicas,
-        "pending": len(service.pending), "cursor_block": service.watcher.cursor.block}})
+        "confirmations": service.watcher.confirmations, "pending": len(service.pending),
+        "cursor_block": service.watcher.cursor.block}})
     service.run(stop, settings.poll_interval)
     log.info("KOS replica stopped")
-    return 0
+    return int(ServiceExit.OK)

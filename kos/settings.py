@@ -35,8 +35,9 @@ class KosSettings(ServiceSettings):
     state_dir: Path
     """Where this replica keeps its event cursor, pending requests and heartbeat (private, 0700)."""
 
-    confirmations: int = Field(default=1, ge=0, le=256)
-    """Blocks an event must be buried under before the KOS acts on it."""
+    confirmations: int | None = Field(default=None, ge=0, le=256)
+    """Blocks an event must be buried under before the KOS acts on it; unset: 1 on the
+    devnet (chain id 31337), 12 on any other chain (``shardkey.settings.default_confirmations``)."""
 
     poll_interval: float = Field(default=0.25, gt=0, le=60)
     """Seconds between two polls of the chain."""

@@ -58,3 +58,33 @@ def load_settings(cls: type[S], path: Path | None, **overrides: Any) -> S:
         key = ".".join(str(p) for p in first["loc"]) or "?"
         where = f"{path}: " if path else ""
         raise SettingsError(f"{where}{key}: {first['msg']}") from None
+
+
+# --- confirmation depth ---------------------------------------------------------------
+
+DEVNET_CHAIN_ID = 31337
+"""anvil's chain id, as ``shardkey devnet up`` starts it: the only chain with the fast default."""
+
+DEVNET_CONFIRMATIONS = 1
+"""Confirmation depth on the devnet: one block, so the demo and the tests stay quick."""
+
+SAFE_CONFIRMATIONS = 12
+"""Confirmation depth on every other chain, unless the settings say otherwise.
+
+Post-merge Ethereum and its testnets (Sepolia, Holesky) reorganise one or two blocks at a
+time; the deepest seen on the beacon chain was seven (May 2022). Optimistic and ZK rollups
+reorganise their unsafe head rarely and shallowly. Twelve blocks (~2.4 min at 12 s) covers
+those with margin; it is not finality (two epochs, 64+ blocks), and chains known for deep
+reorgs (Polygon PoS has had reorgs of over a hundred blocks) need ``confirmations`` set
+explicitly (docs/KOS.md, docs/HOLDER_API.md).
+"""
+
+
+def default_confirmations(chain_id: int) -> int:
+    """The confirmation depth a service uses on ``chain_id`` when its settings leave it unset."""
+    return DEVNET_CONFIRMATIONS if chain_id == DEVNET_CHAIN_ID else SAFE_CONFIRMATIONS
+
+
+def resolve_confirmations(configured: int | None, chain_id: int) -> int:
+    """The depth a service acts at: the configured one, else :func:`default_confirmations`."""
+    return configured if configured is not None else default_confirmations(chain_id)

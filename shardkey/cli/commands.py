@@ -279,10 +279,11 @@ def kos() -> None:
 @kos.command("run")
 @click.option("--config", required=True, type=click.Path(path_type=Path))
 def kos_run(config: Path) -> None:
-    """Run a KOS replica in the foreground."""
+    """Run a KOS replica in the foreground; exits with the service's status (docs/KOS.md)."""
     from kos.service import run
+    from shardkey.service.exits import run_service
 
-    run(config)
+    raise SystemExit(run_service("kos", lambda: run(config)))
 
 
 @cli.group()
@@ -293,10 +294,11 @@ def holder() -> None:
 @holder.command("run")
 @click.option("--config", required=True, type=click.Path(path_type=Path))
 def holder_run(config: Path) -> None:
-    """Run a holder agent in the foreground."""
+    """Run a holder agent in the foreground; exits with the service's status (docs/HOLDER_API.md)."""
     from holder_agent.service import run
+    from shardkey.service.exits import run_service
 
-    run(config)
+    raise SystemExit(run_service("holder", lambda: run(config)))
 
 
 from shardkey.cli import audit_commands, demo_command  # noqa: E402,F401  (register commands)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from shardkey.devnet.process import DevnetError, start_detached, wait_until
+from shardkey.settings import DEVNET_CHAIN_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def rpc_ready(url: str) -> bool:
 
 
 def start_anvil(log_path: Path, port: int | None = None, block_time: float | None = 1.0,
-                chain_id: int = 31337) -> tuple[int, str]:
+                chain_id: int = DEVNET_CHAIN_ID) -> tuple[int, str]:
     """Start anvil on loopback: automine plus interval mining (so confirmations advance);
     ``block_time=None`` mines only on transactions (deterministic block numbers for tests).
 

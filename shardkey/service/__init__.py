@@ -1,0 +1,11 @@
+"""The service core shared by the KOS and the holder agent.
+
+- :mod:`~shardkey.service.exits`: the one table of service exit codes and the errors behind them;
+- :mod:`~shardkey.service.logs`: JSON-lines logging on stderr;
+- :mod:`~shardkey.service.startup`: deployment, keys, chain id, pluggable identity checks, the
+  confirmation depth;
+- :mod:`~shardkey.service.chaintime`: the latest block's timestamp with bounded staleness;
+- :mod:`~shardkey.service.loop`: poll, back off on failure, stop on an event.
+
+``kos`` and ``holder_agent`` never import each other; what both need lives here.
+"""

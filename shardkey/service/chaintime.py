@@ -1,0 +1,73 @@
+"""Chain time for the services: the latest block, re-read when older than a bound.
+
+Policy and freshness checks use the chain's time, never the host clock; the host's
+monotonic clock only decides when the cached block is too old to use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shardkey.chain.connection import ChainClient
+
+
+@dataclass(frozen=True)
+class BlockHead:
+    """Number and timestamp (Unix seconds) of a block seen as the latest one."""
+
+    number: int
+    timestamp: int
+
+
+def head_reader(client: ChainClient) -> Callable[[], BlockHead]:
+    """A function reading the latest block of ``client`` as a :class:`BlockHead`."""
+
+    def read() -> BlockHead:
+        block = client.latest_block()
+        return BlockHead(int(block["number"]), int(block["timestamp"]))
+
+    return read
+
+
+class ChainTime:
+    """The latest block's number and timestamp, at most ``max_age`` seconds stale.
+
+    ``read`` fetches the latest block (one RPC round trip); ``monotonic`` is the clock that
+    measures staleness (``time.monotonic`` unless a test passes another). Thread-safe:
+    concurrent callers share one read.
+    """
+
+    def __init__(self, read: Callable[[], BlockHead], max_age: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if max_age < 0:
+            raise ValueError(f"max_age must be >= 0, got {max_age}")
+        self._read = read
+        self._max_age = max_age
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._cached: tuple[BlockHead, float] | None = None
+
+    @classmethod
+    def of(cls, client: ChainClient, max_age: float = 1.0) -> ChainTime:
+        """Chain time of the node behind ``client``."""
+        return cls(head_reader(client), max_age)
+
+    def head(self) -> BlockHead:
+        """The latest block as last read, re-read first when older than ``max_age``."""
+        with self._lock:
+            if self._cached is None or self._monotonic() - self._cached[1] > self._max_age:
+                self._cached = (self._read(), self._monotonic())
+            return self._cached[0]
+
+    def refresh(self) -> BlockHead:
+        """Read the latest block now (whatever the cache's age) and cache it."""
+        with self._lock:
+            self._cached = (self._read(), self._monotonic())
+            return self._cached[0]
+
+    def now(self) -> int:
+        """Chain time (Unix seconds of the latest block); an RPC at most once per ``max_age``."""
+        return self.head().timestamp

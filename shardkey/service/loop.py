@@ -1,0 +1,82 @@
+"""The services' poll loop: poll, wait, repeat; back off exponentially while polls fail.
+
+Time never comes from the host clock here except through ``wait`` (``stop.wait`` unless a
+test passes another), so the loop is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def proportional_jitter(uniform: Callable[[], float]) -> Callable[[float], float]:
+    """Jitter keeping between half and all of a delay; ``uniform`` returns a float in [0, 1).
+
+    Replicas and holders that fail together (the RPC went away) then retry spread out
+    instead of in step.
+    """
+    return lambda delay: delay * (0.5 + 0.5 * uniform())
+
+
+def no_jitter(delay: float) -> float:
+    """The delay unchanged (tests, and callers that want a fixed schedule)."""
+    return delay
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay after the ``n``-th consecutive failure: ``min(cap, base * 2**(n-1))``, jittered."""
+
+    base: float
+    cap: float
+    jitter: Callable[[float], float] = no_jitter
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base <= self.cap:
+            raise ValueError(f"backoff needs 0 < base <= cap, got base={self.base} cap={self.cap}")
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` (>= 1) polls failed in a row."""
+        exponent = min(max(failures, 1) - 1, 62)  # 2**62 * base is past any cap
+        return min(self.cap, self.jitter(min(self.cap, self.base * 2.0**exponent)))
+
+
+def poll_loop(poll: Callable[[], object], stop: threading.Event, interval: Callable[[], float],
+              backoff: Backoff, logger: logging.Logger, *, what: str = "poll",
+              fatal: tuple[type[BaseException], ...] = (),
+              wait: Callable[[float], object] | None = None) -> int:
+    """Call ``poll`` until ``stop`` is set; return the number of polls that succeeded.
+
+    After a success the loop waits ``interval()`` seconds; after a failure it logs a WARNING
+    (error type and message, the failure count, the delay; the traceback for the first
+    failure of a streak) and waits ``backoff.delay(failures)``. A success resets the count.
+    Exceptions of a ``fatal`` type are logged as CRITICAL and re-raised: the service stops.
+    ``wait`` sleeps until a timeout or ``stop`` (default ``stop.wait``).
+    """
+    sleep = wait if wait is not None else stop.wait
+    failures = 0
+    succeeded = 0
+    while not stop.is_set():
+        try:
+            poll()
+        except fatal as exc:
+            logger.critical(f"{what} failed with a fatal error; stopping", extra={"fields": {
+                "error": type(exc).__name__, "detail": str(exc)}})
+            raise
+        except Exception as exc:
+            failures += 1
+            delay = backoff.delay(failures)
+            logger.warning(f"{what} failed; retrying", exc_info=failures == 1, extra={"fields": {
+                "error": type(exc).__name__, "detail": str(exc), "failures": failures,
+                "retry_in": round(delay, 3)}})
+            sleep(delay)
+            continue
+        if failures:
+            logger.info(f"{what} recovered", extra={"fields": {"failures": failures}})
+        failures = 0
+        succeeded += 1
+        sleep(interval())
+    return succeeded

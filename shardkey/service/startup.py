@@ -1,0 +1,128 @@
+"""Start-up of a service: deployment, keys, chain id, then pluggable identity checks.
+
+Every step fails with a message that names what is wrong and what to do about it, and
+the exit code of :mod:`shardkey.service.exits`: a bad deployment file, key file or
+passphrase is a configuration error (2); the RPC serving another chain, or an identity
+check failing (holder key not registered, KOS role missing), is an identity error (3).
+No key or passphrase ever appears in a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from eth_account.signers.local import LocalAccount
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.deployment import Deployment
+from shardkey.chain.errors import DeploymentError
+from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.keys import KeyFileError, load_account_file, load_hpke_keystore, read_passphrase
+from shardkey.service.exits import IdentityError
+from shardkey.settings import resolve_confirmations
+
+
+class NodeSettings(Protocol):
+    """The settings every chain-watching service has (``KosSettings``, ``HolderSettings``)."""
+
+    @property
+    def deployment(self) -> Path: ...
+    @property
+    def rpc_url(self) -> str | None: ...
+    @property
+    def account_key(self) -> Path: ...
+    @property
+    def hpke_keystore(self) -> Path: ...
+    @property
+    def passphrase_file(self) -> Path | None: ...
+    @property
+    def confirmations(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Node:
+    """What start-up established: the deployment, the chain, this service's keys and depth."""
+
+    deployment: Deployment
+    chain: ShardKeyChain
+    account: LocalAccount
+    hpke_key: HpkePrivateKey
+    confirmations: int
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """One check of this service's standing on chain, run once the chain is connected.
+
+    ``problem`` returns None when all is well, else what is wrong; ``remedy`` says what to
+    run to fix it. Both end up in the :class:`IdentityError` message.
+    """
+
+    name: str
+    problem: Callable[[Node], str | None]
+    remedy: str
+
+
+def load_deployment(path: Path, rpc_url: str | None = None) -> Deployment:
+    """The deployment file at ``path``, its ``rpc_url`` replaced by ``rpc_url`` when given."""
+    try:
+        deployment = Deployment.load(path)
+    except DeploymentError as exc:
+        raise DeploymentError(f"{exc}; point `deployment` at the file `shardkey devnet up` or "
+                              "`ape run deploy` wrote") from None
+    return dataclasses.replace(deployment, rpc_url=rpc_url) if rpc_url else deployment
+
+
+def load_keys(settings: NodeSettings, passphrase_env: str) -> tuple[LocalAccount, HpkePrivateKey]:
+    """This service's account and HPKE key, both unlocked by one passphrase.
+
+    The passphrase comes from ``passphrase_file`` when set, else ``passphrase_env``; it is
+    read only when a keystore needs it, and never kept.
+    """
+
+    def passphrase() -> str:
+        source = str(settings.passphrase_file) if settings.passphrase_file else None
+        return read_passphrase(source, passphrase_env)
+
+    try:
+        account = load_account_file(settings.account_key, passphrase)
+        hpke_key = load_hpke_keystore(settings.hpke_keystore, passphrase())
+    except KeyFileError as exc:
+        raise KeyFileError(f"{exc}; check account_key, hpke_keystore, passphrase_file "
+                           f"(or {passphrase_env})") from None
+    return account, hpke_key
+
+
+def connect(deployment: Deployment, source: Path) -> ShardKeyChain:
+    """Bindings of ``deployment``; an RPC endpoint serving another chain is refused."""
+    chain = ShardKeyChain(deployment)
+    served = chain.client.chain_id
+    if served != deployment.chain_id:
+        raise IdentityError(f"{source}: chain id {deployment.chain_id}, but the RPC endpoint "
+                            f"{chain.client.where} serves chain {served}; set rpc_url to a node "
+                            "of the deployment's chain")
+    return chain
+
+
+def run_checks(node: Node, checks: Sequence[IdentityCheck]) -> None:
+    """Run ``checks`` in order; the first problem raises :class:`IdentityError`."""
+    for check in checks:
+        problem = check.problem(node)
+        if problem is not None:
+            raise IdentityError(f"{check.name}: {problem}; {check.remedy}")
+
+
+def start_node(settings: NodeSettings, passphrase_env: str,
+               checks: Sequence[IdentityCheck] = ()) -> Node:
+    """Deployment, keys, chain id, confirmation depth, then ``checks``; see the module doc."""
+    deployment = load_deployment(settings.deployment, settings.rpc_url)
+    account, hpke_key = load_keys(settings, passphrase_env)
+    chain = connect(deployment, settings.deployment)
+    node = Node(deployment=deployment, chain=chain, account=account, hpke_key=hpke_key,
+                confirmations=resolve_confirmations(settings.confirmations, deployment.chain_id))
+    run_checks(node, checks)
+    return node
