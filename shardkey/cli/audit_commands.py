@@ -66,10 +66,10 @@ def audit_verify(env: Env, dataset: str, as_json: bool) -> None:
 
     from shardkey.audit.verify import verify_dataset
 
-    verdicts = verify_dataset(env.chain, parse_dataset_id(dataset))
+    result = verify_dataset(env.chain, parse_dataset_id(dataset))
     names = env.names()
     rows = []
-    for v in verdicts:
+    for v in result.holders:
         row = asdict(v)
         row["holder"] = names.get(v.holder, v.holder)
         row["ok"] = v.ok
@@ -82,5 +82,8 @@ def audit_verify(env: Env, dataset: str, as_json: bool) -> None:
                 row[key] = len(row[key])
         emit(rows, False, ["holder", "ok", "expected", "verified", "missing", "wrong", "bad_signature",
                            "bundle_ok", "error"], title="custody receipts")
-    if not all(v.ok for v in verdicts):
+    if not result.root_ok:
+        raise RestoreError("the registered Merkle root does not commit to the published shard hashes: "
+                           "honest holders refuse custody and no shard failure can be proven")
+    if not result.ok:
         raise RestoreError("some holders could not prove custody (see above)")

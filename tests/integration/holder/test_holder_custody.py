@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import time
+from dataclasses import replace
 
+from shardkey.audit.verify import verify_dataset
 from shardkey.chain import eip712
-from shardkey.chain.model import DatasetStatus
+from shardkey.chain.model import DatasetStatus, RequestStatus
+from shardkey.crypto import MerkleTree
 
 
 def test_upload_then_registration_confirms_custody(world) -> None:
@@ -119,3 +124,32 @@ def test_a_staged_bundle_opens_the_fast_polling_window(world) -> None:
     assert world.agent.store.bundle_staged_at < before  # shards alone: more uploads to come
     world.upload(built)
     assert world.agent.store.bundle_staged_at >= before
+
+
+def test_registration_whose_root_disagrees_with_its_shard_hashes_is_refused(world, caplog) -> None:
+    """An owner registers a Merkle root over other hashes than the published ones, to "prove"
+    later that this holder's true shard is wrong. The holder never confirms custody, so the
+    dataset never becomes Active and no request can open (contracts test the report side)."""
+    built = world.build()
+    bogus = MerkleTree.from_digests([hashlib.sha256(b"bogus %d" % i).digest()
+                                     for i in range(built.params.shard_count)])
+    built.params = replace(built.params, merkle_root=bogus.root)
+    world.upload(built)
+    world.register(built)
+    with caplog.at_level(logging.ERROR, logger="holder_agent.handlers"):
+        world.settle()
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert built.dataset_id not in world.agent.handlers.pending  # refused for good, not retried
+    assert world.agent.store.committed_shards(built.dataset_id) == []
+    assert any("Merkle root" in r.getMessage() and "custody refused" in r.getMessage()
+               for r in caplog.records), caplog.text
+    assert world.chain.datasets.dataset(built.dataset_id).status == DatasetStatus.PENDING
+    req = world.request(built)
+    assert world.chain.retrievals.request(req.request_id).status == RequestStatus.DENIED
+    # a re-run of the handler changes nothing
+    world.agent.handlers.try_custody(world.chain.datasets.registration(built.dataset_id, 0))
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    # an auditor sees it too, before asking any holder anything
+    assert not verify_dataset(world.chain, built.dataset_id).root_ok
+    assert verify_dataset(world.chain, world.active_dataset().dataset_id).root_ok
+
