@@ -24,7 +24,9 @@ def audit() -> None:
 @click.option("--events", "all_events", is_flag=True, help="One row per event instead of per request.")
 @pass_env
 def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_events: bool) -> None:
-    """Every request with requester, location, approvals, denials, tokens, deliveries, reports."""
+    """Every request with requester, location, approvals, denials, tokens, deliveries, and
+    misbehaviour: proofs (shard integrity failures proven on chain) apart from claims
+    (fragment failures the requester reported, wrong or missing)."""
     from dataclasses import asdict
 
     from shardkey.audit.log import collect_events, describe, request_histories
@@ -50,10 +52,11 @@ def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_ev
             h["approvals"] = ", ".join(h["approvals"])
             h["tokens"] = len(h["tokens"])
             h["deliveries"] = ", ".join(h["deliveries"])
-            h["reports"] = "; ".join(h["reports"])
+            h["proofs"] = "; ".join(h["proofs"])
+            h["claims"] = "; ".join(h["claims"])
             h["dataset"] = h["dataset"][:10] + ".."
         emit(histories, False, ["request_id", "requester", "location", "approvals", "outcome", "tokens",
-                                "deliveries", "reports"], title="ShardKey access history")
+                                "deliveries", "proofs", "claims"], title="ShardKey access history")
 
 
 @audit.command("verify")
