@@ -25,8 +25,12 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     bytes32 public constant LOCATION_ATTESTATION_TYPEHASH = keccak256(
         "LocationAttestation(address requester,int32 latE6,int32 lonE6,uint32 accuracyM,uint64 issuedAt,bytes32 nonce)"
     );
+    /// @notice The custody receipt type of a holder's public `/receipts`; not accepted on chain.
     bytes32 public constant SHARD_RECEIPT_TYPEHASH =
         keccak256("ShardReceipt(bytes32 datasetId,uint32 shardIndex,bytes32 ciphertextHash)");
+    /// @notice The receipt a holder signs when serving a shard under a request.
+    bytes32 public constant SHARD_SERVED_TYPEHASH =
+        keccak256("ShardServed(uint256 requestId,bytes32 datasetId,uint32 shardIndex,bytes32 ciphertextHash)");
 
     uint8 private constant APPROVED = 1;
     uint8 private constant TOKEN = 2;
@@ -43,7 +47,8 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     mapping(uint256 requestId => mapping(address account => uint8)) private _flags;
     mapping(address approver => mapping(uint256 nonce => bool)) private _nonceUsed;
     mapping(bytes32 digest => bool) private _attestationUsed;
-    mapping(uint256 requestId => mapping(uint32 shardIndex => bool)) private _shardFailureProven;
+    mapping(bytes32 datasetId => mapping(uint32 shardIndex => mapping(bytes32 servedHash => bool))) private
+        _shardFailureProven;
 
     constructor(address admin, IDatasetRegistry datasetRegistry_, IHolderRegistry holderRegistry_)
         EIP712("ShardKey", "1")
@@ -151,27 +156,41 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         bytes32 expectedHash,
         bytes32[] calldata proof
     ) external {
-        bytes32 datasetId = _existing(requestId).datasetId;
-        if (_shardFailureProven[requestId][shardIndex]) {
-            revert RetrievalShardFailureAlreadyProven(requestId, shardIndex);
+        bytes32 datasetId = _ownRequest(requestId).datasetId;
+        IDatasetRegistry.Dataset memory d = _datasets.dataset(datasetId);
+        // A dataset becomes Active only once every holder checked its shards against the
+        // registered root, so a root that disagrees with the published hashes never gets here.
+        if (d.status != IDatasetRegistry.DatasetStatus.Active) revert RetrievalDatasetNotActive(requestId, datasetId);
+        _openRequest(requestId);
+        if (_shardFailureProven[datasetId][shardIndex][servedHash]) {
+            revert RetrievalShardFailureAlreadyProven(datasetId, shardIndex, servedHash);
         }
         if (servedHash == expectedHash) revert RetrievalShardHashMatches(shardIndex, servedHash);
-        address holder = _provenCheater(requestId, datasetId, shardIndex, servedHash, holderSig, expectedHash, proof);
-        _shardFailureProven[requestId][shardIndex] = true;
+        address holder = _provenCheater(requestId, d, shardIndex, servedHash, holderSig, expectedHash, proof);
+        _shardFailureProven[datasetId][shardIndex][servedHash] = true;
         emit ShardIntegrityFailureProven(datasetId, requestId, holder, shardIndex, servedHash, expectedHash);
     }
 
     /// @inheritdoc IRetrievalCoordinator
-    function reportFragmentFailure(uint256 requestId, address holder) external {
+    function reportFragmentFailure(uint256 requestId, address holder, uint8 kind) external {
+        if (kind == 0 || kind > uint8(type(FragmentFailureKind).max)) revert RetrievalInvalidFragmentFailureKind(kind);
         Request storage r = _ownRequest(requestId);
         if (r.status != RequestStatus.Approved && r.status != RequestStatus.Completed) {
             revert RetrievalInvalidStatus(requestId, r.status);
         }
-        if (!_datasets.isFragmentHolder(r.datasetId, holder)) revert RetrievalNotFragmentHolder(requestId, holder);
         uint8 flags = _flags[requestId][holder];
+        // Tokens go to fragment holders of the dataset only, so this also names a fragment holder.
+        if (flags & TOKEN == 0) revert RetrievalNoToken(requestId, holder);
         if (flags & FRAGMENT_REPORTED != 0) revert RetrievalFragmentFailureAlreadyReported(requestId, holder);
+        FragmentFailureKind claim = FragmentFailureKind(kind);
+        if (claim == FragmentFailureKind.Wrong) {
+            if (flags & DELIVERED == 0) revert RetrievalNotDelivered(requestId, holder);
+        } else {
+            if (flags & DELIVERED != 0) revert RetrievalAlreadyDelivered(requestId, holder);
+            if (block.timestamp <= r.deadline) revert RetrievalDeliveryWindowOpen(requestId, r.deadline);
+        }
         _flags[requestId][holder] = flags | FRAGMENT_REPORTED;
-        emit FragmentFailureReported(requestId, r.datasetId, holder);
+        emit FragmentFailureReported(requestId, r.datasetId, holder, claim);
     }
 
     // ----- views -----
@@ -243,6 +262,15 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         return _attestationUsed[digest];
     }
 
+    /// @inheritdoc IRetrievalCoordinator
+    function shardFailureProven(bytes32 datasetId, uint32 shardIndex, bytes32 servedHash)
+        external
+        view
+        returns (bool)
+    {
+        return _shardFailureProven[datasetId][shardIndex][servedHash];
+    }
+
     /// @notice The registries this coordinator reads.
     function registries() external view returns (IDatasetRegistry datasetRegistry, IHolderRegistry holderRegistry) {
         return (_datasets, _holders);
@@ -280,6 +308,17 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         returns (bytes32)
     {
         return _hashTypedDataV4(keccak256(abi.encode(SHARD_RECEIPT_TYPEHASH, datasetId, shardIndex, ciphertextHash)));
+    }
+
+    /// @inheritdoc IRetrievalCoordinator
+    function hashShardServed(uint256 requestId, bytes32 datasetId, uint32 shardIndex, bytes32 ciphertextHash)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(SHARD_SERVED_TYPEHASH, requestId, datasetId, shardIndex, ciphertextHash))
+        );
     }
 
     // ----- internals -----
@@ -426,24 +465,24 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         return (DenialReason.None, digest);
     }
 
-    /// @dev Checks a shard-failure proof and returns the placement holder that signed the receipt.
+    /// @dev Checks a shard-failure proof and returns the placement holder that signed the
+    /// `ShardServed` receipt for this request.
     function _provenCheater(
         uint256 requestId,
-        bytes32 datasetId,
+        IDatasetRegistry.Dataset memory d,
         uint32 shardIndex,
         bytes32 servedHash,
         bytes calldata holderSig,
         bytes32 expectedHash,
         bytes32[] calldata proof
     ) private view returns (address holder) {
-        IDatasetRegistry.Dataset memory d = _datasets.dataset(datasetId);
         if (shardIndex >= d.shardCount) revert RetrievalShardIndexOutOfRange(requestId, shardIndex, d.shardCount);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(uint256(shardIndex), expectedHash))));
         if (!MerkleProof.verifyCalldata(proof, d.merkleRoot, leaf)) {
             revert RetrievalInvalidShardProof(shardIndex, expectedHash);
         }
         holder = d.shardHolders[shardIndex % d.shardHolders.length];
-        bytes32 digest = hashShardReceipt(datasetId, shardIndex, servedHash);
+        bytes32 digest = hashShardServed(requestId, _requests[requestId].datasetId, shardIndex, servedHash);
         if (!SignatureChecker.isValidSignatureNow(holder, digest, holderSig)) {
             revert RetrievalInvalidReceiptSignature(holder, shardIndex);
         }

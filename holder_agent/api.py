@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import os
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -39,7 +38,8 @@ from holder_agent.errors import (
     QuotaExceededError,
     StorageError,
 )
-from holder_agent.storage import BUNDLE, Item, Store, hash_handle, parse_dataset_id, parse_shard_index
+from holder_agent.receipts import ShardDigests
+from holder_agent.storage import BUNDLE, Item, Store, parse_dataset_id, parse_shard_index
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
@@ -68,6 +68,7 @@ class ApiContext:
     nonces: NonceCache
     max_body_bytes: int
     downloads: DownloadCache = field(default_factory=lambda: DownloadCache())
+    digests: ShardDigests = field(default_factory=ShardDigests)
 
     @property
     def address(self) -> str:
@@ -83,8 +84,8 @@ class DownloadCache:
       download reads ``eth_blockNumber`` and reads them again on a new block. Request ids
       are sequential, so a reorg can give an id to another request (another requester):
       nothing read about a request id outlives its block.
-    - The SHA-256 and signed receipt of a committed shard, keyed by the file's inode,
-      size and mtime (committed files are never rewritten in place).
+
+    Shard digests are kept by :class:`holder_agent.receipts.ShardDigests`.
     """
 
     MAX_ENTRIES = 4096
@@ -93,7 +94,6 @@ class DownloadCache:
         self._lock = threading.Lock()
         self._views: dict[int, tuple[int, RequestInfo, DatasetInfo]] = {}
         self._open: dict[int, tuple[int, bool]] = {}
-        self._receipts: dict[tuple[bytes, int], tuple[tuple[int, int, int], bytes, bytes]] = {}
 
     def view(self, request_id: int, block: int) -> tuple[RequestInfo, DatasetInfo] | None:
         with self._lock:
@@ -117,18 +117,6 @@ class DownloadCache:
             if len(self._open) >= self.MAX_ENTRIES:
                 self._open.clear()
             self._open[request_id] = (block, is_open)
-
-    def receipt(self, key: tuple[bytes, int], stamp: tuple[int, int, int]) -> tuple[bytes, bytes] | None:
-        with self._lock:
-            hit = self._receipts.get(key)
-        return (hit[1], hit[2]) if hit is not None and hit[0] == stamp else None
-
-    def keep_receipt(self, key: tuple[bytes, int], stamp: tuple[int, int, int], digest: bytes,
-                     receipt: bytes) -> None:
-        with self._lock:
-            if len(self._receipts) >= self.MAX_ENTRIES:
-                self._receipts.clear()
-            self._receipts[key] = (stamp, digest, receipt)
 
 
 def error_response(status: int, code: str, detail: str) -> JSONResponse:
@@ -293,8 +281,9 @@ async def get_shard(ctx: ApiContext, request: Request) -> Response:
       Served only when the request exists, was signed by its requester, is for this
       dataset and is open (approved, before its deadline, dataset not revoked), the
       dataset is Active, and the placement rule puts the shard at this holder.
-      X-ShardKey-Receipt is the holder's EIP-712 ShardReceipt(datasetId, shardIndex,
-      ciphertextHash) signature over the SHA-256 of the body.
+      X-ShardKey-Receipt is the holder's EIP-712 ShardServed(requestId, datasetId,
+      shardIndex, ciphertextHash) signature over the SHA-256 of the body, bound to the
+      request it was served under.
     parameters:
       - {$ref: "#/components/parameters/DatasetId"}
       - {$ref: "#/components/parameters/ShardIndex"}
@@ -322,7 +311,8 @@ async def get_shard(ctx: ApiContext, request: Request) -> Response:
     if handle is None:
         raise ApiError(404, "not_held", f"shard {index} is not held here")
     try:
-        digest, receipt = await to_thread.run_sync(_cached_receipt, ctx, handle, dataset_id, index)
+        digest, receipt = await to_thread.run_sync(_served_receipt, ctx, handle, dataset_id, index,
+                                                   request_id)
         handle.seek(0)
     except BaseException:
         handle.close()
@@ -387,22 +377,12 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
         raise ApiError(404, "not_held", f"shard {index} is placed at another holder")
 
 
-def _hash_and_sign(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes, index: int) -> tuple[bytes, bytes]:
-    digest = hash_handle(handle)
-    message = eip712.receipt_message(dataset_id, index, digest)
-    return digest, eip712.sign(ctx.chain.retrievals.domain, "ShardReceipt", message, ctx.account)
-
-
-def _cached_receipt(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes,
-                    index: int) -> tuple[bytes, bytes]:
-    st = os.fstat(handle.fileno())
-    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-    hit = ctx.downloads.receipt((dataset_id, index), stamp)
-    if hit is not None:
-        return hit
-    digest, receipt = _hash_and_sign(ctx, handle, dataset_id, index)
-    ctx.downloads.keep_receipt((dataset_id, index), stamp, digest, receipt)
-    return digest, receipt
+def _served_receipt(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes, index: int,
+                    request_id: int) -> tuple[bytes, bytes]:
+    """The shard's digest and this holder's ``ShardServed`` signature for ``request_id``."""
+    digest = ctx.digests.digest((dataset_id, index), handle)
+    message = eip712.served_message(request_id, dataset_id, index, digest)
+    return digest, eip712.sign(ctx.chain.retrievals.domain, "ShardServed", message, ctx.account)
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:
@@ -411,13 +391,15 @@ def _chunks(handle: BinaryIO) -> Iterator[bytes]:
 
 
 async def receipts(ctx: ApiContext, request: Request) -> Response:
-    """Proof of possession now: a fresh hash and receipt of every committed shard.
+    """Proof of possession: a hash and custody receipt of every committed shard.
     ---
     summary: Receipts of a dataset
     description: >-
-      Public. Re-reads every committed shard of the dataset held here and signs
-      ShardReceipt(datasetId, index, sha256) for it; says whether the bundle is held.
-      A dataset with nothing here gives an empty list and bundle false.
+      Public. Signs ShardReceipt(datasetId, index, sha256) for every committed shard of
+      the dataset held here (a custody proof, never accepted on chain); says whether the
+      bundle is held. Each file is re-read at most once per inode/size/mtime and per
+      re-hash period (an hour), however many callers ask. A dataset with nothing here
+      gives an empty list and bundle false.
     parameters: [{$ref: "#/components/parameters/DatasetId"}]
     responses:
       200:
@@ -438,10 +420,16 @@ def _receipts(ctx: ApiContext, dataset_id: bytes) -> dict[str, object]:
         if handle is None:
             continue
         with handle:
-            digest, signature = _hash_and_sign(ctx, handle, dataset_id, index)
+            digest, signature = ctx.digests.custody((dataset_id, index), handle, functools.partial(
+                _custody_signature, ctx, dataset_id, index))
         shards.append({"index": index, "sha256": digest.hex(), "signature": "0x" + signature.hex()})
     return {"dataset_id": "0x" + dataset_id.hex(), "holder": ctx.address, "shards": shards,
             "bundle": ctx.store.has_bundle(dataset_id)}
+
+
+def _custody_signature(ctx: ApiContext, dataset_id: bytes, index: int, digest: bytes) -> bytes:
+    message = eip712.receipt_message(dataset_id, index, digest)
+    return eip712.sign(ctx.chain.retrievals.domain, "ShardReceipt", message, ctx.account)
 
 
 # --- application ----------------------------------------------------------------

@@ -7,9 +7,12 @@ agent run never acts twice. Domain failures (bad staged data, a token that does 
 open, a policy the holder's own check refuses) are logged and skipped; chain outages
 raise so the watcher retries the same event.
 
-- ``DatasetRegistered`` naming this holder: take custody of the staged shards (hashes
-  must equal the registration's) and bundle, then ``confirmCustody``. Incomplete staging
-  is logged and retried whenever the uploader's staging folder changes.
+- ``DatasetRegistered`` naming this holder: refuse for good (logged, never confirmed) a
+  registration whose Merkle root is not the root of its published shard hashes: its
+  receipts could be "disproven" with a proof under the bogus root. Otherwise take custody
+  of the staged shards (hashes must equal the registration's) and bundle, then
+  ``confirmCustody``. Incomplete staging is logged and retried whenever the uploader's
+  staging folder changes.
 - ``TokenIssued`` to this holder: re-check the request on chain and its policy
   off chain (:mod:`holder_agent.kap`), open the token, decrypt the bundle, re-seal it to
   the requester's ephemeral key, send ``deliverFragments``. Deliveries are not waited
@@ -44,6 +47,7 @@ from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto import pack_bundle, seal, unwrap_bundle
 from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.hpke import HpkePrivateKey, delivery_info, token_info
+from shardkey.crypto.merkle import root_commits_to
 from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
 
@@ -113,6 +117,13 @@ class Handlers:
             self._drop_pending(ds)
             return True
         params = registration.params
+        if not root_commits_to(params.merkle_root, registration.shard_hashes, params.shard_count):
+            log.error("registered Merkle root is not the root of the published shard hashes; "
+                      "custody refused for good", extra={"fields": {
+                          **fields, "merkle_root": "0x" + params.merkle_root.hex(),
+                          "shard_hashes": len(registration.shard_hashes), "shard_count": params.shard_count}})
+            self._drop_pending(ds)
+            return True
         expected = {i: registration.shard_hashes[i] for i in range(params.shard_count)
                     if params.shard_holder(i) == self.address}
         bundle = self.address in params.fragment_holders

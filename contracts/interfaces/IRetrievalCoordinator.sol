@@ -13,6 +13,13 @@ pragma solidity ^0.8.24;
  * (tokens can be issued and fragments delivered) while `block.timestamp <= deadline` and the
  * dataset is not revoked. A request is evaluated under the policy version current when it was
  * made; if the owner changes the policy later, the KOS may deny it (reason 17).
+ *
+ * Misbehaviour: a shard integrity failure is a proof (the placement holder's EIP-712
+ * `ShardServed` receipt for this request, a Merkle proof of the committed hash, and the two
+ * differ), accepted from the requester of an open request of an Active dataset, once per
+ * (dataset, shard, served hash). A fragment failure is a claim by the requester, bounded by
+ * what the chain can check: `Wrong` only after the holder delivered, `Missing` only after the
+ * request's deadline passed without a delivery, both only for a holder that got a token.
  */
 interface IRetrievalCoordinator {
     enum RequestStatus {
@@ -45,6 +52,15 @@ interface IRetrievalCoordinator {
         KosPolicyMismatch,
         KosWrapKeyInvalid,
         AttestationTooCoarse
+    }
+
+    /// @notice What a requester claims about a fragment holder's delivery ({reportFragmentFailure}).
+    /// `Wrong`: the delivered fragments did not verify against their commitments. `Missing`:
+    /// the request's deadline passed and the holder delivered nothing. `None` is never valid.
+    enum FragmentFailureKind {
+        None,
+        Wrong,
+        Missing
     }
 
     /// @notice EIP-712 `LocationAttestation(address requester,int32 latE6,int32 lonE6,
@@ -98,7 +114,8 @@ interface IRetrievalCoordinator {
     event FragmentsDelivered(uint256 indexed requestId, address indexed holder, bytes sealedFragments);
     /// @notice The requester marked the request complete.
     event RetrievalCompleted(uint256 indexed requestId, bytes32 indexed datasetId, address indexed requester);
-    /// @notice `holder` provably served `servedHash` for a shard whose committed hash is `expectedHash`.
+    /// @notice `holder` provably served `servedHash` under request `requestId` for a shard whose
+    /// committed hash is `expectedHash` (its signed `ShardServed` receipt and a Merkle proof).
     event ShardIntegrityFailureProven(
         bytes32 indexed datasetId,
         uint256 indexed requestId,
@@ -107,8 +124,11 @@ interface IRetrievalCoordinator {
         bytes32 servedHash,
         bytes32 expectedHash
     );
-    /// @notice The requester reports a wrong or missing fragment delivery by `holder` (not provable on chain).
-    event FragmentFailureReported(uint256 indexed requestId, bytes32 indexed datasetId, address indexed holder);
+    /// @notice The requester claims a `kind` fragment failure of `holder`, which had a token for the
+    /// request (a claim, not a proof: the chain cannot open the sealed fragments).
+    event FragmentFailureReported(
+        uint256 indexed requestId, bytes32 indexed datasetId, address indexed holder, FragmentFailureKind kind
+    );
 
     /// @dev No dataset with this id.
     error RetrievalUnknownDataset(bytes32 datasetId);
@@ -158,8 +178,16 @@ interface IRetrievalCoordinator {
     error RetrievalInvalidShardProof(uint32 shardIndex, bytes32 expectedHash);
     /// @dev `holder`'s receipt signature for the shard does not verify.
     error RetrievalInvalidReceiptSignature(address holder, uint32 shardIndex);
-    /// @dev A failure of this shard was proven already for this request.
-    error RetrievalShardFailureAlreadyProven(uint256 requestId, uint32 shardIndex);
+    /// @dev A failure of this shard serving `servedHash` was proven already (under any request).
+    error RetrievalShardFailureAlreadyProven(bytes32 datasetId, uint32 shardIndex, bytes32 servedHash);
+    /// @dev The request's dataset is not Active (a shard failure is provable only for an Active dataset).
+    error RetrievalDatasetNotActive(uint256 requestId, bytes32 datasetId);
+    /// @dev `kind` is not a {FragmentFailureKind} other than None.
+    error RetrievalInvalidFragmentFailureKind(uint8 kind);
+    /// @dev A `Wrong` fragment claim needs a delivery by `holder`, and it has none.
+    error RetrievalNotDelivered(uint256 requestId, address holder);
+    /// @dev A `Missing` fragment claim needs the request's `deadline` to have passed.
+    error RetrievalDeliveryWindowOpen(uint256 requestId, uint64 deadline);
     /// @dev A fragment failure of `holder` was reported already for this request.
     error RetrievalFragmentFailureAlreadyReported(uint256 requestId, address holder);
 
@@ -194,8 +222,9 @@ interface IRetrievalCoordinator {
     /// @notice The requester marks an Approved request complete.
     function completeRetrieval(uint256 requestId) external;
 
-    /// @notice Anyone proves that the placement holder of `shardIndex` signed a receipt for
-    /// `servedHash` while the Merkle root commits to `expectedHash`.
+    /// @notice The requester of an open request of an Active dataset proves that the placement
+    /// holder of `shardIndex` signed `ShardServed(requestId, datasetId, shardIndex, servedHash)`
+    /// while the Merkle root commits to `expectedHash`; once per (dataset, shard, servedHash).
     function reportShardFailure(
         uint256 requestId,
         uint32 shardIndex,
@@ -205,8 +234,10 @@ interface IRetrievalCoordinator {
         bytes32[] calldata proof
     ) external;
 
-    /// @notice The requester reports a wrong or missing fragment delivery (Approved or Completed request).
-    function reportFragmentFailure(uint256 requestId, address holder) external;
+    /// @notice The requester of an Approved or Completed request claims a fragment failure of
+    /// `holder`, which must have a token: `kind` 1 (Wrong) needs its delivery, 2 (Missing) needs
+    /// the deadline passed without one. Once per (request, holder).
+    function reportFragmentFailure(uint256 requestId, address holder, uint8 kind) external;
 
     /// @notice Previews the policy decision for `requester` now; reverts for an unknown dataset.
     function checkPolicy(
@@ -238,15 +269,26 @@ interface IRetrievalCoordinator {
     function nonceUsed(address approver, uint256 nonce) external view returns (bool);
     /// @notice Whether a request consumed the attestation with this EIP-712 digest.
     function attestationUsed(bytes32 digest) external view returns (bool);
+    /// @notice Whether a failure of shard `shardIndex` serving `servedHash` was proven.
+    function shardFailureProven(bytes32 datasetId, uint32 shardIndex, bytes32 servedHash)
+        external
+        view
+        returns (bool);
     /// @notice The EIP-712 domain separator ("ShardKey", "1", chain id, this contract).
     function domainSeparator() external view returns (bytes32);
-    /// @notice EIP-712 digests of the three signed types (for off-chain cross-checks).
+    /// @notice EIP-712 digests of the signed types (for off-chain cross-checks). `ShardReceipt`
+    /// is the custody receipt of the holder's public `/receipts` (never accepted on chain);
+    /// `ShardServed` binds a served shard to its request and is what {reportShardFailure} takes.
     function hashApproval(uint256 requestId, address approver, uint256 nonce, uint256 deadline)
         external
         view
         returns (bytes32);
     function hashAttestation(LocationAttestation calldata attestation) external view returns (bytes32);
     function hashShardReceipt(bytes32 datasetId, uint32 shardIndex, bytes32 ciphertextHash)
+        external
+        view
+        returns (bytes32);
+    function hashShardServed(uint256 requestId, bytes32 datasetId, uint32 shardIndex, bytes32 ciphertextHash)
         external
         view
         returns (bytes32);

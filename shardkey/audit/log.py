@@ -1,4 +1,11 @@
-"""The access history, rebuilt from on-chain events alone (``shardkey audit log``)."""
+"""The access history, rebuilt from on-chain events alone (``shardkey audit log``).
+
+Misbehaviour is shown in two kinds that must not be confused: *proofs*
+(``ShardIntegrityFailureProven``: the holder's own signed ``ShardServed`` receipt and a
+Merkle proof, checked by the contract) and *claims* (``FragmentFailureReported``: the
+requester's word that a holder's delivered fragments were wrong or that none came by the
+deadline; the contract only checks that the claim is possible).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,14 @@ from typing import Any
 
 from shardkey.chain.bindings import PARAM_FIELDS, ShardKeyChain, as_tuple
 from shardkey.chain.events import ChainEvent, EventDecoder
+from shardkey.chain.model import FragmentFailureKind
 from shardkey.policy.evaluate import DenialReason
 from shardkey.policy.geo import e6_to_degrees
 
 CHUNK = 5_000
 ATTESTATION_FIELDS = ("requester", "latE6", "lonE6", "accuracyM", "issuedAt", "nonce")
+CLAIMS = {FragmentFailureKind.WRONG: "wrong fragments (did not verify against their commitments)",
+          FragmentFailureKind.MISSING: "missing fragments (none delivered by the deadline)"}
 
 
 def collect_events(chain: ShardKeyChain, dataset: bytes | None = None) -> list[ChainEvent]:
@@ -67,14 +77,17 @@ def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
         row["details"] = "by EIP-712 signature" if a["bySignature"] else "by transaction"
     elif event.name == "RetrievalApproved":
         row["details"] = f"open until {a['deadline']}"
-    elif event.name in ("TokenIssued", "FragmentsDelivered", "FragmentFailureReported"):
+    elif event.name in ("TokenIssued", "FragmentsDelivered"):
         row["actor"] = _named(a["holder"], names)
+    elif event.name == "FragmentFailureReported":
+        row["actor"] = _named(a["holder"], names)
+        row["details"] = f"claim: {_claim(int(a['kind']))}"
     elif event.name == "RetrievalCompleted":
         row["actor"] = _named(a["requester"], names)
     elif event.name == "ShardIntegrityFailureProven":
         row["actor"] = _named(a["holder"], names)
         row["details"] = (f"shard {a['shardIndex']} served {_hex(a['servedHash'])[:18]}.., "
-                          f"expected {_hex(a['expectedHash'])[:18]}..")
+                          f"expected {_hex(a['expectedHash'])[:18]}.. (proven)")
     elif event.name == "DatasetRegistered":
         p = as_tuple(a["params"], PARAM_FIELDS)
         row["actor"] = _named(a["owner"], names)
@@ -93,6 +106,13 @@ def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
     return row
 
 
+def _claim(kind: int) -> str:
+    try:
+        return CLAIMS[FragmentFailureKind(kind)]
+    except (ValueError, KeyError):
+        return f"unknown claim kind {kind}"
+
+
 @dataclass
 class RequestHistory:
     """Everything that happened to one request."""
@@ -105,7 +125,8 @@ class RequestHistory:
     approvals: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     deliveries: list[str] = field(default_factory=list)
-    reports: list[str] = field(default_factory=list)
+    proofs: list[str] = field(default_factory=list)  # proven shard integrity failures
+    claims: list[str] = field(default_factory=list)  # fragment failure claims, by kind
 
 
 def request_histories(events: list[ChainEvent], names: Mapping[str, str]) -> list[RequestHistory]:
@@ -130,6 +151,8 @@ def request_histories(events: list[ChainEvent], names: Mapping[str, str]) -> lis
             h.deliveries.append(row["actor"])
         elif event.name == "RetrievalCompleted":
             h.outcome = "completed"
-        elif event.name in ("ShardIntegrityFailureProven", "FragmentFailureReported"):
-            h.reports.append(f"{event.name} {row['actor']} {row['details']}".strip())
+        elif event.name == "ShardIntegrityFailureProven":
+            h.proofs.append(f"{row['actor']}: {row['details']}")
+        elif event.name == "FragmentFailureReported":
+            h.claims.append(f"{row['actor']}: {row['details'].removeprefix('claim: ')}")
     return [histories[k] for k in sorted(histories)]

@@ -1,14 +1,22 @@
-"""``shardkey audit verify``: ask every holder for signed receipts and check them on chain."""
+"""``shardkey audit verify``: ask every holder for signed custody receipts and check them
+against the registration event.
+
+The receipts checked here are ``ShardReceipt`` custody proofs from the public ``/receipts``
+(a holder re-reads each file at most once per stamp and re-hash period, docs/HOLDER_API.md).
+They prove possession to an auditor; they are never accepted on chain, where only a
+``ShardServed`` receipt bound to a request proves a wrong shard. The registration itself is
+checked too: a Merkle root that does not commit to the published shard hashes is flagged.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eth_utils.address import to_checksum_address
-
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.codec import checksum as to_checksum_address
 from shardkey.chain.eip712 import receipt_message, recover
 from shardkey.client.holder_http import ChainClock, HolderClient, HolderRequestError
+from shardkey.crypto.merkle import root_commits_to
 
 
 @dataclass
@@ -30,10 +38,24 @@ class HolderVerdict:
         return not failed and self.bundle_ok is not False
 
 
-def verify_dataset(chain: ShardKeyChain, dataset_id: bytes) -> list[HolderVerdict]:
-    """Check every holder's receipts for ``dataset_id`` against the registration event."""
+@dataclass
+class DatasetVerdict:
+    """The registration's own consistency and every holder's custody proof."""
+
+    root_ok: bool
+    holders: list[HolderVerdict]
+
+    @property
+    def ok(self) -> bool:
+        return self.root_ok and all(v.ok for v in self.holders)
+
+
+def verify_dataset(chain: ShardKeyChain, dataset_id: bytes) -> DatasetVerdict:
+    """Check the registered root against the published shard hashes, and every holder's
+    custody receipts for ``dataset_id`` against the registration event."""
     registration = chain.datasets.registration(dataset_id, chain.deployment.start_block)
     params = registration.params
+    root_ok = root_commits_to(params.merkle_root, registration.shard_hashes, params.shard_count)
     holders = list(dict.fromkeys(params.shard_holders + params.fragment_holders))
     clock = ChainClock(chain.client.latest_timestamp)
     verdicts = []
@@ -50,8 +72,9 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes) -> list[HolderVerdic
             continue
         finally:
             client.close()
-        shards = answer.get("shards", [])
-        receipts = {int(r["index"]): r for r in (shards if isinstance(shards, list) else [])}
+        shards = answer.get("shards")
+        receipts = {int(r["index"]): r for r in (shards if isinstance(shards, list) else [])
+                    if isinstance(r, dict)}
         for index in expected:
             entry = receipts.get(index)
             if entry is None:
@@ -74,4 +97,4 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes) -> list[HolderVerdic
         if holder in params.fragment_holders:
             verdict.bundle_ok = bool(answer.get("bundle"))
         verdicts.append(verdict)
-    return verdicts
+    return DatasetVerdict(root_ok, verdicts)

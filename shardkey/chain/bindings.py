@@ -22,6 +22,7 @@ from shardkey.chain.model import (
     DatasetInfo,
     DatasetParams,
     DatasetStatus,
+    FragmentFailureKind,
     HolderInfo,
     HolderStatus,
     Registration,
@@ -208,6 +209,11 @@ class RetrievalCoordinator:
         """Whether ``approver`` approved the request."""
         return bool(self.client.read(self.contract, "hasApproved", request_id, to_checksum_address(approver)))
 
+    def shard_failure_proven(self, dataset_id: bytes, shard_index: int, served_hash: bytes) -> bool:
+        """Whether a failure of this shard serving ``served_hash`` was proven (under any request)."""
+        return bool(self.client.read(self.contract, "shardFailureProven", dataset_id, shard_index,
+                                     served_hash))
+
     def nonce_used(self, approver: str, nonce: int) -> bool:
         """Whether an EIP-712 approval nonce of ``approver`` is spent."""
         return bool(self.client.read(self.contract, "nonceUsed", to_checksum_address(approver), nonce))
@@ -272,19 +278,20 @@ class RetrievalCoordinator:
         """The requester marks the request complete."""
         return self.client.send(self.contract.call("completeRetrieval", request_id), requester)
 
-    def report_shard_failure(self, reporter: LocalAccount, request_id: int, shard_index: int,
+    def report_shard_failure(self, requester: LocalAccount, request_id: int, shard_index: int,
                              served_hash: bytes, holder_signature: bytes, expected_hash: bytes,
                              proof: Sequence[bytes]) -> TxReceipt:
-        """Prove on chain that a holder served a shard that is not the committed one."""
+        """The requester of an open request proves that a holder served a shard that is not the
+        committed one (``holder_signature``: its ``ShardServed`` receipt for this request)."""
         fn = self.contract.call(
             "reportShardFailure",
             request_id, shard_index, served_hash, holder_signature, expected_hash, list(proof))
-        return self.client.send(fn, reporter)
+        return self.client.send(fn, requester)
 
-    def report_fragment_failure(self, requester: LocalAccount, request_id: int,
-                                holder: str) -> TxReceipt:
-        """Record that a holder delivered wrong or no fragments."""
-        fn = self.contract.call("reportFragmentFailure", request_id, to_checksum_address(holder))
+    def report_fragment_failure(self, requester: LocalAccount, request_id: int, holder: str,
+                                kind: FragmentFailureKind) -> TxReceipt:
+        """Claim that a holder with a token delivered wrong fragments, or none by the deadline."""
+        fn = self.contract.call("reportFragmentFailure", request_id, to_checksum_address(holder), int(kind))
         return self.client.send(fn, requester)
 
 

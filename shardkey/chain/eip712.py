@@ -1,6 +1,11 @@
 """EIP-712 typed data of the RetrievalCoordinator: approvals, location attestations,
 shard receipts. Signing uses eth-account; the contract checks with SignatureChecker, so
 EIP-1271 contract wallets can sign too (their owner signs the same digest).
+
+Two shard receipt types, never interchangeable: ``ShardServed`` binds a served shard to the
+request it was served under and is the only one ``reportShardFailure`` accepts;
+``ShardReceipt`` is the custody proof of a holder's public ``/receipts`` (no request, so
+anyone may ask for it, and it proves nothing on chain).
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ _TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "nonce", "type": "bytes32"},
     ],
     "ShardReceipt": [
+        {"name": "datasetId", "type": "bytes32"},
+        {"name": "shardIndex", "type": "uint32"},
+        {"name": "ciphertextHash", "type": "bytes32"},
+    ],
+    "ShardServed": [
+        {"name": "requestId", "type": "uint256"},
         {"name": "datasetId", "type": "bytes32"},
         {"name": "shardIndex", "type": "uint32"},
         {"name": "ciphertextHash", "type": "bytes32"},
@@ -94,5 +105,12 @@ def attestation_message(requester: str, lat_e6: int, lon_e6: int, accuracy_m: in
 
 
 def receipt_message(dataset_id: bytes, shard_index: int, ciphertext_hash: bytes) -> dict[str, Any]:
-    """A ``ShardReceipt`` message: what a holder signs for each shard it serves."""
+    """A ``ShardReceipt`` message: a holder's custody proof of a shard (public ``/receipts``)."""
     return {"datasetId": dataset_id, "shardIndex": shard_index, "ciphertextHash": ciphertext_hash}
+
+
+def served_message(request_id: int, dataset_id: bytes, shard_index: int,
+                   ciphertext_hash: bytes) -> dict[str, Any]:
+    """A ``ShardServed`` message: what a holder signs for a shard it serves under a request."""
+    return {"requestId": request_id, "datasetId": dataset_id, "shardIndex": shard_index,
+            "ciphertextHash": ciphertext_hash}

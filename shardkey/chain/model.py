@@ -42,6 +42,13 @@ class RequestStatus(IntEnum):
     COMPLETED = 4
 
 
+class FragmentFailureKind(IntEnum):
+    """A requester's claim about a fragment holder (``reportFragmentFailure``)."""
+
+    WRONG = 1  # delivered fragments that did not verify against their commitments
+    MISSING = 2  # delivered nothing before the request's deadline
+
+
 @dataclass(frozen=True)
 class HolderInfo:
     """A registered holder."""

@@ -24,7 +24,9 @@ def audit() -> None:
 @click.option("--events", "all_events", is_flag=True, help="One row per event instead of per request.")
 @pass_env
 def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_events: bool) -> None:
-    """Every request with requester, location, approvals, denials, tokens, deliveries, reports."""
+    """Every request with requester, location, approvals, denials, tokens, deliveries, and
+    misbehaviour: proofs (shard integrity failures proven on chain) apart from claims
+    (fragment failures the requester reported, wrong or missing)."""
     from dataclasses import asdict
 
     from shardkey.audit.log import collect_events, describe, request_histories
@@ -50,10 +52,11 @@ def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_ev
             h["approvals"] = ", ".join(h["approvals"])
             h["tokens"] = len(h["tokens"])
             h["deliveries"] = ", ".join(h["deliveries"])
-            h["reports"] = "; ".join(h["reports"])
+            h["proofs"] = "; ".join(h["proofs"])
+            h["claims"] = "; ".join(h["claims"])
             h["dataset"] = h["dataset"][:10] + ".."
         emit(histories, False, ["request_id", "requester", "location", "approvals", "outcome", "tokens",
-                                "deliveries", "reports"], title="ShardKey access history")
+                                "deliveries", "proofs", "claims"], title="ShardKey access history")
 
 
 @audit.command("verify")
@@ -66,10 +69,10 @@ def audit_verify(env: Env, dataset: str, as_json: bool) -> None:
 
     from shardkey.audit.verify import verify_dataset
 
-    verdicts = verify_dataset(env.chain, parse_dataset_id(dataset))
+    result = verify_dataset(env.chain, parse_dataset_id(dataset))
     names = env.names()
     rows = []
-    for v in verdicts:
+    for v in result.holders:
         row = asdict(v)
         row["holder"] = names.get(v.holder, v.holder)
         row["ok"] = v.ok
@@ -82,5 +85,8 @@ def audit_verify(env: Env, dataset: str, as_json: bool) -> None:
                 row[key] = len(row[key])
         emit(rows, False, ["holder", "ok", "expected", "verified", "missing", "wrong", "bad_signature",
                            "bundle_ok", "error"], title="custody receipts")
-    if not all(v.ok for v in verdicts):
+    if not result.root_ok:
+        raise RestoreError("the registered Merkle root does not commit to the published shard hashes: "
+                           "honest holders refuse custody and no shard failure can be proven")
+    if not result.ok:
         raise RestoreError("some holders could not prove custody (see above)")

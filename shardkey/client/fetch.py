@@ -2,11 +2,13 @@
 
 docs/DESIGN.md "Retrieve" step 5. Fragments come from ``FragmentsDelivered`` events, sealed
 to the request's ephemeral key; each holder's fragments are checked against its
-registered fragments root (a wrong one is reported on chain, the holder named, and its
-fragments dropped). Any ``t`` good holders rebuild every shard key. Shards are
-downloaded stripe by stripe (data positions first, parity as fallback), each checked
-against its registered SHA-256 before decryption; a holder that serves a wrong shard is
-proven on chain with its own signed receipt and a Merkle proof. The output is written
+registered fragments root (a wrong one is claimed on chain as ``Wrong``, the holder named,
+and its fragments dropped). Any ``t`` good holders rebuild every shard key. A holder with
+a token that never delivered is claimed ``Missing``, and only once the request's deadline
+has passed on chain (before that it may still deliver). Shards are downloaded stripe by
+stripe (data positions first, parity as fallback), each checked against its registered
+SHA-256 before decryption; a holder that serves a wrong shard is proven on chain with its
+own ``ShardServed`` receipt for this request and a Merkle proof. The output is written
 to a temporary file beside ``out`` and renamed only when complete: never a partial file.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +25,9 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.eip712 import recover, served_message
 from shardkey.chain.errors import ChainError
-from shardkey.chain.model import Registration, RequestInfo, RequestStatus
+from shardkey.chain.model import FragmentFailureKind, Registration, RequestInfo, RequestStatus
 from shardkey.client.holder_http import ChainClock, HolderClient, HolderRequestError
 from shardkey.crypto import decode_stripe, trim_stripe
 from shardkey.crypto.bundle import unpack_bundle
@@ -48,6 +51,7 @@ class FetchResult:
     bytes_written: int
     good_holders: list[str]
     bad_fragment_holders: list[str] = field(default_factory=list)
+    missing_fragment_holders: list[str] = field(default_factory=list)
     bad_shards: list[tuple[int, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -88,17 +92,22 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
             shares = _open_delivery(chain, request, registration, key, holder, x, sealed)
             if shares is None:
                 result.bad_fragment_holders.append(holder)
-                _report_fragment_failure(chain, requester, request.request_id, holder)
+                _report_fragment_failure(chain, requester, request.request_id, holder,
+                                         FragmentFailureKind.WRONG)
                 continue
             good[x] = shares
             result.good_holders.append(holder)
         if len(good) >= params.threshold:
+            report_missing_fragments(chain, requester, request, params.fragment_holders, seen, result)
             return good
         if len(seen) == len(params.fragment_holders) or time.monotonic() > deadline:
             missing = [h for h in params.fragment_holders if h not in seen]
+            report_missing_fragments(chain, requester, request, params.fragment_holders, seen, result)
+            claimed = (f" (claimed missing on chain: {', '.join(result.missing_fragment_holders)})"
+                       if result.missing_fragment_holders else "")
             raise RestoreError(
                 f"only {len(good)} of the {params.threshold} fragment holders needed delivered valid "
-                f"fragments; missing: {', '.join(missing) or 'none'}; wrong: "
+                f"fragments; missing: {', '.join(missing) or 'none'}{claimed}; wrong: "
                 f"{', '.join(result.bad_fragment_holders) or 'none'}")
         time.sleep(0.2)
 
@@ -121,12 +130,30 @@ def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Reg
     return shares
 
 
+def report_missing_fragments(chain: ShardKeyChain, requester: LocalAccount, request: RequestInfo,
+                             fragment_holders: Sequence[str], seen: set[str],
+                             result: FetchResult) -> None:
+    """Claim ``Missing`` for every holder with a token and no delivery, once the request's
+    deadline has passed on chain (chain time, never the host clock); else nothing."""
+    if chain.client.latest_timestamp() <= request.deadline:
+        return
+    retrievals = chain.retrievals
+    for holder in fragment_holders:
+        if holder in seen or not retrievals.token_issued(request.request_id, holder) \
+                or retrievals.delivered(request.request_id, holder):
+            continue
+        missing = FragmentFailureKind.MISSING
+        if _report_fragment_failure(chain, requester, request.request_id, holder, missing):
+            result.missing_fragment_holders.append(holder)
+
+
 def _report_fragment_failure(chain: ShardKeyChain, requester: LocalAccount, request_id: int,
-                             holder: str) -> None:
+                             holder: str, kind: FragmentFailureKind) -> bool:
     try:
-        chain.retrievals.report_fragment_failure(requester, request_id, holder)
+        chain.retrievals.report_fragment_failure(requester, request_id, holder, kind)
     except ChainError:
-        pass  # already reported, or the request closed: the failure stays local
+        return False  # already reported, or the request closed: the failure stays local
+    return True
 
 
 def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: Path,
@@ -222,8 +249,13 @@ class _StripeRestorer:
 
     def _prove(self, index: int, holder: str, served: bytes, receipt: bytes) -> None:
         self.result.bad_shards.append((index, holder))
-        if not receipt:
-            return
+        message = served_message(self.request_id, self.registration.dataset_id, index, served)
+        try:
+            signer = recover(self.chain.retrievals.domain, "ShardServed", message, receipt) if receipt else ""
+        except Exception:  # eth-account raises several types for a malformed signature
+            signer = ""
+        if signer != holder:
+            return  # no receipt for this request and hash: nothing provable, the shard is skipped
         if self._tree is None:
             self._tree = MerkleTree.from_digests(list(self.registration.shard_hashes))
         try:

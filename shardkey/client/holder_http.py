@@ -30,7 +30,9 @@ class HolderRequestError(ShardKeyError):
 
 @dataclass(frozen=True)
 class ServedShard:
-    """A shard as a holder served it, with the holder's signed receipt."""
+    """A shard as a holder served it, with the holder's signed receipt: its EIP-712
+    ``ShardServed(requestId, datasetId, shardIndex, sha256)`` signature for the request it was
+    served under (empty if the holder sent none; checked before any proof is sent on chain)."""
 
     index: int
     data: bytes
@@ -122,7 +124,7 @@ class HolderClient:
                            receipt=bytes.fromhex(receipt.removeprefix("0x")) if receipt else b"")
 
     def receipts(self, dataset_id: bytes) -> dict[str, object]:
-        """The holder's signed receipts of every shard it holds of a dataset."""
+        """The holder's custody receipts (``ShardReceipt``) of every shard it holds of a dataset."""
         try:
             response = self._http.get(f"/v1/datasets/0x{dataset_id.hex()}/receipts")
         except httpx.HTTPError as exc:

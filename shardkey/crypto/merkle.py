@@ -93,6 +93,18 @@ def merkle_root(sha256_digests: Sequence[bytes]) -> bytes:
     return MerkleTree.from_digests(sha256_digests).root
 
 
+def root_commits_to(root: bytes, sha256_digests: Sequence[bytes], count: int) -> bool:
+    """True iff ``root`` is the root over exactly ``count`` shard digests, in index order.
+
+    A registration whose root disagrees with its published shard hashes would let the owner
+    "prove" an honest holder's true shard wrong (a Merkle proof of another leaf under the
+    bogus root); holders refuse custody of it and auditors flag it.
+    """
+    if count <= 0 or len(sha256_digests) != count:
+        return False
+    return merkle_root(sha256_digests) == _b32(root, "root")
+
+
 def process_proof(proof: Sequence[bytes], leaf: bytes) -> bytes:
     """Root implied by ``proof`` and ``leaf`` (OpenZeppelin ``processProof``)."""
     node = _b32(leaf, "leaf")

@@ -140,6 +140,15 @@ RECEIPT_TYPES = {
         {"name": "ciphertextHash", "type": "bytes32"},
     ]
 }
+SERVED_TYPES = {
+    "ShardServed": [
+        {"name": "requestId", "type": "uint256"},
+        {"name": "datasetId", "type": "bytes32"},
+        {"name": "shardIndex", "type": "uint32"},
+        {"name": "ciphertextHash", "type": "bytes32"},
+    ]
+}
+FRAGMENT_WRONG, FRAGMENT_MISSING = 1, 2  # FragmentFailureKind
 
 
 def typed_digest(dom: dict[str, Any], types: dict[str, Any], message: dict[str, Any]) -> bytes:

@@ -1,6 +1,16 @@
 """Registration storage is constant in the shard count; gas figures for docs/CONTRACTS.md."""
 
-from contract_helpers import APPROVAL_TYPES, domain, params, policy, shard_hashes, sign_typed
+from contract_helpers import (
+    APPROVAL_TYPES,
+    FRAGMENT_WRONG,
+    SERVED_TYPES,
+    domain,
+    merkle_root_and_proofs,
+    params,
+    policy,
+    shard_hashes,
+    sign_typed,
+)
 from eth_utils import keccak
 
 
@@ -53,5 +63,18 @@ def test_retrieval_gas(kit, chain, coordinator, approvers, kos, wallet, outsider
     gas["deliverFragments (1 KiB)"] = coordinator.deliverFragments(
         rid, b"f" * 1024, sender=fh[0]).gas_used
     gas["completeRetrieval"] = coordinator.completeRetrieval(rid, sender=kit.requester).gas_used
+    hashes = shard_hashes(10, b"real")
+    root, proofs = merkle_root_and_proofs(hashes)
+    mds = kit.register(prm=params(kit.shard_holders, kit.fragment_holders, merkle_root=root), hashes=hashes)
+    rid3, _ = kit.request(mds)
+    served = keccak(b"garbage")
+    sig = sign_typed(kit.shard_holders[2].private_key, domain(coordinator, kit.chain_id), SERVED_TYPES,
+                     {"requestId": rid3, "datasetId": mds, "shardIndex": 7, "ciphertextHash": served})
+    gas["reportShardFailure (10 shards)"] = coordinator.reportShardFailure(
+        rid3, 7, served, sig, hashes[7], proofs[7], sender=kit.requester).gas_used
+    coordinator.issueTokens(rid3, fh[:1], [b"t"], sender=kos)
+    coordinator.deliverFragments(rid3, b"f", sender=fh[0])
+    gas["reportFragmentFailure (wrong)"] = coordinator.reportFragmentFailure(
+        rid3, fh[0], FRAGMENT_WRONG, sender=kit.requester).gas_used
     print("\nGAS retrieval", gas)
     assert all(g < 1_000_000 for g in gas.values())

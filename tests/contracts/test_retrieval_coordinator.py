@@ -2,12 +2,15 @@ import pytest
 from contract_helpers import (
     APPROVAL_TYPES,
     ATTESTATION_TYPES,
+    FRAGMENT_MISSING,
+    FRAGMENT_WRONG,
     REASONS,
     RECEIPT_TYPES,
     REQ_APPROVED,
     REQ_COMPLETED,
     REQ_DENIED,
     REQ_PENDING,
+    SERVED_TYPES,
     ZERO,
     ZERO32,
     attestation,
@@ -165,6 +168,8 @@ def test_domain_separator(coordinator, chain):
         text="Approval(uint256 requestId,address approver,uint256 nonce,uint256 deadline)")
     assert coordinator.SHARD_RECEIPT_TYPEHASH() == keccak(
         text="ShardReceipt(bytes32 datasetId,uint32 shardIndex,bytes32 ciphertextHash)")
+    assert coordinator.SHARD_SERVED_TYPEHASH() == keccak(
+        text="ShardServed(uint256 requestId,bytes32 datasetId,uint32 shardIndex,bytes32 ciphertextHash)")
     assert coordinator.LOCATION_ATTESTATION_TYPEHASH() == keccak(
         text="LocationAttestation(address requester,int32 latE6,int32 lonE6,uint32 accuracyM,"
              "uint64 issuedAt,bytes32 nonce)")
@@ -351,78 +356,236 @@ def merkle_ds(kit):
     return ds_id, rid, hashes, proofs
 
 
-def _receipt_sig(kit, holder, ds_id, idx, served):
+def _served_sig(kit, holder, rid, ds_id, idx, served):
+    return sign_typed(holder.private_key, domain(kit.coordinator, kit.chain_id), SERVED_TYPES,
+                      {"requestId": rid, "datasetId": ds_id, "shardIndex": idx, "ciphertextHash": served})
+
+
+def _custody_sig(kit, holder, ds_id, idx, served):
     return sign_typed(holder.private_key, domain(kit.coordinator, kit.chain_id), RECEIPT_TYPES,
                       {"datasetId": ds_id, "shardIndex": idx, "ciphertextHash": served})
 
 
-def test_report_shard_failure(kit, coordinator, merkle_ds, outsider):
+def test_report_shard_failure(kit, coordinator, merkle_ds, requester):
     ds_id, rid, hashes, proofs = merkle_ds
     idx = 7
     holder = kit.shard_holders[idx % 5]
     served = keccak(b"garbage")
     dom = domain(coordinator, kit.chain_id)
-    msg = {"datasetId": ds_id, "shardIndex": idx, "ciphertextHash": served}
-    assert coordinator.hashShardReceipt(ds_id, idx, served) == typed_digest(dom, RECEIPT_TYPES, msg)
-    sig = _receipt_sig(kit, holder, ds_id, idx, served)
+    msg = {"requestId": rid, "datasetId": ds_id, "shardIndex": idx, "ciphertextHash": served}
+    assert coordinator.hashShardServed(rid, ds_id, idx, served) == typed_digest(dom, SERVED_TYPES, msg)
+    custody = {"datasetId": ds_id, "shardIndex": idx, "ciphertextHash": served}
+    assert coordinator.hashShardReceipt(ds_id, idx, served) == typed_digest(dom, RECEIPT_TYPES, custody)
+    sig = _served_sig(kit, holder, rid, ds_id, idx, served)
+    assert not coordinator.shardFailureProven(ds_id, idx, served)
     tx = coordinator.reportShardFailure(rid, idx, served, sig, hashes[idx], proofs[idx],
-                                        sender=outsider)
+                                        sender=requester)
     assert tx.events == [coordinator.ShardIntegrityFailureProven(
         ds_id, rid, holder, idx, served, hashes[idx])]
-    with reverts("RetrievalShardFailureAlreadyProven", rid, idx):
+    assert coordinator.shardFailureProven(ds_id, idx, served)
+    with reverts("RetrievalShardFailureAlreadyProven", ds_id, idx, served):
         coordinator.reportShardFailure(rid, idx, served, sig, hashes[idx], proofs[idx],
-                                       sender=outsider)
+                                       sender=requester)
+    # a new request does not re-prove the same served hash, even with its own fresh receipt
+    rid2, _ = kit.request(ds_id)
+    sig2 = _served_sig(kit, holder, rid2, ds_id, idx, served)
+    with reverts("RetrievalShardFailureAlreadyProven", ds_id, idx, served):
+        coordinator.reportShardFailure(rid2, idx, served, sig2, hashes[idx], proofs[idx],
+                                       sender=requester)
+    # another wrong content of the same shard is another failure
+    other = keccak(b"other garbage")
+    tx = coordinator.reportShardFailure(rid2, idx, other, _served_sig(kit, holder, rid2, ds_id, idx, other),
+                                        hashes[idx], proofs[idx], sender=requester)
+    assert tx.events == [coordinator.ShardIntegrityFailureProven(
+        ds_id, rid2, holder, idx, other, hashes[idx])]
 
 
-def test_report_shard_failure_reverts(kit, coordinator, merkle_ds, outsider):
+def test_report_shard_failure_reverts(kit, coordinator, merkle_ds, outsider, requester):
     ds_id, rid, hashes, proofs = merkle_ds
     idx = 3
     holder = kit.shard_holders[idx]
     served = keccak(b"garbage")
-    sig = _receipt_sig(kit, holder, ds_id, idx, served)
+    sig = _served_sig(kit, holder, rid, ds_id, idx, served)
     with reverts("RetrievalUnknownRequest", 999):
         coordinator.reportShardFailure(999, idx, served, sig, hashes[idx], proofs[idx],
+                                       sender=requester)
+    # only the requester of the request reports (anyone else could replay a leaked receipt)
+    with reverts("RetrievalNotRequester", rid, outsider):
+        coordinator.reportShardFailure(rid, idx, served, sig, hashes[idx], proofs[idx],
                                        sender=outsider)
     with reverts("RetrievalShardHashMatches", idx, hashes[idx]):
         coordinator.reportShardFailure(rid, idx, hashes[idx], sig, hashes[idx], proofs[idx],
-                                       sender=outsider)
+                                       sender=requester)
     with reverts("RetrievalShardIndexOutOfRange", rid, 10, 10):
         coordinator.reportShardFailure(rid, 10, served, sig, hashes[idx], proofs[idx],
-                                       sender=outsider)
+                                       sender=requester)
     # shard 4's hash is not the committed hash of shard 3 (the leaf binds the index)
     with reverts("RetrievalInvalidShardProof", idx, hashes[4]):
         coordinator.reportShardFailure(rid, idx, served, sig, hashes[4], proofs[4],
-                                       sender=outsider)
+                                       sender=requester)
     with reverts("RetrievalInvalidShardProof", idx, hashes[idx]):
         coordinator.reportShardFailure(rid, idx, served, sig, hashes[idx], proofs[idx][:-1],
-                                       sender=outsider)
+                                       sender=requester)
     # signed by a holder that does not hold shard 3 under the placement rule
-    wrong = _receipt_sig(kit, kit.shard_holders[4], ds_id, idx, served)
+    wrong = _served_sig(kit, kit.shard_holders[4], rid, ds_id, idx, served)
     with reverts("RetrievalInvalidReceiptSignature", holder, idx):
         coordinator.reportShardFailure(rid, idx, served, wrong, hashes[idx], proofs[idx],
-                                       sender=outsider)
+                                       sender=requester)
     # a receipt for another served hash
-    other = _receipt_sig(kit, holder, ds_id, idx, keccak(b"x"))
+    other = _served_sig(kit, holder, rid, ds_id, idx, keccak(b"x"))
     with reverts("RetrievalInvalidReceiptSignature", holder, idx):
         coordinator.reportShardFailure(rid, idx, served, other, hashes[idx], proofs[idx],
-                                       sender=outsider)
+                                       sender=requester)
 
 
-def test_report_fragment_failure(kit, coordinator, approved, gds, outsider, requester, ds):
-    h = kit.fragment_holders[2]
-    with reverts("RetrievalNotRequester", approved, outsider):
-        coordinator.reportFragmentFailure(approved, h, sender=outsider)
-    with reverts("RetrievalNotFragmentHolder", approved, outsider):
-        coordinator.reportFragmentFailure(approved, outsider, sender=requester)
-    tx = coordinator.reportFragmentFailure(approved, h, sender=requester)
-    assert tx.events == [coordinator.FragmentFailureReported(approved, ds, h)]
-    with reverts("RetrievalFragmentFailureAlreadyReported", approved, h):
-        coordinator.reportFragmentFailure(approved, h, sender=requester)
-    coordinator.completeRetrieval(approved, sender=requester)
-    coordinator.reportFragmentFailure(approved, kit.fragment_holders[3], sender=requester)
+def test_served_receipt_is_bound_to_its_request(kit, coordinator, merkle_ds, requester):
+    """A receipt signed while serving request A proves nothing under request B, and the
+    public custody receipt (ShardReceipt) is never a serving receipt."""
+    ds_id, rid, hashes, proofs = merkle_ds
+    idx = 2
+    holder = kit.shard_holders[idx]
+    served = keccak(b"garbage")
+    rid2, _ = kit.request(ds_id)
+    for_rid = _served_sig(kit, holder, rid, ds_id, idx, served)
+    with reverts("RetrievalInvalidReceiptSignature", holder, idx):
+        coordinator.reportShardFailure(rid2, idx, served, for_rid, hashes[idx], proofs[idx],
+                                       sender=requester)
+    custody = _custody_sig(kit, holder, ds_id, idx, served)
+    with reverts("RetrievalInvalidReceiptSignature", holder, idx):
+        coordinator.reportShardFailure(rid, idx, served, custody, hashes[idx], proofs[idx],
+                                       sender=requester)
+    # the right receipt under its own request is accepted
+    coordinator.reportShardFailure(rid, idx, served, for_rid, hashes[idx], proofs[idx], sender=requester)
+
+
+def test_report_shard_failure_needs_an_open_request(kit, coordinator, merkle_ds, requester, kos,
+                                                    approvers):
+    ds_id, rid, hashes, proofs = merkle_ds
+    idx = 1
+    holder = kit.shard_holders[idx]
+    served = keccak(b"garbage")
+
+    def report(request_id):
+        coordinator.reportShardFailure(request_id, idx, served,
+                                       _served_sig(kit, holder, request_id, ds_id, idx, served),
+                                       hashes[idx], proofs[idx], sender=requester)
+
+    # denied by the KOS
+    denied, _ = kit.request(ds_id)
+    coordinator.denyRequest(denied, REASONS["KosPolicyMismatch"], sender=kos)
+    with reverts("RetrievalInvalidStatus", denied, REQ_DENIED):
+        report(denied)
+    # completed
+    done, _ = kit.request(ds_id)
+    coordinator.completeRetrieval(done, sender=requester)
+    with reverts("RetrievalInvalidStatus", done, REQ_COMPLETED):
+        report(done)
+    # still pending approvals (same hashes and root, a policy with a group)
+    a0, a1, _ = approvers
+    root, _ = merkle_root_and_proofs(hashes)
+    gated = kit.register(policy(groups=[("legal", [str(a0), str(a1)], 1)]),
+                         prm=params(kit.shard_holders, kit.fragment_holders, merkle_root=root),
+                         hashes=hashes)
+    pending, _ = kit.request(gated)
+    with reverts("RetrievalInvalidStatus", pending, REQ_PENDING):
+        coordinator.reportShardFailure(pending, idx, served,
+                                       _served_sig(kit, holder, pending, gated, idx, served),
+                                       hashes[idx], proofs[idx], sender=requester)
+    # past the deadline
+    deadline = coordinator.request(rid).deadline
+    kit.at(deadline + 1)
+    with reverts("RetrievalApprovalExpired", rid, deadline):
+        report(rid)
+
+
+def test_report_shard_failure_needs_an_active_dataset(kit, coordinator, merkle_ds, requester):
+    ds_id, rid, hashes, proofs = merkle_ds
+    idx = 1
+    holder = kit.shard_holders[idx]
+    served = keccak(b"garbage")
+    kit.dataset_registry.revokeDataset(ds_id, sender=kit.owner)
+    with reverts("RetrievalDatasetNotActive", rid, ds_id):
+        coordinator.reportShardFailure(rid, idx, served, _served_sig(kit, holder, rid, ds_id, idx, served),
+                                       hashes[idx], proofs[idx], sender=requester)
+
+
+def test_bogus_root_cannot_frame_an_honest_holder(kit, coordinator, requester):
+    """The owner registers a root over other hashes than the published ones and hopes to
+    prove the honest holder's true hash wrong. The honest holder never confirms (its agent
+    checks the root: integration/holder/test_holder_custody.py), so the dataset stays
+    Pending, requests are denied, and no proof is accepted."""
+    published = shard_hashes(10, b"real")
+    bogus = shard_hashes(10, b"bogus")
+    root, proofs = merkle_root_and_proofs(bogus)
+    prm = params(kit.shard_holders, kit.fragment_holders, merkle_root=root)
+    ds_id = kit.register(prm=prm, hashes=published, confirm=False)
+    idx = 4
+    honest = kit.shard_holders[idx]
+    for h in sorted(({str(a) for a in prm[7]} | {str(a) for a in prm[8]}) - {str(honest)}):
+        kit.dataset_registry.confirmCustody(ds_id, sender=h)
+    rid, _ = kit.request(ds_id)
+    assert kit.status(rid) == (REQ_DENIED, REASONS["DatasetNotActive"])
+    sig = _served_sig(kit, honest, rid, ds_id, idx, published[idx])
+    with reverts("RetrievalDatasetNotActive", rid, ds_id):
+        coordinator.reportShardFailure(rid, idx, published[idx], sig, bogus[idx], proofs[idx],
+                                       sender=requester)
+
+
+@pytest.fixture
+def tokened(kit, coordinator, approved, kos):
+    """The approved request with tokens for fragment holders 0..2; holder 0 delivered."""
+    fh = kit.fragment_holders
+    coordinator.issueTokens(approved, fh[:3], [b"t0", b"t1", b"t2"], sender=kos)
+    coordinator.deliverFragments(approved, b"sealed", sender=fh[0])
+    return approved
+
+
+def test_report_wrong_fragments(kit, coordinator, tokened, outsider, requester, ds):
+    fh = kit.fragment_holders
+    with reverts("RetrievalNotRequester", tokened, outsider):
+        coordinator.reportFragmentFailure(tokened, fh[0], FRAGMENT_WRONG, sender=outsider)
+    for bad in (0, 3, 255):
+        with reverts("RetrievalInvalidFragmentFailureKind", bad):
+            coordinator.reportFragmentFailure(tokened, fh[0], bad, sender=requester)
+    # no token: an outsider, and a fragment holder the KOS has not served
+    with reverts("RetrievalNoToken", tokened, outsider):
+        coordinator.reportFragmentFailure(tokened, outsider, FRAGMENT_WRONG, sender=requester)
+    with reverts("RetrievalNoToken", tokened, fh[4]):
+        coordinator.reportFragmentFailure(tokened, fh[4], FRAGMENT_WRONG, sender=requester)
+    # token but nothing delivered: nothing can be wrong yet
+    with reverts("RetrievalNotDelivered", tokened, fh[1]):
+        coordinator.reportFragmentFailure(tokened, fh[1], FRAGMENT_WRONG, sender=requester)
+    tx = coordinator.reportFragmentFailure(tokened, fh[0], FRAGMENT_WRONG, sender=requester)
+    assert tx.events == [coordinator.FragmentFailureReported(tokened, ds, fh[0], FRAGMENT_WRONG)]
+    with reverts("RetrievalFragmentFailureAlreadyReported", tokened, fh[0]):
+        coordinator.reportFragmentFailure(tokened, fh[0], FRAGMENT_WRONG, sender=requester)
+    # a completed request still takes claims about what happened while it was open
+    coordinator.deliverFragments(tokened, b"s1", sender=fh[1])
+    coordinator.completeRetrieval(tokened, sender=requester)
+    coordinator.reportFragmentFailure(tokened, fh[1], FRAGMENT_WRONG, sender=requester)
+
+
+def test_report_missing_fragments(kit, coordinator, tokened, requester, ds, gds):
+    fh = kit.fragment_holders
+    deadline = coordinator.request(tokened).deadline
+    # before the deadline the holder may still deliver
+    kit.at(deadline)
+    with reverts("RetrievalDeliveryWindowOpen", tokened, deadline):
+        coordinator.reportFragmentFailure(tokened, fh[1], FRAGMENT_MISSING, sender=requester)
+    kit.at(deadline + 1)
+    with reverts("RetrievalAlreadyDelivered", tokened, fh[0]):
+        coordinator.reportFragmentFailure(tokened, fh[0], FRAGMENT_MISSING, sender=requester)
+    kit.at(deadline + 1)
+    with reverts("RetrievalNoToken", tokened, fh[3]):
+        coordinator.reportFragmentFailure(tokened, fh[3], FRAGMENT_MISSING, sender=requester)
+    kit.at(deadline + 1)
+    tx = coordinator.reportFragmentFailure(tokened, fh[1], FRAGMENT_MISSING, sender=requester)
+    assert tx.events == [coordinator.FragmentFailureReported(tokened, ds, fh[1], FRAGMENT_MISSING)]
+    with reverts("RetrievalFragmentFailureAlreadyReported", tokened, fh[1]):
+        coordinator.reportFragmentFailure(tokened, fh[1], FRAGMENT_WRONG, sender=requester)
     pending, _ = kit.request(gds)
     with reverts("RetrievalInvalidStatus", pending, REQ_PENDING):
-        coordinator.reportFragmentFailure(pending, h, sender=requester)
+        coordinator.reportFragmentFailure(pending, fh[1], FRAGMENT_MISSING, sender=requester)
 
 
 def test_hash_attestation_matches_eip712(kit, coordinator, requester):

@@ -98,6 +98,17 @@ def test_corrupted_shards_are_proven_on_chain_and_the_file_restored(net: Net, tm
     proven = sorted((e["actor"], e["details"].split()[1]) for e in log["events"]
                     if e["event"] == "ShardIntegrityFailureProven")
     assert proven == sorted([(flipped_holder, "0"), (truncated_holder, "5"), (swapped_holder, "10")])
+    (history,) = [h for h in log["requests"] if h["request_id"] == rid]
+    assert sorted(p.split(":")[0] for p in history["proofs"]) == \
+        sorted([flipped_holder, truncated_holder, swapped_holder])
+    assert history["claims"] == []  # proofs are not claims
+
+    # the same corrupted content served again under a new request is not proven twice
+    rid2 = net.request(dataset)
+    net.fetch(rid2, tmp_path / "again.bin", "--json")
+    again = [e for e in net.json("audit", "log", "--dataset", dataset)["events"]
+             if e["event"] == "ShardIntegrityFailureProven"]
+    assert len(again) == 3 and {e["request"] for e in again} == {rid}
 
 
 def test_wrong_fragments_are_reported_with_their_holder(net: Net, tmp_path: Path) -> None:
@@ -122,6 +133,39 @@ def test_wrong_fragments_are_reported_with_their_holder(net: Net, tmp_path: Path
     assert out.read_bytes() == data
     assert summary["wrong_fragments"] == [liar]
     assert liar not in summary["fragment_holders"]
-    reported = [e["actor"] for e in net.json("audit", "log", "--dataset", dataset)["events"]
-                if e["event"] == "FragmentFailureReported"]
-    assert reported == [liar]
+    log = net.json("audit", "log", "--dataset", dataset)
+    reported = [(e["actor"], e["details"]) for e in log["events"] if e["event"] == "FragmentFailureReported"]
+    assert reported == [(liar, "claim: wrong fragments (did not verify against their commitments)")]
+    (history,) = [h for h in log["requests"] if h["request_id"] == rid]
+    assert history["claims"] == [f"{liar}: wrong fragments (did not verify against their commitments)"]
+    assert history["proofs"] == []
+
+
+def test_silent_fragment_holders_are_claimed_missing_only_after_the_deadline(net: Net, tmp_path: Path
+                                                                             ) -> None:
+    dataset, _ = _dataset(net, tmp_path)
+    silent = ("holder-1", "holder-2", "holder-3")
+    for name in silent:
+        net.kill(name)
+    rid = net.request(dataset)
+    net.wait_for("5 tokens and 2 deliveries",
+                 lambda: len(net.tokens(rid)) == 5 and len(net.deliveries(rid)) == 2)
+
+    # before the deadline: the fetch gives up, but claims nothing (they may still deliver)
+    proc = net.fetch(rid, tmp_path / "never.bin", "--timeout", "3", check=4)
+    assert "claimed missing" not in proc.stderr
+    assert not net.events("retrievals", "FragmentFailureReported", requestId=rid)
+
+    # past the request's deadline on chain: each silent holder is claimed missing, once
+    deadline = net.chain.retrievals.request(rid).deadline
+    net.rpc("evm_setNextBlockTimestamp", [deadline + 1])
+    net.rpc("evm_mine", [])
+    proc = net.fetch(rid, tmp_path / "never.bin", "--timeout", "3", check=4)
+    assert "claimed missing on chain" in proc.stderr
+    log = net.json("audit", "log", "--dataset", dataset)
+    claims = sorted((e["actor"], e["details"]) for e in log["events"]
+                    if e["event"] == "FragmentFailureReported")
+    assert claims == [(name, "claim: missing fragments (none delivered by the deadline)") for name in silent]
+    net.fetch(rid, tmp_path / "never.bin", "--timeout", "3", check=4)  # a rerun claims nothing new
+    assert len(net.events("retrievals", "FragmentFailureReported", requestId=rid)) == 3
+    _nothing_written(tmp_path / "never.bin")

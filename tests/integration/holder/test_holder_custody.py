@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 
+from holder_agent import api, storage
+from holder_agent import receipts as receipts_module
+from holder_agent.receipts import ShardDigests
+from shardkey.audit.verify import verify_dataset
 from shardkey.chain import eip712
-from shardkey.chain.model import DatasetStatus
+from shardkey.chain.model import DatasetStatus, RequestStatus
+from shardkey.crypto import MerkleTree
 
 
 def test_upload_then_registration_confirms_custody(world) -> None:
@@ -119,3 +130,77 @@ def test_a_staged_bundle_opens_the_fast_polling_window(world) -> None:
     assert world.agent.store.bundle_staged_at < before  # shards alone: more uploads to come
     world.upload(built)
     assert world.agent.store.bundle_staged_at >= before
+
+
+def test_registration_whose_root_disagrees_with_its_shard_hashes_is_refused(world, caplog) -> None:
+    """An owner registers a Merkle root over other hashes than the published ones, to "prove"
+    later that this holder's true shard is wrong. The holder never confirms custody, so the
+    dataset never becomes Active and no request can open (contracts test the report side)."""
+    built = world.build()
+    bogus = MerkleTree.from_digests([hashlib.sha256(b"bogus %d" % i).digest()
+                                     for i in range(built.params.shard_count)])
+    built.params = replace(built.params, merkle_root=bogus.root)
+    world.upload(built)
+    world.register(built)
+    with caplog.at_level(logging.ERROR, logger="holder_agent.handlers"):
+        world.settle()
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert built.dataset_id not in world.agent.handlers.pending  # refused for good, not retried
+    assert world.agent.store.committed_shards(built.dataset_id) == []
+    assert any("Merkle root" in r.getMessage() and "custody refused" in r.getMessage()
+               for r in caplog.records), caplog.text
+    assert world.chain.datasets.dataset(built.dataset_id).status == DatasetStatus.PENDING
+    req = world.request(built)
+    assert world.chain.retrievals.request(req.request_id).status == RequestStatus.DENIED
+    # a re-run of the handler changes nothing
+    world.agent.handlers.try_custody(world.chain.datasets.registration(built.dataset_id, 0))
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    # an auditor sees it too, before asking any holder anything
+    assert not verify_dataset(world.chain, built.dataset_id).root_ok
+    assert verify_dataset(world.chain, world.active_dataset().dataset_id).root_ok
+
+
+def test_receipts_reread_each_shard_at_most_once_per_stamp_and_period(world, monkeypatch) -> None:
+    """The public /receipts is bounded: however many callers, each committed file is read
+    once per (inode, size, mtime) and per re-hash period; downloads share the digests."""
+    built = world.active_dataset()
+    mine = built.my_shards(world.me)
+    now = [1000.0]
+    world.agent.api.digests = ShardDigests(rehash_after=600.0, clock=lambda: now[0])
+    reads: Counter[str] = Counter()
+    real_hash = storage.hash_handle
+
+    def counting(handle):
+        reads[Path(handle.name).name] += 1
+        return real_hash(handle)
+
+    for module in (api, receipts_module):  # wherever the serving code looks the hasher up
+        monkeypatch.setattr(module, "hash_handle", counting, raising=False)
+    url = f"/v1/datasets/{built.hex}/receipts"
+    with ThreadPoolExecutor(max_workers=8) as pool:  # concurrent cold misses: one read per file
+        answers = list(pool.map(lambda _: api._receipts(world.agent.api, built.dataset_id), range(16)))
+    assert all(a == answers[0] for a in answers)
+    for _ in range(10):
+        assert world.http.get(url).json() == answers[0]
+    req = world.request(built)
+    for i in mine:
+        assert world.get(req.requester, f"/v1/datasets/{built.hex}/shards/{i}?request={req.request_id}"
+                         ).status_code == 200
+    assert reads == {str(i): 1 for i in mine}
+
+    # a new file (new stamp) is read once and its own hash signed
+    path = world.agent.store.committed_path(built.dataset_id, mine[0])
+    path.write_bytes(b"replaced")
+    for _ in range(3):
+        shards = {s["index"]: s for s in world.http.get(url).json()["shards"]}
+    assert shards[mine[0]]["sha256"] == hashlib.sha256(b"replaced").hexdigest()
+    message = eip712.receipt_message(built.dataset_id, mine[0], hashlib.sha256(b"replaced").digest())
+    signature = bytes.fromhex(shards[mine[0]]["signature"][2:])
+    assert eip712.recover(world.chain.retrievals.domain, "ShardReceipt", message, signature) == world.me
+    assert reads[str(mine[0])] == 2 and reads[str(mine[1])] == 1
+
+    # the periodic re-hash: past the period every file is read once more
+    now[0] += 601
+    for _ in range(3):
+        world.http.get(url)
+    assert reads[str(mine[0])] == 3 and reads[str(mine[1])] == 2

@@ -29,13 +29,34 @@ def test_serves_shard_with_verifiable_receipt(world) -> None:
         assert reply.headers[HEADER_SHARD_HASH] == digest.hex()
         assert verify_shard(index, digest, built.tree.proof(index), built.params.merkle_root)
         receipt = bytes.fromhex(reply.headers[HEADER_RECEIPT].removeprefix("0x"))
-        message = eip712.receipt_message(built.dataset_id, index, digest)
-        signer = eip712.recover(world.chain.retrievals.domain, "ShardReceipt", message, receipt)
-        assert signer == world.me
+        domain = world.chain.retrievals.domain
+        message = eip712.served_message(req.request_id, built.dataset_id, index, digest)
+        assert eip712.recover(domain, "ShardServed", message, receipt) == world.me
         # the contract computes the same digest
-        on_chain = world.chain.retrievals.contract.functions.hashShardReceipt(
-            built.dataset_id, index, digest).call()
-        assert bytes(on_chain) == eip712.digest(world.chain.retrievals.domain, "ShardReceipt", message)
+        on_chain = world.chain.retrievals.contract.functions.hashShardServed(
+            req.request_id, built.dataset_id, index, digest).call()
+        assert bytes(on_chain) == eip712.digest(domain, "ShardServed", message)
+        # not a custody receipt, and not a receipt for another request
+        custody = eip712.receipt_message(built.dataset_id, index, digest)
+        assert eip712.recover(domain, "ShardReceipt", custody, receipt) != world.me
+        other = eip712.served_message(req.request_id + 1, built.dataset_id, index, digest)
+        assert eip712.recover(domain, "ShardServed", other, receipt) != world.me
+
+
+def test_served_receipt_names_the_request_it_was_served_under(world) -> None:
+    """The same shard served under two requests carries two receipts, each for its own request."""
+    built = world.active_dataset()
+    first, second = world.request(built), world.request(built)
+    index = built.my_shards(world.me)[0]
+    domain = world.chain.retrievals.domain
+    for req in (first, second):
+        reply = world.get(req.requester, _path(built, index, req.request_id))
+        assert reply.status_code == 200, reply.text
+        receipt = bytes.fromhex(reply.headers[HEADER_RECEIPT].removeprefix("0x"))
+        for rid in (first.request_id, second.request_id):
+            message = eip712.served_message(rid, built.dataset_id, index, built.shard_hashes[index])
+            assert (eip712.recover(domain, "ShardServed", message, receipt) == world.me) == \
+                (rid == req.request_id)
 
 
 def test_refuses_bad_signatures(world) -> None:

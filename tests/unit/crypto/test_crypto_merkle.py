@@ -146,3 +146,15 @@ def test_errors() -> None:
         leaf_hash(3, b"short")
     with pytest.raises(MerkleError, match="proof element 0"):
         verify_proof([b"x"], t.root, t.leaf(0))
+
+
+def test_root_commits_to_exactly_the_published_digests() -> None:
+    digests = [digest(i) for i in range(7)]
+    root = merkle.merkle_root(digests)
+    assert merkle.root_commits_to(root, digests, 7)
+    assert not merkle.root_commits_to(root, digests, 6)  # count disagrees with the list
+    assert not merkle.root_commits_to(root, digests[:6], 6)
+    assert not merkle.root_commits_to(root, [digests[1], digests[0], *digests[2:]], 7)  # order
+    assert not merkle.root_commits_to(root, [*digests[:3], digest(99), *digests[4:]], 7)
+    assert not merkle.root_commits_to(merkle.merkle_root([digest(i + 1) for i in range(7)]), digests, 7)
+    assert not merkle.root_commits_to(root, [], 0)
