@@ -31,7 +31,7 @@ _DESCRIPTIONS: dict[int, str] = {
     14: "the dataset is not active",
     15: "the dataset has been revoked",
     16: "the approval window has expired",
-    17: "the KOS found the policy not satisfied",
+    17: "the policy is not met at release (approvals missing, or a newer version refuses it)",
     18: "the KOS could not unseal the dataset's wrap key",
     19: "the location attestation is less accurate than the policy allows",
 }

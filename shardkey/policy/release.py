@@ -1,8 +1,9 @@
 """The release decision: may the KOS issue (or a holder serve) for a request now? (pure)
 
-One function, :func:`release_decision`, called by the KOS before it issues tokens, by a
-holder before it delivers fragments, and by the CLI's pre-flight (which has no request
-yet and passes ``requested_at = now``). The chain layer supplies the inputs it reads:
+One function, :func:`release_decision`, called by the KOS before it issues tokens and by
+a holder before it delivers fragments (the CLI's pre-flight, before any request exists,
+runs the same checks through :func:`shardkey.policy.evaluate`). The chain layer
+(:mod:`shardkey.chain.release`) supplies the inputs it reads:
 policies, dataset status, the latest block's time, the attestation verdict
 (:mod:`shardkey.chain.attestation`) and the approvers.
 
