@@ -61,7 +61,6 @@ T = TypeVar("T")
 
 MAX_ISSUE_ATTEMPTS = 3
 REGISTRATION_CACHE = 256
-REQUEST_CACHE = 4096
 
 
 class Outcome(enum.Enum):
