@@ -41,6 +41,7 @@ library PolicyValidation {
         for (uint256 i = 0; i < p.groups.length; ++i) {
             _validateGroup(i, p.groups[i]);
         }
+        _checkDisjointGroups(p.groups);
     }
 
     /// @notice Reverts when the stored encoding of a policy would exceed {MAX_ENCODED_BYTES}.
@@ -75,6 +76,7 @@ library PolicyValidation {
                 }
             }
         }
+        if (p.polygons.length != 0 && p.maxAccuracyM == 0) revert IDatasetRegistry.PolicyPolygonsWithoutAccuracy();
     }
 
     function _validateGroup(uint256 index, IDatasetRegistry.ApprovalGroup calldata g) private pure {
@@ -88,6 +90,23 @@ library PolicyValidation {
             for (uint256 b = 0; b < a; ++b) {
                 if (g.members[a] == g.members[b]) {
                     revert IDatasetRegistry.PolicyGroupDuplicateMember(index, g.members[a]);
+                }
+            }
+        }
+    }
+
+    /// @dev A member listed in two groups would count twice towards the approvals; refused.
+    function _checkDisjointGroups(IDatasetRegistry.ApprovalGroup[] calldata groups) private pure {
+        for (uint256 g = 1; g < groups.length; ++g) {
+            address[] calldata members = groups[g].members;
+            for (uint256 f = 0; f < g; ++f) {
+                address[] calldata earlier = groups[f].members;
+                for (uint256 a = 0; a < members.length; ++a) {
+                    for (uint256 b = 0; b < earlier.length; ++b) {
+                        if (members[a] == earlier[b]) {
+                            revert IDatasetRegistry.PolicyMemberInTwoGroups(f, g, members[a]);
+                        }
+                    }
                 }
             }
         }

@@ -31,48 +31,36 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
 
 from kos.errors import WrapKeyInvalid
 from kos.leader import acts_from
-from shardkey.chain import eip712
-from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
+from shardkey.chain.attestation import AttestationReader
+from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import SentTx
-from shardkey.chain.errors import ChainError, TransactionReverted
+from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import (
     DatasetInfo,
     DatasetStatus,
     Registration,
     RequestInfo,
-    RequestOrigin,
     RequestStatus,
-    request_origin,
 )
+from shardkey.chain.release import release_reason
 from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
 from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
 from shardkey.faults import crash_point
-from shardkey.policy import (
-    Attestation,
-    DenialReason,
-    Policy,
-    RequestContext,
-    approvals_status,
-    evaluate,
-)
-from shardkey.policy import DatasetStatus as PolicyDatasetStatus
+from shardkey.policy import Attestation, DenialReason, Policy
 
 log = logging.getLogger("kos.orchestrator")
 T = TypeVar("T")
 
 MAX_ISSUE_ATTEMPTS = 3
 REGISTRATION_CACHE = 256
-REQUEST_CACHE = 4096
 
 
 class Outcome(enum.Enum):
@@ -161,154 +149,31 @@ class PollCache:
                          lambda: self._chain.holders.holder(holder).hpke_public_key)
 
 
-@dataclass(frozen=True)
-class RequestedRecord:
-    """What a ``RetrievalRequested`` event says about the attestation given."""
-
-    attestor: str
-    attestation: tuple[Any, ...]  # (requester, latE6, lonE6, accuracyM, issuedAt, nonce)
-    signature: bytes  # attestationSig, as the event recorded it
-    origin: RequestOrigin  # ids are reused across reorgs: see shardkey.chain.model
-
-
-def _attestation_tuple(raw: Any) -> tuple[Any, ...]:
-    if isinstance(raw, Mapping):
-        return tuple(raw[k] for k in ("requester", "latE6", "lonE6", "accuracyM", "issuedAt", "nonce"))
-    return tuple(raw)
-
-
 class KapCheck:
-    """The KOS's own off-chain evaluation of a request against its Key Access Policy.
+    """The KOS's check of a request against its Key Access Policy before issuing tokens.
 
-    Conditions on the moment of release (dataset status, requester, time window) use the
-    latest block's time; the location attestation is judged at ``requestedAt`` (its age is
-    about the request, approvals may take hours), its EIP-712 signature re-verified off
-    chain for EOA attestors (a contract attestor was checked on chain with EIP-1271). The
-    approvals are recounted per group from ``hasApproved``.
+    A thin caller of :func:`shardkey.chain.release.release_reason` (the same code the
+    holders run): status, requester and time window at the latest block, the location
+    attestation at ``requestedAt`` with its signature decided by
+    :mod:`shardkey.chain.attestation` (EOA recovery or an EIP-1271 call), approvals
+    recounted per group, then the newest policy version (``KosPolicyMismatch``).
     """
 
     def __init__(self, chain: ShardKeyChain, start_block: int) -> None:
         self._chain = chain
-        self._start_block = start_block
-        self._lock = threading.Lock()
-        self._requested: OrderedDict[int, RequestedRecord] = OrderedDict()
-        self._attestations: OrderedDict[tuple[int, bytes], Attestation | None] = OrderedDict()
+        self.attestations = AttestationReader(chain, start_block)
 
     def remember_request(self, event: ChainEvent) -> None:
         """Watcher handler of ``RetrievalRequested``: keep the attestation for later."""
-        self._store(int(event.args["requestId"]), self._record(event.args))
-
-    def _record(self, args: Mapping[str, Any]) -> RequestedRecord:
-        return RequestedRecord(attestor=to_checksum_address(args["attestor"]),
-                               attestation=_attestation_tuple(args["attestation"]),
-                               signature=bytes(args["attestationSig"]), origin=request_origin(args))
-
-    def _store(self, request_id: int, record: RequestedRecord) -> None:
-        with self._lock:
-            self._requested[request_id] = record
-            while len(self._requested) > REQUEST_CACHE:
-                self._requested.popitem(last=False)
-
-    def requested(self, req: RequestInfo) -> RequestedRecord:
-        """The ``RetrievalRequested`` record of ``req`` (from the watcher, else from the logs).
-
-        A remembered record that does not describe ``req`` as the chain has it now (a
-        reorg gave its id to another request) is never used: the logs are read again.
-        """
-        with self._lock:
-            record = self._requested.get(req.request_id)
-        if record is not None and record.origin == req.origin:
-            return record
-        logs = self._chain.retrievals.contract.get_logs("RetrievalRequested", self._start_block,
-                                                        requestId=req.request_id)
-        matching = [entry for entry in logs if request_origin(entry.args) == req.origin]
-        if not matching:
-            raise ChainError(f"no RetrievalRequested event for request {req.request_id} as stored")
-        record = self._record(matching[-1].args)
-        self._store(req.request_id, record)
-        return record
+        self.attestations.remember(event)
 
     def reason(self, req: RequestInfo, dataset: DatasetInfo, now: int, cache: PollCache) -> DenialReason:
         """``NONE`` when the request still meets its policy (and the newest one), else why not."""
-        policy = cache.policy(req.dataset_id, req.policy_version)
-        approved: dict[str, bool] = {}  # member -> hasApproved, shared by both versions
-        reason = self._policy_reason(policy, req, dataset.status, now, approved)
-        if reason != DenialReason.NONE:
-            return reason
-        if dataset.policy_version > req.policy_version:
-            newer = cache.policy(req.dataset_id, dataset.policy_version)
-            if self._policy_reason(newer, req, dataset.status, now, approved) != DenialReason.NONE:
-                return DenialReason.KOS_POLICY_MISMATCH
-        return DenialReason.NONE
-
-    def _policy_reason(self, policy: Policy, req: RequestInfo, status: DatasetStatus, now: int,
-                       approved: dict[str, bool]) -> DenialReason:
-        ds = PolicyDatasetStatus(int(status))
-        access = replace(policy, attestors=())
-        reason = evaluate(access, RequestContext(req.requester, now, ds))
-        if reason != DenialReason.NONE:
-            return reason
-        if policy.attestors:
-            geo = replace(policy, requesters=(), not_before=0, not_after=0, weekday_mask=0,
-                          daily_start_minute=0, daily_end_minute=0)
-            ctx = RequestContext(req.requester, req.requested_at, ds, self.attestation(req))
-            reason = evaluate(geo, ctx)
-            if reason != DenialReason.NONE:
-                return reason
-        approvers = self._approvers(req, policy, approved)
-        if not approvals_status(policy, approvers, req.requester).satisfied:
-            return DenialReason.KOS_POLICY_MISMATCH
-        return DenialReason.NONE
-
-    def _approvers(self, req: RequestInfo, policy: Policy, approved: dict[str, bool]) -> set[str]:
-        """Members that approved, asking ``hasApproved`` only until each group has its count."""
-        for group in policy.groups:
-            count = sum(1 for m in group.members if approved.get(m))
-            for member in group.members:
-                if count >= group.required:
-                    break
-                if member in approved or member == req.requester:
-                    continue
-                approved[member] = self._chain.retrievals.has_approved(req.request_id, member)
-                count += approved[member]
-        return {m for m, ok in approved.items() if ok}
-
-    # --- the attestation --------------------------------------------------------
+        return release_reason(self._chain, req, dataset, now, self.attestations, cache.policy)
 
     def attestation(self, req: RequestInfo) -> Attestation | None:
-        """The request's attestation with the KOS's own verdict on its signature (cached)."""
-        key = (req.request_id, req.ephemeral_key)  # not the id alone: see RequestedRecord
-        with self._lock:
-            if key in self._attestations:
-                return self._attestations[key]
-        verdict = self._judge(req)
-        with self._lock:
-            self._attestations[key] = verdict
-            while len(self._attestations) > REQUEST_CACHE:
-                self._attestations.popitem(last=False)
-        return verdict
-
-    def _judge(self, req: RequestInfo) -> Attestation | None:
-        record = self.requested(req)
-        if record.attestor == ZERO_ADDRESS or record.signature == b"":
-            return None
-        a = record.attestation
-        return Attestation(requester=to_checksum_address(a[0]), lat_e6=int(a[1]), lon_e6=int(a[2]),
-                           accuracy_m=int(a[3]), issued_at=int(a[4]), nonce=bytes(a[5]),
-                           attestor=record.attestor,
-                           signature_valid=self._signature_valid(record))
-
-    def _signature_valid(self, record: RequestedRecord) -> bool:
-        if len(self._chain.client.code(record.attestor)) > 0:
-            return True  # EIP-1271 wallet: verified on chain when the request was made
-        a = record.attestation
-        message = eip712.attestation_message(a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4]), bytes(a[5]))
-        try:
-            signer = eip712.recover(self._chain.retrievals.domain, "LocationAttestation", message,
-                                    record.signature)
-        except Exception:  # malformed signature bytes
-            return False
-        return bool(to_checksum_address(signer) == record.attestor)
+        """The request's attestation with the verdict on its signature."""
+        return self.attestations.verdict(req)
 
 
 class Orchestrator:

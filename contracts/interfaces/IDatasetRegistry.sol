@@ -186,6 +186,12 @@ interface IDatasetRegistry {
     error PolicyInvalidDailyWindow(uint16 startMinute, uint16 endMinute);
     /// @dev Weekday mask must be < 128.
     error PolicyInvalidWeekdayMask(uint8 weekdayMask);
+    /// @dev With a polygon region, `maxAccuracyM` must be > 0: the polygon test ignores the fix's
+    /// accuracy, so without a bound a coarse fix whose centre falls inside would pass.
+    error PolicyPolygonsWithoutAccuracy();
+    /// @dev `member` of group `group` is already a member of the earlier group `firstGroup`; an
+    /// approver may be in one approval group only.
+    error PolicyMemberInTwoGroups(uint256 firstGroup, uint256 group, address member);
 
     /// @notice Registers a dataset owned by the caller; returns
     /// `keccak256(abi.encode(block.chainid, address(this), msg.sender, salt))`.

@@ -9,6 +9,9 @@ from typing import Any
 
 from shardkey.chain.codec import checksum
 
+# The policy's enum, re-exported: one DatasetStatus in the whole code base.
+from shardkey.policy.context import DatasetStatus as DatasetStatus
+
 # (dataset id, requester, ephemeral key): what ties a stored request to the
 # RetrievalRequested event that created it. Request ids are sequential, so after a reorg
 # the same id can name another request; the ephemeral key is the requester's own.
@@ -25,13 +28,6 @@ class HolderStatus(IntEnum):
     PENDING = 1
     ACTIVE = 2
     RETIRED = 3
-
-
-class DatasetStatus(IntEnum):
-    NONE = 0
-    PENDING = 1
-    ACTIVE = 2
-    REVOKED = 3
 
 
 class RequestStatus(IntEnum):

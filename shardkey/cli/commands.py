@@ -215,6 +215,8 @@ def request(env: Env, dataset: str, as_: str, location: Path | None, as_json: bo
     dataset_id = parse_dataset_id(dataset)
     attestation = SignedAttestation.load(location) if location else None
     outcome = request_retrieval(env.chain, env.account(as_), dataset_id, attestation, env.requests_dir)
+    if outcome.disagreement:
+        click.echo(outcome.disagreement, err=True)
     if as_json:
         emit({"request": outcome.request_id, "state": outcome.state, "reason": int(outcome.reason)}, True)
     else:

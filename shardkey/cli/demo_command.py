@@ -44,6 +44,7 @@ time:
 geo:
   attestors: [attestor]
   max_age: 600
+  max_accuracy_m: 500
   regions:
     - {{lat: {PARIS[0]}, lon: {PARIS[1]}, radius_km: 50}}
     - {{polygon: [[52.52, 13.40], [52.50, 13.45], [52.48, 13.38]]}}

@@ -11,9 +11,11 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 
+from shardkey.chain.attestation import parse_attestation
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.eip712 import attestation_message, sign
 from shardkey.chain.model import RequestStatus
+from shardkey.chain.release import preflight_reason
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.errors import UsageError
 from shardkey.fsutil import atomic_write_bytes
@@ -106,6 +108,16 @@ class RequestOutcome:
     status: RequestStatus
     reason: DenialReason
     key_file: Path
+    predicted: DenialReason = DenialReason.NONE  # the pre-flight's verdict
+    predicted_at: int = 0  # the block time the pre-flight judged at
+
+    @property
+    def disagreement(self) -> str | None:
+        """A warning when the chain recorded another verdict than the pre-flight predicted."""
+        if self.predicted == self.reason:
+            return None
+        return (f"warning: the off-chain pre-flight (block time {self.predicted_at}) predicted "
+                f"{self.predicted.label}, the chain recorded {self.reason.label}")
 
     @property
     def state(self) -> str:
@@ -117,9 +129,15 @@ class RequestOutcome:
 
 def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id: bytes,
                       attestation: SignedAttestation | None, keys_dir: Path) -> RequestOutcome:
-    """Make an ephemeral HPKE key, send the request, keep the key (0600) for ``fetch``."""
+    """Pre-flight the policy off chain, make an ephemeral HPKE key, send the request, keep
+    the key (0600) for ``fetch``. The outcome carries both the chain's and the pre-flight's
+    verdict (:attr:`RequestOutcome.disagreement`)."""
     if chain.datasets.dataset(dataset_id).status == 0:
         raise UsageError(f"dataset 0x{dataset_id.hex()} is not registered on this chain")
+    given = None
+    if attestation is not None:
+        given = (attestation.attestor, parse_attestation(attestation.as_tuple()), attestation.signature)
+    predicted, predicted_at = preflight_reason(chain, requester.address, dataset_id, given)
     ephemeral = HpkePrivateKey.generate(os.urandom)
     if attestation is not None:
         receipt = chain.retrievals.request_retrieval(requester, dataset_id, ephemeral.public_key_bytes(),
@@ -132,7 +150,8 @@ def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id:
     key_file = keys_dir / f"{request_id}.hpke"
     atomic_write_bytes(key_file, ephemeral.to_bytes().hex().encode(), mode=0o600)
     info = chain.retrievals.request(request_id)
-    return RequestOutcome(request_id, info.status, DenialReason(info.denial_reason), key_file)
+    return RequestOutcome(request_id, info.status, DenialReason(info.denial_reason), key_file,
+                          predicted, predicted_at)
 
 
 def load_ephemeral_key(keys_dir: Path, request_id: int) -> HpkePrivateKey:

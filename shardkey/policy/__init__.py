@@ -1,9 +1,20 @@
 """Key Access Policy: model, YAML policy files and off-chain evaluation (pure, no I/O).
 
 The model mirrors the on-chain ``Policy`` struct; :func:`evaluate` mirrors the
-contracts' order of checks and integer geometry bit for bit (``docs/ARCHITECTURE.md``).
+contracts' order of checks and integer geometry bit for bit (``docs/ARCHITECTURE.md``),
+composed of the checks of :mod:`shardkey.policy.checks`; :func:`release_decision` is the
+one decision the KOS, the holders and the CLI pre-flight take before a release.
 """
 
+from shardkey.policy.checks import (
+    AccessCheck,
+    AllOf,
+    ApprovalsCheck,
+    Check,
+    DatasetStatusCheck,
+    LocationCheck,
+    TimeWindowCheck,
+)
 from shardkey.policy.errors import (
     PolicyDeniedError,
     PolicyError,
@@ -30,17 +41,24 @@ from shardkey.policy.model import (
     Polygon,
     normalize_address,
 )
+from shardkey.policy.release import ReleaseRequest, release_decision
 from shardkey.policy.yaml_file import PolicyFile, Resolver, parse_policy_yaml, policy_to_yaml_dict
 
 __all__ = [
     "POLICY_ABI_TYPE",
+    "AccessCheck",
+    "AllOf",
     "ApprovalGroup",
     "ApprovalStatus",
+    "ApprovalsCheck",
     "Attestation",
+    "Check",
     "Circle",
     "DatasetStatus",
+    "DatasetStatusCheck",
     "DenialReason",
     "GroupStatus",
+    "LocationCheck",
     "Policy",
     "PolicyDeniedError",
     "PolicyError",
@@ -48,8 +66,10 @@ __all__ = [
     "PolicyFileError",
     "PolicyValueError",
     "Polygon",
+    "ReleaseRequest",
     "RequestContext",
     "Resolver",
+    "TimeWindowCheck",
     "approvals_status",
     "check",
     "degrees_to_e6",
@@ -60,4 +80,5 @@ __all__ = [
     "normalize_address",
     "parse_policy_yaml",
     "policy_to_yaml_dict",
+    "release_decision",
 ]

@@ -142,6 +142,25 @@ class ApprovalGroup:
         return (self.name, self.members, self.required)
 
 
+POLYGON_ACCURACY_PROBLEM = ("must be > 0 when a region is a polygon (a polygon check ignores the "
+                            "fix's accuracy, so a coarse fix could pass)")
+
+
+def shared_members(groups: Sequence[ApprovalGroup]) -> list[tuple[int, int, str]]:
+    """``(first group, later group, member)`` for every member listed in two groups."""
+    found: list[tuple[int, int, str]] = []
+    for j, later in enumerate(groups):
+        for i, earlier in enumerate(groups[:j]):
+            found.extend((i, j, m) for m in later.members if m in earlier.members)
+    return found
+
+
+def two_groups_problem(member: str, first_group: str) -> str:
+    """The message for a member listed in two approval groups (model and YAML file)."""
+    return (f"{member} is already a member of group {first_group!r}; an approver may be in one "
+            "approval group only")
+
+
 @dataclass(frozen=True)
 class Policy:
     """A Key Access Policy, field for field the Solidity ``Policy`` struct.
@@ -201,10 +220,14 @@ class Policy:
                 raise PolicyValueError("circles", "at least one region when attestors are set")
         elif self.circles or self.polygons:
             raise PolicyValueError("circles", "regions need attestors (no geographic condition)")
+        if self.polygons and self.max_accuracy_m == 0:
+            raise PolicyValueError("max_accuracy_m", POLYGON_ACCURACY_PROBLEM)
         if len(self.groups) > MAX_GROUPS:
             raise PolicyValueError("groups", f"at most {MAX_GROUPS} groups")
         for i, group in enumerate(self.groups):
             group.validate(f"groups[{i}]")
+        for i, j, member in shared_members(self.groups):
+            raise PolicyValueError(f"groups[{j}].members", two_groups_problem(member, self.groups[i].name))
         _int("approval_window", self.approval_window, 1, (1 << 32) - 1)
         size = len(abi_encode([POLICY_ABI_TYPE], [self.to_abi_tuple()]))
         if size > MAX_ENCODED_BYTES:

@@ -5,10 +5,10 @@ Shape (every section optional)::
     requesters: [requester]               # names or 0x addresses; omitted = anyone
     time: {not_before: 2026-01-01T00:00:00Z, not_after: ..., daily: "08:00-18:00",
            weekdays: [mon, tue]}
-    geo: {attestors: [attestor], max_age: 600, max_accuracy_m: 500,
+    geo: {attestors: [attestor], max_age: 600, max_accuracy_m: 500,   # required with a polygon
           regions: [{lat: 48.8566, lon: 2.3522, radius_km: 50},
                     {polygon: [[52.52, 13.40], [52.50, 13.45], [52.48, 13.38]]}]}
-    approvals: [{group: client, members: [client-rep], required: 1}]
+    approvals: [{group: client, members: [client-rep], required: 1}]   # a member in one group
     approval_window: 3600                 # seconds, default 3600
     threshold: 3                          # the fragment threshold t
 
@@ -40,11 +40,14 @@ from shardkey.policy.model import (
     MAX_REGIONS,
     MAX_REQUESTERS,
     MIN_POLYGON_VERTICES,
+    POLYGON_ACCURACY_PROBLEM,
     ApprovalGroup,
     Circle,
     Policy,
     Polygon,
     normalize_address,
+    shared_members,
+    two_groups_problem,
 )
 from shardkey.policy.window import WEEKDAY_NAMES, weekday_mask_from_names, weekday_names_from_mask
 
@@ -300,6 +303,8 @@ def parse_policy_yaml(text: str, resolve: Resolver) -> PolicyFile:
         for i, group in enumerate(parsed):
             if group.name in [g.name for g in parsed[:i]]:
                 raise PolicyFileError(f"approvals[{i}].group", f"duplicate group {group.name!r}")
+        for i, j, member in shared_members(parsed):
+            raise PolicyFileError(f"approvals[{j}].members", two_groups_problem(member, parsed[i].name))
         fields["groups"] = tuple(parsed)
     fields["approval_window"] = _int(
         root.get("approval_window", DEFAULT_APPROVAL_WINDOW), "approval_window", 1, UINT32_MAX
@@ -342,6 +347,9 @@ def _geo_fields(value: object, resolve: Resolver) -> dict[str, Any]:
         _region(r, f"geo.regions[{i}]")
         for i, r in enumerate(_list(item["regions"], "geo.regions", 1, MAX_REGIONS, "regions"))
     ]
+    polygons = tuple(r for r in regions if isinstance(r, Polygon))
+    if polygons and "max_accuracy_m" not in item:
+        raise PolicyFileError("geo.max_accuracy_m", POLYGON_ACCURACY_PROBLEM)
     return {
         "attestors": _accounts(item["attestors"], "geo.attestors", resolve, MAX_ATTESTORS, "attestors"),
         "max_attestation_age": _int(item["max_age"], "geo.max_age", 1, UINT32_MAX),
@@ -352,7 +360,7 @@ def _geo_fields(value: object, resolve: Resolver) -> dict[str, Any]:
             UINT32_MAX,
         ),
         "circles": tuple(r for r in regions if isinstance(r, Circle)),
-        "polygons": tuple(r for r in regions if isinstance(r, Polygon)),
+        "polygons": polygons,
     }
 
 

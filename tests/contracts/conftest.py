@@ -191,8 +191,8 @@ def ds(kit):
 
 @pytest.fixture(scope="session")
 def gds(kit, approvers, wallet):
-    """An Active dataset whose policy needs legal (2 of a0, a1) and ops (1 of a1, wallet)."""
-    a0, a1, _ = approvers
+    """An Active dataset whose policy needs legal (2 of a0, a1) and ops (1 of a2, wallet)."""
+    a0, a1, a2 = approvers
     return kit.register(policy(groups=[("legal", [str(a0), str(a1)], 2),
-                                       ("ops", [str(a1), str(wallet.address)], 1)],
+                                       ("ops", [str(a2), str(wallet.address)], 1)],
                                approvalWindow=600))

@@ -164,6 +164,7 @@ def test_shard_count_rounding(kit):
 
 A = "0x00000000000000000000000000000000000000aa"
 B = "0x00000000000000000000000000000000000000bb"
+C = "0x00000000000000000000000000000000000000cc"
 CIRCLE = (1_000_000, 2_000_000, 500)
 SQUARE = ([0, 0, 1_000_000], [0, 1_000_000, 1_000_000])
 GEO = {"attestors": [A], "maxAttestationAge": 60}
@@ -176,7 +177,7 @@ POLICY_ERRORS = [
     (dict(groups=[("g", [A], 1)] * 9), ("PolicyListTooLong", "groups", 9, 8)),
     (dict(groups=[("g", [f"0x{i:040x}" for i in range(1, 34)], 1)]),
      ("PolicyListTooLong", "members", 33, 32)),
-    (dict(GEO, polygons=[([0, 0, 1] * 10, [0, 1, 1] * 10)] * 16),
+    (dict(GEO, maxAccuracyM=1, polygons=[([0, 0, 1] * 10, [0, 1, 1] * 10)] * 16),
      ("PolicyTooLarge", 33920, 8192)),  # len(encode([POLICY_ABI], [policy])), checked below
     (dict(notBefore=10, notAfter=9), ("PolicyInvalidPeriod", 10, 9)),
     (dict(dailyStartMinute=1440), ("PolicyInvalidDailyWindow", 1440, 0)),
@@ -199,6 +200,9 @@ POLICY_ERRORS = [
     (dict(groups=[("g", [A], 1), ("h", [A, B, A], 1)]), ("PolicyGroupDuplicateMember", 1, A)),
     (dict(groups=[("g", [A, B], 0)]), ("PolicyGroupInvalidRequired", 0, 0, 2)),
     (dict(groups=[("g", [A, B], 3)]), ("PolicyGroupInvalidRequired", 0, 3, 2)),
+    (dict(GEO, circles=[CIRCLE], polygons=[SQUARE]), ("PolicyPolygonsWithoutAccuracy",)),
+    (dict(groups=[("g", [A], 1), ("h", [B], 1), ("i", [C, B], 1)]), ("PolicyMemberInTwoGroups", 1, 2, B)),
+    (dict(groups=[("g", [A, B], 1), ("h", [C, A], 2)]), ("PolicyMemberInTwoGroups", 0, 1, A)),
 ]
 
 
@@ -218,14 +222,15 @@ def test_policy_validation(kit, ds, overrides, err):
 
 
 def test_policy_bounds_accepted(kit, ds):
-    members = [f"0x{i:040x}" for i in range(1, 33)]
+    members = [f"0x{i:040x}" for i in range(1, 89)]
     edges = [
         policy(requesters=[A] * 64, notBefore=5, notAfter=5, dailyStartMinute=1439,
                dailyEndMinute=0, weekdayMask=127, approvalWindow=1),
-        policy(attestors=[A] * 16, maxAttestationAge=1,
+        policy(attestors=[A] * 16, maxAttestationAge=1, maxAccuracyM=1,
                circles=[(90_000_000, 180_000_000, 1)] * 15,
                polygons=[([-90_000_000, 0, 90_000_000], [-180_000_000, 0, 180_000_000])]),
-        policy(groups=[("g", members[:8], 8)] * 7 + [("h", members, 32)]),
+        policy(groups=[(f"g{k}", members[8 * k:8 * k + 8], 8) for k in range(7)]
+               + [("h", members[56:], 32)]),
     ]
     for pol in edges:
         kit.dataset_registry.updatePolicy(ds, pol, sender=kit.owner)

@@ -262,7 +262,7 @@ def test_random_call_sequences_keep_invariants(kit, approvers, outsider, seed: i
     rng = random.Random(seed)
     members = [str(a0), str(a1), str(approvers[2])]
     datasets = [
-        kit.register(policy(groups=[("legal", members[:2], 1), ("ops", members[1:], 1)])),
+        kit.register(policy(groups=[("legal", members[:2], 1), ("ops", members[2:], 1)])),
         kit.register(policy()),
         kit.register(policy(requesters=[str(kit.requester)], groups=[("g", members, 2)])),
     ]

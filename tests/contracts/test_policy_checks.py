@@ -212,12 +212,16 @@ def test_polygon_region_and_contract_attestor(kit, ds, coordinator, wallet, appr
     """A polygon region, and an EIP-1271 wallet as attestor."""
     square = ([48_000_000, 48_000_000, 49_000_000, 49_000_000],
               [2_000_000, 3_000_000, 3_000_000, 2_000_000])
-    pol = policy(attestors=[str(wallet.address)], maxAttestationAge=300, polygons=[square])
+    pol = policy(attestors=[str(wallet.address)], maxAttestationAge=300, maxAccuracyM=10_000,
+                 polygons=[square])
     kit.dataset_registry.updatePolicy(ds, pol, sender=kit.owner)
     t = kit.now
     inside = kit.attest(*PARIS, 10_000, issued_at=t, signer=approvers[2])
     outside = kit.attest(47_900_000, PARIS[1], 1, issued_at=t, signer=approvers[2])
     rid, _ = kit.request(ds, att=inside[0], attestor=wallet, sig=inside[2])
-    assert kit.status(rid) == OK  # accuracy does not matter for polygons
+    assert kit.status(rid) == OK  # the polygon test ignores accuracy; maxAccuracyM bounds it
+    coarse = kit.attest(*PARIS, 10_001, issued_at=t, signer=approvers[2], nonce=b"\x02" * 32)
+    rid, _ = kit.request(ds, att=coarse[0], attestor=wallet, sig=coarse[2])
+    assert kit.status(rid) == denied("AttestationTooCoarse")
     rid, _ = kit.request(ds, att=outside[0], attestor=wallet, sig=outside[2])
     assert kit.status(rid) == denied("OutsideRegions")

@@ -79,7 +79,7 @@ def test_request_uses_current_policy_version(kit, coordinator, ds):
 
 
 def test_approval_groups(kit, coordinator, gds, approvers, requester):
-    a0, a1, _ = approvers
+    a0, a1, a2 = approvers
     rid, tx = kit.request(gds)
     assert len(tx.events) == 1 and kit.status(rid) == (REQ_PENDING, 0)
     assert coordinator.approvalCounts(rid) == [0, 0]
@@ -88,13 +88,16 @@ def test_approval_groups(kit, coordinator, gds, approvers, requester):
     assert tx.events == [coordinator.ApprovalRecorded(rid, a0, False, 0)]
     assert coordinator.approvalCounts(rid) == [1, 0] and coordinator.hasApproved(rid, a0)
     assert not coordinator.hasApproved(rid, a1)
-    tx = coordinator.approve(rid, sender=a1)  # counts in both groups
-    assert tx.events == [coordinator.ApprovalRecorded(rid, a1, False, 0),
+    tx = coordinator.approve(rid, sender=a1)  # legal complete, ops still missing
+    assert tx.events == [coordinator.ApprovalRecorded(rid, a1, False, 0)]
+    assert coordinator.approvalCounts(rid) == [2, 0] and kit.status(rid) == (REQ_PENDING, 0)
+    tx = coordinator.approve(rid, sender=a2)
+    assert tx.events == [coordinator.ApprovalRecorded(rid, a2, False, 0),
                          coordinator.RetrievalApproved(rid, gds, tx.timestamp, tx.timestamp + 600)]
     assert coordinator.approvalCounts(rid) == [2, 1]
     assert kit.status(rid) == (REQ_APPROVED, 0) and coordinator.isOpen(rid)
     with reverts("RetrievalInvalidStatus", rid, REQ_APPROVED):
-        coordinator.approve(rid, sender=approvers[2])
+        coordinator.approve(rid, sender=a0)
 
 
 def test_approve_reverts(kit, coordinator, approvers, requester, outsider):
@@ -152,7 +155,8 @@ def test_approve_by_sig_eoa(kit, coordinator, gds, approvers, outsider, requeste
         coordinator.approveBySig(rid, requester, 1, deadline, own, sender=outsider)
     good = _sign_approval(kit, a1.private_key, rid, a1, 1, deadline)
     tx = coordinator.approveBySig(rid, a1, 1, deadline, good, sender=outsider)
-    assert tx.events[-1].event_name == "RetrievalApproved"
+    assert tx.events == [coordinator.ApprovalRecorded(rid, a1, True, 1)]
+    assert coordinator.approvalCounts(rid) == [2, 0]  # legal complete; ops (a2 or wallet) missing
 
 
 def test_domain_separator(coordinator, chain):

@@ -319,9 +319,9 @@ def test_holder_and_kos_refuse_what_a_broken_contract_let_through(world, caplog,
         "stale": ({"max_attestation_age": 10}, DenialReason.STALE_ATTESTATION, "STALE_ATTESTATION"),
         "outside-regions": ({"circles": (LONDON,)}, DenialReason.OUTSIDE_REGIONS, "OUTSIDE_REGIONS"),
         "missing-approvals": ({"groups": (ApprovalGroup("legal", (approver.address,), 1),)},
-                              DenialReason.KOS_POLICY_MISMATCH, "approvals not satisfied"),
+                              DenialReason.KOS_POLICY_MISMATCH, "KOS_POLICY_MISMATCH"),
         "self-approval": ({"groups": (ApprovalGroup("ops", (world.requester.address,), 1),)},
-                          DenialReason.KOS_POLICY_MISMATCH, "approvals not satisfied"),
+                          DenialReason.KOS_POLICY_MISMATCH, "KOS_POLICY_MISMATCH"),
     }
     changes, reason, why = stricter[path]
     lie = dataclasses.replace(real, **changes)

@@ -33,6 +33,7 @@ def geo_policy(**changes: Any) -> Policy:
     base = Policy(
         attestors=(A,),
         max_attestation_age=600,
+        max_accuracy_m=100,
         circles=(Circle(48_856_600, 2_352_200, 50_000),),
         polygons=(Polygon((0, 0, 10), (0, 10, 10)),),
         groups=(ApprovalGroup("g", (B, C), 2),),
@@ -112,13 +113,15 @@ def test_caps_are_inclusive() -> None:
     geo_policy(requesters=tuple(addr(i) for i in range(1, 65))).validate()
     geo_policy(attestors=tuple(addr(i) for i in range(1, 17))).validate()
     geo_policy(circles=(Circle(0, 0, 1),) * 8, polygons=(Polygon((0, 0, 1), (0, 1, 0)),) * 8).validate()
-    geo_policy(groups=(ApprovalGroup("g", tuple(addr(i) for i in range(1, 33)), 32),) * 2).validate()
-    geo_policy(groups=(ApprovalGroup("g", (addr(1),), 1),) * 8).validate()
+    geo_policy(groups=tuple(ApprovalGroup(f"g{g}", tuple(addr(32 * g + i) for i in range(1, 33)), 32)
+                            for g in range(2))).validate()
+    geo_policy(groups=tuple(ApprovalGroup(f"g{g}", (addr(g + 1),), 1) for g in range(8))).validate()
 
 
 def test_policy_larger_than_the_contract_accepts_is_refused() -> None:
     big = geo_policy(requesters=tuple(addr(i) for i in range(1, 65)),
-                     groups=(ApprovalGroup("g", tuple(addr(i) for i in range(1, 33)), 32),) * 8)
+                     groups=tuple(ApprovalGroup(f"g{g}", tuple(addr(32 * g + i) for i in range(1, 33)), 32)
+                                  for g in range(8)))
     with pytest.raises(PolicyValueError, match=r"^policy: encodes to .* at most 8192"):
         big.validate()
 
@@ -164,3 +167,17 @@ def test_model_is_frozen_and_hashable() -> None:
         policy.not_before = 1  # type: ignore[misc]
     assert hash(policy) == hash(geo_policy())
     assert Polygon([1, 2, 3], [4, 5, 6]) == Polygon((1, 2, 3), (4, 5, 6))  # type: ignore[arg-type]
+
+
+def test_polygons_need_an_accuracy_bound() -> None:
+    """A polygon check ignores the fix's accuracy: without max_accuracy_m a coarse fix passes."""
+    with pytest.raises(PolicyValueError, match=r"^max_accuracy_m: must be > 0 when a region is a polygon"):
+        geo_policy(max_accuracy_m=0).validate()
+    geo_policy(max_accuracy_m=0, polygons=()).validate()  # circles account for accuracy
+
+
+def test_member_in_two_groups_is_refused_naming_it() -> None:
+    policy = geo_policy(groups=(ApprovalGroup("legal", (B, C), 1), ApprovalGroup("ops", (A, C), 1)))
+    with pytest.raises(PolicyValueError, match=rf"^groups\[1\]\.members: {normalize_address(C)} is "
+                                                r"already a member of group 'legal'"):
+        policy.validate()

@@ -44,9 +44,18 @@ def polygons(draw: st.DrawFn) -> Polygon:
 
 
 @st.composite
-def groups(draw: st.DrawFn, index: int) -> ApprovalGroup:
-    members = draw(st.lists(addresses, min_size=1, max_size=6, unique=True))
-    return ApprovalGroup(f"group-{index}", tuple(members), draw(st.integers(1, len(members))))
+def group_lists(draw: st.DrawFn) -> tuple[ApprovalGroup, ...]:
+    """0..3 groups; a member is in one group only (the contract refuses one in two)."""
+    count = draw(st.integers(0, 3))
+    pool = draw(st.lists(addresses, min_size=count, max_size=6 * count, unique=True))
+    cuts = sorted(draw(st.lists(st.integers(1, max(1, len(pool) - 1)), min_size=max(0, count - 1),
+                                max_size=max(0, count - 1), unique=True))) if count > 1 else []
+    bounds = [0, *cuts, len(pool)]
+    found = []
+    for i in range(count):
+        members = pool[bounds[i]:bounds[i + 1]]
+        found.append(ApprovalGroup(f"group-{i}", tuple(members), draw(st.integers(1, len(members)))))
+    return tuple(found)
 
 
 @st.composite
@@ -77,10 +86,10 @@ def policies(draw: st.DrawFn) -> Policy:
         weekday_mask=draw(st.integers(0, 127)),
         attestors=tuple(draw(st.lists(addresses, min_size=1, max_size=3, unique=True))) if geo else (),
         max_attestation_age=draw(st.integers(1, (1 << 32) - 1)) if geo else 0,
-        max_accuracy_m=draw(st.integers(0, (1 << 32) - 1)) if geo else 0,
+        max_accuracy_m=draw(st.integers(1 if regions[1] else 0, (1 << 32) - 1)) if geo else 0,
         circles=regions[0],
         polygons=regions[1],
-        groups=tuple(draw(groups(i)) for i in range(draw(st.integers(0, 3)))),
+        groups=draw(group_lists()),
         approval_window=draw(st.integers(1, (1 << 32) - 1)),
     )
 

@@ -42,7 +42,7 @@ time:                                 # all optional
 geo:                                  # optional
   attestors: [attestor]
   max_age: 600                        # seconds
-  max_accuracy_m: 500                 # optional
+  max_accuracy_m: 500                 # required with a polygon region
   regions:
     - {lat: 48.8566, lon: 2.3522, radius_km: 50}
     - {polygon: [[52.52, 13.40], [52.50, 13.45], [52.48, 13.38]]}
@@ -248,6 +248,13 @@ MALFORMED: list[tuple[str, str]] = [
     ("threshold: 0", r"threshold: must be between 1 and 255"),
     ("threshold: 256", r"threshold: must be between 1 and 255"),
     (geo_doc("[attestor]", "max_age: 1, ", ", extra: 1"), r"geo.extra: unknown key"),
+    (GEO % "{polygon: [[0, 0], [1, 1], [2, 0]]}",
+     r"geo.max_accuracy_m: must be > 0 when a region is a polygon"),
+    (
+        "approvals: [{group: a, members: [client-rep], required: 1}, "
+        "{group: b, members: [provider-rep, client-rep], required: 1}]",
+        r"approvals\[1\]\.members: 0x[0-9a-fA-F]{40} is already a member of group 'a'",
+    ),
 ]
 
 
