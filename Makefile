@@ -15,12 +15,12 @@ PYTEST := $(PY) -m pytest -p no:ape_test
 setup: .venv/.installed node_modules/.installed
 
 # Dependencies come only from the hash-locked requirements/dev.lock (`make lock` remakes it);
-# the project itself is installed without resolving anything.
+# the project itself is installed with --no-deps (its build backend comes from [build-system]).
 .venv/.installed: requirements/dev.lock pyproject.toml
 	rm -rf .venv
 	python3.11 -m venv .venv
 	.venv/bin/pip install --quiet --require-hashes -r requirements/dev.lock
-	.venv/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	.venv/bin/pip install --quiet --no-deps -e .
 	touch $@
 
 # Re-resolve pyproject's [dev] extra for CPython 3.11 on linux x86_64, with the sha256 of
@@ -28,7 +28,7 @@ setup: .venv/.installed node_modules/.installed
 UV_VERSION := 0.13.8
 lock:
 	test -x .lockvenv/bin/uv || (python3.11 -m venv .lockvenv && .lockvenv/bin/pip install --quiet uv==$(UV_VERSION))
-	.lockvenv/bin/uv pip compile pyproject.toml requirements/build.in --extra dev --generate-hashes --python-version 3.11 \
+	.lockvenv/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple --emit-index-url \
 		--custom-compile-command 'make lock' --quiet -o requirements/dev.lock
 
