@@ -226,10 +226,37 @@ def request(env: Env, dataset: str, as_: str, location: Path | None, as_json: bo
 @cli.command()
 @click.argument("request_id", metavar="REQUEST", type=click.IntRange(1))
 @click.option("--as", "as_", required=True)
+@click.option("--yes", "-y", is_flag=True,
+              help="Approve without asking; needed when stdin is not a terminal.")
+@click.option("--dataset", "expect_dataset", default=None,
+              help="Refuse unless the request is for this dataset.")
+@click.option("--requester", "expect_requester", default=None,
+              help="Refuse unless this account (name or address) made the request.")
 @pass_env
-def approve(env: Env, request_id: int, as_: str) -> None:
-    """Approve a request as a member of its approval groups."""
-    env.chain.retrievals.approve(env.account(as_), request_id)
+def approve(env: Env, request_id: int, as_: str, yes: bool, expect_dataset: str | None,
+            expect_requester: str | None) -> None:
+    """Approve a request as a member of its approval groups.
+
+    Shows dataset, requester, ephemeral key, attested location and time window first, then
+    asks (a terminal) or needs --yes. The approval binds these fields, not the id alone.
+    """
+    import sys
+
+    from shardkey.client.approval import check_expected, describe, preview_approval
+
+    approver = env.account(as_)
+    preview = preview_approval(env.chain, request_id, env.deployment.start_block)
+    check_expected(preview, parse_dataset_id(expect_dataset) if expect_dataset else None,
+                   env.resolve(expect_requester) if expect_requester else None)
+    for line in describe(preview, env.names()):
+        click.echo(line)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"approving request {request_id} needs confirmation: stdin is not a "
+                             "terminal, so check the fields above and pass --yes")
+        if not click.confirm(f"approve request {request_id} as {as_}?", default=False):
+            raise UsageError(f"request {request_id} not approved")
+    env.chain.retrievals.approve(approver, preview.subject)
     info = env.chain.retrievals.request(request_id)
     click.echo(f"request {request_id}: {info.status.name.lower()}")
 

@@ -131,7 +131,8 @@ def _run(env: Env, home: Path, size: int, step: _Stepper) -> None:
     def missing_approval() -> str:
         proof = attest_location(chain, env.account("attestor"), requester.address, *PARIS, 30)
         outcome = request_retrieval(chain, requester, dataset, proof, keys_dir)
-        chain.retrievals.approve(env.account("client-rep"), outcome.request_id)
+        subject = chain.retrievals.approval_subject(outcome.request_id)
+        chain.retrievals.approve(env.account("client-rep"), subject)
         try:
             fetch(chain, requester, outcome.request_id, home / "never.bin",
                   load_ephemeral_key(keys_dir, outcome.request_id), timeout=3)
@@ -152,7 +153,8 @@ def _run(env: Env, home: Path, size: int, step: _Stepper) -> None:
     def granted() -> str:
         request_id = state["pending"]
         assert isinstance(request_id, int)
-        chain.retrievals.approve(env.account("provider-rep"), request_id)
+        chain.retrievals.approve(env.account("provider-rep"),
+                                 chain.retrievals.approval_subject(request_id))
         out = home / "restored.bin"
         result = fetch(chain, requester, request_id, out, load_ephemeral_key(keys_dir, request_id),
                        timeout=60)
