@@ -95,7 +95,12 @@ class _Stepper:
 def _run(env: Env, home: Path, size: int, step: _Stepper) -> None:
     from shardkey.audit.log import collect_events, request_histories
     from shardkey.client.fetch import fetch
-    from shardkey.client.retrieval import attest_location, load_ephemeral_key, request_retrieval
+    from shardkey.client.retrieval import (
+        attest_location,
+        load_ephemeral_key,
+        prune_ephemeral_keys,
+        request_retrieval,
+    )
     from shardkey.client.store import StoreOptions, store_file
     from shardkey.devnet.process import stop
     from shardkey.policy.yaml_file import parse_policy_yaml
@@ -158,6 +163,8 @@ def _run(env: Env, home: Path, size: int, step: _Stepper) -> None:
         out = home / "restored.bin"
         result = fetch(chain, requester, request_id, out, load_ephemeral_key(keys_dir, request_id),
                        timeout=60)
+        if prune_ephemeral_keys(chain, keys_dir, only=request_id) != [request_id]:
+            raise DemoFailure("the completed request's ephemeral key was not deleted")
         restored = hashlib.sha256(out.read_bytes()).hexdigest()
         if restored != digest:
             raise DemoFailure("restored file differs from the original")
