@@ -178,13 +178,14 @@ def prune_ephemeral_keys(chain: ShardKeyChain, keys_dir: Path, only: int | None 
     ids = [only] if only is not None else sorted(
         int(p.stem) for p in keys_dir.glob("*.hpke") if p.stem.isdigit())
     now: int | None = None
-    gone = []
+    gone: list[int] = []
+    known = chain.retrievals.request_count() if ids else 0
     for request_id in ids:
         try:
             key = load_ephemeral_key(keys_dir, request_id)
         except (UsageError, ValueError, CryptoError):
             continue  # not a key file this code wrote: leave it
-        if request_id > chain.retrievals.request_count():
+        if request_id > known:
             continue
         info = chain.retrievals.request(request_id)
         done = info.status in (RequestStatus.COMPLETED, RequestStatus.DENIED)
