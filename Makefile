@@ -10,15 +10,27 @@ export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
 PYTEST := $(PY) -m pytest -p no:ape_test
 
-.PHONY: setup demo test test-unit test-contracts test-integration test-hostile test-e2e test-faults lint slither abi bench clean
+.PHONY: setup lock demo test test-unit test-contracts test-integration test-hostile test-e2e test-faults lint slither abi bench clean
 
 setup: .venv/.installed node_modules/.installed
 
-.venv/.installed: pyproject.toml
+# Dependencies come only from the hash-locked requirements/dev.lock (`make lock` remakes it);
+# the project itself is installed with --no-deps (its build backend comes from [build-system]).
+.venv/.installed: requirements/dev.lock pyproject.toml
+	rm -rf .venv
 	python3.11 -m venv .venv
-	.venv/bin/pip install --quiet --upgrade pip
-	.venv/bin/pip install --quiet -e '.[dev]'
+	.venv/bin/pip install --quiet --require-hashes -r requirements/dev.lock
+	.venv/bin/pip install --quiet --no-deps -e .
 	touch $@
+
+# Re-resolve pyproject's [dev] extra for CPython 3.11 on linux x86_64, with the sha256 of
+# every file of every pinned release. uv runs from a throwaway venv (.lockvenv), not .venv.
+UV_VERSION := 0.13.8
+lock:
+	test -x .lockvenv/bin/uv || (python3.11 -m venv .lockvenv && .lockvenv/bin/pip install --quiet uv==$(UV_VERSION))
+	.lockvenv/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple --emit-index-url \
+		--custom-compile-command 'make lock' --quiet -o requirements/dev.lock
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -353,8 +353,8 @@ class Suite:
         random_file(src, MiB)
         _, stored = self.dev.store(src, self.approval_policy)
         request = self.dev.request(stored["dataset"])
-        self.dev.run("approve", str(request), "--as", "client-rep")
-        self.dev.run("approve", str(request), "--as", "provider-rep")
+        self.dev.run("approve", str(request), "--as", "client-rep", "--yes")
+        self.dev.run("approve", str(request), "--as", "provider-rep", "--yes")
         out = self.work / "gas-retrieval.out"
         self.dev.fetch(request, out)
         events = chain.retrievals.contract.events

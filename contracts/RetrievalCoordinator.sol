@@ -21,7 +21,9 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     /// @notice Role of the Key Orchestration Service accounts.
     bytes32 public constant KOS_ROLE = keccak256("KOS_ROLE");
     bytes32 public constant APPROVAL_TYPEHASH =
-        keccak256("Approval(uint256 requestId,address approver,uint256 nonce,uint256 deadline)");
+        keccak256(
+            "Approval(uint256 requestId,bytes32 datasetId,address requester,bytes32 ephemeralKeyHash,address approver,uint256 nonce,uint256 deadline)"
+        );
     bytes32 public constant LOCATION_ATTESTATION_TYPEHASH = keccak256(
         "LocationAttestation(address requester,int32 latE6,int32 lonE6,uint32 accuracyM,uint64 issuedAt,bytes32 nonce)"
     );
@@ -42,6 +44,9 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     IHolderRegistry private immutable _holders;
     uint256 private _requestCount;
     mapping(uint256 requestId => Request) private _requests;
+    /// @dev keccak256 of each request's ephemeral key, so an approval's binding is checked
+    /// with one SLOAD rather than by re-hashing the stored key (1216 bytes for the hybrid suite).
+    mapping(uint256 requestId => bytes32) private _ephemeralKeyHash;
     /// @dev Approval count of group g in bits [8g, 8g + 8) (at most 8 groups of at most 32 members).
     mapping(uint256 requestId => uint256) private _approvalCounts;
     mapping(uint256 requestId => mapping(address account => uint8)) private _flags;
@@ -77,21 +82,25 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     }
 
     /// @inheritdoc IRetrievalCoordinator
-    function approve(uint256 requestId) external {
-        _recordApproval(requestId, msg.sender, false, 0);
+    function approve(ApprovalSubject calldata subject) external {
+        _recordApproval(subject, msg.sender, false, 0);
     }
 
     /// @inheritdoc IRetrievalCoordinator
-    function approveBySig(uint256 requestId, address approver, uint256 nonce, uint256 deadline, bytes calldata sig)
-        external
-    {
+    function approveBySig(
+        ApprovalSubject calldata subject,
+        address approver,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata sig
+    ) external {
         if (block.timestamp > deadline) revert RetrievalSignatureExpired(deadline);
         if (_nonceUsed[approver][nonce]) revert RetrievalNonceUsed(approver, nonce);
-        if (!SignatureChecker.isValidSignatureNow(approver, hashApproval(requestId, approver, nonce, deadline), sig)) {
+        if (!SignatureChecker.isValidSignatureNow(approver, hashApproval(subject, approver, nonce, deadline), sig)) {
             revert RetrievalInvalidSignature(approver);
         }
         _nonceUsed[approver][nonce] = true;
-        _recordApproval(requestId, approver, true, nonce);
+        _recordApproval(subject, approver, true, nonce);
     }
 
     // ----- KOS -----
@@ -282,12 +291,31 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     }
 
     /// @inheritdoc IRetrievalCoordinator
-    function hashApproval(uint256 requestId, address approver, uint256 nonce, uint256 deadline)
+    function hashApproval(ApprovalSubject calldata subject, address approver, uint256 nonce, uint256 deadline)
         public
         view
         returns (bytes32)
     {
-        return _hashTypedDataV4(keccak256(abi.encode(APPROVAL_TYPEHASH, requestId, approver, nonce, deadline)));
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    APPROVAL_TYPEHASH,
+                    subject.requestId,
+                    subject.datasetId,
+                    subject.requester,
+                    subject.ephemeralKeyHash,
+                    approver,
+                    nonce,
+                    deadline
+                )
+            )
+        );
+    }
+
+    /// @inheritdoc IRetrievalCoordinator
+    function approvalSubject(uint256 requestId) external view returns (ApprovalSubject memory) {
+        Request storage r = _existing(requestId);
+        return ApprovalSubject(requestId, r.datasetId, r.requester, _ephemeralKeyHash[requestId]);
     }
 
     /// @inheritdoc IRetrievalCoordinator
@@ -343,6 +371,7 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         r.policyVersion = version;
         r.requestedAt = uint64(block.timestamp);
         r.ephemeralKey = ephemeralKey;
+        _ephemeralKeyHash[requestId] = keccak256(ephemeralKey);
         emit RetrievalRequested(
             requestId, datasetId, msg.sender, version, ephemeralKey, attestor, attestation, attestationSig
         );
@@ -369,8 +398,18 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         }
     }
 
-    function _recordApproval(uint256 requestId, address approver, bool bySig, uint256 nonce) private {
+    function _recordApproval(ApprovalSubject calldata subject, address approver, bool bySig, uint256 nonce)
+        private
+    {
+        uint256 requestId = subject.requestId;
         Request storage r = _existing(requestId);
+        // The id alone is not enough: across a reorg a sequential id can name another request.
+        if (
+            subject.datasetId != r.datasetId || subject.requester != r.requester
+                || subject.ephemeralKeyHash != _ephemeralKeyHash[requestId]
+        ) {
+            revert RetrievalApprovalMismatch(requestId, r.datasetId, r.requester, _ephemeralKeyHash[requestId]);
+        }
         if (r.status != RequestStatus.Pending) revert RetrievalInvalidStatus(requestId, r.status);
         if (approver == r.requester) revert RetrievalSelfApproval(requestId, approver);
         if (_flags[requestId][approver] & APPROVED != 0) revert RetrievalAlreadyApproved(requestId, approver);

@@ -74,6 +74,16 @@ interface IRetrievalCoordinator {
         bytes32 nonce;
     }
 
+    /// @notice What an approval approves: the request id and the request's own fields, so an
+    /// approval cannot count for another request that got the same id (e.g. across a reorg).
+    /// `ephemeralKeyHash` is keccak256 of the request's ephemeral HPKE public key.
+    struct ApprovalSubject {
+        uint256 requestId;
+        bytes32 datasetId;
+        address requester;
+        bytes32 ephemeralKeyHash;
+    }
+
     /// @notice A request as returned by {request}.
     struct Request {
         bytes32 datasetId;
@@ -144,6 +154,11 @@ interface IRetrievalCoordinator {
     error RetrievalNotApprover(uint256 requestId, address approver);
     /// @dev `approver` approved this request already.
     error RetrievalAlreadyApproved(uint256 requestId, address approver);
+    /// @dev The approval names fields other than the stored request's (given here): it was made
+    /// for another request, e.g. one that held this id before a reorg.
+    error RetrievalApprovalMismatch(
+        uint256 requestId, bytes32 datasetId, address requester, bytes32 ephemeralKeyHash
+    );
     /// @dev The (approver, nonce) pair was used already.
     error RetrievalNonceUsed(address approver, uint256 nonce);
     /// @dev The signed approval's deadline passed.
@@ -202,13 +217,22 @@ interface IRetrievalCoordinator {
         bytes calldata attestationSig
     ) external returns (uint256 requestId);
 
-    /// @notice The caller approves a Pending request; counts in every group listing it.
-    function approve(uint256 requestId) external;
+    /// @notice The caller approves the Pending request `subject.requestId`; counts in every group
+    /// listing it. Reverts with {RetrievalApprovalMismatch} unless dataset, requester and
+    /// ephemeral key hash are the stored request's.
+    function approve(ApprovalSubject calldata subject) external;
 
-    /// @notice Records an EIP-712 `Approval(uint256 requestId,address approver,uint256 nonce,
-    /// uint256 deadline)` signed by `approver` (EOA or EIP-1271 wallet); anyone may relay it.
-    function approveBySig(uint256 requestId, address approver, uint256 nonce, uint256 deadline, bytes calldata sig)
-        external;
+    /// @notice Records an EIP-712 `Approval(uint256 requestId,bytes32 datasetId,address requester,
+    /// bytes32 ephemeralKeyHash,address approver,uint256 nonce,uint256 deadline)` signed by
+    /// `approver` (EOA or EIP-1271 wallet); anyone may relay it. The subject must match the
+    /// stored request as for {approve}.
+    function approveBySig(
+        ApprovalSubject calldata subject,
+        address approver,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata sig
+    ) external;
 
     /// @notice KOS: posts unlock tokens, one per (request, holder), for an open request.
     function issueTokens(uint256 requestId, address[] calldata holders, bytes[] calldata tokens) external;
@@ -279,10 +303,12 @@ interface IRetrievalCoordinator {
     /// @notice EIP-712 digests of the signed types (for off-chain cross-checks). `ShardReceipt`
     /// is the custody receipt of the holder's public `/receipts` (never accepted on chain);
     /// `ShardServed` binds a served shard to its request and is what {reportShardFailure} takes.
-    function hashApproval(uint256 requestId, address approver, uint256 nonce, uint256 deadline)
+    function hashApproval(ApprovalSubject calldata subject, address approver, uint256 nonce, uint256 deadline)
         external
         view
         returns (bytes32);
+    /// @notice The fields an approval of `requestId` must name (reverts for an unknown id).
+    function approvalSubject(uint256 requestId) external view returns (ApprovalSubject memory);
     function hashAttestation(LocationAttestation calldata attestation) external view returns (bytes32);
     function hashShardReceipt(bytes32 datasetId, uint32 shardIndex, bytes32 ciphertextHash)
         external

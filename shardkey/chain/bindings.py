@@ -16,7 +16,7 @@ from shardkey.chain.codec import checksum as to_checksum_address  # cached EIP-5
 from shardkey.chain.connection import ChainClient, SentTx
 from shardkey.chain.contract import BoundContract
 from shardkey.chain.deployment import Deployment
-from shardkey.chain.eip712 import Domain
+from shardkey.chain.eip712 import ApprovalSubject, Domain
 from shardkey.chain.errors import ChainError
 from shardkey.chain.model import (
     DatasetInfo,
@@ -193,6 +193,10 @@ class RetrievalCoordinator:
                            tokens_issued=int(raw[8]), deliveries=int(raw[9]),
                            ephemeral_key=bytes(raw[10]))
 
+    def request_count(self) -> int:
+        """Requests made so far (ids are 1..count)."""
+        return int(self.client.read(self.contract, "requestCount"))
+
     def is_open(self, request_id: int) -> bool:
         """Approved, before its deadline, dataset not revoked."""
         return bool(self.client.read(self.contract, "isOpen", request_id))
@@ -234,15 +238,20 @@ class RetrievalCoordinator:
                                                       to_checksum_address(attestor), signature)
         return self.client.send(fn, requester)
 
-    def approve(self, approver: LocalAccount, request_id: int) -> TxReceipt:
-        """The signer approves a request."""
-        return self.client.send(self.contract.call("approve", request_id), approver)
+    def approval_subject(self, request_id: int) -> ApprovalSubject:
+        """What an approval of ``request_id`` must name: the stored request's fields."""
+        info = self.request(request_id)
+        return ApprovalSubject.of(request_id, info.dataset_id, info.requester, info.ephemeral_key)
 
-    def approve_by_sig(self, relayer: LocalAccount, request_id: int, approver: str, nonce: int,
+    def approve(self, approver: LocalAccount, subject: ApprovalSubject) -> TxReceipt:
+        """The signer approves the request ``subject`` names (reverts if its fields differ)."""
+        return self.client.send(self.contract.call("approve", subject.as_tuple()), approver)
+
+    def approve_by_sig(self, relayer: LocalAccount, subject: ApprovalSubject, approver: str, nonce: int,
                        deadline: int, signature: bytes) -> TxReceipt:
-        """Relay an EIP-712 approval signed by ``approver``."""
-        fn = self.contract.call("approveBySig", request_id, to_checksum_address(approver), nonce,
-                                                  deadline, signature)
+        """Relay an EIP-712 approval of ``subject`` signed by ``approver``."""
+        fn = self.contract.call("approveBySig", subject.as_tuple(), to_checksum_address(approver), nonce,
+                                deadline, signature)
         return self.client.send(fn, relayer)
 
     def issue_tokens(self, kos: LocalAccount, request_id: int, holders: Sequence[str],

@@ -25,6 +25,9 @@ DOMAIN_VERSION = "1"
 _TYPES: dict[str, list[dict[str, str]]] = {
     "Approval": [
         {"name": "requestId", "type": "uint256"},
+        {"name": "datasetId", "type": "bytes32"},
+        {"name": "requester", "type": "address"},
+        {"name": "ephemeralKeyHash", "type": "bytes32"},
         {"name": "approver", "type": "address"},
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
@@ -91,10 +94,35 @@ def recover(domain: Domain, primary: str, message: dict[str, Any], signature: by
     return str(Account.recover_message(_signable(domain, primary, message), signature=signature))
 
 
-def approval_message(request_id: int, approver: str, nonce: int, deadline: int) -> dict[str, Any]:
-    """An ``Approval`` message."""
-    return {"requestId": request_id, "approver": to_checksum_address(approver), "nonce": nonce,
-            "deadline": deadline}
+@dataclass(frozen=True)
+class ApprovalSubject:
+    """What an approval approves: the request id and the request's own fields.
+
+    Binding dataset, requester and the ephemeral key hash stops an approval of request id N
+    from counting for another request that got id N (ids are sequential; a reorg reassigns them).
+    """
+
+    request_id: int
+    dataset_id: bytes
+    requester: str
+    ephemeral_key_hash: bytes
+
+    @classmethod
+    def of(cls, request_id: int, dataset_id: bytes, requester: str, ephemeral_key: bytes) -> ApprovalSubject:
+        """The subject of a request with this dataset, requester and ephemeral public key."""
+        return cls(request_id, bytes(dataset_id), to_checksum_address(requester),
+                   keccak(bytes(ephemeral_key)))
+
+    def as_tuple(self) -> tuple[int, bytes, str, bytes]:
+        """The ``ApprovalSubject`` struct tuple for a contract call."""
+        return (self.request_id, self.dataset_id, self.requester, self.ephemeral_key_hash)
+
+
+def approval_message(subject: ApprovalSubject, approver: str, nonce: int, deadline: int) -> dict[str, Any]:
+    """An ``Approval`` message for ``subject``."""
+    return {"requestId": subject.request_id, "datasetId": subject.dataset_id,
+            "requester": subject.requester, "ephemeralKeyHash": subject.ephemeral_key_hash,
+            "approver": to_checksum_address(approver), "nonce": nonce, "deadline": deadline}
 
 
 def attestation_message(requester: str, lat_e6: int, lon_e6: int, accuracy_m: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,12 @@ import click
 
 from shardkey.cli.context import Env, default_home, parse_dataset_id
 from shardkey.cli.output import emit, progress_bar
-from shardkey.errors import PolicyDenied, UsageError
+from shardkey.crypto.hpke import DEFAULT_SUITE, SUITE_NAMES
+from shardkey.errors import PolicyDenied, ShardKeyError, UsageError
 
 pass_env = click.make_pass_decorator(Env)
+HPKE_SUITES = tuple(SUITE_NAMES)
+DEFAULT_HPKE_SUITE = next(name for name, suite in SUITE_NAMES.items() if suite is DEFAULT_SUITE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,12 +40,16 @@ def devnet() -> None:
 @click.option("--holders", default=5, show_default=True, type=click.IntRange(1, 200))
 @click.option("--kos-replicas", default=1, show_default=True, type=click.IntRange(1, 5))
 @click.option("--block-time", default=0.5, show_default=True, type=click.FloatRange(0.05, 15))
+@click.option("--hpke-suite", type=click.Choice(HPKE_SUITES), default=DEFAULT_HPKE_SUITE, show_default=True,
+              help="Suite of the KOS and holder HPKE keys (x25519: not post-quantum).")
 @pass_env
-def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float) -> None:
+def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke_suite: str) -> None:
     """Start the devnet (a running one is left as it is)."""
+    from shardkey.crypto.hpke import parse_suite
     from shardkey.devnet import up
 
-    info = up(env.home, holders=holders, kos_replicas=kos_replicas, block_time=block_time)
+    info = up(env.home, holders=holders, kos_replicas=kos_replicas, block_time=block_time,
+              hpke_suite=parse_suite(hpke_suite))
     click.echo(f"devnet up: {info.rpc_url}, {len(info.data['holders'])} holders, "
                f"{len(info.data['kos'])} KOS; details in {info.home / 'devnet.json'}")
 
@@ -206,15 +214,24 @@ def geo_attest(env: Env, for_: str, lat: float, lon: float, accuracy: int, as_: 
 @click.argument("dataset")
 @click.option("--as", "as_", default="requester", show_default=True)
 @click.option("--location", type=click.Path(path_type=Path), default=None)
+@click.option("--hpke-suite", type=click.Choice(HPKE_SUITES), default=DEFAULT_HPKE_SUITE, show_default=True,
+              help="Suite of the request's ephemeral key (x25519: not post-quantum).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
-def request(env: Env, dataset: str, as_: str, location: Path | None, as_json: bool) -> None:
-    """Ask for a dataset; prints the request id and state (exit 3 when denied)."""
-    from shardkey.client.retrieval import SignedAttestation, request_retrieval
+def request(env: Env, dataset: str, as_: str, location: Path | None, hpke_suite: str, as_json: bool) -> None:
+    """Ask for a dataset; prints the request id and state (exit 3 when denied).
+
+    Keys of earlier requests that are now completed, denied or expired are deleted first.
+    """
+    from shardkey.client.retrieval import SignedAttestation, prune_ephemeral_keys, request_retrieval
+    from shardkey.crypto.hpke import parse_suite
 
     dataset_id = parse_dataset_id(dataset)
     attestation = SignedAttestation.load(location) if location else None
-    outcome = request_retrieval(env.chain, env.account(as_), dataset_id, attestation, env.requests_dir)
+    requester = env.account(as_)
+    prune_ephemeral_keys(env.chain, env.requests_dir)
+    outcome = request_retrieval(env.chain, requester, dataset_id, attestation, env.requests_dir,
+                                parse_suite(hpke_suite))
     if outcome.disagreement:
         click.echo(outcome.disagreement, err=True)
     if as_json:
@@ -228,10 +245,37 @@ def request(env: Env, dataset: str, as_: str, location: Path | None, as_json: bo
 @cli.command()
 @click.argument("request_id", metavar="REQUEST", type=click.IntRange(1))
 @click.option("--as", "as_", required=True)
+@click.option("--yes", "-y", is_flag=True,
+              help="Approve without asking; needed when stdin is not a terminal.")
+@click.option("--dataset", "expect_dataset", default=None,
+              help="Refuse unless the request is for this dataset.")
+@click.option("--requester", "expect_requester", default=None,
+              help="Refuse unless this account (name or address) made the request.")
 @pass_env
-def approve(env: Env, request_id: int, as_: str) -> None:
-    """Approve a request as a member of its approval groups."""
-    env.chain.retrievals.approve(env.account(as_), request_id)
+def approve(env: Env, request_id: int, as_: str, yes: bool, expect_dataset: str | None,
+            expect_requester: str | None) -> None:
+    """Approve a request as a member of its approval groups.
+
+    Shows dataset, requester, ephemeral key, attested location and time window first, then
+    asks (a terminal) or needs --yes. The approval binds these fields, not the id alone.
+    """
+    import sys
+
+    from shardkey.client.approval import check_expected, describe, preview_approval
+
+    approver = env.account(as_)
+    preview = preview_approval(env.chain, request_id, env.deployment.start_block)
+    check_expected(preview, parse_dataset_id(expect_dataset) if expect_dataset else None,
+                   env.resolve(expect_requester) if expect_requester else None)
+    for line in describe(preview, env.names()):
+        click.echo(line)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"approving request {request_id} needs confirmation: stdin is not a "
+                             "terminal, so check the fields above and pass --yes")
+        if not click.confirm(f"approve request {request_id} as {as_}?", default=False):
+            raise UsageError(f"request {request_id} not approved")
+    env.chain.retrievals.approve(approver, preview.subject)
     info = env.chain.retrievals.request(request_id)
     click.echo(f"request {request_id}: {info.status.name.lower()}")
 
@@ -246,7 +290,7 @@ def approve(env: Env, request_id: int, as_: str) -> None:
 def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_json: bool) -> None:
     """Restore the dataset of an approved request into OUTPUT (atomically)."""
     from shardkey.client.fetch import fetch as run_fetch
-    from shardkey.client.retrieval import load_ephemeral_key
+    from shardkey.client.retrieval import load_ephemeral_key, prune_ephemeral_keys
 
     requester = env.account(as_)  # an unknown account is named before anything else is read
     key = load_ephemeral_key(env.requests_dir, request_id)
@@ -254,8 +298,14 @@ def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_
     total = 0
     if info.dataset_id != bytes(32):
         total = env.chain.datasets.dataset(info.dataset_id).params.plaintext_length
-    with progress_bar("fetching", total, enabled=not as_json) as advance:
-        result = run_fetch(env.chain, requester, request_id, output, key, timeout=timeout, progress=advance)
+    try:
+        with progress_bar("fetching", total, enabled=not as_json) as advance:
+            result = run_fetch(env.chain, requester, request_id, output, key, timeout=timeout,
+                               progress=advance)
+    finally:  # completed, denied or expired: the key would only ever open the public deliveries
+        del key
+        with contextlib.suppress(ShardKeyError):  # never mask the fetch's own error
+            prune_ephemeral_keys(env.chain, env.requests_dir, only=request_id)
     names = env.names()
     summary = {"request": request_id, "output": str(output), "bytes": result.bytes_written,
                "fragment_holders": [names.get(h, h) for h in result.good_holders],

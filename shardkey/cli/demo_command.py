@@ -96,7 +96,12 @@ class _Stepper:
 def _run(env: Env, home: Path, size: int, step: _Stepper) -> None:
     from shardkey.audit.log import collect_events, request_histories
     from shardkey.client.fetch import fetch
-    from shardkey.client.retrieval import attest_location, load_ephemeral_key, request_retrieval
+    from shardkey.client.retrieval import (
+        attest_location,
+        load_ephemeral_key,
+        prune_ephemeral_keys,
+        request_retrieval,
+    )
     from shardkey.client.store import StoreOptions, store_file
     from shardkey.devnet.process import stop
     from shardkey.policy.yaml_file import parse_policy_yaml
@@ -132,7 +137,8 @@ def _run(env: Env, home: Path, size: int, step: _Stepper) -> None:
     def missing_approval() -> str:
         proof = attest_location(chain, env.account("attestor"), requester.address, *PARIS, 30)
         outcome = request_retrieval(chain, requester, dataset, proof, keys_dir)
-        chain.retrievals.approve(env.account("client-rep"), outcome.request_id)
+        subject = chain.retrievals.approval_subject(outcome.request_id)
+        chain.retrievals.approve(env.account("client-rep"), subject)
         try:
             fetch(chain, requester, outcome.request_id, home / "never.bin",
                   load_ephemeral_key(keys_dir, outcome.request_id), timeout=3)
@@ -153,10 +159,13 @@ def _run(env: Env, home: Path, size: int, step: _Stepper) -> None:
     def granted() -> str:
         request_id = state["pending"]
         assert isinstance(request_id, int)
-        chain.retrievals.approve(env.account("provider-rep"), request_id)
+        chain.retrievals.approve(env.account("provider-rep"),
+                                 chain.retrievals.approval_subject(request_id))
         out = home / "restored.bin"
         result = fetch(chain, requester, request_id, out, load_ephemeral_key(keys_dir, request_id),
                        timeout=60)
+        if prune_ephemeral_keys(chain, keys_dir, only=request_id) != [request_id]:
+            raise DemoFailure("the completed request's ephemeral key was not deleted")
         restored = hashlib.sha256(out.read_bytes()).hexdigest()
         if restored != digest:
             raise DemoFailure("restored file differs from the original")

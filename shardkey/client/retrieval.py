@@ -16,7 +16,8 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.eip712 import attestation_message, sign
 from shardkey.chain.model import RequestStatus
 from shardkey.chain.release import preflight_reason
-from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.crypto.errors import CryptoError
+from shardkey.crypto.hpke import DEFAULT_SUITE, HpkePrivateKey, HpkeSuiteId
 from shardkey.errors import UsageError
 from shardkey.fsutil import atomic_write_bytes
 from shardkey.policy.evaluate import DenialReason
@@ -128,17 +129,22 @@ class RequestOutcome:
 
 
 def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id: bytes,
-                      attestation: SignedAttestation | None, keys_dir: Path) -> RequestOutcome:
+                      attestation: SignedAttestation | None, keys_dir: Path,
+                      suite: HpkeSuiteId = DEFAULT_SUITE) -> RequestOutcome:
     """Pre-flight the policy off chain, make an ephemeral HPKE key, send the request, keep
     the key (0600) for ``fetch``. The outcome carries both the chain's and the pre-flight's
-    verdict (:attr:`RequestOutcome.disagreement`)."""
+    verdict (:attr:`RequestOutcome.disagreement`).
+
+    The key is kept only while the request can still be served: a request denied at once
+    leaves no key file, and :func:`prune_ephemeral_keys` removes the others later.
+    """
     if chain.datasets.dataset(dataset_id).status == 0:
         raise UsageError(f"dataset 0x{dataset_id.hex()} is not registered on this chain")
     given = None
     if attestation is not None:
         given = (attestation.attestor, parse_attestation(attestation.as_tuple()), attestation.signature)
     predicted, predicted_at = preflight_reason(chain, requester.address, dataset_id, given)
-    ephemeral = HpkePrivateKey.generate(os.urandom)
+    ephemeral = HpkePrivateKey.generate(os.urandom, suite)
     if attestation is not None:
         receipt = chain.retrievals.request_retrieval(requester, dataset_id, ephemeral.public_key_bytes(),
                                                      attestation.as_tuple(), attestation.attestor,
@@ -148,8 +154,9 @@ def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id:
     events = chain.retrievals.contract.process_receipt("RetrievalRequested", receipt)
     request_id = int(events[0].args["requestId"])
     key_file = keys_dir / f"{request_id}.hpke"
-    atomic_write_bytes(key_file, ephemeral.to_bytes().hex().encode(), mode=0o600)
     info = chain.retrievals.request(request_id)
+    if info.status != RequestStatus.DENIED:  # a denied request is never served: keep nothing
+        atomic_write_bytes(key_file, ephemeral.to_bytes().hex().encode(), mode=0o600)
     return RequestOutcome(request_id, info.status, DenialReason(info.denial_reason), key_file,
                           predicted, predicted_at)
 
@@ -160,5 +167,51 @@ def load_ephemeral_key(keys_dir: Path, request_id: int) -> HpkePrivateKey:
     try:
         return HpkePrivateKey.from_bytes(bytes.fromhex(path.read_text().strip()))
     except FileNotFoundError:
-        raise UsageError(f"no ephemeral key for request {request_id} in {keys_dir} "
-                         "(fetch must run where the request was made)") from None
+        raise UsageError(f"no ephemeral key for request {request_id} in {keys_dir} (fetch must run "
+                         "where the request was made; the key is deleted once the request is "
+                         "completed, denied or expired)") from None
+
+
+def forget_ephemeral_key(keys_dir: Path, request_id: int) -> bool:
+    """Overwrite and delete a request's key file; whether there was one."""
+    path = keys_dir / f"{request_id}.hpke"
+    try:
+        with open(path, "r+b") as f:  # best effort: the file system may keep old blocks
+            f.write(bytes(path.stat().st_size))
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def prune_ephemeral_keys(chain: ShardKeyChain, keys_dir: Path, only: int | None = None) -> list[int]:
+    """Delete the keys of requests that can no longer be served; returns their ids.
+
+    With the deliveries public on chain, a kept key would open every fragment later. A key
+    goes once its request is completed or denied, once its approval window is over (chain
+    time), or when the request under its id has another ephemeral key (the id was reused
+    after a reorg). An id the chain does not know (yet) is kept.
+    """
+    ids = [only] if only is not None else sorted(
+        int(p.stem) for p in keys_dir.glob("*.hpke") if p.stem.isdigit())
+    now: int | None = None
+    gone: list[int] = []
+    known = chain.retrievals.request_count() if ids else 0
+    for request_id in ids:
+        try:
+            key = load_ephemeral_key(keys_dir, request_id)
+        except (UsageError, ValueError, CryptoError):
+            continue  # not a key file this code wrote: leave it
+        if request_id > known:
+            continue
+        info = chain.retrievals.request(request_id)
+        done = info.status in (RequestStatus.COMPLETED, RequestStatus.DENIED)
+        if not done and info.status == RequestStatus.APPROVED:
+            now = chain.client.latest_timestamp() if now is None else now
+            done = now > info.deadline
+        if done or info.ephemeral_key != key.public_key_bytes():
+            forget_ephemeral_key(keys_dir, request_id)
+            gone.append(request_id)
+    return gone

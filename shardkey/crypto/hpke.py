@@ -2,7 +2,8 @@
 
 A sealed blob is ``suite_id:u8 | enc | ciphertext`` where suite 1 is
 DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM and suite 2 is
-ML-KEM-768+X25519 / HKDF-SHA256 / AES-256-GCM.
+ML-KEM-768+X25519 / HKDF-SHA256 / AES-256-GCM. New keys are suite 2 unless asked
+otherwise (:data:`DEFAULT_SUITE`); sealing follows the recipient key's suite.
 
 Key encodings (ShardKey's own, raw bytes):
 
@@ -41,6 +42,21 @@ class HpkeSuiteId(enum.IntEnum):
 
     X25519 = 1
     MLKEM768_X25519 = 2
+
+
+# Hybrid post-quantum by default: every sealed wrap key, token and delivery is published on
+# a permanent public ledger, so a key broken later (X25519 by a quantum computer) would open
+# the whole history. X25519 alone is an explicit choice (``--hpke-suite x25519``).
+DEFAULT_SUITE = HpkeSuiteId.MLKEM768_X25519
+SUITE_NAMES = {"mlkem768-x25519": HpkeSuiteId.MLKEM768_X25519, "x25519": HpkeSuiteId.X25519}
+
+
+def parse_suite(name: str) -> HpkeSuiteId:
+    """A suite from its option name (``mlkem768-x25519`` or ``x25519``), naming the choices."""
+    try:
+        return SUITE_NAMES[name.strip().lower()]
+    except KeyError:
+        raise HpkeKeyError(f"unknown HPKE suite {name!r}; expected one of {', '.join(SUITE_NAMES)}") from None
 
 
 _SUITES = {
@@ -112,8 +128,8 @@ class HpkePrivateKey:
             raise HpkeKeyError(f"HPKE private key is not a valid {suite.name} key") from None
 
     @classmethod
-    def generate(cls, rng: Rng, suite: HpkeSuiteId = HpkeSuiteId.X25519) -> HpkePrivateKey:
-        """Make a new key pair from ``rng`` (``os.urandom`` in production)."""
+    def generate(cls, rng: Rng, suite: HpkeSuiteId = DEFAULT_SUITE) -> HpkePrivateKey:
+        """Make a new key pair from ``rng`` (``os.urandom`` in production); hybrid by default."""
         suite = _suite_id(suite)
         n = _PRIVATE_LEN[suite]
         return cls(suite, require_bytes(rng(n), n, "rng output"))

@@ -28,7 +28,7 @@ from eth_account.signers.local import LocalAccount
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.deploy import deploy_all
-from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.crypto.hpke import DEFAULT_SUITE, HpkePrivateKey, HpkeSuiteId
 from shardkey.devnet.anvil import start_anvil
 from shardkey.devnet.process import DevnetError, is_running, stop, wait_until
 from shardkey.devnet.regions import region_for
@@ -100,8 +100,12 @@ def _is_up(info: DevnetInfo) -> bool:
 
 
 def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 0.5,
-       confirmations: int = 1, quiet: bool = False) -> DevnetInfo:
-    """Start a devnet in ``home`` (or return the running one)."""
+       confirmations: int = 1, quiet: bool = False,
+       hpke_suite: HpkeSuiteId = DEFAULT_SUITE) -> DevnetInfo:
+    """Start a devnet in ``home`` (or return the running one).
+
+    KOS and holder HPKE keys are made in ``hpke_suite`` (hybrid ML-KEM-768+X25519 by default).
+    """
     home = Path(home).resolve()
     existing = DevnetInfo.load(home)
     if existing is not None and _is_up(existing):
@@ -118,7 +122,7 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     started: list[int] = []
     try:
-        return _start(home, holders, kos_replicas, block_time, confirmations, started)
+        return _start(home, holders, kos_replicas, block_time, confirmations, started, hpke_suite)
     except BaseException:
         for pid in reversed(started):
             stop(pid)
@@ -127,17 +131,18 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
 
 
 def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confirmations: int,
-           started: list[int]) -> DevnetInfo:
+           started: list[int], hpke_suite: HpkeSuiteId) -> DevnetInfo:
     # The fork server imports the agents' code while anvil starts and the contracts deploy.
     spawner = Spawner(home / "logs" / "spawner.log", _service_env())
     try:
-        return _start_with(spawner, home, holders, kos_replicas, block_time, confirmations, started)
+        return _start_with(spawner, home, holders, kos_replicas, block_time, confirmations, started,
+                           hpke_suite)
     finally:
         spawner.close()
 
 
 def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, block_time: float,
-                confirmations: int, started: list[int]) -> DevnetInfo:
+                confirmations: int, started: list[int], hpke_suite: HpkeSuiteId) -> DevnetInfo:
     anvil_log = home / "logs" / "anvil.log"
     anvil_pid, rpc_url = start_anvil(anvil_log, block_time=block_time)
     started.append(anvil_pid)
@@ -155,7 +160,7 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
 
     kos_names = [n for n in names if n.startswith("kos")]
     deployment = deploy_all(client, accounts["admin"], [accounts[n].address for n in kos_names])
-    kos_key = HpkePrivateKey.generate(os.urandom)
+    kos_key = HpkePrivateKey.generate(os.urandom, hpke_suite)
     kos_dir = home / "kos"
     passphrase = os.urandom(24).hex()
     atomic_write_bytes(kos_dir / "passphrase", passphrase.encode(), mode=0o600)
@@ -194,7 +199,7 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
         region, lat, lon = region_for(i)
         data_dir = home / "holders" / name
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # keys and shards: owner only
-        hpke_key = HpkePrivateKey.generate(os.urandom)
+        hpke_key = HpkePrivateKey.generate(os.urandom, hpke_suite)
         secret = os.urandom(24).hex()
         atomic_write_bytes(data_dir / "passphrase", secret.encode(), mode=0o600)
         save_hpke_keystore(data_dir / "hpke.json", hpke_key, secret)

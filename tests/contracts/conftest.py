@@ -12,6 +12,7 @@ from contract_helpers import (
     ATTESTATION_TYPES,
     EMPTY_ATT,
     ZERO,
+    ZERO32,
     att_tuple,
     attestation,
     domain,
@@ -159,6 +160,13 @@ class Kit:
         tx = self.coordinator.requestRetrieval(ds_id, key, att, attestor, sig, sender=sender)
         rid = tx.events.filter(self.coordinator.RetrievalRequested)[0].requestId
         return rid, tx
+
+    def subject(self, rid: int) -> tuple:
+        """The ``ApprovalSubject`` of a stored request (zero fields for an unknown id)."""
+        if not 1 <= rid <= self.coordinator.requestCount():
+            return (rid, ZERO32, ZERO, ZERO32)
+        r = self.coordinator.request(rid)
+        return (rid, bytes(r.datasetId), str(r.requester), keccak(bytes(r.ephemeralKey)))
 
     def status(self, rid: int) -> tuple[int, int]:
         r = self.coordinator.request(rid)

@@ -118,6 +118,9 @@ def domain(coordinator: Any, chain_id: int) -> dict[str, Any]:
 APPROVAL_TYPES = {
     "Approval": [
         {"name": "requestId", "type": "uint256"},
+        {"name": "datasetId", "type": "bytes32"},
+        {"name": "requester", "type": "address"},
+        {"name": "ephemeralKeyHash", "type": "bytes32"},
         {"name": "approver", "type": "address"},
         {"name": "nonce", "type": "uint256"},
         {"name": "deadline", "type": "uint256"},
@@ -149,6 +152,14 @@ SERVED_TYPES = {
     ]
 }
 FRAGMENT_WRONG, FRAGMENT_MISSING = 1, 2  # FragmentFailureKind
+
+
+def approval_message(subject: Sequence[Any], approver: Any, nonce: int, deadline: int) -> dict[str, Any]:
+    """The EIP-712 ``Approval`` message for an ``ApprovalSubject`` tuple."""
+    rid, dataset_id, requester, key_hash = subject
+    return {"requestId": rid, "datasetId": bytes(dataset_id), "requester": str(requester),
+            "ephemeralKeyHash": bytes(key_hash), "approver": str(approver), "nonce": nonce,
+            "deadline": deadline}
 
 
 def typed_digest(dom: dict[str, Any], types: dict[str, Any], message: dict[str, Any]) -> bytes:

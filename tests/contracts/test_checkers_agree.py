@@ -257,7 +257,7 @@ class Runner:
             if status != REQ_PENDING:
                 break
             if str(approver.address) in members:
-                self.kit.coordinator.approve(rid, sender=approver)
+                self.kit.coordinator.approve(self.kit.subject(rid), sender=approver)
         return int(rid)
 
 

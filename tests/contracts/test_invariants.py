@@ -33,6 +33,7 @@ from contract_helpers import (
     REQ_DENIED,
     REQ_PENDING,
     ZERO,
+    approval_message,
     domain,
     policy,
     sign_typed,
@@ -153,7 +154,7 @@ class Model:
         if action in ("updatePolicy", "revokeDataset"):
             return s == str(k.owner)
         if action == "approve":
-            r = self.c.request(args[0])
+            r = self.c.request(args[0][0])
             members = {m for g in self.reg.policy(r.datasetId, r.policyVersion).groups for m in g.members}
             return s in {str(m) for m in members} and s != str(r.requester)
         if action == "approveBySig":
@@ -188,7 +189,7 @@ class Model:
         if action == "requestRetrieval":
             args: tuple = (rng.choice(self.datasets), b"epk", *_empty_attestation())
         elif action == "approve":
-            args = (self.pick_request(),)
+            args = (self.kit.subject(self.pick_request()),)
         elif action == "approveBySig":
             args, signer = self.approval_sig()
         elif action == "issueTokens":
@@ -212,6 +213,8 @@ class Model:
         """Send one call, then check every invariant (a revert must change nothing)."""
         target = self.reg if action in ("updatePolicy", "revokeDataset") else self.c
         named = args[0] if action not in ("requestRetrieval", "updatePolicy", "revokeDataset") else -1
+        if action in ("approve", "approveBySig"):
+            named = args[0][0]  # an ApprovalSubject: the request id comes first
         before = self.snapshot(named)
         try:
             tx = getattr(target, action)(*args, sender=sender)
@@ -223,8 +226,10 @@ class Model:
         self.record(tx)
         what = f"{action}{args[:1]} by {sender}"
         assert self.allowed(action, sender, args), f"{what} succeeded for a party not listed"
+        if action in ("approve", "approveBySig"):
+            assert tuple(args[0]) == self.kit.subject(args[0][0]), f"{what}: approved other fields"
         if action == "approveBySig":
-            assert signer is not None and str(signer) != str(self.c.request(args[0]).requester), what
+            assert signer is not None and str(signer) != str(self.c.request(args[0][0]).requester), what
         self.check(before, self.snapshot(named), True, what)
 
     def approval_sig(self) -> tuple[tuple, Any]:
@@ -237,9 +242,12 @@ class Model:
         actual = claimed if rng.random() < 0.8 else rng.choice(self.approvers)
         self.nonce += 1
         deadline = k.now + rng.choice([-10, 3600])
-        msg = {"requestId": rid, "approver": str(claimed), "nonce": self.nonce, "deadline": deadline}
+        subject = k.subject(rid)
+        if self.nonce % 10 == 0:  # signed for another request with this id (no rng draw: seeds keep runs)
+            subject = (rid, subject[1], str(k.outsider), subject[3])
+        msg = approval_message(subject, claimed, self.nonce, deadline)
         sig = sign_typed(actual.private_key, domain(self.c, k.chain_id), APPROVAL_TYPES, msg)
-        args = (rid, claimed, self.nonce, deadline, sig)
+        args = (subject, claimed, self.nonce, deadline, sig)
         self.used_sigs.append(args)
         return args, claimed
 

@@ -13,6 +13,7 @@ from contract_helpers import (
     SERVED_TYPES,
     ZERO,
     ZERO32,
+    approval_message,
     attestation,
     domain,
     merkle_root_and_proofs,
@@ -84,20 +85,20 @@ def test_approval_groups(kit, coordinator, gds, approvers, requester):
     assert len(tx.events) == 1 and kit.status(rid) == (REQ_PENDING, 0)
     assert coordinator.approvalCounts(rid) == [0, 0]
     assert not coordinator.isOpen(rid)
-    tx = coordinator.approve(rid, sender=a0)
+    tx = coordinator.approve(kit.subject(rid), sender=a0)
     assert tx.events == [coordinator.ApprovalRecorded(rid, a0, False, 0)]
     assert coordinator.approvalCounts(rid) == [1, 0] and coordinator.hasApproved(rid, a0)
     assert not coordinator.hasApproved(rid, a1)
-    tx = coordinator.approve(rid, sender=a1)  # legal complete, ops still missing
+    tx = coordinator.approve(kit.subject(rid), sender=a1)  # legal complete, ops still missing
     assert tx.events == [coordinator.ApprovalRecorded(rid, a1, False, 0)]
     assert coordinator.approvalCounts(rid) == [2, 0] and kit.status(rid) == (REQ_PENDING, 0)
-    tx = coordinator.approve(rid, sender=a2)
+    tx = coordinator.approve(kit.subject(rid), sender=a2)
     assert tx.events == [coordinator.ApprovalRecorded(rid, a2, False, 0),
                          coordinator.RetrievalApproved(rid, gds, tx.timestamp, tx.timestamp + 600)]
     assert coordinator.approvalCounts(rid) == [2, 1]
     assert kit.status(rid) == (REQ_APPROVED, 0) and coordinator.isOpen(rid)
     with reverts("RetrievalInvalidStatus", rid, REQ_APPROVED):
-        coordinator.approve(rid, sender=a0)
+        coordinator.approve(kit.subject(rid), sender=a0)
 
 
 def test_approve_reverts(kit, coordinator, approvers, requester, outsider):
@@ -105,56 +106,106 @@ def test_approve_reverts(kit, coordinator, approvers, requester, outsider):
     ds_id = kit.register(policy(groups=[("g", [str(requester), str(a0), str(a1)], 2)]))
     rid, _ = kit.request(ds_id)
     with reverts("RetrievalUnknownRequest", 99):
-        coordinator.approve(99, sender=a0)
+        coordinator.approve(kit.subject(99), sender=a0)
+    subject = kit.subject(rid)
     with reverts("RetrievalSelfApproval", rid, requester):
-        coordinator.approve(rid, sender=requester)
+        coordinator.approve(subject, sender=requester)
     with reverts("RetrievalNotApprover", rid, outsider):
-        coordinator.approve(rid, sender=outsider)
-    coordinator.approve(rid, sender=a0)
+        coordinator.approve(subject, sender=outsider)
+    coordinator.approve(subject, sender=a0)
     with reverts("RetrievalAlreadyApproved", rid, a0):
-        coordinator.approve(rid, sender=a0)
+        coordinator.approve(subject, sender=a0)
     coordinator.denyRequest(rid, REASONS["KosPolicyMismatch"], sender=kit.kos)
     with reverts("RetrievalInvalidStatus", rid, REQ_DENIED):
-        coordinator.approve(rid, sender=a1)
+        coordinator.approve(subject, sender=a1)
 
 
-def _sign_approval(kit, key, rid, approver, nonce, deadline):
+def test_approval_with_another_requests_fields_is_refused(kit, coordinator, gds, approvers, outsider):
+    """An approval names dataset, requester and ephemeral key hash as well as the id: made
+    for request N, it cannot count for a different request N (as after a reorg)."""
+    a0, _a1, _ = approvers
+    rid, _ = kit.request(gds, key=b"bob's key")
+    other_ds = kit.register(policy(groups=[("g", [str(a0)], 1)]))
+    mallory, _ = kit.request(gds, sender=outsider, key=b"mallory's key")
+    stored = kit.subject(rid)
+    _, ds_id, requester, key_hash = stored
+    for wrong in ((rid, other_ds, requester, key_hash),              # another dataset
+                  (rid, ds_id, str(outsider), key_hash),             # another requester
+                  (rid, ds_id, requester, keccak(b"mallory's key")),  # another ephemeral key
+                  (rid, *kit.subject(mallory)[1:])):                  # all of another request
+        with reverts("RetrievalApprovalMismatch", rid, ds_id, requester, key_hash):
+            coordinator.approve(wrong, sender=a0)
+    assert not coordinator.hasApproved(rid, a0) and coordinator.approvalCounts(rid) == [0, 0]
+    coordinator.approve(stored, sender=a0)
+    assert coordinator.hasApproved(rid, a0)
+    assert tuple(coordinator.approvalSubject(rid)) == stored
+    view_reverts(coordinator.approvalSubject, (10_000,), "RetrievalUnknownRequest", 10_000)
+
+
+def test_approval_made_before_a_reorg_does_not_approve_the_request_that_reuses_its_id(
+        kit, chain, coordinator, gds, approvers, outsider):
+    a0, _a1, _ = approvers
+    snap = chain.snapshot()
+    rid, _ = kit.request(gds, key=b"bob's key")
+    bobs = kit.subject(rid)                       # what the approver saw and approves
+    chain.restore(snap)                           # the request's block is reorged away
+    mallory, _ = kit.request(gds, sender=outsider, key=b"mallory's key")
+    assert mallory == rid                         # sequential ids: the same id, another request
+    with reverts("RetrievalApprovalMismatch", *kit.subject(rid)):
+        coordinator.approve(bobs, sender=a0)
+    deadline = kit.now + 1000
+    sig = _sign_approval(kit, a0.private_key, bobs, a0, 41, deadline)
+    with reverts("RetrievalApprovalMismatch", *kit.subject(rid)):
+        coordinator.approveBySig(bobs, a0, 41, deadline, sig, sender=outsider)
+    with reverts("RetrievalInvalidSignature", a0):  # the signature does not fit Mallory's fields
+        coordinator.approveBySig(kit.subject(rid), a0, 41, deadline, sig, sender=outsider)
+    assert not coordinator.hasApproved(rid, a0) and not coordinator.nonceUsed(a0, 41)
+
+
+def _sign_approval(kit, key, subject, approver, nonce, deadline):
     return sign_typed(key, domain(kit.coordinator, kit.chain_id), APPROVAL_TYPES,
-                      {"requestId": rid, "approver": str(approver), "nonce": nonce,
-                       "deadline": deadline})
+                      approval_message(subject, approver, nonce, deadline))
 
 
 def test_approve_by_sig_eoa(kit, coordinator, gds, approvers, outsider, requester):
     a0, a1, _ = approvers
     rid, _ = kit.request(gds)
+    s = kit.subject(rid)
     deadline = kit.now + 1000
     dom = domain(coordinator, kit.chain_id)
-    msg = {"requestId": rid, "approver": str(a0), "nonce": 7, "deadline": deadline}
-    assert coordinator.hashApproval(rid, a0, 7, deadline) == typed_digest(dom, APPROVAL_TYPES, msg)
-    sig = _sign_approval(kit, a0.private_key, rid, a0, 7, deadline)
-    tx = coordinator.approveBySig(rid, a0, 7, deadline, sig, sender=outsider)  # relayed
+    msg = approval_message(s, a0, 7, deadline)
+    assert coordinator.hashApproval(s, a0, 7, deadline) == typed_digest(dom, APPROVAL_TYPES, msg)
+    sig = _sign_approval(kit, a0.private_key, s, a0, 7, deadline)
+    tx = coordinator.approveBySig(s, a0, 7, deadline, sig, sender=outsider)  # relayed
     assert tx.events == [coordinator.ApprovalRecorded(rid, a0, True, 7)]
     assert coordinator.nonceUsed(a0, 7) and not coordinator.nonceUsed(a0, 8)
     # replay of the same signature
     with reverts("RetrievalNonceUsed", a0, 7):
-        coordinator.approveBySig(rid, a0, 7, deadline, sig, sender=outsider)
+        coordinator.approveBySig(s, a0, 7, deadline, sig, sender=outsider)
     # a signature by someone else, or for other fields, does not verify
-    bad = _sign_approval(kit, outsider.private_key, rid, a1, 1, deadline)
+    bad = _sign_approval(kit, outsider.private_key, s, a1, 1, deadline)
     with reverts("RetrievalInvalidSignature", a1):
-        coordinator.approveBySig(rid, a1, 1, deadline, bad, sender=outsider)
-    other_rid = _sign_approval(kit, a1.private_key, rid + 1, a1, 1, deadline)
+        coordinator.approveBySig(s, a1, 1, deadline, bad, sender=outsider)
+    other_rid = _sign_approval(kit, a1.private_key, (rid + 1, *s[1:]), a1, 1, deadline)
     with reverts("RetrievalInvalidSignature", a1):
-        coordinator.approveBySig(rid, a1, 1, deadline, other_rid, sender=outsider)
+        coordinator.approveBySig(s, a1, 1, deadline, other_rid, sender=outsider)
+    # signed for another requester's request with this id: refused whichever subject is relayed
+    for_other = (rid, s[1], str(outsider), s[3])
+    sig_other = _sign_approval(kit, a1.private_key, for_other, a1, 1, deadline)
+    with reverts("RetrievalInvalidSignature", a1):
+        coordinator.approveBySig(s, a1, 1, deadline, sig_other, sender=outsider)
+    with reverts("RetrievalApprovalMismatch", *s):
+        coordinator.approveBySig(for_other, a1, 1, deadline, sig_other, sender=outsider)
     with reverts("RetrievalSignatureExpired", kit.now - 1):
-        coordinator.approveBySig(rid, a1, 1, kit.now - 1,
-                                 _sign_approval(kit, a1.private_key, rid, a1, 1, kit.now - 1),
+        coordinator.approveBySig(s, a1, 1, kit.now - 1,
+                                 _sign_approval(kit, a1.private_key, s, a1, 1, kit.now - 1),
                                  sender=outsider)
     # the requester's own signature is rejected too
-    own = _sign_approval(kit, requester.private_key, rid, requester, 1, deadline)
+    own = _sign_approval(kit, requester.private_key, s, requester, 1, deadline)
     with reverts("RetrievalSelfApproval", rid, requester):
-        coordinator.approveBySig(rid, requester, 1, deadline, own, sender=outsider)
-    good = _sign_approval(kit, a1.private_key, rid, a1, 1, deadline)
-    tx = coordinator.approveBySig(rid, a1, 1, deadline, good, sender=outsider)
+        coordinator.approveBySig(s, requester, 1, deadline, own, sender=outsider)
+    good = _sign_approval(kit, a1.private_key, s, a1, 1, deadline)
+    tx = coordinator.approveBySig(s, a1, 1, deadline, good, sender=outsider)
     assert tx.events == [coordinator.ApprovalRecorded(rid, a1, True, 1)]
     assert coordinator.approvalCounts(rid) == [2, 0]  # legal complete; ops (a2 or wallet) missing
 
@@ -169,7 +220,8 @@ def test_domain_separator(coordinator, chain):
          keccak(text="ShardKey"), keccak(text="1"), chain.chain_id, coordinator.address]))
     assert coordinator.domainSeparator() == expected
     assert coordinator.APPROVAL_TYPEHASH() == keccak(
-        text="Approval(uint256 requestId,address approver,uint256 nonce,uint256 deadline)")
+        text="Approval(uint256 requestId,bytes32 datasetId,address requester,bytes32 ephemeralKeyHash,"
+             "address approver,uint256 nonce,uint256 deadline)")
     assert coordinator.SHARD_RECEIPT_TYPEHASH() == keccak(
         text="ShardReceipt(bytes32 datasetId,uint32 shardIndex,bytes32 ciphertextHash)")
     assert coordinator.SHARD_SERVED_TYPEHASH() == keccak(
@@ -182,23 +234,24 @@ def test_domain_separator(coordinator, chain):
 def test_approve_by_sig_eip1271(kit, coordinator, gds, approvers, wallet, outsider):
     a0, _a1, wallet_owner = approvers
     rid, _ = kit.request(gds)
+    s = kit.subject(rid)
     deadline = kit.now + 1000
-    digest = coordinator.hashApproval(rid, wallet, 3, deadline)
+    digest = coordinator.hashApproval(s, wallet, 3, deadline)
     with reverts("RetrievalInvalidSignature", wallet):
-        coordinator.approveBySig(rid, wallet, 3, deadline, sign_digest(a0.private_key, digest),
+        coordinator.approveBySig(s, wallet, 3, deadline, sign_digest(a0.private_key, digest),
                                  sender=outsider)
     sig = sign_digest(wallet_owner.private_key, digest)
-    tx = coordinator.approveBySig(rid, wallet, 3, deadline, sig, sender=outsider)
+    tx = coordinator.approveBySig(s, wallet, 3, deadline, sig, sender=outsider)
     assert tx.events == [coordinator.ApprovalRecorded(rid, wallet, True, 3)]
     assert coordinator.approvalCounts(rid) == [0, 1]
     with reverts("RetrievalNonceUsed", wallet, 3):
-        coordinator.approveBySig(rid, wallet, 3, deadline, sig, sender=outsider)
+        coordinator.approveBySig(s, wallet, 3, deadline, sig, sender=outsider)
 
 
 def test_contract_wallet_approves_by_transaction(kit, coordinator, gds, approvers, wallet):
     a0, _a1, wallet_owner = approvers
     rid, _ = kit.request(gds)
-    data = coordinator.approve.encode_input(rid)
+    data = coordinator.approve.encode_input(kit.subject(rid))
     wallet.execute(coordinator, data, sender=wallet_owner)
     assert coordinator.hasApproved(rid, wallet)
     with reverts("TestWalletUnauthorized", a0):

@@ -96,13 +96,13 @@ def test_missing_approval_cannot_fetch_and_writes_nothing(devnet, tmp_path: Path
     request = devnet.json("request", dataset)
     assert request["state"] == "pending"
     rid = str(request["request"])
-    devnet.run("approve", rid, "--as", "client-rep")
+    devnet.run("approve", rid, "--as", "client-rep", "--yes")
     out = tmp_path / "out.bin"
     proc = devnet.run("fetch", rid, "-o", str(out), "--timeout", "3", check=3)
     assert "approvals are missing" in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".out.bin.*"))
-    devnet.run("approve", rid, "--as", "requester", check=2)  # self-approval and non-member refused
-    devnet.run("approve", rid, "--as", "provider-rep")
+    devnet.run("approve", rid, "--as", "requester", "--yes", check=2)  # self-approval and non-member refused
+    devnet.run("approve", rid, "--as", "provider-rep", "--yes")
     devnet.run("fetch", rid, "-o", str(out))
     assert out.read_bytes() == b"secret" * 1000
 

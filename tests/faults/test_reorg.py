@@ -54,7 +54,8 @@ def test_orphaned_approval_shallower_than_confirmations_is_never_acted_on(
     _pause(net)
     time.sleep(1.5)  # let in-flight interval blocks land
     head = _head(net)
-    net.fresh_chain().retrievals.approve(net.account("client-rep"), rid)
+    fresh = net.fresh_chain().retrievals
+    fresh.approve(net.account("client-rep"), fresh.approval_subject(rid))
     assert _head(net) == head + 1  # the approval is in the head block: 0 confirmations
     assert net.chain.retrievals.request(rid).status == RequestStatus.APPROVED
     net.rpc("anvil_reorg", [1, []])  # the approval's block is replaced by an empty one
@@ -64,7 +65,8 @@ def test_orphaned_approval_shallower_than_confirmations_is_never_acted_on(
     assert net.tokens(rid) == {} and net.deliveries(rid) == {}
     assert not net.events("retrievals", "RetrievalApproved", requestId=rid)
     # The chain goes on: approve for real, and the request completes once.
-    net.fresh_chain().retrievals.approve(net.account("client-rep"), rid)
+    fresh = net.fresh_chain().retrievals
+    fresh.approve(net.account("client-rep"), fresh.approval_subject(rid))
     net.wait_for("deliveries", lambda: len(net.deliveries(rid)) == 5)
     net.fetch(rid, tmp_path / "restored.bin")
     assert net.tokens(rid) == HOLDERS and net.deliveries(rid) == HOLDERS

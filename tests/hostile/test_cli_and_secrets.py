@@ -194,7 +194,7 @@ def test_full_run_leaks_no_secret_and_key_files_are_0600(devnet, tmp_path: Path)
                              "65536", "--json").stdout)["dataset"]
     request = json.loads(run(devnet, "request", dataset, "--json").stdout)
     rid = str(request["request"])
-    run(devnet, "approve", rid, "--as", "client-rep")
+    run(devnet, "approve", rid, "--as", "client-rep", "--yes")
     out = tmp_path / "restored.bin"
     run(devnet, "fetch", rid, "-o", str(out))
     assert out.read_bytes() == data

@@ -204,20 +204,21 @@ def test_missing_self_and_replayed_approvals_never_open_a_request(world, caplog)
     retrievals = world.chain.retrievals
     assert retrievals.request(rid).status == RequestStatus.PENDING          # missing approvals
     with pytest.raises(TransactionReverted) as info:                          # self-approval
-        retrievals.approve(world.requester, rid)
+        retrievals.approve(world.requester, retrievals.approval_subject(rid))
     assert info.value.error == "RetrievalSelfApproval"
     deadline = world.now() + 600
+    subject = retrievals.approval_subject(rid)
     own = eip712.sign(retrievals.domain, "Approval",
-                      eip712.approval_message(rid, world.requester.address, 1, deadline), world.requester)
+                      eip712.approval_message(subject, world.requester.address, 1, deadline), world.requester)
     with pytest.raises(TransactionReverted) as info:                          # self-approval by sig
-        retrievals.approve_by_sig(world.owner, rid, world.requester.address, 1, deadline, own)
+        retrievals.approve_by_sig(world.owner, subject, world.requester.address, 1, deadline, own)
     assert info.value.error == "RetrievalSelfApproval"
     # a signature approving *another* request cannot be replayed here, nor reused once used
-    other = world.request(built).request_id
+    other = retrievals.approval_subject(world.request(built).request_id)
     sig = eip712.sign(retrievals.domain, "Approval",
                       eip712.approval_message(other, approver.address, 7, deadline), approver)
     with pytest.raises(TransactionReverted):
-        retrievals.approve_by_sig(world.owner, rid, approver.address, 7, deadline, sig)
+        retrievals.approve_by_sig(world.owner, subject, approver.address, 7, deadline, sig)
     retrievals.approve_by_sig(world.owner, other, approver.address, 7, deadline, sig)
     with pytest.raises(TransactionReverted) as info:
         retrievals.approve_by_sig(world.owner, other, approver.address, 7, deadline, sig)

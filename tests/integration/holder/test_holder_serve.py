@@ -114,7 +114,7 @@ def test_refuses_pending_completed_and_revoked(world) -> None:
     reply = world.get(pending.requester, _path(built, 0, pending.request_id))
     assert reply.status_code == 403 and reply.json()["error"] == "request_not_open"
 
-    world.chain.retrievals.approve(approver, pending.request_id)
+    world.chain.retrievals.approve(approver, world.chain.retrievals.approval_subject(pending.request_id))
     assert world.get(pending.requester, _path(built, 0, pending.request_id)).status_code == 200
 
     world.chain.retrievals.complete(pending.requester, pending.request_id)
@@ -122,7 +122,7 @@ def test_refuses_pending_completed_and_revoked(world) -> None:
     assert reply.status_code == 403 and reply.json()["error"] == "request_not_open"
 
     second = world.request(built)
-    world.chain.retrievals.approve(approver, second.request_id)
+    world.chain.retrievals.approve(approver, world.chain.retrievals.approval_subject(second.request_id))
     world.chain.datasets.revoke(world.owner, built.dataset_id)
     reply = world.get(second.requester, _path(built, 0, second.request_id))
     assert reply.status_code == 403

@@ -79,7 +79,7 @@ class World:
 
     def approve(self, request_id: int) -> None:
         """The first approver approves (the group needs one)."""
-        self.chain.retrievals.approve(self.approvers[0], request_id)
+        self.chain.retrievals.approve(self.approvers[0], self.chain.retrievals.approval_subject(request_id))
 
     def replica(self, name: str = "kos", *, replicas: list[str] | None = None,
                 takeover_after: int = 10, confirmations: int = 0, state: str | None = None) -> KosService:

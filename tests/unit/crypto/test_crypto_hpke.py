@@ -101,8 +101,19 @@ def test_wrong_info_key_and_tamper_fail(suite: HpkeSuiteId) -> None:
         open_sealed(key, b"", info)
 
 
+def test_new_keys_are_hybrid_post_quantum_unless_asked() -> None:
+    key = HpkePrivateKey.generate(os.urandom)
+    assert key.suite is HpkeSuiteId.MLKEM768_X25519 is hpke.DEFAULT_SUITE
+    assert len(key.public_key_bytes()) == 1216
+    assert seal(key.public_key_bytes(), b"x", b"i")[0] == HpkeSuiteId.MLKEM768_X25519
+    assert HpkePrivateKey.generate(os.urandom, hpke.parse_suite("x25519")).suite is HpkeSuiteId.X25519
+    assert hpke.parse_suite(" MLKEM768-X25519 ") is HpkeSuiteId.MLKEM768_X25519
+    with pytest.raises(HpkeKeyError, match="suite 'p256'; expected one of mlkem768-x25519, x25519"):
+        hpke.parse_suite("p256")
+
+
 def test_suite_byte_mismatch_and_unknown() -> None:
-    k1 = HpkePrivateKey.generate(os.urandom)
+    k1 = HpkePrivateKey.generate(os.urandom, HpkeSuiteId.X25519)
     blob = seal(k1.public_key_bytes(), b"x", b"i")
     with pytest.raises(HpkeDecryptionError, match="uses suite MLKEM768_X25519, the key is X25519"):
         open_sealed(k1, b"\x02" + blob[1:], b"i")
