@@ -1,8 +1,8 @@
 """Signed HTTP requests at the holder: chain time, header pre-checks, digest verification.
 
-The scheme and both checks are :mod:`shardkey.httpauth`'s: :func:`precheck` runs before
-a single body byte is read; uploads are streamed to disk, so :func:`verify_digest`
-checks the signature given the body's SHA-256.
+The scheme and its checks are :mod:`shardkey.httpauth`'s: :func:`verify_headers` checks
+the signature over the declared body hash and length before a single body byte is read;
+the upload path then refuses a body that differs from the declaration.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import threading
 import time
 
 from shardkey.chain.connection import ChainClient
-from shardkey.httpauth import precheck, verify_request_digest
+from shardkey.httpauth import verify_headers
 
-__all__ = ["ChainTime", "precheck", "verify_digest"]
+__all__ = ["ChainTime", "verify_headers"]
 
 
 class ChainTime:
@@ -32,6 +32,3 @@ class ChainTime:
                 self._cached = (self._client.latest_timestamp(), time.monotonic())
             return self._cached[0]
 
-
-# The checks live in shardkey.httpauth (one implementation for whole and streamed bodies).
-verify_digest = verify_request_digest

@@ -121,7 +121,8 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
                    hpke_key: HpkePrivateKey) -> Agent:
     """Wire storage, handlers, watcher and API context around loaded keys and a chain."""
     start_block = chain.deployment.start_block
-    store = Store(settings.data_dir, settings.quota_bytes)
+    store = Store(settings.data_dir, settings.quota_bytes, settings.staging_total_bytes,
+                  settings.staging_min_charge)
     handlers = Handlers(chain, account, hpke_key, store, start_block)
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
                            start_block=start_block, confirmations=settings.confirmations)
