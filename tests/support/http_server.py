@@ -15,9 +15,10 @@ from shardkey.devnet.anvil import free_port
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn; yield its base URL; stop it on exit."""
-    port = free_port()
+def serve(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn (on ``port``, else a free one); yield its base URL;
+    stop it on exit."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
