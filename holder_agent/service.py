@@ -33,6 +33,7 @@ from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.httpauth import NonceCache
 from shardkey.keys import load_account_file, load_hpke_keystore, read_passphrase
+from shardkey.ratelimit import RateLimiter
 from shardkey.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,10 @@ class Agent:
     api: ApiContext
 
     def poll(self) -> None:
-        """One round: handle confirmed events, retry incomplete custody."""
+        """One round: handle confirmed events, retry incomplete custody and deferred deliveries."""
         self.watcher.poll_once()
         self.handlers.retry_pending()
+        self.handlers.retry_deferred()
 
     def gc(self) -> None:
         """Delete staged uploads no registration claimed within ``staging_ttl``."""
@@ -123,7 +125,9 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
     start_block = chain.deployment.start_block
     store = Store(settings.data_dir, settings.quota_bytes, settings.staging_total_bytes,
                   settings.staging_min_charge)
-    handlers = Handlers(chain, account, hpke_key, store, start_block)
+    handlers = Handlers(chain, account, hpke_key, store, start_block,
+                        pending_blocks=settings.pending_custody_blocks,
+                        deliveries=RateLimiter(settings.delivery_rate_limit, settings.delivery_rate_window))
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
                            start_block=start_block, confirmations=settings.confirmations)
     handlers.attach(watcher)

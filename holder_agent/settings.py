@@ -69,6 +69,18 @@ class HolderSettings(ServiceSettings):
     """Bytes every staged file counts for at least, against both quotas (an empty file
     still costs an inode)."""
 
+    pending_custody_blocks: int = Field(default=7200, ge=1)
+    """Blocks after its registration during which a registration naming this holder is
+    retried while its uploads are incomplete (about a day at 12 s blocks); then it is
+    dropped from ``pending_custody.json`` and logged."""
+
+    delivery_rate_limit: int = Field(default=8, ge=1)
+    """Fragment deliveries per requester within ``delivery_rate_window`` when the policy is
+    open to anyone (no requester list); more are deferred, not dropped."""
+
+    delivery_rate_window: int = Field(default=3600, ge=1)
+    """Seconds of chain time of the delivery rate window."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON-lines log written to stderr."""
 
