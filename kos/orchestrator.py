@@ -358,6 +358,8 @@ class Orchestrator:
         if req.status != RequestStatus.APPROVED:
             log.info("request no longer approved; dropped",
                      extra=_fields(request=rid, status=req.status.name))
+            with self._deferred_lock:
+                self._deferred.pop(rid, None)
             return Outcome.DROPPED
         dataset = cache.dataset(req.dataset_id)
         if req.tokens_issued >= len(dataset.params.fragment_holders):
@@ -406,6 +408,8 @@ class Orchestrator:
             return dict(self._deferred)
 
     def _deny(self, request_id: int, reason: DenialReason) -> Outcome:
+        with self._deferred_lock:
+            self._deferred.pop(request_id, None)  # e.g. its deadline passed while deferred
         try:
             sent = self.chain.retrievals.submit_denial(self.account, request_id, int(reason))
         except TransactionReverted as exc:
