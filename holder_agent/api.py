@@ -210,9 +210,13 @@ async def put_shard(ctx: ApiContext, request: Request) -> Response:
     ---
     summary: Upload a shard
     description: >-
-      Streams the body into the uploader's staging area (quota per account). Staged data
-      becomes custody when a registration by the same account names this holder and the
-      SHA-256 matches the on-chain shard hash. Re-uploading identical content is a no-op.
+      The signature (over the declared body SHA-256 and length) is checked before the
+      body is read; the signer is charged the declared size (at least the minimum
+      charge) against its quota and the global staging cap; the body is streamed into
+      the signer's staging area and refused (400 body_mismatch, nothing kept) when it
+      differs from the declaration. Staged data becomes custody when a registration by
+      the same account names this holder and the SHA-256 matches the on-chain shard
+      hash. Re-uploading identical content is a no-op.
     parameters: [{$ref: "#/components/parameters/DatasetId"}, {$ref: "#/components/parameters/ShardIndex"}]
     requestBody:
       required: true
