@@ -303,8 +303,10 @@ class Handlers:
         for request_id, entry in sorted(self.deferred.items()):
             if entry.retry_at > now:
                 continue
-            del self.deferred[request_id]
+            # A chain outage raises here and keeps the entry for the next poll.
             self.deliver(request_id, entry.token)  # re-deferred if still over the limit
+            if self.deferred.get(request_id) is entry:  # answered or refused for good
+                del self.deferred[request_id]
         self._save_deferred()
         self.wait_deliveries()
 

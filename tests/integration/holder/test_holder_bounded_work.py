@@ -81,3 +81,20 @@ def test_listed_requesters_are_not_rate_limited(world) -> None:
     world.settle()
     assert all(world.chain.retrievals.delivered(r.request_id, world.me) for r in requests)
     assert agent.handlers.deferred == {}
+
+
+def test_a_deferred_delivery_whose_request_closed_is_not_answered(world) -> None:
+    agent = world.make_agent(world.tmp / "holder-1", delivery_rate_limit=1, delivery_rate_window=600)
+    world.agent = agent
+    built = world.active_dataset(Policy(approval_window=300))
+    first, second = world.request(built), world.request(built)
+    for req in (first, second):
+        world.issue_token(built, req.request_id)
+    world.settle()
+    assert world.chain.retrievals.delivered(first.request_id, world.me)
+    assert second.request_id in agent.handlers.deferred
+    world.advance(601)  # the window allows it now, but the request closed at 300 s
+    world.settle()
+    assert not world.chain.retrievals.is_open(second.request_id)
+    assert not world.chain.retrievals.delivered(second.request_id, world.me)
+    assert agent.handlers.deferred == {}
