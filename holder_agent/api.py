@@ -29,13 +29,15 @@ from starlette.routing import BaseRoute, Route
 from starlette.schemas import SchemaGenerator
 
 from holder_agent import openapi
-from holder_agent.auth import ChainTime, precheck, verify_digest
+from holder_agent.auth import ChainTime, verify_headers
 from holder_agent.errors import (
     ApiError,
+    BodyMismatchError,
     ContentConflictError,
     InvalidNameError,
     PayloadTooLargeError,
     QuotaExceededError,
+    StagingFullError,
     StorageError,
 )
 from holder_agent.receipts import ShardDigests
@@ -54,6 +56,7 @@ _REQUEST_ID_RE = re.compile(r"[0-9]{1,78}")
 _STREAM_CHUNK = 1 << 20
 _STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [
     (InvalidNameError, 400, "bad_name"), (PayloadTooLargeError, 413, "too_large"),
+    (BodyMismatchError, 400, "body_mismatch"), (StagingFullError, 507, "staging_full"),
     (QuotaExceededError, 507, "quota_exceeded"), (ContentConflictError, 409, "conflict")]
 
 
@@ -195,9 +198,13 @@ async def put_shard(ctx: ApiContext, request: Request) -> Response:
     ---
     summary: Upload a shard
     description: >-
-      Streams the body into the uploader's staging area (quota per account). Staged data
-      becomes custody when a registration by the same account names this holder and the
-      SHA-256 matches the on-chain shard hash. Re-uploading identical content is a no-op.
+      The signature (over the declared body SHA-256 and length) is checked before the
+      body is read; the signer is charged the declared size (at least the minimum
+      charge) against its quota and the global staging cap; the body is streamed into
+      the signer's staging area and refused (400 body_mismatch, nothing kept) when it
+      differs from the declaration. Staged data becomes custody when a registration by
+      the same account names this holder and the SHA-256 matches the on-chain shard
+      hash. Re-uploading identical content is a no-op.
     parameters: [{$ref: "#/components/parameters/DatasetId"}, {$ref: "#/components/parameters/ShardIndex"}]
     requestBody:
       required: true
@@ -239,26 +246,31 @@ async def put_bundle(ctx: ApiContext, request: Request) -> Response:
 
 
 async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: Item) -> Response:
+    # The signature covers the declared body (hash and length), so it is checked, and the
+    # nonce spent, before a body byte is read: a request nobody signed costs no disk and
+    # no one's quota; the verified signer is charged the declared size up front.
     now = await to_thread.run_sync(ctx.clock.now)
-    claimed = precheck(request.headers, now)
+    path, headers = _signed_path(request), dict(request.headers)
+    signed = await to_thread.run_sync(lambda: verify_headers(
+        headers, ctx.address, request.method, path, now, ctx.nonces))
     declared = _content_length(request)
+    if declared is not None and declared != signed.body_length:
+        raise ApiError(400, "length_mismatch", f"Content-Length {declared} differs from the "
+                       f"signed length {signed.body_length}")
     upload = await to_thread.run_sync(lambda: ctx.store.begin_upload(
-        claimed, dataset_id, item, ctx.max_body_bytes, declared))
+        signed.signer, dataset_id, item, ctx.max_body_bytes, signed.body_sha256, signed.body_length))
     try:
         async for chunk in request.stream():
             if chunk:
                 upload.write(chunk)
         await to_thread.run_sync(upload.seal)
-        path = _signed_path(request)
-        await to_thread.run_sync(lambda: verify_digest(
-            request.headers, ctx.address, request.method, path, upload.sha256, now, ctx.nonces))
         size, digest = upload.size, upload.sha256
         staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
     finally:
         await to_thread.run_sync(upload.discard)
     what = "bundle" if item == BUNDLE else f"shard {item}"
     log.info("upload staged" if staged else "upload already committed", extra={"fields": {
-        "dataset": "0x" + dataset_id.hex(), "item": what, "uploader": claimed, "size": size}})
+        "dataset": "0x" + dataset_id.hex(), "item": what, "uploader": signed.signer, "size": size}})
     return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
                          "sha256": digest.hex(), "status": "staged" if staged else "committed"},
                         status_code=201)

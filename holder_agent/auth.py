@@ -1,17 +1,14 @@
-"""Signed HTTP requests at the holder: chain time, header pre-checks, digest verification.
+"""Signed HTTP requests at the holder: chain time and header verification.
 
-The scheme and both checks are :mod:`shardkey.httpauth`'s: :func:`precheck` runs before
-a single body byte is read; uploads are streamed to disk, so :func:`verify_digest`
-checks the signature given the body's SHA-256.
+The scheme and its checks are :mod:`shardkey.httpauth`'s: :func:`verify_headers` checks
+the signature over the declared body hash and length before a single body byte is read;
+the upload path then refuses a body that differs from the declaration. ChainTime is the
+service core's (:mod:`shardkey.service.chaintime`).
 """
 
 from __future__ import annotations
 
-from shardkey.httpauth import precheck, verify_request_digest
+from shardkey.httpauth import verify_headers
 from shardkey.service.chaintime import ChainTime
 
-__all__ = ["ChainTime", "precheck", "verify_digest"]
-
-# ChainTime is the service core's (shardkey.service.chaintime); the checks live in
-# shardkey.httpauth (one implementation for whole and streamed bodies).
-verify_digest = verify_request_digest
+__all__ = ["ChainTime", "verify_headers"]

@@ -41,3 +41,11 @@ class InvalidNameError(StorageError):
 
 class PayloadTooLargeError(StorageError):
     """An upload body is larger than the configured maximum."""
+
+
+class BodyMismatchError(StorageError):
+    """An upload body's length or SHA-256 differs from what its signed headers declared."""
+
+
+class StagingFullError(QuotaExceededError):
+    """An upload would take the staged bytes of all accounts together over the global cap."""

@@ -12,13 +12,18 @@ raise so the watcher retries the same event.
   receipts could be "disproven" with a proof under the bogus root. Otherwise take custody
   of the staged shards (hashes must equal the registration's) and bundle, then
   ``confirmCustody``. Incomplete staging is logged and retried whenever the uploader's
-  staging folder changes.
+  staging folder changes, for at most ``pending_blocks`` blocks after the registration;
+  then it is dropped (logged).
 - ``TokenIssued`` to this holder: re-check the request on chain and its policy
   off chain (:mod:`holder_agent.kap`), open the token, decrypt the bundle, re-seal it to
   the requester's ephemeral key, send ``deliverFragments``. Deliveries are not waited
   for one by one: the watcher waits for all of them (:meth:`Handlers.wait_deliveries`)
   before it saves its cursor, so a burst of tokens is answered in one block, and an
-  event is only passed for good once its delivery is mined.
+  event is only passed for good once its delivery is mined. When the policy is open
+  to anyone (no requester list), each delivery costs this holder a transaction on
+  anyone's request: deliveries per requester are rate limited on chain time and one
+  over the limit is deferred (logged, kept in ``deferred_deliveries.json``, answered
+  by :meth:`Handlers.retry_deferred` once the window allows), never dropped.
 - ``DatasetRevoked``: logged. Shards stop being served because every download checks
   ``isOpen`` (false once revoked); the committed data is kept (the owner may need the
   evidence, and deleting is not required for safety: nothing is released any more).
@@ -42,7 +47,7 @@ from shardkey.chain.bindings import ShardKeyChain, registration_from_args
 from shardkey.chain.connection import SentTx
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.events import ChainEvent
-from shardkey.chain.model import DatasetStatus, Registration
+from shardkey.chain.model import DatasetStatus, Registration, RequestInfo
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto import pack_bundle, seal, unwrap_bundle
 from shardkey.crypto.errors import CryptoError
@@ -50,17 +55,31 @@ from shardkey.crypto.hpke import HpkePrivateKey, delivery_info, token_info
 from shardkey.crypto.merkle import root_commits_to
 from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
+from shardkey.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 PENDING_RECHECK = 60.0  # seconds between status checks of a registration awaiting uploads
+PENDING_CUSTODY_BLOCKS = 7200  # blocks a registration is retried for (about a day at 12 s)
 
 
 @dataclass
 class _Pending:
+    """A registration naming this holder whose uploads are incomplete (retried until
+    custody, until it is no longer Pending, or until ``pending_blocks`` have passed
+    since ``registration.block_number``)."""
+
     registration: Registration
     seen_mtime: float | None
     checked_at: float
+
+
+@dataclass
+class _Deferred:
+    """A token whose delivery waits for the requester's rate limit (chain time)."""
+
+    token: bytes
+    retry_at: int
 
 
 @dataclass
@@ -73,7 +92,8 @@ class Handlers:
     """The holder's reactions to chain events (register them with :meth:`attach`)."""
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, hpke_key: HpkePrivateKey,
-                 store: Store, start_block: int):
+                 store: Store, start_block: int, *, pending_blocks: int = PENDING_CUSTODY_BLOCKS,
+                 deliveries: RateLimiter | None = None):
         self.chain = chain
         self.account = account
         self.address = account.address
@@ -82,8 +102,13 @@ class Handlers:
         self.start_block = start_block
         self.pending_path = store.root / "pending_custody.json"
         self.pending: dict[bytes, _Pending] = {}
+        self.pending_blocks = pending_blocks
+        self.deliveries = deliveries  # per-requester limit where the policy is open to anyone
+        self.deferred_path = store.root / "deferred_deliveries.json"
+        self.deferred: dict[int, _Deferred] = {}
         self.in_flight: dict[int, _Sent] = {}  # deliveries sent, not yet seen mined
         self._load_pending()
+        self._load_deferred()
 
     def attach(self, watcher: EventWatcher) -> None:
         """Register every handler on ``watcher``."""
@@ -150,8 +175,20 @@ class Handlers:
         return True
 
     def retry_pending(self) -> None:
-        """Try again the registrations whose staging changed (or every minute)."""
+        """Try again the registrations whose staging changed (or every minute); drop those
+        registered more than ``pending_blocks`` blocks ago."""
+        if not self.pending:
+            return
+        head = self.chain.client.block_number()
         for ds, entry in list(self.pending.items()):
+            age = head - entry.registration.block_number
+            if age > self.pending_blocks:
+                log.warning("registration waited too long for uploads; no longer retried",
+                            extra={"fields": {"dataset": "0x" + ds.hex(),
+                                              "owner": entry.registration.owner, "blocks": age,
+                                              "limit": self.pending_blocks}})
+                self._drop_pending(ds)
+                continue
             mtime = self.store.staged_mtime(entry.registration.owner, ds)
             stale = time.monotonic() - entry.checked_at > PENDING_RECHECK
             if mtime == entry.seen_mtime and not stale:
@@ -222,6 +259,8 @@ class Handlers:
         if problem is not None:
             log.error("token not answered", extra={"fields": {**fields, "reason": problem}})
             return False
+        if self._deferred_by_limit(request_id, token, request, fields):
+            return False
         wrapped = self.store.read_bundle(request.dataset_id)
         if wrapped is None:
             log.error("token not answered: bundle not committed here", extra={"fields": fields})
@@ -243,6 +282,55 @@ class Handlers:
         self.in_flight[request_id] = _Sent(sent, {**fields, "x": x})
         crash_point("holder.after_deliver_tx")
         return True
+
+    def _deferred_by_limit(self, request_id: int, token: bytes, request: RequestInfo,
+                           fields: dict[str, object]) -> bool:
+        """Whether the delivery must wait for the requester's rate limit (then kept)."""
+        if self.deliveries is None:
+            return False
+        policy = self.chain.datasets.policy(request.dataset_id, request.policy_version)
+        if policy.requesters:  # only listed requesters can ask: their number bounds the cost
+            return False
+        now = self.chain.client.latest_timestamp()
+        admission = self.deliveries.admit(request.requester, request_id, now)
+        if admission.allowed:
+            if self.deferred.pop(request_id, None) is not None:
+                self._save_deferred()
+            return False
+        if request_id not in self.deferred:
+            log.warning("delivery deferred: requester over its rate limit", extra={"fields": {
+                **fields, "requester": request.requester, "retry_at": admission.retry_at,
+                "limit": self.deliveries.limit, "window": self.deliveries.window}})
+        self.deferred[request_id] = _Deferred(token, admission.retry_at)
+        self._save_deferred()
+        return True
+
+    def retry_deferred(self) -> None:
+        """Deliver the deferred tokens whose requester's window allows it now (chain time);
+        each is checked again from the start, so a request closed meanwhile is dropped."""
+        if not self.deferred:
+            return
+        now = self.chain.client.latest_timestamp()
+        for request_id, entry in sorted(self.deferred.items()):
+            if entry.retry_at > now:
+                continue
+            # A chain outage raises here and keeps the entry for the next poll.
+            self.deliver(request_id, entry.token)  # re-deferred if still over the limit
+            if self.deferred.get(request_id) is entry:  # answered or refused for good
+                del self.deferred[request_id]
+        self._save_deferred()
+        self.wait_deliveries()
+
+    def _save_deferred(self) -> None:
+        data = {str(rid): {"token": e.token.hex(), "retry_at": e.retry_at}
+                for rid, e in self.deferred.items()}
+        atomic_write_bytes(self.deferred_path, json.dumps(data).encode())
+
+    def _load_deferred(self) -> None:
+        if not self.deferred_path.exists():
+            return
+        for rid, entry in json.loads(self.deferred_path.read_text()).items():
+            self.deferred[int(rid)] = _Deferred(bytes.fromhex(entry["token"]), int(entry["retry_at"]))
 
     def wait_deliveries(self) -> None:
         """Wait until every delivery sent so far is mined, and log each outcome.

@@ -17,10 +17,13 @@ BASE: dict[str, Any] = {
 COMPONENTS: dict[str, Any] = {
     "securitySchemes": {"ShardKeySignature": {
         "type": "apiKey", "in": "header", "name": "X-ShardKey-Signature",
-        "description": "EIP-191 signature over 'ShardKey HTTP v1', holder address, method, "
-                       "path with query, body SHA-256, timestamp, nonce; with the headers "
-                       "X-ShardKey-Account, X-ShardKey-Timestamp (chain time, +-300 s) and "
-                       "X-ShardKey-Nonce (32 lowercase hex, single use)."}},
+        "description": "EIP-191 signature over 'ShardKey HTTP v2', holder address, method, "
+                       "path with query, declared body SHA-256, declared body length, "
+                       "timestamp, nonce; with the headers X-ShardKey-Account, "
+                       "X-ShardKey-Timestamp (chain time, +-300 s), X-ShardKey-Nonce (32 "
+                       "lowercase hex, single use), X-ShardKey-Content-Sha256 and "
+                       "X-ShardKey-Content-Length (the body sent must be exactly the "
+                       "declared one)."}},
     "parameters": {
         "DatasetId": {"name": "dataset_id", "in": "path", "required": True,
                       "schema": {"type": "string", "pattern": HEX64}},

@@ -32,6 +32,7 @@ from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.httpauth import NonceCache
+from shardkey.ratelimit import RateLimiter
 from shardkey.service.chaintime import ChainTime
 from shardkey.service.exits import ServiceExit
 from shardkey.service.listen import bind_listener
@@ -65,9 +66,10 @@ class Agent:
     _last_gc: float = field(default=0.0, init=False)
 
     def poll(self) -> None:
-        """One round: handle confirmed events, retry incomplete custody."""
+        """One round: handle confirmed events, retry incomplete custody and deferred deliveries."""
         self.watcher.poll_once()
         self.handlers.retry_pending()
+        self.handlers.retry_deferred()
 
     def gc(self) -> None:
         """Delete staged uploads no registration claimed within ``staging_ttl``."""
@@ -134,8 +136,11 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
                    hpke_key: HpkePrivateKey) -> Agent:
     """Wire storage, handlers, watcher and API context around loaded keys and a chain."""
     start_block = chain.deployment.start_block
-    store = Store(settings.data_dir, settings.quota_bytes)
-    handlers = Handlers(chain, account, hpke_key, store, start_block)
+    store = Store(settings.data_dir, settings.quota_bytes, settings.staging_total_bytes,
+                  settings.staging_min_charge)
+    handlers = Handlers(chain, account, hpke_key, store, start_block,
+                        pending_blocks=settings.pending_custody_blocks,
+                        deliveries=RateLimiter(settings.delivery_rate_limit, settings.delivery_rate_window))
     confirmations = resolve_confirmations(settings.confirmations, chain.deployment.chain_id)
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
                            start_block=start_block, confirmations=confirmations)

@@ -12,6 +12,7 @@ from shardkey.settings import ServiceSettings
 
 GIB = 1024**3
 MIB = 1024**2
+KIB = 1024
 
 
 class HolderSettings(ServiceSettings):
@@ -60,6 +61,26 @@ class HolderSettings(ServiceSettings):
 
     max_body_bytes: int = Field(default=256 * MIB, ge=1)
     """Largest accepted upload body (larger ones get 413)."""
+
+    staging_total_bytes: int = Field(default=64 * GIB, ge=0)
+    """Maximum staged bytes of all uploading accounts together (accounts are free to
+    create, so the per-account quota alone does not bound the disk); 507 once full."""
+
+    staging_min_charge: int = Field(default=4 * KIB, ge=0)
+    """Bytes every staged file counts for at least, against both quotas (an empty file
+    still costs an inode)."""
+
+    pending_custody_blocks: int = Field(default=7200, ge=1)
+    """Blocks after its registration during which a registration naming this holder is
+    retried while its uploads are incomplete (about a day at 12 s blocks); then it is
+    dropped from ``pending_custody.json`` and logged."""
+
+    delivery_rate_limit: int = Field(default=8, ge=1)
+    """Fragment deliveries per requester within ``delivery_rate_window`` when the policy is
+    open to anyone (no requester list); more are deferred, not dropped."""
+
+    delivery_rate_window: int = Field(default=3600, ge=1)
+    """Seconds of chain time of the delivery rate window."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON-lines log written to stderr."""

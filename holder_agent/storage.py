@@ -9,13 +9,19 @@ Layout under ``data_dir``::
     datasets/<dataset_hex>/bundle
 
 Every name is built from a validated value (checksummed address, 64 lowercase hex,
-decimal index), never from raw request text. Every write is atomic: a body is streamed
-into ``incoming/`` then renamed into staging. Staging is not made durable file by file
-(docs/PERFORMANCE.md: an fsync per shard dominated uploads); custody is: before staged
-files become committed they are flushed in one barrier (``syncfs``, or an fsync per
-file when there are few), their hashes are re-checked, and the directories are fsynced
-after the renames. Committed files are never rewritten in place, so an open file always
-reads one consistent version.
+decimal index), never from raw request text. Staging is charged to the account whose
+signature verified, before a body byte is read: the declared length is reserved at
+once against that account's quota and against the global cap of all accounts, and every
+staged file costs at least ``min_charge`` bytes (an empty file still takes an inode).
+A body that turns out longer, shorter or other than declared is discarded.
+
+Every write is atomic: a body is streamed into ``incoming/`` then renamed into staging.
+Staging is not made durable file by file (docs/PERFORMANCE.md: an fsync per shard
+dominated uploads); custody is: before staged files become committed they are flushed
+in one barrier (``syncfs``, or an fsync per file when there are few), their hashes are
+re-checked, and the directories are fsynced after the renames. Committed files are
+never rewritten in place, so an open file always reads one
+consistent version.
 """
 
 from __future__ import annotations
@@ -38,11 +44,13 @@ from typing import Any, BinaryIO
 from eth_utils.address import is_checksum_address
 
 from holder_agent.errors import (
+    BodyMismatchError,
     ContentConflictError,
     CustodyError,
     InvalidNameError,
     PayloadTooLargeError,
     QuotaExceededError,
+    StagingFullError,
 )
 from shardkey.faults import crash_point
 from shardkey.fsutil import fsync_dir
@@ -89,13 +97,15 @@ def hash_handle(handle: BinaryIO) -> bytes:
 
 
 class Upload:
-    """One upload body being streamed to ``incoming/`` under size and quota limits."""
+    """One upload body being streamed to ``incoming/``; its declared size is reserved."""
 
-    def __init__(self, store: Store, uploader: str, max_bytes: int, replacing: int):
+    def __init__(self, store: Store, uploader: str, declared_sha256: bytes, declared_length: int,
+                 reserved: int):
         self.store = store
         self.uploader = uploader
-        self.max_bytes = max_bytes
-        self.replacing = replacing  # size of the staged file this body would replace
+        self.declared_sha256 = declared_sha256
+        self.declared_length = declared_length
+        self.reserved = reserved  # charge held in flight until commit or discard
         self.size = 0
         self.path = store.incoming / uuid.uuid4().hex
         self._digest = hashlib.sha256()
@@ -112,12 +122,11 @@ class Upload:
         return self._digest.digest()
 
     def write(self, chunk: bytes) -> None:
-        """Append a chunk; raise when the body grows over ``max_bytes`` or the quota."""
+        """Append a chunk; raise when the body grows over its declared length."""
         if self._handle is None:
             raise RuntimeError("upload already closed")
-        if self.size + len(chunk) > self.max_bytes:
-            raise PayloadTooLargeError(f"body larger than {self.max_bytes} bytes")
-        self.store._reserve(self.uploader, len(chunk), self.replacing)
+        if self.size + len(chunk) > self.declared_length:
+            raise BodyMismatchError(f"body longer than its declared {self.declared_length} bytes")
         self.size += len(chunk)
         self._digest.update(chunk)
         self._handle.write(chunk)
@@ -131,33 +140,48 @@ class Upload:
             _start_writeback(handle.fileno())
             handle.close()
 
+    def check(self) -> None:
+        """Raise :class:`BodyMismatchError` unless the body is exactly the declared one."""
+        if self.size != self.declared_length:
+            raise BodyMismatchError(f"body of {self.size} bytes, {self.declared_length} declared")
+        if self.sha256 != self.declared_sha256:
+            raise BodyMismatchError("body SHA-256 differs from the declared one")
+
     def discard(self) -> None:
-        """Drop the body (whatever state it is in) and release its in-flight bytes."""
+        """Drop the body (whatever state it is in) and release its reservation."""
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.close()
         self.path.unlink(missing_ok=True)
-        self.store._add_inflight(self.uploader, -self.size)
+        self.store._add_inflight(self.uploader, -self.reserved)
+        self.reserved = 0
         self.size = 0
 
 
 class Store:
     """Staging and committed storage of one holder (thread-safe)."""
 
-    def __init__(self, data_dir: Path, quota_bytes: int):
+    def __init__(self, data_dir: Path, quota_bytes: int, total_bytes: int | None = None,
+                 min_charge: int = 0):
         self.root = Path(data_dir)
         self.incoming = self.root / "incoming"
         self.staging = self.root / "staging"
         self.datasets = self.root / "datasets"
         self.quota_bytes = quota_bytes
+        self.total_bytes = total_bytes  # global cap over every account; None: unbounded
+        self.min_charge = min_charge
         for folder in (self.root, self.incoming, self.staging, self.datasets):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for leftover in self.incoming.iterdir():
             if leftover.is_file():
                 leftover.unlink()
         self._lock = threading.RLock()
-        self._usage: dict[str, int] = {}
+        self._usage: dict[str, int] = {}  # charged staged bytes of every account with any
         self._inflight: dict[str, int] = {}
+        self._total = 0  # sum of _usage and _inflight
+        for uploader_dir in self.staging.iterdir():
+            if uploader_dir.is_dir():
+                self._rescan(uploader_dir.name)
         # SHA-256 of staged files as computed while they streamed in, keyed by path and
         # checked against (inode, size, mtime): custody need not read them all again.
         # Memory only, so after a restart every staged file is re-hashed.
@@ -200,43 +224,66 @@ class Store:
 
     # --- uploads ----------------------------------------------------------------
 
+    def charge(self, size: int) -> int:
+        """Bytes a staged file of ``size`` bytes counts for (at least ``min_charge``)."""
+        return max(size, self.min_charge)
+
     def begin_upload(self, uploader: str, dataset_id: bytes, item: Item, max_bytes: int,
-                     declared: int | None = None) -> Upload:
-        """Start receiving a body; refuse at once when its declared size cannot fit."""
-        if declared is not None and declared > max_bytes:
-            raise PayloadTooLargeError(f"body of {declared} bytes is larger than {max_bytes}")
+                     declared_sha256: bytes, declared_length: int) -> Upload:
+        """Start receiving a body of a declared length and hash, charged to ``uploader``
+        (whose signature verified) at once; refuse it when it cannot fit."""
+        if declared_length > max_bytes:
+            raise PayloadTooLargeError(f"body of {declared_length} bytes is larger than {max_bytes}")
         target = self.staged_path(uploader, dataset_id, item)
         with self._lock:
-            replacing = target.stat().st_size if target.is_file() else 0
-            if declared is not None:
-                self._check_quota(uploader, declared, replacing)
-            return Upload(self, uploader, max_bytes, replacing)
+            replacing = self.charge(target.stat().st_size) if target.is_file() else 0
+            more = self.charge(declared_length)
+            self._check_quota(uploader, more - replacing)
+            self._add_inflight(uploader, more)
+            try:
+                return Upload(self, uploader, declared_sha256, declared_length, more)
+            except BaseException:
+                self._add_inflight(uploader, -more)
+                raise
 
-    def _check_quota(self, uploader: str, more: int, replacing: int) -> None:
-        used = self._staged_bytes(uploader) - replacing + self._inflight.get(uploader, 0)
+    def _check_quota(self, uploader: str, more: int) -> None:
+        used = self._usage.get(uploader, 0) + self._inflight.get(uploader, 0)
         if used + more > self.quota_bytes:
             raise QuotaExceededError(f"staging quota of {uploader} ({self.quota_bytes} bytes) "
                                      "exhausted")
-
-    def _reserve(self, uploader: str, more: int, replacing: int) -> None:
-        with self._lock:
-            self._check_quota(uploader, more, replacing)
-            self._add_inflight(uploader, more)
+        if self.total_bytes is not None and self._total + more > self.total_bytes:
+            raise StagingFullError(f"the holder's staging area ({self.total_bytes} bytes for all "
+                                   "accounts) is full")
 
     def _add_inflight(self, uploader: str, delta: int) -> None:
         with self._lock:
             value = self._inflight.get(uploader, 0) + delta
+            self._total += value - self._inflight.get(uploader, 0)
             if value > 0:
                 self._inflight[uploader] = value
             else:
                 self._inflight.pop(uploader, None)
 
-    def _staged_bytes(self, uploader: str) -> int:
-        if uploader not in self._usage:
-            folder = self.staging / uploader
-            self._usage[uploader] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) \
-                if folder.is_dir() else 0
-        return self._usage[uploader]
+    def _set_usage(self, uploader: str, value: int) -> None:
+        self._total += value - self._usage.get(uploader, 0)
+        if value > 0:
+            self._usage[uploader] = value
+        else:
+            self._usage.pop(uploader, None)
+
+    def _rescan(self, uploader: str) -> None:
+        """Recount an account's charged staged bytes from the disk."""
+        folder = self.staging / uploader
+        value = sum(self.charge(p.stat().st_size) for p in folder.rglob("*") if p.is_file()) \
+            if folder.is_dir() else 0
+        self._set_usage(uploader, value)
+
+    def staged_usage(self, uploader: str | None = None) -> int:
+        """Charged bytes staged and in flight: of one account, or of all (``None``)."""
+        with self._lock:
+            if uploader is None:
+                return self._total
+            return self._usage.get(uploader, 0) + self._inflight.get(uploader, 0)
 
     def commit_upload(self, upload: Upload, dataset_id: bytes, item: Item) -> bool:
         """Move a sealed body into the uploader's staging area.
@@ -244,6 +291,7 @@ class Store:
         Returns False when the same content is already committed (nothing changes);
         raises :class:`ContentConflictError` when different content is committed.
         """
+        upload.check()
         with self._lock:
             committed = self.committed_path(dataset_id, item)
             if committed.is_file():
@@ -252,15 +300,15 @@ class Store:
                                                "with different content")
                 return False
             target = self.staged_path(upload.uploader, dataset_id, item)
-            old_size = target.stat().st_size if target.is_file() else 0
+            old_charge = self.charge(target.stat().st_size) if target.is_file() else 0
             _make_dirs(target.parent, self.staging)
             os.replace(upload.path, target)
             self._remember_digest(target, upload.sha256)
             crash_point("holder.after_stage_write")
-            if upload.uploader in self._usage:
-                self._usage[upload.uploader] += upload.size - old_size
-            self._add_inflight(upload.uploader, -upload.size)
-            upload.size = 0
+            charge = self.charge(upload.size)
+            self._set_usage(upload.uploader, self._usage.get(upload.uploader, 0) + charge - old_charge)
+            self._add_inflight(upload.uploader, -upload.reserved)
+            upload.reserved = 0
             if item == BUNDLE:
                 self.bundle_staged_at = time.monotonic()
             return True
@@ -297,7 +345,7 @@ class Store:
             if staged.exists():
                 shutil.rmtree(staged)
                 fsync_dir(staged.parent)
-            self._usage.pop(owner, None)
+            self._rescan(owner)
             return len(moves)
 
     def _plan(self, owner: str, dataset_id: bytes, expected: Mapping[int, bytes],
@@ -379,7 +427,7 @@ class Store:
                     if now - newest > ttl:
                         shutil.rmtree(ds_dir)
                         removed.append(f"{uploader_dir.name}/{ds_dir.name}")
-                        self._usage.pop(uploader_dir.name, None)
+                        self._rescan(uploader_dir.name)
                 if not any(uploader_dir.iterdir()):
                     uploader_dir.rmdir()
             if removed:

@@ -11,7 +11,12 @@ whether the action is still needed before every transaction):
 3. the Key Access Policy version the request was made under, off chain
    (:class:`KapCheck`), then the newest version if the owner published
    one since (a failure there is ``KosPolicyMismatch``, 17);
-4. unseal each missing holder's wrap key (failure -> deny ``KosWrapKeyInvalid``, 18),
+4. where the policy is open to anyone (no requester list), at most ``issue_limit``
+   requests per requester are issued within its window of chain time; one over it is
+   deferred (logged once, left ``WAITING`` in the pending set, issued once the window
+   allows), never dropped: each issue costs the KOS and every fragment holder a
+   transaction, and anyone could ask;
+5. unseal each missing holder's wrap key (failure -> deny ``KosWrapKeyInvalid``, 18),
    re-seal it to the holder's registered HPKE key, post all tokens in one transaction.
 
 A poll sends one transaction per request without waiting (consecutive nonces), then
@@ -55,6 +60,7 @@ from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
 from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
 from shardkey.faults import crash_point
 from shardkey.policy import Attestation, DenialReason, Policy
+from shardkey.ratelimit import RateLimiter
 
 log = logging.getLogger("kos.orchestrator")
 T = TypeVar("T")
@@ -185,7 +191,8 @@ class Orchestrator:
     """
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, unsealer: WrapKeyUnsealer, *,
-                 replicas: Sequence[str] = (), takeover_after: int = 10) -> None:
+                 replicas: Sequence[str] = (), takeover_after: int = 10,
+                 issue_limit: RateLimiter | None = None) -> None:
         self.chain = chain
         self.account = account
         self.unsealer = unsealer
@@ -201,6 +208,9 @@ class Orchestrator:
         # never sends a second (doomed) transaction for it.
         self._in_flight: dict[int, SentTx] = {}
         self._in_flight_lock = threading.Lock()
+        self.issue_limit = issue_limit  # token issues per requester where anyone may ask
+        self._deferred: dict[int, int] = {}  # request -> chain time it may be issued from
+        self._deferred_lock = threading.Lock()
 
     # --- one request ------------------------------------------------------------
 
@@ -213,6 +223,8 @@ class Orchestrator:
         if req.status != RequestStatus.APPROVED:
             log.info("request no longer approved; dropped",
                      extra=_fields(request=rid, status=req.status.name))
+            with self._deferred_lock:
+                self._deferred.pop(rid, None)
             return Outcome.DROPPED
         dataset = cache.dataset(req.dataset_id)
         if req.tokens_issued >= len(dataset.params.fragment_holders):
@@ -232,9 +244,37 @@ class Orchestrator:
         reason = self.kap.reason(req, dataset, now, cache)
         if reason != DenialReason.NONE:
             return self._deny(rid, reason)
+        if self._deferred_by_limit(req, now, cache):
+            return Outcome.WAITING
         return self._issue(req, cache)
 
+    def _deferred_by_limit(self, req: RequestInfo, now: int, cache: PollCache) -> bool:
+        """Whether issuing must wait for the requester's rate limit (logged once)."""
+        if self.issue_limit is None:
+            return False
+        if cache.policy(req.dataset_id, req.policy_version).requesters:
+            return False  # only listed requesters can ask: their number bounds the cost
+        admission = self.issue_limit.admit(req.requester, req.request_id, now)
+        with self._deferred_lock:
+            if admission.allowed:
+                self._deferred.pop(req.request_id, None)
+                return False
+            first = req.request_id not in self._deferred
+            self._deferred[req.request_id] = admission.retry_at
+        if first:
+            log.warning("token issue deferred: requester over its rate limit", extra=_fields(
+                request=req.request_id, requester=req.requester, retry_at=admission.retry_at,
+                limit=self.issue_limit.limit, window=self.issue_limit.window))
+        return True
+
+    def deferred(self) -> dict[int, int]:
+        """Requests deferred by the rate limit, with the chain time each may go from."""
+        with self._deferred_lock:
+            return dict(self._deferred)
+
     def _deny(self, request_id: int, reason: DenialReason) -> Outcome:
+        with self._deferred_lock:
+            self._deferred.pop(request_id, None)  # e.g. its deadline passed while deferred
         try:
             sent = self.chain.retrievals.submit_denial(self.account, request_id, int(reason))
         except TransactionReverted as exc:

@@ -45,6 +45,7 @@ from shardkey.chain.model import RequestInfo, RequestStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.fsutil import atomic_write_bytes
+from shardkey.ratelimit import RateLimiter
 from shardkey.service.chaintime import ChainTime
 from shardkey.service.exits import ServiceExit
 from shardkey.service.logs import configure_logging
@@ -81,7 +82,7 @@ class KosService:
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, key: HpkePrivateKey,
                  state_dir: Path, *, replicas: Sequence[str] = (), takeover_after: int = 10,
                  confirmations: int = 1, workers: int = DEFAULT_WORKERS,
-                 receipt_wait: float = 30.0) -> None:
+                 receipt_wait: float = 30.0, issue_limit: RateLimiter | None = None) -> None:
         self.chain = chain
         self.receipt_wait = receipt_wait
         self.account = account
@@ -89,7 +90,8 @@ class KosService:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         self.orchestrator = Orchestrator(chain, account, WrapKeyUnsealer(key, chain.client.chain_id),
-                                         replicas=replicas, takeover_after=takeover_after)
+                                         replicas=replicas, takeover_after=takeover_after,
+                                         issue_limit=issue_limit)
         self.pending = PendingSet(self.state_dir / "pending.json")
         self.watcher = EventWatcher(chain.client, chain.contracts, self.state_dir / "cursor.json",
                                     start_block=chain.deployment.start_block,
@@ -273,7 +275,8 @@ def build(settings: KosSettings) -> KosService:
         raise KosConfigError(f"replicas does not list this replica's account {node.account.address}")
     return KosService(node.chain, node.account, node.hpke_key, settings.state_dir, replicas=replicas,
                       takeover_after=settings.takeover_after, confirmations=node.confirmations,
-                      workers=settings.workers)
+                      workers=settings.workers,
+                      issue_limit=RateLimiter(settings.issue_rate_limit, settings.issue_rate_window))
 
 
 def run(config_path: Path) -> int:

@@ -51,6 +51,13 @@ class KosSettings(ServiceSettings):
     workers: int = Field(default=8, ge=1, le=64)
     """Requests settled in parallel within one poll (threads: the work is mostly RPC round trips)."""
 
+    issue_rate_limit: int = Field(default=8, ge=1)
+    """Requests per requester issued tokens within ``issue_rate_window`` when the policy is
+    open to anyone (no requester list); more are deferred (logged, issued later), not dropped."""
+
+    issue_rate_window: int = Field(default=3600, ge=1)
+    """Seconds of chain time of the token issue rate window."""
+
     log_level: str = "INFO"
     """Python logging level name (DEBUG, INFO, WARNING, ERROR)."""
 

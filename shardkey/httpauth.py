@@ -1,28 +1,34 @@
 """Signed HTTP requests between clients and holders.
 
-A request carries four headers: ``X-ShardKey-Account``, ``X-ShardKey-Timestamp`` (Unix
-seconds, chain time), ``X-ShardKey-Nonce`` (16 random bytes, hex) and
-``X-ShardKey-Signature``, an EIP-191 signature by the account over::
+Every request (upload, download, whatever its body) carries six headers:
+``X-ShardKey-Account``, ``X-ShardKey-Timestamp`` (Unix seconds, chain time),
+``X-ShardKey-Nonce`` (16 random bytes, hex), ``X-ShardKey-Content-Sha256`` (hex SHA-256
+of the body the client is about to send), ``X-ShardKey-Content-Length`` (its length in
+bytes, decimal) and ``X-ShardKey-Signature``, an EIP-191 signature by the account over::
 
-    ShardKey HTTP v1
+    ShardKey HTTP v2
     <holder address, checksummed>
     <METHOD>
     <path with query>
-    <SHA-256 of the body, hex>
+    <declared SHA-256 of the body, hex>
+    <declared body length, decimal>
     <timestamp>
     <nonce>
 
-Binding the holder's address stops replay against another holder; the body hash binds
-the upload; a holder accepts a timestamp within ``MAX_SKEW`` seconds of its chain time
-and each nonce once while it is fresh.
+The body is *declared*, not hashed by the receiver first, so a holder checks the
+signature and spends the nonce before it reads a single body byte (:func:`verify_headers`),
+charges the verified account, then streams at most the declared length and refuses a body
+whose length or hash differs. Binding the holder's address stops replay against another
+holder; a holder accepts a timestamp within ``MAX_SKEW`` seconds of its chain time and
+each nonce once while it is fresh by that same chain time (:class:`NonceCache`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,112 +40,163 @@ from eth_utils.address import is_address, to_checksum_address
 from shardkey.errors import ShardKeyError
 
 MAX_SKEW = 300
+NONCE_CACHE_ENTRIES = 65_536
 HEADER_ACCOUNT = "X-ShardKey-Account"
 HEADER_TIMESTAMP = "X-ShardKey-Timestamp"
 HEADER_NONCE = "X-ShardKey-Nonce"
+HEADER_CONTENT_SHA256 = "X-ShardKey-Content-Sha256"
+HEADER_CONTENT_LENGTH = "X-ShardKey-Content-Length"
 HEADER_SIGNATURE = "X-ShardKey-Signature"
 HEADER_RECEIPT = "X-ShardKey-Receipt"
 HEADER_SHARD_HASH = "X-ShardKey-Shard-Sha256"
+_MAX_DECLARED_LENGTH = 2**63 - 1
+_HEX = frozenset("0123456789abcdef")
 
 
 class AuthError(ShardKeyError):
     """A signed request failed verification; the message says which check."""
 
 
-def _message(holder: str, method: str, path: str, body_sha256: str, timestamp: int, nonce: str) -> bytes:
-    return "\n".join(["ShardKey HTTP v1", to_checksum_address(holder), method.upper(), path,
-                      body_sha256, str(timestamp), nonce]).encode()
+@dataclass(frozen=True)
+class SignedRequest:
+    """What a verified request's signer declared about the body it sends."""
+
+    signer: str
+    body_sha256: bytes
+    body_length: int
+
+
+def _message(holder: str, method: str, path: str, body_sha256: str, body_length: int,
+             timestamp: int, nonce: str) -> bytes:
+    return "\n".join(["ShardKey HTTP v2", to_checksum_address(holder), method.upper(), path,
+                      body_sha256, str(body_length), str(timestamp), nonce]).encode()
 
 
 def sign_request(account: LocalAccount, holder: str, method: str, path: str, body: bytes,
                  timestamp: int, nonce: str | None = None, *,
                  body_sha256: bytes | None = None) -> dict[str, str]:
-    """Headers that authenticate one request from ``account`` to ``holder``.
+    """Headers that authenticate one request from ``account`` to ``holder``, declaring
+    ``body``'s SHA-256 and length.
 
     ``body_sha256`` saves hashing a large body the caller has hashed already; it must be
-    the body's digest (the holder recomputes it, so a wrong one is just refused).
+    the body's digest (the holder checks it, so a wrong one is just refused).
     """
     nonce = nonce or os.urandom(16).hex()
     digest = (body_sha256 or hashlib.sha256(body).digest()).hex()
     signed = account.sign_message(encode_defunct(
-        _message(holder, method, path, digest, timestamp, nonce)))
+        _message(holder, method, path, digest, len(body), timestamp, nonce)))
     return {HEADER_ACCOUNT: account.address, HEADER_TIMESTAMP: str(timestamp),
-            HEADER_NONCE: nonce, HEADER_SIGNATURE: "0x" + bytes(signed.signature).hex()}
+            HEADER_NONCE: nonce, HEADER_CONTENT_SHA256: digest,
+            HEADER_CONTENT_LENGTH: str(len(body)),
+            HEADER_SIGNATURE: "0x" + bytes(signed.signature).hex()}
 
 
-@dataclass
 class NonceCache:
-    """Nonces seen within the freshness window (in memory; the window bounds replay)."""
+    """Nonces of verified requests, each kept while its timestamp is fresh by chain time.
 
-    window: int = MAX_SKEW
+    A request is fresh while ``|now - timestamp| <= window`` with ``now`` the holder's chain
+    time, so a nonce is forgotten only once chain time has passed ``timestamp + window``:
+    on the very clock that judges freshness. A chain that stands still forgets nothing,
+    and nothing can be replayed. Memory is bounded by ``max_entries``; when that many
+    nonces are fresh at once a new request is refused (fail closed: evicting a fresh
+    nonce would reopen its replay).
+    """
 
-    def __post_init__(self) -> None:
-        self._seen: dict[tuple[str, str], float] = {}
+    def __init__(self, window: int = MAX_SKEW, max_entries: int = NONCE_CACHE_ENTRIES) -> None:
+        self.window = window
+        self.max_entries = max_entries
+        self._seen: dict[tuple[str, str], int] = {}  # (account, nonce) -> forget after this time
         self._lock = threading.Lock()
 
-    def use(self, account: str, nonce: str) -> bool:
-        """Record a nonce; False when it was seen already."""
-        now = time.monotonic()
+    def __len__(self) -> int:
         with self._lock:
-            if len(self._seen) > 10_000:
-                self._seen = {k: t for k, t in self._seen.items() if now - t < 2 * self.window}
+            return len(self._seen)
+
+    def use(self, account: str, nonce: str, timestamp: int, now: int) -> bool:
+        """Record a nonce signed at ``timestamp``, at chain time ``now``; False when it
+        was seen already. Raises :class:`AuthError` when the cache is full of fresh nonces."""
+        with self._lock:
             key = (account, nonce)
-            if key in self._seen and now - self._seen[key] < 2 * self.window:
+            expiry = self._seen.get(key)
+            if expiry is not None and now <= expiry:
                 return False
-            self._seen[key] = now
+            if len(self._seen) >= self.max_entries:
+                self._seen = {k: t for k, t in self._seen.items() if now <= t}
+                if len(self._seen) >= self.max_entries:
+                    raise AuthError(f"more than {self.max_entries} requests within the freshness "
+                                    "window; try again later")
+            self._seen[key] = timestamp + self.window
             return True
 
 
-def _headers(headers: Mapping[str, str]) -> tuple[str, str, str, str]:
+def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        return (lowered[HEADER_ACCOUNT.lower()], lowered[HEADER_TIMESTAMP.lower()],
-                lowered[HEADER_NONCE.lower()], lowered[HEADER_SIGNATURE.lower()])
-    except KeyError as exc:
-        raise AuthError(f"missing header {exc.args[0]}") from None
+    names = (HEADER_ACCOUNT, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_CONTENT_SHA256,
+             HEADER_CONTENT_LENGTH, HEADER_SIGNATURE)
+    missing = [name for name in names if name.lower() not in lowered]
+    if missing:
+        raise AuthError(f"missing header {missing[0]}")
+    return {name: lowered[name.lower()] for name in names}
+
+
+def _decimal(text: str, header: str, limit: int) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) > limit:
+        raise AuthError(f"{header} is not a decimal number below {limit + 1}")
+    return int(text)
+
+
+def _hex(text: str, length: int, header: str) -> str:
+    if len(text) != length or not set(text) <= _HEX:
+        raise AuthError(f"{header} must be {length // 2} bytes of lowercase hex")
+    return text
 
 
 def precheck(headers: Mapping[str, str], now: int) -> str:
-    """The checks that need no body (headers present and well formed, timestamp within
-    ``MAX_SKEW`` of chain time); return the claimed account, checksummed.
-
-    A holder runs this before reading a single body byte.
-    """
-    account, timestamp_text, nonce, _ = _headers(headers)
+    """The checks that need no key recovery (headers present and well formed, timestamp
+    within ``MAX_SKEW`` of chain time ``now``); return the claimed account, checksummed."""
+    values = _headers(headers)
+    account = values[HEADER_ACCOUNT]
     if not account.isascii() or not is_address(account):
         raise AuthError(f"{HEADER_ACCOUNT} is not an address")
-    if not timestamp_text.isascii() or not timestamp_text.isdigit() or len(timestamp_text) > 20:
-        raise AuthError(f"{HEADER_TIMESTAMP} is not a Unix time")
-    if abs(now - int(timestamp_text)) > MAX_SKEW:
-        raise AuthError(f"request timestamp {timestamp_text} is more than {MAX_SKEW} s from "
+    timestamp = _decimal(values[HEADER_TIMESTAMP], HEADER_TIMESTAMP, 2**64 - 1)
+    if abs(now - timestamp) > MAX_SKEW:
+        raise AuthError(f"request timestamp {timestamp} is more than {MAX_SKEW} s from "
                         f"chain time {now}")
-    if len(nonce) != 32 or any(c not in "0123456789abcdef" for c in nonce):
-        raise AuthError(f"{HEADER_NONCE} must be 16 bytes of lowercase hex")
+    _hex(values[HEADER_NONCE], 32, HEADER_NONCE)
+    _hex(values[HEADER_CONTENT_SHA256], 64, HEADER_CONTENT_SHA256)
+    _decimal(values[HEADER_CONTENT_LENGTH], HEADER_CONTENT_LENGTH, _MAX_DECLARED_LENGTH)
     return str(to_checksum_address(account))
 
 
-def verify_request_digest(headers: Mapping[str, str], holder: str, method: str, path: str,
-                          body_sha256: bytes, now: int, nonces: NonceCache) -> str:
-    """Check a signed request given its body's SHA-256 (for streamed bodies); return the
-    signer or raise :class:`AuthError`. The nonce is spent only once the signature verified.
-    """
+def verify_headers(headers: Mapping[str, str], holder: str, method: str, path: str, now: int,
+                   nonces: NonceCache) -> SignedRequest:
+    """Check a signed request from its headers alone (run before reading the body); return
+    the signer and the body it declared, or raise :class:`AuthError`. The nonce is spent
+    only once the signature verified; the caller must then refuse a body that differs
+    from the declaration."""
     claimed = precheck(headers, now)
-    _, timestamp_text, nonce, signature = _headers(headers)
-    message = _message(holder, method, path, body_sha256.hex(), int(timestamp_text), nonce)
+    values = _headers(headers)
+    timestamp = int(values[HEADER_TIMESTAMP])
+    nonce, digest = values[HEADER_NONCE], values[HEADER_CONTENT_SHA256]
+    length = int(values[HEADER_CONTENT_LENGTH])
+    message = _message(holder, method, path, digest, length, timestamp, nonce)
     try:
-        sig = bytes.fromhex(signature.removeprefix("0x"))
+        sig = bytes.fromhex(values[HEADER_SIGNATURE].removeprefix("0x"))
         signer = Account.recover_message(encode_defunct(message), signature=sig)
     except Exception:
         raise AuthError("signature is malformed") from None
     if signer != claimed:
         raise AuthError("signature does not match the account")
-    if not nonces.use(signer, nonce):
+    if not nonces.use(signer, nonce, timestamp, now):
         raise AuthError("nonce already used (replayed request)")
-    return str(signer)
+    return SignedRequest(str(signer), bytes.fromhex(digest), length)
 
 
 def verify_request(headers: Mapping[str, str], holder: str, method: str, path: str, body: bytes,
                    now: int, nonces: NonceCache) -> str:
     """Check a signed request with its whole body; return the signer or raise :class:`AuthError`."""
-    return verify_request_digest(headers, holder, method, path, hashlib.sha256(body).digest(), now,
-                                 nonces)
+    signed = verify_headers(headers, holder, method, path, now, nonces)
+    if signed.body_length != len(body) or not hmac.compare_digest(
+            signed.body_sha256, hashlib.sha256(body).digest()):
+        raise AuthError("the body differs from the declared length and SHA-256")
+    return signed.signer

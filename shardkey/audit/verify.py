@@ -64,7 +64,7 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes) -> DatasetVerdict:
         verdict = HolderVerdict(holder, len(expected))
         client = HolderClient(holder, chain.holders.holder(holder).endpoint, None, clock)
         try:
-            answer = client.receipts(dataset_id)
+            answer = client.receipts(dataset_id, len(expected))
         except HolderRequestError as exc:
             verdict.error = str(exc)
             verdict.missing = expected

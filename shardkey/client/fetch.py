@@ -227,7 +227,8 @@ class _StripeRestorer:
             index = stripe * m + position
             holder = params.shard_holder(index)
             try:
-                served = self.clients[holder].get_shard(self.registration.dataset_id, index, self.request_id)
+                served = self.clients[holder].get_shard(self.registration.dataset_id, index,
+                                                        self.request_id, params.shard_size)
             except HolderRequestError as exc:
                 failures.append(str(exc))
                 continue

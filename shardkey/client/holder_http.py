@@ -1,9 +1,19 @@
 """Client side of the holder HTTP API (see docs/HOLDER_API.md): signed uploads and
-downloads over one keep-alive connection pool per holder."""
+downloads over one keep-alive connection pool per holder.
+
+Every answer is streamed and capped, so a malicious holder cannot run a client out of
+memory: a shard body at the exact ciphertext length its STREAM header and the dataset's
+shard size give (docs/ARCHITECTURE.md "Shard encryption"), a JSON answer or an error
+body at a small fixed size. An answer over its cap aborts that request with
+:class:`HolderRequestError`, which a fetch counts as one failed shard among the ``p``
+the erasure code tolerates.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -12,11 +22,15 @@ from dataclasses import dataclass
 import httpx
 from eth_account.signers.local import LocalAccount
 
+from shardkey.crypto.stream import HEADER_LEN, MAGIC, MAX_CHUNK_SIZE, ciphertext_length
 from shardkey.errors import ShardKeyError
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, sign_request
 from shardkey.netutil import tls_verify
 
 _RETRIES = 2  # transport failures retried per request (a stale keep-alive connection)
+ERROR_BODY_CAP = 4096  # bytes of an error answer read (the detail is shown truncated)
+JSON_CAP = 64 * 1024  # bytes of a small JSON answer
+RECEIPT_ENTRY_CAP = 512  # bytes per shard in a receipts answer (an entry is ~250)
 
 
 class HolderRequestError(ShardKeyError):
@@ -66,6 +80,7 @@ class HolderClient:
         self.endpoint = endpoint.rstrip("/")
         self.account = account
         self.clock = clock
+        self.timeout = timeout
         self._http = httpx.Client(base_url=self.endpoint, timeout=timeout, verify=tls_verify(self.endpoint),
                                   limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
 
@@ -74,13 +89,16 @@ class HolderClient:
 
     def _send(self, method: str, path: str, body: bytes = b"",
               body_sha256: bytes | None = None) -> httpx.Response:
+        """Send a signed request; return the response with its body still unread (the
+        caller reads it with :meth:`_read_capped` or closes it)."""
         if self.account is None:
             raise HolderRequestError(self.address, "signed requests need an account")
         for attempt in range(_RETRIES + 1):
             headers = sign_request(self.account, self.address, method, path, body, self.clock.now(),
                                    body_sha256=body_sha256)
             try:
-                response = self._http.request(method, path, content=body, headers=headers)
+                request = self._http.build_request(method, path, content=body, headers=headers)
+                response = self._http.send(request, stream=True)
                 break
             except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.WriteError) as exc:
                 # A pooled keep-alive connection the holder closed while idle (uvicorn's
@@ -94,42 +112,105 @@ class HolderClient:
             except httpx.HTTPError as exc:
                 reason = f"unreachable at {self.endpoint} ({exc.__class__.__name__})"
                 raise HolderRequestError(self.address, reason) from None
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text[:200]
-            raise HolderRequestError(self.address, f"HTTP {response.status_code}: {detail}",
-                                     response.status_code)
+        self._raise_for_status(response)
         return response
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            text = self._read_capped(response, ERROR_BODY_CAP, "error answer", truncate=True)
+            try:
+                detail = str(json.loads(text).get("detail", text.decode(errors="replace")))
+            except (ValueError, AttributeError):
+                detail = text[:200].decode(errors="replace")
+        except HolderRequestError:
+            detail = "(unreadable error answer)"
+        raise HolderRequestError(self.address, f"HTTP {response.status_code}: {detail}",
+                                 response.status_code)
+
+    def _read_capped(self, response: httpx.Response, cap: int | Callable[[bytes], int], what: str,
+                     truncate: bool = False) -> bytes:
+        """Read a streamed body of at most ``cap`` bytes (or a cap computed from the first
+        :data:`HEADER_LEN` bytes) and close the response; a longer body aborts the read."""
+        buffer = bytearray()
+        limit = cap if isinstance(cap, int) else None
+        deadline = time.monotonic() + self.timeout  # a holder dripping bytes is cut off too
+        try:
+            for chunk in response.iter_bytes():
+                buffer += chunk
+                if time.monotonic() > deadline:
+                    raise HolderRequestError(self.address, f"{what} not received within "
+                                             f"{self.timeout:.0f} s; download aborted")
+                if limit is None and not isinstance(cap, int) and len(buffer) >= HEADER_LEN:
+                    limit = cap(bytes(buffer[:HEADER_LEN]))
+                if limit is not None and len(buffer) > limit:
+                    if truncate:
+                        return bytes(buffer[:limit])
+                    raise HolderRequestError(self.address, f"{what} longer than the {limit} bytes "
+                                             "expected; download aborted")
+        except httpx.HTTPError as exc:
+            raise HolderRequestError(self.address, f"{what} interrupted "
+                                     f"({exc.__class__.__name__})") from None
+        finally:
+            response.close()
+        return bytes(buffer)
 
     def put_shard(self, dataset_id: bytes, index: int, data: bytes, sha256: bytes | None = None) -> None:
         """Stage one shard ciphertext (``sha256``: its digest, when the caller has it already)."""
-        self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/shards/{index}", data, sha256)
+        response = self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/shards/{index}", data, sha256)
+        self._read_capped(response, JSON_CAP, "upload answer")
 
     def put_bundle(self, dataset_id: bytes, wrapped: bytes) -> None:
         """Stage this holder's wrapped fragment bundle."""
-        self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/bundle", wrapped)
+        response = self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/bundle", wrapped)
+        self._read_capped(response, JSON_CAP, "upload answer")
 
-    def get_shard(self, dataset_id: bytes, index: int, request_id: int) -> ServedShard:
-        """Download one shard for an approved, open request."""
+    def get_shard(self, dataset_id: bytes, index: int, request_id: int,
+                  shard_size: int) -> ServedShard:
+        """Download one shard for an approved, open request; ``shard_size`` (the dataset's)
+        caps the body at the exact ciphertext length of a shard of that size."""
         response = self._send("GET", f"/v1/datasets/0x{dataset_id.hex()}/shards/{index}?request={request_id}")
-        data = response.content
         receipt = response.headers.get(HEADER_RECEIPT, "")
         claimed = response.headers.get(HEADER_SHARD_HASH, "")
+        data = self._read_capped(response, functools.partial(shard_body_cap, shard_size),
+                                 f"shard {index}")
         digest = hashlib.sha256(data).digest()
         if claimed and claimed.removeprefix("0x") != digest.hex():
             raise HolderRequestError(self.address, f"shard {index}: body does not match its hash header")
         return ServedShard(index=index, data=data, sha256=digest,
                            receipt=bytes.fromhex(receipt.removeprefix("0x")) if receipt else b"")
 
-    def receipts(self, dataset_id: bytes) -> dict[str, object]:
-        """The holder's custody receipts (``ShardReceipt``) of every shard it holds of a dataset."""
+    def receipts(self, dataset_id: bytes, shard_count: int = 0) -> dict[str, object]:
+        """The holder's custody receipts (``ShardReceipt``) of every shard it holds of a dataset
+        (``shard_count``: how many it should hold, which sizes the cap on the answer)."""
         try:
-            response = self._http.get(f"/v1/datasets/0x{dataset_id.hex()}/receipts")
+            response = self._http.send(
+                self._http.build_request("GET", f"/v1/datasets/0x{dataset_id.hex()}/receipts"),
+                stream=True)
         except httpx.HTTPError as exc:
             raise HolderRequestError(self.address, f"unreachable ({exc.__class__.__name__})") from None
         if response.status_code >= 400:
+            response.close()
             raise HolderRequestError(self.address, f"HTTP {response.status_code}", response.status_code)
-        result: dict[str, object] = response.json()
+        text = self._read_capped(response, JSON_CAP + RECEIPT_ENTRY_CAP * shard_count, "receipts")
+        try:
+            result = json.loads(text)
+        except ValueError:
+            raise HolderRequestError(self.address, "receipts answer is not JSON") from None
+        if not isinstance(result, dict):
+            raise HolderRequestError(self.address, "receipts answer is not a JSON object")
         return result
+
+
+def shard_body_cap(shard_size: int, header: bytes) -> int:
+    """Exact length of a shard ciphertext of ``shard_size`` plaintext bytes whose STREAM
+    header is ``header``; a header that is not one gives the header's own length (so any
+    body beyond it is refused at once)."""
+    if len(header) < HEADER_LEN or header[: len(MAGIC)] != MAGIC:
+        return HEADER_LEN
+    chunk_size = int.from_bytes(header[len(MAGIC): len(MAGIC) + 4], "big")
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        return HEADER_LEN
+    return ciphertext_length(shard_size, chunk_size)
+

@@ -43,7 +43,7 @@ def test_oversize_body_is_413(world) -> None:
 
 
 def test_quota_per_account_is_507(world) -> None:
-    agent, client = _small(world, quota_bytes=2500)
+    agent, client = _small(world, quota_bytes=2500, staging_min_charge=0)
     for i in range(2):
         reply = world.put(world.owner, f"/v1/datasets/{DS}/shards/{i}", os.urandom(1000), client)
         assert reply.status_code == 201
@@ -85,13 +85,14 @@ def test_a_full_disk_mid_upload_is_507_and_leaves_nothing(world, monkeypatch) ->
     assert world.put(world.owner, path, body, client).status_code == 201
 
 
-def test_bad_upload_signature_leaves_no_trace(world) -> None:
+def test_body_other_than_signed_leaves_no_trace(world) -> None:
     agent, client = _small(world)
     path = f"/v1/datasets/{DS}/shards/0"
-    headers = world.headers(world.owner, "PUT", path, b"signed body")
-    reply = client.put(path, content=b"another body", headers=headers)
-    assert reply.status_code == 401
+    headers = world.headers(world.owner, "PUT", path, b"signed body!")
+    reply = client.put(path, content=b"another body", headers=headers)  # same length, other hash
+    assert reply.status_code == 400 and reply.json()["error"] == "body_mismatch"
     assert list(agent.store.staging.iterdir()) == [] and list(agent.store.incoming.iterdir()) == []
+    assert agent.store.staged_usage() == 0
 
 
 _segments = st.one_of(

@@ -15,6 +15,7 @@ from kos.service import KOS_ROLE, KosService
 from shardkey.chain.model import DatasetParams
 from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
 from shardkey.policy.model import ApprovalGroup, Policy
+from shardkey.ratelimit import RateLimiter
 from tests.support.devchain import FUNDING, DevChain
 
 
@@ -82,12 +83,13 @@ class World:
         self.chain.retrievals.approve(self.approvers[0], self.chain.retrievals.approval_subject(request_id))
 
     def replica(self, name: str = "kos", *, replicas: list[str] | None = None,
-                takeover_after: int = 10, confirmations: int = 0, state: str | None = None) -> KosService:
+                takeover_after: int = 10, confirmations: int = 0, state: str | None = None,
+                issue_limit: RateLimiter | None = None) -> KosService:
         """An in-process KOS replica with its own state directory."""
         account = self.kos_account(name)
         return KosService(self.chain, account, self.dev.kos_key, self.tmp / (state or name),
                           replicas=replicas or [account.address], takeover_after=takeover_after,
-                          confirmations=confirmations)
+                          confirmations=confirmations, issue_limit=issue_limit)
 
     def kos_account(self, name: str) -> LocalAccount:
         """A funded account holding KOS_ROLE (granted by the admin on first use)."""

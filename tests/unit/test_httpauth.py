@@ -1,0 +1,72 @@
+"""Signed holder requests: the declared body is signed, and nonces expire on chain time."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+from eth_account import Account
+
+from shardkey.httpauth import (
+    HEADER_CONTENT_LENGTH,
+    HEADER_CONTENT_SHA256,
+    MAX_SKEW,
+    AuthError,
+    NonceCache,
+    sign_request,
+    verify_headers,
+    verify_request,
+)
+
+ACCOUNT = Account.from_key("0x" + "11" * 32)
+HOLDER = Account.from_key("0x" + "22" * 32).address
+PATH = "/v1/datasets/0x" + "ab" * 32 + "/shards/0?request=1"
+
+
+def test_a_nonce_is_not_forgotten_while_chain_time_stands_still(monkeypatch) -> None:
+    host = [time.monotonic()]
+    monkeypatch.setattr(time, "monotonic", lambda: host[0])
+    chain_now = 1_700_000_000
+    nonces = NonceCache()
+    headers = sign_request(ACCOUNT, HOLDER, "GET", PATH, b"", chain_now)
+    assert verify_request(headers, HOLDER, "GET", PATH, b"", chain_now, nonces) == ACCOUNT.address
+    host[0] += 10 * MAX_SKEW  # hours of host time; the chain made no block
+    with pytest.raises(AuthError, match="replayed"):
+        verify_request(headers, HOLDER, "GET", PATH, b"", chain_now, nonces)
+    with pytest.raises(AuthError, match="replayed"):  # still fresh by chain time: still refused
+        verify_request(headers, HOLDER, "GET", PATH, b"", chain_now + MAX_SKEW, nonces)
+    with pytest.raises(AuthError, match="more than"):  # stale by chain time: refused anyway
+        verify_request(headers, HOLDER, "GET", PATH, b"", chain_now + MAX_SKEW + 1, nonces)
+
+
+def test_nonces_expire_by_chain_time_and_memory_is_bounded() -> None:
+    nonces = NonceCache(window=MAX_SKEW, max_entries=3)
+    for i in range(3):
+        assert nonces.use("a", f"{i:032x}", 1000, 1000)
+    with pytest.raises(AuthError, match="try again later"):  # full of fresh nonces: fail closed
+        nonces.use("a", "f" * 32, 1000, 1000 + MAX_SKEW)
+    assert not nonces.use("a", f"{0:032x}", 1000, 1000 + MAX_SKEW)  # still remembered
+    assert nonces.use("a", "f" * 32, 1000 + MAX_SKEW + 1, 1000 + MAX_SKEW + 1)  # old ones pruned
+    assert len(nonces) == 1
+
+
+def test_the_declared_body_is_what_is_signed() -> None:
+    body = b"shard ciphertext"
+    now = 1_700_000_000
+    headers = sign_request(ACCOUNT, HOLDER, "PUT", PATH, body, now)
+    assert headers[HEADER_CONTENT_SHA256] == hashlib.sha256(body).hexdigest()
+    assert headers[HEADER_CONTENT_LENGTH] == str(len(body))
+    signed = verify_headers(headers, HOLDER, "PUT", PATH, now, NonceCache())
+    assert (signed.signer, signed.body_sha256, signed.body_length) == (
+        ACCOUNT.address, hashlib.sha256(body).digest(), len(body))
+    for name, value in ((HEADER_CONTENT_LENGTH, str(len(body) + 1)),
+                        (HEADER_CONTENT_SHA256, hashlib.sha256(b"other").hexdigest())):
+        with pytest.raises(AuthError, match="does not match the account"):
+            verify_headers(dict(headers, **{name: value}), HOLDER, "PUT", PATH, now, NonceCache())
+    with pytest.raises(AuthError, match="differs from the declared"):
+        verify_request(headers, HOLDER, "PUT", PATH, b"other body", now, NonceCache())
+    for bad in ("-1", "1e3", "x", "9" * 21):
+        with pytest.raises(AuthError, match=HEADER_CONTENT_LENGTH):
+            verify_headers(dict(headers, **{HEADER_CONTENT_LENGTH: bad}), HOLDER, "PUT", PATH, now,
+                           NonceCache())
