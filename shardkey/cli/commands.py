@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -13,6 +13,11 @@ from shardkey.cli.context import Env, default_home, parse_dataset_id
 from shardkey.cli.output import emit, progress_bar
 from shardkey.crypto.hpke import DEFAULT_SUITE, SUITE_NAMES
 from shardkey.errors import PolicyDenied, ShardKeyError, UsageError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from shardkey.chain.model import RequestInfo
 
 pass_env = click.make_pass_decorator(Env)
 HPKE_SUITES = tuple(SUITE_NAMES)
@@ -289,12 +294,21 @@ def approve(env: Env, request_id: int, as_: str, yes: bool, expect_dataset: str 
 @pass_env
 def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_json: bool) -> None:
     """Restore the dataset of an approved request into OUTPUT (atomically)."""
+    from shardkey.client.fetch import expired
     from shardkey.client.fetch import fetch as run_fetch
     from shardkey.client.retrieval import load_ephemeral_key, prune_ephemeral_keys
 
     requester = env.account(as_)  # an unknown account is named before anything else is read
-    key = load_ephemeral_key(env.requests_dir, request_id)
+    try:
+        key = load_ephemeral_key(env.requests_dir, request_id)
+    except UsageError:  # pruned already? an expired request is still settled (claims need no key)
+        known = _known_request(env, request_id)
+        if known is None or not expired(env.chain, known):
+            raise
+        _settle_expired(env, requester, known)
     info = env.chain.retrievals.request(request_id)
+    if expired(env.chain, info):
+        _settle_expired(env, requester, info)
     total = 0
     if info.dataset_id != bytes(32):
         total = env.chain.datasets.dataset(info.dataset_id).params.plaintext_length
@@ -320,6 +334,28 @@ def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_
             click.echo(f"  shard {shard} from {names.get(holder, holder)} failed its hash: proven on chain")
         for holder in result.bad_fragment_holders:
             click.echo(f"  fragments from {names.get(holder, holder)} were wrong: reported on chain")
+
+
+def _settle_expired(env: Env, requester: LocalAccount, info: RequestInfo) -> NoReturn:
+    """Claim the holders that never delivered to an expired request; always raises."""
+    from shardkey.client.fetch import settle_expired
+    from shardkey.client.retrieval import prune_ephemeral_keys
+
+    try:
+        settle_expired(env.chain, requester, info)
+    finally:
+        with contextlib.suppress(ShardKeyError):
+            prune_ephemeral_keys(env.chain, env.requests_dir, only=info.request_id)
+
+
+def _known_request(env: Env, request_id: int) -> RequestInfo | None:
+    """The request, or None when this chain has no such request."""
+    from shardkey.chain.errors import TransactionReverted
+
+    try:
+        return env.chain.retrievals.request(request_id)
+    except TransactionReverted:
+        return None
 
 
 # ---------------------------------------------------------------- services

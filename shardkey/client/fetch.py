@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from eth_account.signers.local import LocalAccount
 
@@ -154,6 +155,26 @@ def _report_fragment_failure(chain: ShardKeyChain, requester: LocalAccount, requ
     except ChainError:
         return False  # already reported, or the request closed: the failure stays local
     return True
+
+
+def expired(chain: ShardKeyChain, request: RequestInfo) -> bool:
+    """Whether an approved request is past its deadline by chain time: nothing is served any
+    more, so there is nothing to restore (and no key is needed to settle it)."""
+    return request.status == RequestStatus.APPROVED and chain.client.latest_timestamp() > request.deadline
+
+
+def settle_expired(chain: ShardKeyChain, requester: LocalAccount, request: RequestInfo) -> NoReturn:
+    """Claim ``Missing`` for each holder with a token that never delivered to an expired
+    request, then raise :class:`RestoreError` saying so. Needs no ephemeral key: claims are
+    about the request, not about what the deliveries contain."""
+    result = FetchResult(request.request_id, 0, [])
+    holders = chain.datasets.dataset(request.dataset_id).params.fragment_holders
+    report_missing_fragments(chain, requester, request, holders, set(), result)
+    claimed = (f"; claimed missing on chain: {', '.join(result.missing_fragment_holders)}"
+               if result.missing_fragment_holders else "; no new claim")
+    raise RestoreError(f"request {request.request_id} passed its deadline ({request.deadline}, chain "
+                       f"time) before it was restored: holders no longer serve it{claimed}; make a "
+                       f"new request")
 
 
 def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: Path,
