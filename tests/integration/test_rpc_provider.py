@@ -171,3 +171,14 @@ def test_fees_above_max_fee_gwei_are_refused_and_nothing_is_sent(automine_chain:
     with pytest.raises(FeeCeilingError, match="above max_fee_gwei"):
         client.submit(fn, account)
     assert chain.client.raw("eth_getTransactionCount", [account.address, "pending"]) == "0x0"
+
+
+def test_an_endpoint_that_keeps_rate_limiting_is_benched(automine_chain: ShardKeyChain) -> None:
+    chain = automine_chain
+    with hostile_rpc(chain.client.rpc_url, ProxyConfig(range_cap=None, rate_limit_share=1.0)) as busy, \
+            hostile_rpc(chain.client.rpc_url, ProxyConfig(range_cap=None)) as calm:
+        client = ChainClient([busy.url, calm.url], retry=FAST)
+        for _ in range(3):
+            assert client.block_number() == chain.client.block_number()
+        assert busy.stats.rate_limited == FAST.bench_after  # then set aside: no more calls to it
+        assert calm.stats.calls["eth_blockNumber"] == 3
