@@ -102,6 +102,7 @@ class JsonRpc:
         return first if len(self._endpoints) == 1 else f"{first} (+{len(self._endpoints) - 1} more)"
 
     def close(self) -> None:
+        """Close every endpoint's HTTP client."""
         for endpoint in self._endpoints:
             endpoint.http.close()
 
@@ -168,7 +169,9 @@ class JsonRpc:
                 ("http_4", "rate")) else 0
             if outcome.bench or endpoint.rate_limited >= self.retry.bench_after:
                 self._bench(endpoint, outcome)
-            wait = 0.0 if self._pick() is not endpoint else self.retry.delay(failures, outcome)
+            following = self._pick()  # another endpoint ready now: no need to wait
+            ready = following is not endpoint and following.benched_until <= self.retry.clock()
+            wait = 0.0 if ready else self.retry.delay(failures, outcome)
             if self.retry.gives_up(failures, started, wait):
                 raise ChainError(f"{outcome.detail} (gave up after {failures} attempt(s))")
             log.warning("transient RPC failure, retrying in %.2f s: %s", wait, outcome.detail,
