@@ -27,6 +27,13 @@ class HolderSettings(ServiceSettings):
     rpc_url: str | None = None
     """RPC endpoint overriding the one in the deployment file."""
 
+    rpc_urls: list[str] = Field(default_factory=list)
+    """RPC endpoints in fail-over order; override the deployment file's (and ``rpc_url``) when set."""
+
+    max_fee_gwei: float | None = Field(default=None, gt=0)
+    """Ceiling of the EIP-1559 max fee per gas, in gwei: a transaction is not sent above it
+    (and a stuck one is replaced with higher fees only up to it); unset: no ceiling."""
+
     account_key: Path
     """The holder's Ethereum account: a devnet hex key file or an eth-account keystore
     (unlocked with the same passphrase as the HPKE keystore)."""

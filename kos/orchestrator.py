@@ -352,8 +352,9 @@ class Orchestrator:
         issued = sent.fn.name == "issueTokens"
         if issued:
             crash_point("kos.after_issue_tx")
-        log.info("tokens issued" if issued else "denial recorded", extra=_fields(
-            request=request_id, tx=sent.hex, block=int(receipt["blockNumber"])))
+        log.info("tokens issued" if issued else "denial recorded", extra=_fields(  # the mined hash:
+            request=request_id, tx="0x" + bytes(receipt["transactionHash"]).hex(),  # maybe a replacement's
+            block=int(receipt["blockNumber"])))
         return Outcome.ISSUED if issued else Outcome.DENIED
 
     def _untrack(self, request_id: int) -> None:

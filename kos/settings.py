@@ -23,6 +23,13 @@ class KosSettings(ServiceSettings):
     rpc_url: str | None = None
     """RPC endpoint; overrides the deployment file's ``rpc_url`` when set."""
 
+    rpc_urls: list[str] = Field(default_factory=list)
+    """RPC endpoints in fail-over order; override the deployment file's (and ``rpc_url``) when set."""
+
+    max_fee_gwei: float | None = Field(default=None, gt=0)
+    """Ceiling of the EIP-1559 max fee per gas, in gwei: a transaction is not sent above it
+    (and a stuck one is replaced with higher fees only up to it); unset: no ceiling."""
+
     account_key: Path
     """This replica's Ethereum account (devnet hex key file or eth-account keystore); needs KOS_ROLE."""
 

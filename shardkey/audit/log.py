@@ -19,7 +19,6 @@ from shardkey.chain.model import FragmentFailureKind
 from shardkey.policy.evaluate import DenialReason
 from shardkey.policy.geo import e6_to_degrees
 
-CHUNK = 5_000
 ATTESTATION_FIELDS = ("requester", "latE6", "lonE6", "accuracyM", "issuedAt", "nonce")
 CLAIMS = {FragmentFailureKind.WRONG: "wrong fragments (did not verify against their commitments)",
           FragmentFailureKind.MISSING: "missing fragments (none delivered by the deadline)"}
@@ -29,13 +28,7 @@ def collect_events(chain: ShardKeyChain, dataset: bytes | None = None) -> list[C
     """Every ShardKey event from the deployment block on, in chain order (optionally one dataset)."""
     decoder = EventDecoder(chain.contracts)
     latest = chain.client.block_number()
-    events: list[ChainEvent] = []
-    start = chain.deployment.start_block
-    while start <= latest:
-        end = min(latest, start + CHUNK - 1)
-        logs = chain.client.logs(decoder.addresses, start, end)
-        events.extend(decoder.decode_all(logs))
-        start = end + 1
+    events = decoder.decode_all(chain.client.logs(decoder.addresses, chain.deployment.start_block, latest))
     if dataset is None:
         return events
     requests = {e.args["requestId"] for e in events

@@ -36,7 +36,7 @@ from shardkey.chain.codec import checksum
 from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import RequestInfo, RequestOrigin, request_origin
-from shardkey.chain.rpc import RpcError, data_bytes, quantity
+from shardkey.chain.rpc import RpcError, data_bytes
 from shardkey.policy.context import Attestation
 
 FIELDS = ("requester", "latE6", "lonE6", "accuracyM", "issuedAt", "nonce")
@@ -92,30 +92,9 @@ def record_from_event(args: Mapping[str, Any]) -> RequestedRecord:
                            bytes(args["attestationSig"]), request_origin(args))
 
 
-def _timestamp(chain: ShardKeyChain, number: int) -> int:
-    block = chain.client.raw("eth_getBlockByNumber", [hex(number), False])
-    if block is None:
-        raise ChainError(f"block {number} is gone (reorg?)")
-    return quantity(block["timestamp"])
-
-
-def _first_block_after(chain: ShardKeyChain, ts: int, low: int, high: int) -> int:
-    """The first block in ``[low, high + 1]`` whose timestamp is > ``ts`` (``high + 1``: none)."""
-    while low <= high:
-        mid = (low + high) // 2
-        if _timestamp(chain, mid) > ts:
-            high = mid - 1
-        else:
-            low = mid + 1
-    return low
-
-
 def request_blocks(chain: ShardKeyChain, requested_at: int, from_block: int) -> tuple[int, int]:
     """The block range whose timestamp equals ``requested_at`` (where the request was mined)."""
-    latest = chain.client.block_number()
-    first = _first_block_after(chain, requested_at - 1, from_block, latest)
-    last = _first_block_after(chain, requested_at, first, latest) - 1
-    return first, max(first, last)
+    return chain.client.blocks_at(requested_at, from_block)
 
 
 def find_requested(chain: ShardKeyChain, req: RequestInfo, from_block: int) -> RequestedRecord:

@@ -18,6 +18,7 @@ from shardkey.chain.contract import BoundContract
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.eip712 import ApprovalSubject, Domain
 from shardkey.chain.errors import ChainError
+from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import (
     DatasetInfo,
     DatasetParams,
@@ -133,8 +134,18 @@ class DatasetRegistry:
                                      to_checksum_address(holder)))
 
     def registration(self, dataset_id: bytes, from_block: int = 0) -> Registration:
-        """The ``DatasetRegistered`` event of a dataset (its shard hashes, wrap keys, roots)."""
-        logs = self.contract.get_logs("DatasetRegistered", from_block, datasetId=dataset_id)
+        """The ``DatasetRegistered`` event of a dataset (its shard hashes, wrap keys, roots).
+
+        Read from the blocks stamped with the dataset's ``registeredAt`` (a few queries),
+        and from the whole history only when they do not hold it.
+        """
+        logs: list[ChainEvent] = []
+        registered_at = self.dataset(dataset_id).registered_at
+        if registered_at:
+            first, last = self.client.blocks_at(registered_at, from_block)
+            logs = self.contract.get_logs("DatasetRegistered", first, last, datasetId=dataset_id)
+        if not logs:
+            logs = self.contract.get_logs("DatasetRegistered", from_block, datasetId=dataset_id)
         if not logs:
             raise ChainError(f"no registration event for dataset 0x{dataset_id.hex()}")
         return registration_from_args(logs[-1].args, logs[-1].block_number)
@@ -309,7 +320,7 @@ class ShardKeyChain:
 
     def __init__(self, deployment: Deployment, client: ChainClient | None = None):
         self.deployment = deployment
-        self.client = client or ChainClient(deployment.rpc_url)
+        self.client = client or ChainClient(deployment.urls)
         self.holders = HolderRegistry(self.client, deployment.holder_registry)
         self.datasets = DatasetRegistry(self.client, deployment.dataset_registry)
         self.retrievals = RetrievalCoordinator(self.client, deployment.retrieval_coordinator)

@@ -11,9 +11,11 @@ is used (tools and tests).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -25,6 +27,9 @@ from shardkey.chain.artifacts import _abi_type, all_error_abis
 from shardkey.chain.codec import FunctionCodec
 from shardkey.chain.contract import BoundContract, Call
 from shardkey.chain.errors import ChainError, TransactionReverted
+from shardkey.chain.fees import FeeCeilingError, bumped_fees, initial_fees
+from shardkey.chain.logs import RangeAdapter, log_filter, scan
+from shardkey.chain.retry import RetryPolicy
 from shardkey.chain.rpc import (
     Block,
     JsonRpc,
@@ -39,8 +44,11 @@ from shardkey.chain.rpc import (
 
 GAS_MARGIN = 1.25
 RECEIPT_POLL = 0.05  # seconds between receipt polls while waiting for a transaction
+ALREADY_KNOWN = ("already known", "known transaction", "already imported")
 
-__all__ = ["GAS_MARGIN", "Call", "ChainClient", "Receipt", "SentTx", "redact_url"]
+log = logging.getLogger(__name__)
+
+__all__ = ["GAS_MARGIN", "Call", "ChainClient", "FeeCeilingError", "Receipt", "SentTx", "redact_url"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,18 @@ class SentTx:
         return "0x" + self.tx_hash.hex()
 
 
+@dataclass
+class _Pending:
+    """What is needed to replace a sent transaction: its fields, signer and every hash sent
+    with its nonce (the first one and each replacement)."""
+
+    tx: dict[str, Any]
+    signer: LocalAccount
+    hashes: list[bytes]
+    last_sent: float
+    first_sent: float = field(default=0.0)
+
+
 def as_call(fn: Any) -> Call:
     """A :class:`Call`, or web3's ``ContractFunction`` (tests, tools) turned into one."""
     if isinstance(fn, Call):
@@ -73,14 +93,29 @@ def _target(call: Call) -> dict[str, str]:
 
 
 class ChainClient:
-    """One RPC endpoint; thread-safe sending (nonces from the node's pending count)."""
+    """One chain over one or several RPC URLs (fail-over, retries: :class:`JsonRpc`);
+    thread-safe sending (nonces from the node's pending count).
 
-    def __init__(self, rpc_url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0):
-        self.rpc_url = rpc_url
-        self.where = redact_url(rpc_url)
+    ``max_fee_gwei`` caps the EIP-1559 ``maxFeePerGas`` of every transaction (None: no
+    cap); a transaction not mined ``replace_after`` seconds after it was sent is sent again
+    with the same nonce and fees raised by 12.5 % (what nodes require of a replacement), up
+    to the cap; :meth:`receipt` then finds whichever of them was mined.
+    """
+
+    def __init__(self, rpc_url: str | Sequence[str], *, timeout: float = 30.0,
+                 receipt_timeout: float = 120.0, max_fee_gwei: float | None = None,
+                 replace_after: float | None = None, retry: RetryPolicy | None = None):
+        self.rpc_urls = [rpc_url] if isinstance(rpc_url, str) else list(rpc_url)
+        self.rpc = JsonRpc(self.rpc_urls, timeout, retry)
+        self.rpc_url = self.rpc.url
+        self.where = self.rpc.where
         self.timeout = timeout
-        self.rpc = JsonRpc(rpc_url, timeout)
         self.receipt_timeout = receipt_timeout
+        self.max_fee_wei = None if max_fee_gwei is None else int(max_fee_gwei * 10**9)
+        self.replace_after = replace_after if replace_after is not None else min(60.0, receipt_timeout / 3)
+        self.log_range = RangeAdapter()
+        self._pending: dict[tuple[str, int], _Pending] = {}
+        self._pending_lock = threading.Lock()
         self._nonce_lock = threading.Lock()
         self._errors = _ErrorDecoder()
         self._chain_id: int | None = None
@@ -120,11 +155,44 @@ class ChainClient:
         block = self.raw("eth_getBlockByNumber", [hex(number), False])
         return None if block is None else data_bytes(block["hash"])
 
-    def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
-        """``eth_getLogs`` over a block range, as the node returns them (hex strings)."""
-        result = self.raw("eth_getLogs", [{"address": addresses, "fromBlock": hex(from_block),
-                                           "toBlock": hex(to_block)}])
-        return list(result)
+    def logs(self, addresses: str | list[str], from_block: int, to_block: int,
+             topics: list[str | None] | None = None) -> list[dict[str, Any]]:
+        """``eth_getLogs`` over a block range in chunks the provider accepts, as the node
+        returns them (hex strings), in chain order."""
+        found: list[dict[str, Any]] = []
+        for _first, _last, logs in self.scan_logs(addresses, from_block, to_block, topics):
+            found.extend(logs)
+        return found
+
+    def scan_logs(self, addresses: str | list[str], from_block: int, to_block: int,
+                  topics: list[str | None] | None = None
+                  ) -> Iterator[tuple[int, int, list[dict[str, Any]]]]:
+        """``(first, last, logs)`` chunks covering the range in order (:func:`shardkey.chain.logs.scan`)."""
+        def fetch(first: int, last: int) -> list[dict[str, Any]]:
+            return list(self.raw("eth_getLogs", [log_filter(addresses, first, last, topics)]))
+
+        return scan(fetch, from_block, to_block, self.log_range, self.block_number)
+
+    def blocks_at(self, timestamp: int, low: int) -> tuple[int, int]:
+        """The blocks from ``low`` on whose timestamp is ``timestamp`` (where a transaction
+        stamped with it was mined: a look-up reads these, not the whole history)."""
+        latest = self.block_number()
+        first = self._first_block_after(timestamp - 1, low, latest)
+        last = self._first_block_after(timestamp, first, latest) - 1
+        return first, max(first, last)
+
+    def _first_block_after(self, timestamp: int, low: int, high: int) -> int:
+        """The first block in ``[low, high + 1]`` stamped after ``timestamp`` (``high + 1``: none)."""
+        while low <= high:
+            mid = (low + high) // 2
+            block = self.raw("eth_getBlockByNumber", [hex(mid), False])
+            if block is None:
+                raise ChainError(f"block {mid} is gone (reorg?)")
+            if quantity(block["timestamp"]) > timestamp:
+                high = mid - 1
+            else:
+                low = mid + 1
+        return low
 
     def code(self, address: str) -> bytes:
         """Deployed code at ``address`` (empty for an externally owned account)."""
@@ -184,20 +252,29 @@ class ChainClient:
                 raise self._errors.decode_revert(exc.data, exc.rpc_message) from None
             raise ChainError(f"gas estimate of {call.name} on {self.where} failed: "
                              f"{exc.rpc_message}") from None
+        fees = self._fee_params()
         with self._nonce_lock:
             nonce = self._next_nonce(sender)
             tx: dict[str, Any] = {**_target(call), "data": call.data, "value": value, "nonce": nonce,
-                  "gas": int(gas * GAS_MARGIN) + 10_000, "chainId": self.chain_id, "type": 2,
-                  **self._fee_params()}
-            signed = signer.sign_transaction(tx)
-            try:
-                raw_tx = "0x" + signed.raw_transaction.hex()
-                tx_hash = data_bytes(self.raw("eth_sendRawTransaction", [raw_tx]))
-            except RpcError as exc:
-                if exc.is_revert:
-                    raise self._errors.decode_revert(exc.data, exc.rpc_message) from None
-                raise ChainError(f"sending {call.name} to {self.where} failed: {exc.rpc_message}") from None
-        return SentTx(tx_hash, call, sender, nonce, time.monotonic())
+                  "gas": int(gas * GAS_MARGIN) + 10_000, "chainId": self.chain_id, "type": 2, **fees}
+            tx_hash = self._broadcast(call, tx, signer)
+        now = time.monotonic()
+        with self._pending_lock:
+            self._forget_stale(now)
+            self._pending[(sender, nonce)] = _Pending(tx, signer, [tx_hash], now, now)
+        return SentTx(tx_hash, call, sender, nonce, now)
+
+    def _broadcast(self, call: Call, tx: dict[str, Any], signer: LocalAccount) -> bytes:
+        """Sign and send ``tx``; its hash (also when a retry finds the node already has it)."""
+        signed = signer.sign_transaction(tx)
+        try:
+            return data_bytes(self.raw("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()]))
+        except RpcError as exc:
+            if exc.is_revert:
+                raise self._errors.decode_revert(exc.data, exc.rpc_message) from None
+            if any(words in exc.rpc_message.lower() for words in ALREADY_KNOWN):
+                return bytes(signed.hash)
+            raise ChainError(f"sending {call.name} to {self.where} failed: {exc.rpc_message}") from None
 
     def wait(self, sent: SentTx) -> Receipt:
         """Block until a submitted transaction is mined; raise if it reverted."""
@@ -213,21 +290,60 @@ class ChainClient:
 
         Raises :class:`TransactionReverted` when it was mined and reverted.
         """
-        raw = self.raw("eth_getTransactionReceipt", [sent.hex])
-        if raw is None or raw.get("blockNumber") is None:
-            return None
-        receipt = receipt_from_rpc(raw)
-        if receipt["status"] != 1:
-            raise self._replay_failure(sent.fn, sent.sender, receipt)
-        return receipt
+        with self._pending_lock:
+            pending = self._pending.get((sent.sender, sent.nonce))
+            hashes = list(pending.hashes) if pending is not None else [sent.tx_hash]
+        for tx_hash in reversed(hashes):  # the newest replacement is the likeliest mined
+            raw = self.raw("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
+            if raw is None or raw.get("blockNumber") is None:
+                continue
+            with self._pending_lock:
+                self._pending.pop((sent.sender, sent.nonce), None)
+            receipt = receipt_from_rpc(raw)
+            if receipt["status"] != 1:
+                raise self._replay_failure(sent.fn, sent.sender, receipt)
+            return receipt
+        if pending is not None and time.monotonic() - pending.last_sent >= self.replace_after:
+            self._replace(sent, pending)
+        return None
+
+    def _replace(self, sent: SentTx, pending: _Pending) -> None:
+        """Send ``sent`` again with the same nonce and higher fees (up to the ceiling)."""
+        base = int(self.latest_block()["baseFeePerGas"])
+        tip = quantity(self.raw("eth_maxPriorityFeePerGas", []))
+        try:
+            fees = bumped_fees(pending.tx, base, tip, self.max_fee_wei)
+        except FeeCeilingError as exc:
+            pending.last_sent = time.monotonic()  # try again after another replace_after
+            log.warning("transaction %s not mined and not replaced: %s", sent.hex, exc)
+            return
+        tx = {**pending.tx, **fees}
+        try:
+            tx_hash = self._broadcast(sent.fn, tx, pending.signer)
+        except ChainError as exc:  # "nonce too low": one of them was mined; the next poll sees it
+            pending.last_sent = time.monotonic()
+            log.warning("replacing transaction %s failed: %s", sent.hex, exc)
+            return
+        with self._pending_lock:
+            pending.tx, pending.last_sent = tx, time.monotonic()
+            pending.hashes.append(tx_hash)
+        log.warning("transaction %s not mined in %.0f s: replaced by 0x%s (max fee %d gwei)",
+                    sent.hex, self.replace_after, tx_hash.hex(), fees["maxFeePerGas"] // 10**9)
+
+    def _forget_stale(self, now: float) -> None:
+        # Callers that stop asking (the KOS drops a transaction after receipt_timeout) would
+        # otherwise leave their entries here for good.
+        limit = 2 * self.receipt_timeout
+        for key in [k for k, p in self._pending.items() if now - p.first_sent > limit]:
+            del self._pending[key]
 
     def _fee_params(self) -> dict[str, int]:
-        """EIP-1559 fees, re-read at most every 2 s (two RPC calls fewer per transaction)."""
+        """EIP-1559 fees, re-read at most every 2 s (two RPC calls fewer per transaction);
+        :class:`FeeCeilingError` when the chain's fees are above ``max_fee_gwei``."""
         if self._fees is None or time.monotonic() - self._fees[1] > 2.0:
             base = int(self.latest_block()["baseFeePerGas"])
             tip = quantity(self.raw("eth_maxPriorityFeePerGas", []))
-            self._fees = ({"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip},
-                          time.monotonic())
+            self._fees = (initial_fees(base, tip, self.max_fee_wei), time.monotonic())
         return dict(self._fees[0])
 
     def _next_nonce(self, sender: str) -> int:

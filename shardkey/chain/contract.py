@@ -59,7 +59,8 @@ class BoundContract:
     def get_logs(self, event: str, from_block: int, to_block: int | str = "latest",
                  **indexed: Any) -> list[ChainEvent]:
         """Decoded ``event`` logs in a block range, optionally filtered on indexed arguments
-        (``requestId=5``), in chain order."""
+        (``requestId=5``), in chain order; read in chunks the provider accepts
+        (:meth:`~shardkey.chain.connection.ChainClient.logs`)."""
         codec = self.codec.event(event)
         topics: list[str | None] = ["0x" + codec.topic.hex()]
         for name, types in codec.indexed:
@@ -71,10 +72,8 @@ class BoundContract:
             raise KeyError(f"{event} has no indexed argument(s) {', '.join(indexed)}")
         while topics[-1] is None:
             topics.pop()
-        end = hex(to_block) if isinstance(to_block, int) else to_block
-        logs = self.client.raw("eth_getLogs", [{"address": self.address, "fromBlock": hex(from_block),
-                                                "toBlock": end, "topics": topics}])
-        return self._decoder.decode_all(logs)
+        end = to_block if isinstance(to_block, int) else self.client.block_number()
+        return self._decoder.decode_all(self.client.logs(self.address, from_block, end, topics))
 
     def process_receipt(self, event: str, receipt: Receipt) -> list[ChainEvent]:
         """The ``event`` logs this contract emitted in a transaction's receipt."""

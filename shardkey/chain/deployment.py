@@ -1,9 +1,12 @@
 """Where the ShardKey contracts live on a chain: a small JSON file.
 
 The KOS HPKE public key (to which owners seal wrap keys) travels in the same file.
+``rpc_urls`` (optional) lists several endpoints of the chain, tried in order with
+fail-over (:class:`shardkey.chain.rpc.JsonRpc`); ``rpc_url`` alone is one endpoint, and
+a file with only ``rpc_urls`` takes its first as ``rpc_url``.
 
 ```json
-{"rpc_url": "...", "chain_id": 31337, "start_block": 1, "kos_public_key": "<hex>",
+{"rpc_url": "...", "rpc_urls": ["...", "..."], "chain_id": 31337, "start_block": 1, "kos_public_key": "<hex>",
  "contracts": {"HolderRegistry": "0x..", "DatasetRegistry": "0x..",
                "RetrievalCoordinator": "0x.."}}
 ```
@@ -32,6 +35,12 @@ class Deployment:
     dataset_registry: str
     retrieval_coordinator: str
     kos_public_key: bytes = b""
+    rpc_urls: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> list[str]:
+        """Every RPC endpoint in fail-over order (``rpc_urls``, else ``rpc_url`` alone)."""
+        return list(self.rpc_urls) if self.rpc_urls else [self.rpc_url]
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -41,9 +50,12 @@ class Deployment:
 
     def to_json(self) -> dict[str, object]:
         """The file form."""
-        return {"rpc_url": self.rpc_url, "chain_id": self.chain_id,
-                "start_block": self.start_block, "contracts": self.addresses,
-                "kos_public_key": self.kos_public_key.hex()}
+        data: dict[str, object] = {"rpc_url": self.rpc_url, "chain_id": self.chain_id,
+                                   "start_block": self.start_block, "contracts": self.addresses,
+                                   "kos_public_key": self.kos_public_key.hex()}
+        if self.rpc_urls:
+            data["rpc_urls"] = list(self.rpc_urls)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, object], source: str = "deployment") -> Deployment:
@@ -55,7 +67,9 @@ class Deployment:
             for name in CONTRACT_NAMES:
                 if not is_address(contracts.get(name, "")):
                     raise DeploymentError(f"{source}: contracts.{name} is not an address")
-            return cls(rpc_url=str(data["rpc_url"]), chain_id=int(data["chain_id"]),  # type: ignore[call-overload]
+            urls = _rpc_urls(data, source)
+            return cls(rpc_url=str(data["rpc_url"]) if "rpc_url" in data else urls[0],
+                       rpc_urls=tuple(urls), chain_id=int(data["chain_id"]),  # type: ignore[call-overload]
                        start_block=int(data.get("start_block", 0)),  # type: ignore[call-overload]
                        holder_registry=to_checksum_address(contracts["HolderRegistry"]),
                        dataset_registry=to_checksum_address(contracts["DatasetRegistry"]),
@@ -76,3 +90,15 @@ class Deployment:
         except json.JSONDecodeError as exc:
             raise DeploymentError(f"{path}: not JSON ({exc})") from None
         return cls.from_json(data, str(path))
+
+
+def _rpc_urls(data: dict[str, object], source: str) -> list[str]:
+    """``rpc_urls`` as a list of non-empty strings ([] when absent and ``rpc_url`` is set)."""
+    raw = data.get("rpc_urls")
+    if raw is None:
+        if "rpc_url" not in data:
+            raise KeyError("rpc_url")
+        return []
+    if not isinstance(raw, list) or not raw or not all(isinstance(u, str) and u for u in raw):
+        raise DeploymentError(f"{source}: rpc_urls must be a non-empty list of URLs")
+    return [str(u) for u in raw]

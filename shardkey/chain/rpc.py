@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +22,10 @@ import httpx
 
 from shardkey.chain.codec import checksum
 from shardkey.chain.errors import ChainError
+from shardkey.chain.retry import RetryPolicy, Transient, classify
 from shardkey.netutil import tls_verify
+
+log = logging.getLogger(__name__)
 
 # A receipt or block as :func:`receipt_from_rpc` / :func:`block_from_rpc` give it.
 Receipt = dict[str, Any]
@@ -53,48 +59,132 @@ class RpcError(ChainError):
             isinstance(self.data, str) and self.data.startswith("0x") and len(self.data) >= 10)
 
 
-class JsonRpc:
-    """One endpoint; thread-safe (one pooled HTTP client shared by every thread)."""
+@dataclass
+class _Endpoint:
+    """One RPC URL, its HTTP client, and until when it is benched (monotonic seconds)."""
 
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url = url
-        self.where = redact_url(url)
-        self._http = httpx.Client(timeout=timeout, verify=tls_verify(url),
-                                  headers={"Content-Type": "application/json"},
-                                  limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+    url: str
+    where: str
+    http: httpx.Client
+    benched_until: float = 0.0
+    rate_limited: int = 0  # rate-limit answers in a row
+
+
+class JsonRpc:
+    """One or several endpoints of one chain, with retries and fail-over; thread-safe.
+
+    Every call goes to the first endpoint not benched. A transient failure
+    (:func:`shardkey.chain.retry.classify`: rate limits, 5xx, connection errors) is logged at
+    WARNING without a traceback and retried after the provider's hint or a back-off, within
+    :class:`~shardkey.chain.retry.RetryPolicy`'s bounds; an endpoint that is down, answers
+    5xx or keeps rate-limiting is benched for ``bench_for`` seconds when another one exists.
+    Errors name endpoints as :func:`redact_url` gives them, never their path or credentials.
+    """
+
+    def __init__(self, url: str | Sequence[str], timeout: float = 30.0,
+                 retry: RetryPolicy | None = None):
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ChainError("no RPC URL given")
+        self.url = urls[0]
+        self.urls = urls
+        self.retry = retry or RetryPolicy()
+        self._endpoints = [_Endpoint(u, redact_url(u), httpx.Client(
+            timeout=timeout, verify=tls_verify(u), headers={"Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))) for u in urls]
         self._ids = itertools.count(1)
-        self._ids_lock = threading.Lock()
+        self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        """The endpoint in use, redacted (several: the first one with a count)."""
+        first = self._endpoints[0].where
+        return first if len(self._endpoints) == 1 else f"{first} (+{len(self._endpoints) - 1} more)"
 
     def close(self) -> None:
-        self._http.close()
+        """Close every endpoint's HTTP client."""
+        for endpoint in self._endpoints:
+            endpoint.http.close()
+
+    def _pick(self) -> _Endpoint:
+        now = self.retry.clock()
+        with self._lock:
+            ready = [e for e in self._endpoints if e.benched_until <= now]
+            if ready:
+                return ready[0]
+            return min(self._endpoints, key=lambda e: e.benched_until)  # all benched: the soonest back
+
+    def _bench(self, endpoint: _Endpoint, transient: Transient) -> None:
+        if len(self._endpoints) < 2:
+            return
+        with self._lock:
+            endpoint.benched_until = self.retry.clock() + self.retry.bench_for
+        log.warning("RPC endpoint %s set aside for %.0f s (%s)", endpoint.where, self.retry.bench_for,
+                    transient.kind)
+
+    def _attempt(self, endpoint: _Endpoint, method: str, body: str) -> dict[str, Any] | Transient:
+        where = endpoint.where
+        try:
+            response = endpoint.http.post(endpoint.url, content=body)
+        except httpx.TimeoutException:
+            return Transient("timeout", f"RPC {where} failed: {method}: timed out", bench=True)
+        except httpx.HTTPError as exc:
+            return Transient("connection", f"RPC {where} failed: {method}: {exc.__class__.__name__}",
+                             bench=True)
+        try:
+            reply: Any = response.json()
+        except ValueError:
+            reply = None
+        transient = classify(response.status_code, response.headers, reply)
+        if transient is not None:
+            return Transient(transient.kind, f"RPC {where} failed: {method}: {transient.detail}",
+                             transient.hint, transient.bench)
+        if reply is None:
+            raise ChainError(f"RPC {where} failed: {method}: HTTP {response.status_code}, "
+                             "not a JSON-RPC reply")
+        if not isinstance(reply, dict):
+            raise ChainError(f"RPC {where} failed: {method}: not a JSON-RPC reply")
+        return reply
 
     def request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        """The whole reply (``result`` or ``error``); transport failures raise :class:`ChainError`
-        naming the endpoint without its path or credentials."""
-        with self._ids_lock:
+        """The whole reply (``result`` or ``error``) after any retries; transport failures
+        and exhausted retries raise :class:`ChainError` naming the endpoint without its
+        path or credentials."""
+        return self._request(method, params)[0]
+
+    def _request(self, method: str, params: list[Any]) -> tuple[dict[str, Any], str]:
+        with self._lock:
             request_id = next(self._ids)
         body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-        try:
-            response = self._http.post(self.url, content=body)
-        except httpx.TimeoutException:
-            raise ChainError(f"RPC {self.where} failed: {method}: timed out") from None
-        except httpx.HTTPError as exc:
-            raise ChainError(f"RPC {self.where} failed: {method}: {exc.__class__.__name__}") from None
-        try:
-            reply = response.json()
-        except ValueError:
-            raise ChainError(f"RPC {self.where} failed: {method}: HTTP {response.status_code}, "
-                             "not a JSON-RPC reply") from None
-        if not isinstance(reply, dict):
-            raise ChainError(f"RPC {self.where} failed: {method}: not a JSON-RPC reply")
-        return reply
+        started = self.retry.clock()
+        failures = 0
+        while True:
+            endpoint = self._pick()
+            outcome = self._attempt(endpoint, method, body)
+            if isinstance(outcome, dict):
+                endpoint.rate_limited = 0
+                return outcome, endpoint.where
+            failures += 1
+            endpoint.rate_limited = endpoint.rate_limited + 1 if outcome.kind.startswith(
+                ("http_4", "rate")) else 0
+            if outcome.bench or endpoint.rate_limited >= self.retry.bench_after:
+                self._bench(endpoint, outcome)
+            following = self._pick()  # another endpoint ready now: no need to wait
+            ready = following is not endpoint and following.benched_until <= self.retry.clock()
+            wait = 0.0 if ready else self.retry.delay(failures, outcome)
+            if self.retry.gives_up(failures, started, wait):
+                raise ChainError(f"{outcome.detail} (gave up after {failures} attempt(s))")
+            log.warning("transient RPC failure, retrying in %.2f s: %s", wait, outcome.detail,
+                        extra={"kind": outcome.kind, "attempt": failures})
+            if wait > 0:
+                self.retry.sleep(wait)
 
     def call(self, method: str, params: list[Any]) -> Any:
         """The ``result`` of one call; an error reply raises :class:`RpcError`."""
-        reply = self.request(method, params)
+        reply, where = self._request(method, params)
         error = reply.get("error")
         if error is not None or "result" not in reply:
-            raise RpcError(self.where, method, error if isinstance(error, dict) else {"message": error})
+            raise RpcError(where, method, error if isinstance(error, dict) else {"message": error})
         return reply["result"]
 
 

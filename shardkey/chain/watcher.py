@@ -66,10 +66,10 @@ class Cursor:
 
 
 class EventWatcher:
-    """Polls ``get_logs`` in chunks and dispatches confirmed events to handlers."""
+    """Polls the logs in chunks the provider accepts and dispatches confirmed events."""
 
     def __init__(self, client: ChainClient, contracts: Mapping[str, HasAbi], cursor_path: Path,
-                 *, start_block: int, confirmations: int = 1, chunk_size: int = 2000,
+                 *, start_block: int, confirmations: int = 1,
                  reorg_window: int = 128, save_every: float = 1.0, idle_save_every: float = 10.0):
         self.client = client
         self.decoder = EventDecoder(contracts)
@@ -77,7 +77,6 @@ class EventWatcher:
         self.start_block = start_block
         self.cursor = Cursor.load(cursor_path, start_block)
         self.confirmations = confirmations
-        self.chunk_size = chunk_size
         self.reorg_window = reorg_window
         self.handlers: dict[str, Handler] = {}
         self.save_every = save_every
@@ -103,16 +102,20 @@ class EventWatcher:
         self._unsaved = False
 
     def poll_once(self) -> int:
-        """Handle every confirmed event not yet handled; return how many were handled."""
+        """Handle every confirmed event not yet handled; return how many were handled.
+
+        The range is read in chunks the provider accepts
+        (:meth:`~shardkey.chain.connection.ChainClient.scan_logs`); the cursor moves to the end
+        of each chunk as it is handled, so a provider that refuses or lags part-way leaves
+        the cursor after the last chunk read, and the next poll resumes there.
+        """
         self._check_reorg()
         safe_head = self.client.block_number() - self.confirmations
         handled = 0
-        while self.cursor.block < safe_head or self.cursor.log_index != -1:
-            start = self.cursor.block if self.cursor.log_index != -1 else self.cursor.block + 1
-            end = min(safe_head, start + self.chunk_size - 1)
-            if end < start:
-                break
-            logs = self.client.logs(self.decoder.addresses, start, end)
+        start = self.cursor.block if self.cursor.log_index != -1 else self.cursor.block + 1
+        if start > safe_head:
+            return 0
+        for _first, last, logs in self.client.scan_logs(self.decoder.addresses, start, safe_head):
             for event in self.decoder.decode_all(logs):
                 if event.block_number == self.cursor.block and \
                         event.log_index <= self.cursor.log_index:
@@ -131,7 +134,7 @@ class EventWatcher:
                 self.cursor.block, self.cursor.log_index = event.block_number, event.log_index
                 if self._unsaved and time.monotonic() - self._saved_at >= self.save_every:
                     self.save()
-            self._finish_range(end)
+            self._finish_range(last)
         return handled
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
@@ -139,6 +142,10 @@ class EventWatcher:
         while not stop.is_set():
             try:
                 self.poll_once()
+            except ChainError as exc:  # the provider's trouble: no traceback needed
+                log.warning("event poll failed; retrying: %s", exc)
+                stop.wait(min(5.0, interval * 4))
+                continue
             except Exception:
                 log.exception("event poll failed; retrying")
                 stop.wait(min(5.0, interval * 4))

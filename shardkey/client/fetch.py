@@ -80,7 +80,7 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
     params = registration.params
     good: dict[int, dict[int, bytes]] = {}
     seen: set[str] = set()
-    start = registration.block_number
+    start = chain.client.blocks_at(request.requested_at, registration.block_number)[0]  # deliveries follow it
     while True:
         logs = chain.retrievals.contract.get_logs("FragmentsDelivered", start, requestId=request.request_id)
         for log in logs:

@@ -18,6 +18,7 @@ from typing import Protocol
 from eth_account.signers.local import LocalAccount
 
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.connection import ChainClient
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.errors import DeploymentError
 from shardkey.crypto.hpke import HpkePrivateKey
@@ -33,6 +34,10 @@ class NodeSettings(Protocol):
     def deployment(self) -> Path: ...
     @property
     def rpc_url(self) -> str | None: ...
+    @property
+    def rpc_urls(self) -> list[str]: ...
+    @property
+    def max_fee_gwei(self) -> float | None: ...
     @property
     def account_key(self) -> Path: ...
     @property
@@ -67,14 +72,18 @@ class IdentityCheck:
     remedy: str
 
 
-def load_deployment(path: Path, rpc_url: str | None = None) -> Deployment:
-    """The deployment file at ``path``, its ``rpc_url`` replaced by ``rpc_url`` when given."""
+def load_deployment(path: Path, rpc_url: str | None = None,
+                    rpc_urls: Sequence[str] = ()) -> Deployment:
+    """The deployment file at ``path``, its endpoints replaced by ``rpc_urls`` (fail-over
+    order) or ``rpc_url`` when given."""
     try:
         deployment = Deployment.load(path)
     except DeploymentError as exc:
         raise DeploymentError(f"{exc}; point `deployment` at the file `shardkey devnet up` or "
                               "`ape run deploy` wrote") from None
-    return dataclasses.replace(deployment, rpc_url=rpc_url) if rpc_url else deployment
+    if rpc_urls:
+        return dataclasses.replace(deployment, rpc_url=rpc_urls[0], rpc_urls=tuple(rpc_urls))
+    return dataclasses.replace(deployment, rpc_url=rpc_url, rpc_urls=()) if rpc_url else deployment
 
 
 def load_keys(settings: NodeSettings, passphrase_env: str) -> tuple[LocalAccount, HpkePrivateKey]:
@@ -97,9 +106,10 @@ def load_keys(settings: NodeSettings, passphrase_env: str) -> tuple[LocalAccount
     return account, hpke_key
 
 
-def connect(deployment: Deployment, source: Path) -> ShardKeyChain:
-    """Bindings of ``deployment``; an RPC endpoint serving another chain is refused."""
-    chain = ShardKeyChain(deployment)
+def connect(deployment: Deployment, source: Path, max_fee_gwei: float | None = None) -> ShardKeyChain:
+    """Bindings of ``deployment`` (every endpoint, fail-over; fees capped at ``max_fee_gwei``);
+    an RPC endpoint serving another chain is refused."""
+    chain = ShardKeyChain(deployment, ChainClient(deployment.urls, max_fee_gwei=max_fee_gwei))
     served = chain.client.chain_id
     if served != deployment.chain_id:
         raise IdentityError(f"{source}: chain id {deployment.chain_id}, but the RPC endpoint "
@@ -119,9 +129,9 @@ def run_checks(node: Node, checks: Sequence[IdentityCheck]) -> None:
 def start_node(settings: NodeSettings, passphrase_env: str,
                checks: Sequence[IdentityCheck] = ()) -> Node:
     """Deployment, keys, chain id, confirmation depth, then ``checks``; see the module doc."""
-    deployment = load_deployment(settings.deployment, settings.rpc_url)
+    deployment = load_deployment(settings.deployment, settings.rpc_url, settings.rpc_urls)
     account, hpke_key = load_keys(settings, passphrase_env)
-    chain = connect(deployment, settings.deployment)
+    chain = connect(deployment, settings.deployment, settings.max_fee_gwei)
     node = Node(deployment=deployment, chain=chain, account=account, hpke_key=hpke_key,
                 confirmations=resolve_confirmations(settings.confirmations, deployment.chain_id))
     run_checks(node, checks)

@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
 from shardkey.chain.bindings import ShardKeyChain
-from shardkey.chain.connection import ChainClient
-from shardkey.chain.deploy import deploy_all
 from shardkey.chain.errors import UndecodableLog
 from shardkey.chain.events import ChainEvent, EventDecoder
 from shardkey.chain.watcher import EventWatcher
-from shardkey.devnet.anvil import start_anvil
-from shardkey.devnet.process import stop
 
 FUNDING = hex(10**21)
-
-
-@pytest.fixture
-def automine_chain(tmp_path: Path) -> Iterator[ShardKeyChain]:
-    """A private anvil that mines only on transactions, so block numbers are exact."""
-    pid, url = start_anvil(tmp_path / "anvil.log", block_time=None)
-    try:
-        client = ChainClient(url)
-        admin = Account.create()
-        client.w3.provider.make_request("anvil_setBalance", [admin.address, FUNDING])
-        deployment = deploy_all(client, admin, [])
-        chain = ShardKeyChain(deployment, client)
-        chain.admin = admin  # type: ignore[attr-defined]
-        yield chain
-    finally:
-        stop(pid)
 
 
 def funded(chain: ShardKeyChain) -> Account:
