@@ -27,13 +27,13 @@ from holder_agent.handlers import Handlers
 from holder_agent.settings import HolderSettings
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.httpauth import NonceCache
 from shardkey.ratelimit import RateLimiter
-from shardkey.service.chaintime import ChainTime
 from shardkey.service.exits import ServiceExit
 from shardkey.service.listen import bind_listener
 from shardkey.service.logs import configure_logging
