@@ -140,7 +140,8 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
                   settings.staging_min_charge)
     handlers = Handlers(chain, account, hpke_key, store, start_block,
                         pending_blocks=settings.pending_custody_blocks,
-                        deliveries=RateLimiter(settings.delivery_rate_limit, settings.delivery_rate_window))
+                        deliveries=RateLimiter(settings.delivery_rate_limit, settings.delivery_rate_window),
+                        max_deferred=settings.max_deferred_deliveries)
     confirmations = resolve_confirmations(settings.confirmations, chain.deployment.chain_id)
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
                            start_block=start_block, confirmations=confirmations)

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from shardkey.chain.attestation import find_requested
 from shardkey.crypto import pack_bundle, seal
 from shardkey.crypto.bundle import FragmentBundle
 from shardkey.crypto.hpke import delivery_info
@@ -133,7 +134,8 @@ def test_wrong_fragments_are_reported_with_their_holder(net: Net, tmp_path: Path
     request = net.chain.retrievals.request(rid)
     x = params.fragment_x(liar_address)
     forged = FragmentBundle.build(ds, x, {i: os.urandom(32) for i in range(params.shard_count)})
-    sealed = seal(request.ephemeral_key, pack_bundle(forged),
+    key = find_requested(net.chain, request, 0).ephemeral_key  # the contract keeps only its hash
+    sealed = seal(key, pack_bundle(forged),
                   delivery_info(net.chain.client.chain_id, rid, ds, liar_address))
     net.fresh_chain().retrievals.deliver(net.account(liar), rid, sealed)
     net.wait_for("4 honest deliveries", lambda: len(net.deliveries(rid)) == 5)
