@@ -44,9 +44,6 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     IHolderRegistry private immutable _holders;
     uint256 private _requestCount;
     mapping(uint256 requestId => Request) private _requests;
-    /// @dev keccak256 of each request's ephemeral key, so an approval's binding is checked
-    /// with one SLOAD rather than by re-hashing the stored key (1216 bytes for the hybrid suite).
-    mapping(uint256 requestId => bytes32) private _ephemeralKeyHash;
     /// @dev Approval count of group g in bits [8g, 8g + 8) (at most 8 groups of at most 32 members).
     mapping(uint256 requestId => uint256) private _approvalCounts;
     mapping(uint256 requestId => mapping(address account => uint8)) private _flags;
@@ -315,7 +312,7 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     /// @inheritdoc IRetrievalCoordinator
     function approvalSubject(uint256 requestId) external view returns (ApprovalSubject memory) {
         Request storage r = _existing(requestId);
-        return ApprovalSubject(requestId, r.datasetId, r.requester, _ephemeralKeyHash[requestId]);
+        return ApprovalSubject(requestId, r.datasetId, r.requester, r.ephemeralKeyHash);
     }
 
     /// @inheritdoc IRetrievalCoordinator
@@ -370,8 +367,9 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         r.requester = msg.sender;
         r.policyVersion = version;
         r.requestedAt = uint64(block.timestamp);
-        r.ephemeralKey = ephemeralKey;
-        _ephemeralKeyHash[requestId] = keccak256(ephemeralKey);
+        // Only the hash is stored (one slot, not 38 for a 1216-byte hybrid key): the key is
+        // in the event, and readers take it from there checked against this hash.
+        r.ephemeralKeyHash = keccak256(ephemeralKey);
         emit RetrievalRequested(
             requestId, datasetId, msg.sender, version, ephemeralKey, attestor, attestation, attestationSig
         );
@@ -406,9 +404,9 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         // The id alone is not enough: across a reorg a sequential id can name another request.
         if (
             subject.datasetId != r.datasetId || subject.requester != r.requester
-                || subject.ephemeralKeyHash != _ephemeralKeyHash[requestId]
+                || subject.ephemeralKeyHash != r.ephemeralKeyHash
         ) {
-            revert RetrievalApprovalMismatch(requestId, r.datasetId, r.requester, _ephemeralKeyHash[requestId]);
+            revert RetrievalApprovalMismatch(requestId, r.datasetId, r.requester, r.ephemeralKeyHash);
         }
         if (r.status != RequestStatus.Pending) revert RetrievalInvalidStatus(requestId, r.status);
         if (approver == r.requester) revert RetrievalSelfApproval(requestId, approver);

@@ -8,7 +8,7 @@ service core's (:mod:`shardkey.service.chaintime`).
 
 from __future__ import annotations
 
+from shardkey.chain.chaintime import ChainTime
 from shardkey.httpauth import verify_headers
-from shardkey.service.chaintime import ChainTime
 
 __all__ = ["ChainTime", "verify_headers"]

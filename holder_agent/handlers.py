@@ -23,7 +23,10 @@ raise so the watcher retries the same event.
   to anyone (no requester list), each delivery costs this holder a transaction on
   anyone's request: deliveries per requester are rate limited on chain time and one
   over the limit is deferred (logged, kept in ``deferred_deliveries.json``, answered
-  by :meth:`Handlers.retry_deferred` once the window allows), never dropped.
+  by :meth:`Handlers.retry_deferred` once the window allows). The list is bounded
+  (``max_deferred``): a token deferred while it is full is dropped (logged).
+  The requester's ephemeral key is read from the request's ``RetrievalRequested``
+  event (the contract stores only its hash) and checked against the stored hash.
 - ``DatasetRevoked``: logged. Shards stop being served because every download checks
   ``isOpen`` (false once revoked); the committed data is kept (the owner may need the
   evidence, and deleting is not required for safety: nothing is released any more).
@@ -41,8 +44,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from holder_agent.errors import CustodyError
-from holder_agent.kap import recheck_request
+from holder_agent.kap import problem_of, recheck
 from holder_agent.storage import Store
+from shardkey.chain.attestation import AttestationReader
 from shardkey.chain.bindings import ShardKeyChain, registration_from_args
 from shardkey.chain.connection import SentTx
 from shardkey.chain.errors import ChainError, TransactionReverted
@@ -55,12 +59,14 @@ from shardkey.crypto.hpke import HpkePrivateKey, delivery_info, token_info
 from shardkey.crypto.merkle import root_commits_to
 from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
+from shardkey.policy.model import Policy
 from shardkey.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 PENDING_RECHECK = 60.0  # seconds between status checks of a registration awaiting uploads
 PENDING_CUSTODY_BLOCKS = 7200  # blocks a registration is retried for (about a day at 12 s)
+MAX_DEFERRED = 1024  # default of the holder setting max_deferred_deliveries
 
 
 @dataclass
@@ -93,7 +99,7 @@ class Handlers:
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, hpke_key: HpkePrivateKey,
                  store: Store, start_block: int, *, pending_blocks: int = PENDING_CUSTODY_BLOCKS,
-                 deliveries: RateLimiter | None = None):
+                 deliveries: RateLimiter | None = None, max_deferred: int = MAX_DEFERRED):
         self.chain = chain
         self.account = account
         self.address = account.address
@@ -106,6 +112,9 @@ class Handlers:
         self.deliveries = deliveries  # per-requester limit where the policy is open to anyone
         self.deferred_path = store.root / "deferred_deliveries.json"
         self.deferred: dict[int, _Deferred] = {}
+        self.max_deferred = max_deferred
+        # One reader: the request's event gives both the attestation and the ephemeral key.
+        self.attestations = AttestationReader(chain, start_block)
         self.in_flight: dict[int, _Sent] = {}  # deliveries sent, not yet seen mined
         self._load_pending()
         self._load_deferred()
@@ -254,12 +263,14 @@ class Handlers:
             problem = "dataset revoked"
         if problem is None and self.address not in dataset.params.fragment_holders:
             problem = "this holder is not a fragment holder of the dataset"
+        policy: Policy | None = None
         if problem is None:
-            problem = recheck_request(self.chain, request, dataset, self.start_block)
-        if problem is not None:
+            check = recheck(self.chain, request, dataset, self.attestations)
+            problem, policy = problem_of(check, request), check.own
+        if problem is not None or policy is None:
             log.error("token not answered", extra={"fields": {**fields, "reason": problem}})
             return False
-        if self._deferred_by_limit(request_id, token, request, fields):
+        if self._deferred_by_limit(request_id, token, request, policy, fields):
             return False
         wrapped = self.store.read_bundle(request.dataset_id)
         if wrapped is None:
@@ -267,8 +278,10 @@ class Handlers:
             return False
         x = dataset.params.fragment_x(self.address)
         try:
-            sealed = self._reseal(request_id, request.dataset_id, x, token, wrapped,
-                                  request.ephemeral_key)
+            # The key is in the request's event only; this raises unless it hashes to the
+            # stored ephemeralKeyHash (a chain outage: the watcher retries the token).
+            key = self.attestations.ephemeral_key(request)
+            sealed = self._reseal(request_id, request.dataset_id, x, token, wrapped, key)
         except CryptoError as exc:
             log.error("token not answered: cannot open or re-seal",
                       extra={"fields": {**fields, "error": type(exc).__name__, "detail": str(exc)}})
@@ -284,11 +297,14 @@ class Handlers:
         return True
 
     def _deferred_by_limit(self, request_id: int, token: bytes, request: RequestInfo,
-                           fields: dict[str, object]) -> bool:
-        """Whether the delivery must wait for the requester's rate limit (then kept)."""
+                           policy: Policy, fields: dict[str, object]) -> bool:
+        """Whether the delivery must wait for the requester's rate limit (then kept, unless
+        ``max_deferred`` are kept already: then it is dropped, logged).
+
+        ``policy`` is the request's version as the release check read it.
+        """
         if self.deliveries is None:
             return False
-        policy = self.chain.datasets.policy(request.dataset_id, request.policy_version)
         if policy.requesters:  # only listed requesters can ask: their number bounds the cost
             return False
         now = self.chain.client.latest_timestamp()
@@ -297,6 +313,14 @@ class Handlers:
             if self.deferred.pop(request_id, None) is not None:
                 self._save_deferred()
             return False
+        if request_id not in self.deferred and len(self.deferred) >= self.max_deferred:
+            # Past the bound the token is not kept: the list (and its file) stays bounded
+            # whatever an open policy lets anyone request. The request's deadline still
+            # applies; the requester can report the fragments missing.
+            log.error("delivery dropped: deferred list full", extra={"fields": {
+                **fields, "requester": request.requester, "deferred": len(self.deferred),
+                "max_deferred": self.max_deferred}})
+            return True
         if request_id not in self.deferred:
             log.warning("delivery deferred: requester over its rate limit", extra={"fields": {
                 **fields, "requester": request.requester, "retry_at": admission.retry_at,
@@ -330,6 +354,10 @@ class Handlers:
         if not self.deferred_path.exists():
             return
         for rid, entry in json.loads(self.deferred_path.read_text()).items():
+            if len(self.deferred) >= self.max_deferred:  # the bound was lowered since
+                log.error("delivery dropped: deferred list full", extra={"fields": {
+                    "request": int(rid), "max_deferred": self.max_deferred}})
+                continue
             self.deferred[int(rid)] = _Deferred(bytes.fromhex(entry["token"]), int(entry["retry_at"]))
 
     def wait_deliveries(self) -> None:

@@ -19,20 +19,30 @@ from __future__ import annotations
 from shardkey.chain.attestation import AttestationReader
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.model import DatasetInfo, RequestInfo
-from shardkey.chain.release import release_reason
+from shardkey.chain.release import ReleaseCheck, release_check
 from shardkey.policy import DenialReason
 
 
 def recheck_reason(chain: ShardKeyChain, request: RequestInfo, dataset: DatasetInfo, now: int,
                    from_block: int) -> DenialReason:
     """``NONE`` when the policy allows releasing fragments at chain time ``now``, else why not."""
-    return release_reason(chain, request, dataset, now, AttestationReader(chain, from_block))
+    return release_check(chain, request, dataset, now, AttestationReader(chain, from_block)).reason
+
+
+def recheck(chain: ShardKeyChain, request: RequestInfo, dataset: DatasetInfo,
+            attestations: AttestationReader) -> ReleaseCheck:
+    """The release check at the latest block, with the policy versions it read."""
+    return release_check(chain, request, dataset, chain.client.latest_timestamp(), attestations)
+
+
+def problem_of(check: ReleaseCheck, request: RequestInfo) -> str | None:
+    """None when ``check`` allows the release, else the reason as logged."""
+    if check.reason == DenialReason.NONE:
+        return None
+    return f"policy v{request.policy_version}: {check.reason.name} ({check.reason.description})"
 
 
 def recheck_request(chain: ShardKeyChain, request: RequestInfo, dataset: DatasetInfo,
                     from_block: int) -> str | None:
     """None when the policy allows releasing fragments now (latest block), else why not."""
-    reason = recheck_reason(chain, request, dataset, chain.client.latest_timestamp(), from_block)
-    if reason == DenialReason.NONE:
-        return None
-    return f"policy v{request.policy_version}: {reason.name} ({reason.description})"
+    return problem_of(recheck(chain, request, dataset, AttestationReader(chain, from_block)), request)

@@ -27,13 +27,13 @@ from holder_agent.handlers import Handlers
 from holder_agent.settings import HolderSettings
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.httpauth import NonceCache
 from shardkey.ratelimit import RateLimiter
-from shardkey.service.chaintime import ChainTime
 from shardkey.service.exits import ServiceExit
 from shardkey.service.listen import bind_listener
 from shardkey.service.logs import configure_logging
@@ -140,7 +140,8 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
                   settings.staging_min_charge)
     handlers = Handlers(chain, account, hpke_key, store, start_block,
                         pending_blocks=settings.pending_custody_blocks,
-                        deliveries=RateLimiter(settings.delivery_rate_limit, settings.delivery_rate_window))
+                        deliveries=RateLimiter(settings.delivery_rate_limit, settings.delivery_rate_window),
+                        max_deferred=settings.max_deferred_deliveries)
     confirmations = resolve_confirmations(settings.confirmations, chain.deployment.chain_id)
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
                            start_block=start_block, confirmations=confirmations)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shardkey.settings import ServiceSettings
+from shardkey.settings import MAX_CONFIRMATIONS, ServiceSettings
 
 GIB = 1024**3
 MIB = 1024**2
@@ -53,9 +53,10 @@ class HolderSettings(ServiceSettings):
     listen_port: int = Field(ge=1, le=65535)
     """TCP port of the HTTP API."""
 
-    confirmations: int | None = Field(default=None, ge=0, le=1000)
+    confirmations: int | None = Field(default=None, ge=0, le=MAX_CONFIRMATIONS)
     """Blocks an event must be buried under before the agent acts on it; unset: 1 on the
-    devnet (chain id 31337), 12 on any other chain (``shardkey.settings.default_confirmations``)."""
+    devnet (chain id 31337), 12 on any other chain (``shardkey.settings.default_confirmations``); at most
+    ``shardkey.settings.MAX_CONFIRMATIONS`` (256)."""
 
     poll_interval: float = Field(default=0.25, gt=0, le=60)
     """Seconds between polls of the chain for new events."""
@@ -88,6 +89,11 @@ class HolderSettings(ServiceSettings):
 
     delivery_rate_window: int = Field(default=3600, ge=1)
     """Seconds of chain time of the delivery rate window."""
+
+    max_deferred_deliveries: int = Field(default=1024, ge=1)
+    """Deferred deliveries kept at most (``deferred_deliveries.json``); a token deferred
+    while the list is full is dropped and logged (``delivery dropped: deferred list full``),
+    not answered."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON-lines log written to stderr."""

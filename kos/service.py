@@ -39,6 +39,7 @@ from kos.leader import PendingSet
 from kos.orchestrator import Orchestrator, Outcome, PollCache, WrapKeyUnsealer
 from kos.settings import KosSettings, load
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.errors import ChainError, UndecodableLog
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import RequestInfo, RequestStatus
@@ -46,7 +47,6 @@ from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.fsutil import atomic_write_bytes
 from shardkey.ratelimit import RateLimiter
-from shardkey.service.chaintime import ChainTime
 from shardkey.service.exits import ServiceExit
 from shardkey.service.logs import configure_logging
 from shardkey.service.loop import Backoff, poll_loop, proportional_jitter

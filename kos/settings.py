@@ -8,7 +8,7 @@ from eth_utils.address import is_address, to_checksum_address
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shardkey.settings import ServiceSettings, load_settings
+from shardkey.settings import MAX_CONFIRMATIONS, ServiceSettings, load_settings
 
 
 class KosSettings(ServiceSettings):
@@ -42,9 +42,10 @@ class KosSettings(ServiceSettings):
     state_dir: Path
     """Where this replica keeps its event cursor, pending requests and heartbeat (private, 0700)."""
 
-    confirmations: int | None = Field(default=None, ge=0, le=256)
+    confirmations: int | None = Field(default=None, ge=0, le=MAX_CONFIRMATIONS)
     """Blocks an event must be buried under before the KOS acts on it; unset: 1 on the
-    devnet (chain id 31337), 12 on any other chain (``shardkey.settings.default_confirmations``)."""
+    devnet (chain id 31337), 12 on any other chain (``shardkey.settings.default_confirmations``); at most
+    ``shardkey.settings.MAX_CONFIRMATIONS`` (256)."""
 
     poll_interval: float = Field(default=0.25, gt=0, le=60)
     """Seconds between two polls of the chain."""

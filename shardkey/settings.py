@@ -80,6 +80,15 @@ explicitly (docs/KOS.md, docs/HOLDER_API.md).
 """
 
 
+MAX_CONFIRMATIONS = 256
+"""Largest ``confirmations`` a service accepts (the KOS and the holder alike).
+
+It covers the deepest public reorgs seen (Polygon PoS, ~150 blocks) with margin, and it
+is the EVM's ``BLOCKHASH`` window: an event deeper than that is as final as the chain
+gets for contracts too. A larger value only delays every release by more blocks.
+"""
+
+
 def default_confirmations(chain_id: int) -> int:
     """The confirmation depth a service uses on ``chain_id`` when its settings leave it unset."""
     return DEVNET_CONFIRMATIONS if chain_id == DEVNET_CHAIN_ID else SAFE_CONFIRMATIONS

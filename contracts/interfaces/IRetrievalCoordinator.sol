@@ -84,7 +84,9 @@ interface IRetrievalCoordinator {
         bytes32 ephemeralKeyHash;
     }
 
-    /// @notice A request as returned by {request}.
+    /// @notice A request as returned by {request}. `ephemeralKeyHash` is keccak256 of the
+    /// requester's ephemeral HPKE public key; the key itself is only in the request's
+    /// {RetrievalRequested} event (readers check it against this hash).
     struct Request {
         bytes32 datasetId;
         address requester;
@@ -96,7 +98,7 @@ interface IRetrievalCoordinator {
         uint64 deadline;
         uint16 tokensIssued;
         uint16 deliveries;
-        bytes ephemeralKey;
+        bytes32 ephemeralKeyHash;
     }
 
     /// @notice A request was made (whatever its outcome); carries the attestation and its

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.codec import checksum as to_checksum_address
 from shardkey.chain.eip712 import receipt_message, recover
-from shardkey.client.holder_http import ChainClock, HolderClient, HolderRequestError
+from shardkey.client.holder_http import HolderClient, HolderRequestError
 from shardkey.crypto.merkle import root_commits_to
 
 
@@ -57,7 +58,7 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes) -> DatasetVerdict:
     params = registration.params
     root_ok = root_commits_to(params.merkle_root, registration.shard_hashes, params.shard_count)
     holders = list(dict.fromkeys(params.shard_holders + params.fragment_holders))
-    clock = ChainClock(chain.client.latest_timestamp)
+    clock = ChainTime.of(chain.client)
     verdicts = []
     for holder in holders:
         expected = [i for i in range(params.shard_count) if params.shard_holder(i) == holder]

@@ -7,6 +7,9 @@ The one place that reads attestations (KOS, holders and the CLI pre-flight all u
   :func:`~shardkey.chain.model.request_origin` (a reorg can give the id to another
   request), in the blocks whose timestamp is the request's ``requestedAt`` (found by
   bisection), falling back to the whole range from the deployment block;
+- :func:`ephemeral_key` gives the request's ephemeral HPKE public key from that event
+  (the contract stores only its keccak256): a key that does not hash to the stored value
+  is never returned;
 - :func:`signature_valid` decides the signature exactly as OpenZeppelin's
   ``SignatureChecker.isValidSignatureNow`` does: an attestor without code by ECDSA
   recovery of the EIP-712 digest (65 bytes, low ``s``, ``v`` 27/28), an attestor with code
@@ -29,6 +32,7 @@ from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_keys.datatypes import Signature
+from eth_utils.crypto import keccak
 
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
@@ -73,12 +77,13 @@ def parse_attestation(raw: Any) -> AttestationFields:
 
 @dataclass(frozen=True)
 class RequestedRecord:
-    """What a ``RetrievalRequested`` event says about the attestation given."""
+    """What a ``RetrievalRequested`` event says about the attestation and key given."""
 
     attestor: str
     fields: AttestationFields
     signature: bytes  # attestationSig, as the event recorded it
     origin: RequestOrigin
+    ephemeral_key: bytes  # as the event recorded it; origin[2] is its keccak256
 
     @property
     def given(self) -> bool:
@@ -89,7 +94,24 @@ class RequestedRecord:
 def record_from_event(args: Mapping[str, Any]) -> RequestedRecord:
     """The record of a ``RetrievalRequested`` event's arguments."""
     return RequestedRecord(checksum(args["attestor"]), parse_attestation(args["attestation"]),
-                           bytes(args["attestationSig"]), request_origin(args))
+                           bytes(args["attestationSig"]), request_origin(args),
+                           bytes(args["ephemeralKey"]))
+
+
+def ephemeral_key(record: RequestedRecord, req: RequestInfo) -> bytes:
+    """The ephemeral key of ``record`` if it is the key ``req`` stores the hash of.
+
+    Raises :class:`ChainError` otherwise (the record is another request's, or forged):
+    a key that does not hash to the stored value is never used.
+    """
+    if keccak(record.ephemeral_key) != req.ephemeral_key_hash:
+        raise ChainError(f"the RetrievalRequested key of request {req.request_id} does not hash to "
+                         f"its stored ephemeralKeyHash 0x{req.ephemeral_key_hash.hex()}")
+    return record.ephemeral_key
+
+
+class RequestEventNotFound(ChainError):
+    """No ``RetrievalRequested`` event describes the request as stored (from the start block)."""
 
 
 def request_blocks(chain: ShardKeyChain, requested_at: int, from_block: int) -> tuple[int, int]:
@@ -107,7 +129,7 @@ def find_requested(chain: ShardKeyChain, req: RequestInfo, from_block: int) -> R
         matching = [e for e in logs if request_origin(e.args) == req.origin]
         if matching:
             return record_from_event(matching[-1].args)
-    raise ChainError(f"no RetrievalRequested event for request {req.request_id} as stored")
+    raise RequestEventNotFound(f"no RetrievalRequested event for request {req.request_id} as stored")
 
 
 def _ecdsa_signer(digest: bytes, signature: bytes) -> str | None:
@@ -166,7 +188,8 @@ def verdict(chain: ShardKeyChain, attestor: str, fields: AttestationFields, sign
 
 
 class AttestationReader:
-    """Reads (and caches) the ``RetrievalRequested`` record of requests for one chain.
+    """Reads (and caches) the ``RetrievalRequested`` record of requests for one chain
+    (attestation and ephemeral key).
 
     The KOS feeds it the events its watcher sees (:meth:`remember`); anything else is read
     from the logs. A cached record that does not describe the request as stored now (a
@@ -199,6 +222,10 @@ class AttestationReader:
         record = find_requested(self._chain, req, self._from_block)
         self._store(req.request_id, record)
         return record
+
+    def ephemeral_key(self, req: RequestInfo) -> bytes:
+        """The request's ephemeral HPKE public key, checked against its stored hash."""
+        return ephemeral_key(self.record(req), req)
 
     def verdict(self, req: RequestInfo, block: int | str = "latest") -> Attestation | None:
         """The request's attestation and signature verdict (None when it gave none).

@@ -202,7 +202,7 @@ class RetrievalCoordinator:
                            status=RequestStatus(raw[3]), denial_reason=int(raw[4]),
                            requested_at=int(raw[5]), approved_at=int(raw[6]), deadline=int(raw[7]),
                            tokens_issued=int(raw[8]), deliveries=int(raw[9]),
-                           ephemeral_key=bytes(raw[10]))
+                           ephemeral_key_hash=bytes(raw[10]))
 
     def request_count(self) -> int:
         """Requests made so far (ids are 1..count)."""
@@ -252,7 +252,7 @@ class RetrievalCoordinator:
     def approval_subject(self, request_id: int) -> ApprovalSubject:
         """What an approval of ``request_id`` must name: the stored request's fields."""
         info = self.request(request_id)
-        return ApprovalSubject.of(request_id, info.dataset_id, info.requester, info.ephemeral_key)
+        return ApprovalSubject(request_id, info.dataset_id, info.requester, info.ephemeral_key_hash)
 
     def approve(self, approver: LocalAccount, subject: ApprovalSubject) -> TxReceipt:
         """The signer approves the request ``subject`` names (reverts if its fields differ)."""

@@ -7,20 +7,23 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_utils.crypto import keccak
+
 from shardkey.chain.codec import checksum
 
 # The policy's enum, re-exported: one DatasetStatus in the whole code base.
 from shardkey.policy.context import DatasetStatus as DatasetStatus
 
-# (dataset id, requester, ephemeral key): what ties a stored request to the
-# RetrievalRequested event that created it. Request ids are sequential, so after a reorg
-# the same id can name another request; the ephemeral key is the requester's own.
+# (dataset id, requester, keccak256 of the ephemeral key): what ties a stored request to
+# the RetrievalRequested event that created it. Request ids are sequential, so after a
+# reorg the same id can name another request; the ephemeral key is the requester's own.
+# The contract stores only the key's hash; the key itself is in the event.
 RequestOrigin = tuple[bytes, str, bytes]
 
 
 def request_origin(args: Mapping[str, Any]) -> RequestOrigin:
     """The origin of a request from its ``RetrievalRequested`` event arguments."""
-    return (bytes(args["datasetId"]), checksum(args["requester"]), bytes(args["ephemeralKey"]))
+    return (bytes(args["datasetId"]), checksum(args["requester"]), keccak(bytes(args["ephemeralKey"])))
 
 
 class HolderStatus(IntEnum):
@@ -141,9 +144,9 @@ class RequestInfo:
     deadline: int
     tokens_issued: int
     deliveries: int
-    ephemeral_key: bytes
+    ephemeral_key_hash: bytes  # keccak256; the key is in the event (shardkey.chain.attestation)
 
     @property
     def origin(self) -> RequestOrigin:
         """Compare with :func:`request_origin` of an event to know it created this request."""
-        return (self.dataset_id, self.requester, self.ephemeral_key)
+        return (self.dataset_id, self.requester, self.ephemeral_key_hash)

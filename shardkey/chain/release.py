@@ -9,6 +9,7 @@ The KOS (before ``issueTokens``) and every holder (before ``deliverFragments``) 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from shardkey.chain.attestation import AttestationFields, AttestationReader, digest_used, verdict
 from shardkey.chain.bindings import ShardKeyChain
@@ -41,10 +42,19 @@ def read_approvers(chain: ShardKeyChain, req: RequestInfo, policies: Iterable[Po
     return frozenset(m for m, ok in approved.items() if ok)
 
 
-def release_reason(chain: ShardKeyChain, req: RequestInfo, dataset: DatasetInfo, now: int,
-                   attestations: AttestationReader,
-                   policy: PolicyReader | None = None) -> DenialReason:
-    """``NONE`` when ``req`` may be served at chain time ``now``, else why not.
+@dataclass(frozen=True)
+class ReleaseCheck:
+    """The release decision and the policy versions it was taken under (callers that
+    need the policy again, like the holder's rate limit, use these rather than re-read)."""
+
+    reason: DenialReason
+    own: Policy  # the version the request was made under
+    current: Policy | None  # the dataset's current version when newer, else None
+
+
+def release_check(chain: ShardKeyChain, req: RequestInfo, dataset: DatasetInfo, now: int,
+                  attestations: AttestationReader, policy: PolicyReader | None = None) -> ReleaseCheck:
+    """The release decision on ``req`` at chain time ``now`` with the policies it read.
 
     ``policy`` reads one policy version (the KOS passes its per-poll cache); the current
     version is judged too when it is newer than the request's.
@@ -55,9 +65,18 @@ def release_reason(chain: ShardKeyChain, req: RequestInfo, dataset: DatasetInfo,
                if dataset.policy_version > req.policy_version else None)
     versions = [own] if current is None else [own, current]
     attestation = attestations.verdict(req) if any(p.attestors for p in versions) else None
-    return release_decision(own, current, ReleaseRequest(req.requester, req.requested_at),
-                            dataset_status=dataset.status, now=now, attestation=attestation,
-                            approvers=read_approvers(chain, req, versions))
+    reason = release_decision(own, current, ReleaseRequest(req.requester, req.requested_at),
+                              dataset_status=dataset.status, now=now, attestation=attestation,
+                              approvers=read_approvers(chain, req, versions))
+    return ReleaseCheck(reason, own, current)
+
+
+def release_reason(chain: ShardKeyChain, req: RequestInfo, dataset: DatasetInfo, now: int,
+                   attestations: AttestationReader,
+                   policy: PolicyReader | None = None) -> DenialReason:
+    """``NONE`` when ``req`` may be served at chain time ``now``, else why not
+    (:func:`release_check`'s reason)."""
+    return release_check(chain, req, dataset, now, attestations, policy).reason
 
 
 def preflight_reason(chain: ShardKeyChain, requester: str, dataset_id: bytes,

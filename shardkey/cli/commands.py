@@ -296,6 +296,7 @@ def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_
     """Restore the dataset of an approved request into OUTPUT (atomically)."""
     from shardkey.client.fetch import expired
     from shardkey.client.fetch import fetch as run_fetch
+    from shardkey.client.reports import describe_report
     from shardkey.client.retrieval import load_ephemeral_key, prune_ephemeral_keys
 
     requester = env.account(as_)  # an unknown account is named before anything else is read
@@ -325,15 +326,15 @@ def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_
                "fragment_holders": [names.get(h, h) for h in result.good_holders],
                "wrong_fragments": [names.get(h, h) for h in result.bad_fragment_holders],
                "wrong_shards": [{"shard": i, "holder": names.get(h, h)} for i, h in result.bad_shards],
+               "missing_fragments": [names.get(h, h) for h in result.missing_fragment_holders],
+               "reports": [{**r.as_json(), "holder": names.get(r.holder, r.holder)} for r in result.reports],
                "timings": result.timings}
     if as_json:
         emit(summary, True)
     else:
         click.echo(f"restored {result.bytes_written} bytes to {output}")
-        for shard, holder in result.bad_shards:
-            click.echo(f"  shard {shard} from {names.get(holder, holder)} failed its hash: proven on chain")
-        for holder in result.bad_fragment_holders:
-            click.echo(f"  fragments from {names.get(holder, holder)} were wrong: reported on chain")
+        for report in result.reports:
+            click.echo("  " + describe_report(report, names))
 
 
 def _settle_expired(env: Env, requester: LocalAccount, info: RequestInfo) -> NoReturn:

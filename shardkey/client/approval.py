@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from eth_utils.address import is_address, to_checksum_address
 
-from shardkey.audit.log import ATTESTATION_FIELDS
-from shardkey.chain.bindings import ShardKeyChain, as_tuple
+from shardkey.chain.attestation import RequestEventNotFound, ephemeral_key, find_requested
+from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
 from shardkey.chain.eip712 import ApprovalSubject
-from shardkey.chain.model import RequestInfo, RequestStatus, request_origin
+from shardkey.chain.model import RequestInfo, RequestStatus
 from shardkey.crypto.errors import HpkeKeyError
 from shardkey.crypto.hpke import suite_for_public_key
 from shardkey.errors import UsageError
@@ -46,6 +46,7 @@ class ApprovalPreview:
     policy: Policy
     attested: Attested | None
     event_found: bool
+    ephemeral_key: bytes | None  # from the event, checked against the stored hash
 
 
 def preview_approval(chain: ShardKeyChain, request_id: int, start_block: int) -> ApprovalPreview:
@@ -59,19 +60,18 @@ def preview_approval(chain: ShardKeyChain, request_id: int, start_block: int) ->
                          "can be approved")
     policy = chain.datasets.policy(info.dataset_id, info.policy_version)
     attested: Attested | None = None
-    found = False
-    for event in reversed(chain.retrievals.contract.get_logs("RetrievalRequested", start_block,
-                                                             requestId=request_id)):
-        if request_origin(event.args) != info.origin:
-            continue  # an orphaned request that once had this id
-        found = True
-        att = as_tuple(event.args["attestation"], ATTESTATION_FIELDS)
-        attestor = to_checksum_address(event.args["attestor"])
-        if int(attestor, 16) != 0:
-            attested = Attested(attestor, int(att[1]), int(att[2]), int(att[3]), int(att[4]))
-        break
-    subject = ApprovalSubject.of(request_id, info.dataset_id, info.requester, info.ephemeral_key)
-    return ApprovalPreview(subject, info, policy, attested, found)
+    key: bytes | None = None
+    try:  # matched on the stored fields: an orphaned request that once had this id is skipped
+        record = find_requested(chain, info, start_block)
+    except RequestEventNotFound:
+        record = None
+    if record is not None:
+        key = ephemeral_key(record, info)
+        f = record.fields
+        if record.attestor != ZERO_ADDRESS:
+            attested = Attested(record.attestor, f.lat_e6, f.lon_e6, f.accuracy_m, f.issued_at)
+    subject = ApprovalSubject(request_id, info.dataset_id, info.requester, info.ephemeral_key_hash)
+    return ApprovalPreview(subject, info, policy, attested, record is not None, key)
 
 
 def check_expected(preview: ApprovalPreview, dataset: bytes | None, requester: str | None) -> None:
@@ -96,7 +96,9 @@ def _named(address: str, names: Mapping[str, str]) -> str:
     return f"{name} ({address})" if name else address
 
 
-def _suite(key: bytes) -> str:
+def _suite(key: bytes | None) -> str:
+    if key is None:
+        return "unknown suite (request event not found)"
     try:
         return suite_for_public_key(key).name
     except HpkeKeyError:
@@ -124,7 +126,7 @@ def describe(preview: ApprovalPreview, names: Mapping[str, str]) -> list[str]:
              f"  dataset     0x{s.dataset_id.hex()}",
              f"  requester   {_named(s.requester, names)}",
              f"  requested   {_when(info.requested_at)} (block time)",
-             f"  key         {_suite(info.ephemeral_key)}, keccak256 0x{s.ephemeral_key_hash.hex()}"]
+             f"  key         {_suite(preview.ephemeral_key)}, keccak256 0x{s.ephemeral_key_hash.hex()}"]
     a = preview.attested
     if a is not None:
         lines.append(f"  location    {a.lat_e6 / 1e6:.6f}, {a.lon_e6 / 1e6:.6f} +/- {a.accuracy_m} m, "

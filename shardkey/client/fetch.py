@@ -8,13 +8,16 @@ a token that never delivered is claimed ``Missing``, and only once the request's
 has passed on chain (before that it may still deliver). Shards are downloaded stripe by
 stripe (data positions first, parity as fallback), each checked against its registered
 SHA-256 before decryption; a holder that serves a wrong shard is proven on chain with its
-own ``ShardServed`` receipt for this request and a Merkle proof. The output is written
+own ``ShardServed`` receipt for this request and a Merkle proof. What became of every
+report (mined, skipped and why, reverted and the error) is in ``FetchResult.reports``,
+which the CLI prints: a skipped or reverted proof is never shown as proven. The output is written
 to a temporary file beside ``out`` and renamed only when complete: never a partial file.
 """
 
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,10 +29,11 @@ from typing import NoReturn
 from eth_account.signers.local import LocalAccount
 
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.eip712 import recover, served_message
-from shardkey.chain.errors import ChainError
 from shardkey.chain.model import FragmentFailureKind, Registration, RequestInfo, RequestStatus
-from shardkey.client.holder_http import ChainClock, HolderClient, HolderRequestError
+from shardkey.client.holder_http import HolderClient, HolderRequestError
+from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
 from shardkey.crypto import decode_stripe, trim_stripe
 from shardkey.crypto.bundle import unpack_bundle
 from shardkey.crypto.errors import CryptoError
@@ -54,6 +58,7 @@ class FetchResult:
     bad_fragment_holders: list[str] = field(default_factory=list)
     missing_fragment_holders: list[str] = field(default_factory=list)
     bad_shards: list[tuple[int, str]] = field(default_factory=list)
+    reports: list[ChainReport] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -93,8 +98,8 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
             shares = _open_delivery(chain, request, registration, key, holder, x, sealed)
             if shares is None:
                 result.bad_fragment_holders.append(holder)
-                _report_fragment_failure(chain, requester, request.request_id, holder,
-                                         FragmentFailureKind.WRONG)
+                result.reports.append(_report_fragment_failure(chain, requester, request.request_id,
+                                                               holder, FragmentFailureKind.WRONG))
                 continue
             good[x] = shares
             result.good_holders.append(holder)
@@ -135,26 +140,32 @@ def report_missing_fragments(chain: ShardKeyChain, requester: LocalAccount, requ
                              fragment_holders: Sequence[str], seen: set[str],
                              result: FetchResult) -> None:
     """Claim ``Missing`` for every holder with a token and no delivery, once the request's
-    deadline has passed on chain (chain time, never the host clock); else nothing."""
-    if chain.client.latest_timestamp() <= request.deadline:
-        return
+    deadline has passed on chain (chain time, never the host clock); before it, each such
+    holder is reported skipped (the contract would refuse the claim)."""
     retrievals = chain.retrievals
+    open_until = request.deadline if chain.client.latest_timestamp() <= request.deadline else None
     for holder in fragment_holders:
         if holder in seen or not retrievals.token_issued(request.request_id, holder) \
                 or retrievals.delivered(request.request_id, holder):
             continue
-        missing = FragmentFailureKind.MISSING
-        if _report_fragment_failure(chain, requester, request.request_id, holder, missing):
+        kind = ReportKind.MISSING_FRAGMENTS
+        if open_until is not None:
+            result.reports.append(ChainReport(kind, holder, ReportOutcome.SKIPPED,
+                                              f"the request's deadline ({open_until}) has not passed"))
+            continue
+        report = _report_fragment_failure(chain, requester, request.request_id, holder,
+                                          FragmentFailureKind.MISSING)
+        result.reports.append(report)
+        if report.outcome == ReportOutcome.MINED:
             result.missing_fragment_holders.append(holder)
 
 
 def _report_fragment_failure(chain: ShardKeyChain, requester: LocalAccount, request_id: int,
-                             holder: str, kind: FragmentFailureKind) -> bool:
-    try:
-        chain.retrievals.report_fragment_failure(requester, request_id, holder, kind)
-    except ChainError:
-        return False  # already reported, or the request closed: the failure stays local
-    return True
+                             holder: str, kind: FragmentFailureKind) -> ChainReport:
+    wrong = kind == FragmentFailureKind.WRONG
+    report_kind = ReportKind.WRONG_FRAGMENTS if wrong else ReportKind.MISSING_FRAGMENTS
+    return send_report(report_kind, holder,
+                       lambda: chain.retrievals.report_fragment_failure(requester, request_id, holder, kind))
 
 
 def expired(chain: ShardKeyChain, request: RequestInfo) -> bool:
@@ -192,7 +203,7 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     result.timings["fragments"] = time.perf_counter() - started - result.timings["approval"]
     xs = sorted(shares)[: params.threshold]
     endpoints = {a: chain.holders.holder(a).endpoint for a in dict.fromkeys(params.shard_holders)}
-    clock = ChainClock(chain.client.latest_timestamp)
+    clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, e, requester, clock) for a, e in endpoints.items()}
     restorer = _StripeRestorer(chain, requester, request_id, registration, clients, shares, xs, result)
     mark = time.perf_counter()
@@ -233,6 +244,7 @@ class _StripeRestorer:
         self.registration, self.clients, self.shares, self.xs = registration, clients, shares, xs
         self.result = result
         self._tree: MerkleTree | None = None
+        self._lock = threading.Lock()
 
     def _key(self, index: int) -> bytes:
         return combine([Share(x, self.shares[x][index]) for x in self.xs])
@@ -276,13 +288,18 @@ class _StripeRestorer:
             signer = recover(self.chain.retrievals.domain, "ShardServed", message, receipt) if receipt else ""
         except Exception:  # eth-account raises several types for a malformed signature
             signer = ""
-        if signer != holder:
-            return  # no receipt for this request and hash: nothing provable, the shard is skipped
-        if self._tree is None:
-            self._tree = MerkleTree.from_digests(list(self.registration.shard_hashes))
-        try:
-            self.chain.retrievals.report_shard_failure(
-                self.requester, self.request_id, index, served, receipt,
-                self.registration.shard_hashes[index], self._tree.proof(index))
-        except ChainError:
-            pass  # a receipt that does not verify proves nothing; the shard is skipped anyway
+        kind = ReportKind.SHARD_PROOF
+        if signer != holder:  # nothing provable; the shard is skipped all the same
+            why = ("the holder sent no receipt" if not receipt
+                   else "its receipt is not the holder's signature over this request and hash")
+            self.result.reports.append(ChainReport(kind, holder, ReportOutcome.SKIPPED, why, index))
+            return
+        with self._lock:
+            if self._tree is None:
+                self._tree = MerkleTree.from_digests(list(self.registration.shard_hashes))
+            proof = self._tree.proof(index)
+        expected = self.registration.shard_hashes[index]
+        retrievals = self.chain.retrievals
+        self.result.reports.append(send_report(kind, holder, lambda: retrievals.report_shard_failure(
+            self.requester, self.request_id, index, served, receipt, expected, proof), index))
+

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 from eth_account.signers.local import LocalAccount
 
+from shardkey.chain.chaintime import ChainTime
 from shardkey.crypto.stream import HEADER_LEN, MAGIC, MAX_CHUNK_SIZE, ciphertext_length
 from shardkey.errors import ShardKeyError
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, sign_request
@@ -54,27 +54,10 @@ class ServedShard:
     receipt: bytes
 
 
-class ChainClock:
-    """Chain time for signing requests: the latest block's timestamp plus elapsed host time
-    since it was read, re-read every ``refresh`` seconds."""
-
-    def __init__(self, read_chain_time: Callable[[], int], refresh: float = 30.0):
-        self._read = read_chain_time
-        self._refresh = refresh
-        self._lock = threading.Lock()
-        self._base: tuple[int, float] | None = None
-
-    def now(self) -> int:
-        with self._lock:
-            if self._base is None or time.monotonic() - self._base[1] > self._refresh:
-                self._base = (self._read(), time.monotonic())
-            return self._base[0] + int(time.monotonic() - self._base[1])
-
-
 class HolderClient:
     """Signed requests from one account to one holder."""
 
-    def __init__(self, address: str, endpoint: str, account: LocalAccount | None, clock: ChainClock,
+    def __init__(self, address: str, endpoint: str, account: LocalAccount | None, clock: ChainTime,
                  timeout: float = 60.0):
         self.address = address
         self.endpoint = endpoint.rstrip("/")

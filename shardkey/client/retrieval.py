@@ -10,6 +10,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from shardkey.chain.attestation import parse_attestation
 from shardkey.chain.bindings import ShardKeyChain
@@ -211,7 +212,7 @@ def prune_ephemeral_keys(chain: ShardKeyChain, keys_dir: Path, only: int | None 
         if not done and info.status == RequestStatus.APPROVED:
             now = chain.client.latest_timestamp() if now is None else now
             done = now > info.deadline
-        if done or info.ephemeral_key != key.public_key_bytes():
+        if done or info.ephemeral_key_hash != keccak(key.public_key_bytes()):
             forget_ephemeral_key(keys_dir, request_id)
             gone.append(request_id)
     return gone

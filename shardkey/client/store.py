@@ -27,8 +27,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.model import DatasetParams, DatasetStatus, HolderInfo, HolderStatus
-from shardkey.client.holder_http import ChainClock, HolderClient
+from shardkey.client.holder_http import HolderClient
 from shardkey.crypto import (
     FragmentBundle,
     encode_stripe,
@@ -128,7 +129,7 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
     dataset_id = compute_dataset_id(chain.client.chain_id, deployment.dataset_registry, owner.address, salt)
     stripes = stripe_count(length, options.k, options.shard_size)
     total = shard_count(length, options.k, options.p, options.shard_size)
-    clock = ChainClock(chain.client.latest_timestamp)
+    clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, endpoints[a], owner, clock)
                for a in dict.fromkeys(shard_holders + fragment_holders)}
     n = len(fragment_holders)

@@ -4,7 +4,8 @@
 - :mod:`~shardkey.service.logs`: JSON-lines logging on stderr;
 - :mod:`~shardkey.service.startup`: deployment, keys, chain id, pluggable identity checks, the
   confirmation depth;
-- :mod:`~shardkey.service.chaintime`: the latest block's timestamp with bounded staleness;
+- chain time (the latest block's timestamp with bounded staleness) is chain code:
+  :mod:`shardkey.chain.chaintime`, shared with the client;
 - :mod:`~shardkey.service.loop`: poll, back off on failure, stop on an event.
 
 ``kos`` and ``holder_agent`` never import each other; what both need lives here.

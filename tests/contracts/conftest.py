@@ -166,7 +166,7 @@ class Kit:
         if not 1 <= rid <= self.coordinator.requestCount():
             return (rid, ZERO32, ZERO, ZERO32)
         r = self.coordinator.request(rid)
-        return (rid, bytes(r.datasetId), str(r.requester), keccak(bytes(r.ephemeralKey)))
+        return (rid, bytes(r.datasetId), str(r.requester), bytes(r.ephemeralKeyHash))
 
     def status(self, rid: int) -> tuple[int, int]:
         r = self.coordinator.request(rid)

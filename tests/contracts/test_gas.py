@@ -107,5 +107,18 @@ def test_retrieval_gas(kit, chain, coordinator, approvers, kos, wallet, outsider
     print(f"\nGAS retrieval {suite.name}: key {len(ephemeral)} B, token {len(token)} B, "
           f"delivery {len(delivery)} B", gas, "calldata bytes", calldata)
     assert len(ephemeral) == {HpkeSuiteId.X25519: 32, HpkeSuiteId.MLKEM768_X25519: 1216}[suite]
-    # the stored ephemeral key dominates a hybrid request (38 storage slots); see docs/CONTRACTS.md
     assert all(g < 1_500_000 for g in gas.values()), gas
+
+
+def test_request_storage_independent_of_key_size(kit, chain):
+    """Only the ephemeral key's hash is stored: a 1216-byte hybrid key costs calldata and log
+    data, not 38 storage slots (which alone would be ~800k gas)."""
+    ds = kit.register()
+    small = HpkePrivateKey.generate(os.urandom, HpkeSuiteId.X25519).public_key_bytes()
+    large = HpkePrivateKey.generate(os.urandom, HpkeSuiteId.MLKEM768_X25519).public_key_bytes()
+    kit.request(ds, key=small)  # the first request pays for the zero-to-nonzero request counter
+    txs = {len(k): kit.request(ds, key=k)[1] for k in (small, large)}
+    sstores = {n: _sstores(chain, tx) for n, tx in txs.items()}
+    assert sstores[32] == sstores[1216], sstores
+    extra = txs[1216].gas_used - txs[32].gas_used
+    assert extra < 40 * (1216 - 32), (extra, {n: tx.gas_used for n, tx in txs.items()})

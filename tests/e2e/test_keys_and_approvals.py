@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from eth_utils.crypto import keccak
+
+from shardkey.chain.attestation import AttestationReader
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.deployment import Deployment
 from shardkey.crypto.hpke import HpkePrivateKey, HpkeSuiteId
@@ -64,11 +67,13 @@ def test_devnet_and_request_keys_are_hybrid_by_default(devnet, tmp_path: Path) -
     rid = devnet.json("request", dataset)["request"]
     key = HpkePrivateKey.from_bytes(bytes.fromhex((home / "requests" / f"{rid}.hpke").read_text()))
     assert key.suite is HpkeSuiteId.MLKEM768_X25519
-    assert on_chain.retrievals.request(rid).ephemeral_key == key.public_key_bytes()
+    stored = on_chain.retrievals.request(rid)
+    assert stored.ephemeral_key_hash == keccak(key.public_key_bytes())  # only the hash is stored
+    assert AttestationReader(on_chain, 0).ephemeral_key(stored) == key.public_key_bytes()
     out = tmp_path / "restored.bin"
     devnet.run("fetch", str(rid), "-o", str(out))  # hybrid tokens and deliveries end to end
     classic = devnet.json("request", dataset, "--hpke-suite", "x25519")["request"]
-    assert len(on_chain.retrievals.request(classic).ephemeral_key) == 32
+    assert len(AttestationReader(on_chain, 0).ephemeral_key(on_chain.retrievals.request(classic))) == 32
     proc = devnet.run("request", dataset, "--hpke-suite", "rsa", check=2)
     assert "mlkem768-x25519" in proc.stderr and "x25519" in proc.stderr
 

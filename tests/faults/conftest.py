@@ -129,6 +129,13 @@ class Net:
             os.killpg(pid, signal.SIGKILL)
         self.wait_dead(name, timeout=10)
 
+    def stop(self, name: str) -> None:
+        """SIGTERM a service and wait until it has exited (a clean stop: writes finish)."""
+        pid = self.pid(name)
+        if is_running(pid):
+            os.killpg(pid, signal.SIGTERM)
+        self.wait_dead(name, timeout=30)
+
     def wait_dead(self, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         pid = self.pid(name)
@@ -249,7 +256,13 @@ def _reap(pid: int) -> None:
 
 
 def no_partial_files(root: Path) -> list[Path]:
-    """Temporary or half-written files anywhere below ``root`` (should be none)."""
+    """Temporary or half-written files anywhere below ``root`` (should be none).
+
+    Only meaningful while nothing writes below ``root``: a running agent's atomic writes
+    (``shardkey.fsutil``: a ``.<name>.*.part`` beside the target, renamed over it) are in
+    flight at any moment, e.g. its cursor several times a second. Stop the agent first
+    (:meth:`Net.stop`); whatever is left then was left for good.
+    """
     return [p for p in root.rglob("*") if p.is_file() and (p.name.endswith(".part")
                                                            or p.parent.name == "incoming")]
 

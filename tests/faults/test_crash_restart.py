@@ -43,6 +43,7 @@ def test_holder_crash_mid_upload_fails_store_cleanly(net: Net, tmp_path: Path) -
     assert net.crashed_at("holder-1", "holder.after_stage_write")
     assert _registrations(net) == before  # failed before registration: nothing on chain
     net.start("holder-1")
+    net.stop("holder-1")  # a running agent keeps writing its cursor (atomic: a .part beside it)
     assert no_partial_files(_store_dir(net, "holder-1")) == []
 
 
@@ -67,7 +68,9 @@ def test_holder_crash_before_custody_then_restart_store_completes(net: Net, tmp_
     assert net.chain.datasets.dataset(ds).status == DatasetStatus.ACTIVE
     confirmed = [e["args"]["holder"] for e in net.events("datasets", "CustodyConfirmed", datasetId=ds)]
     assert sorted(confirmed) == sorted(set(confirmed)) and len(confirmed) == 5
+    net.stop("holder-2")  # a running agent keeps writing its cursor (atomic: a .part beside it)
     assert no_partial_files(_store_dir(net, "holder-2")) == []
+    net.start("holder-2")
     rid = net.request(dataset)
     out_file = tmp_path / "restored.bin"
     net.fetch(rid, out_file)
@@ -94,6 +97,7 @@ def test_store_revokes_a_registration_a_holder_never_confirms(net: Net, tmp_path
     pending = _store_dir(net, "holder-3") / "pending_custody.json"
     assert not pending.exists() or ds.hex() not in pending.read_text()
     assert not net.chain.datasets.custody_confirmed(ds, net.address("holder-3"))
+    net.stop("holder-3")  # a running agent keeps writing its cursor (atomic: a .part beside it)
     assert no_partial_files(_store_dir(net, "holder-3")) == []
 
 

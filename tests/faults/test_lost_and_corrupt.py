@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from shardkey.chain.attestation import find_requested
 from shardkey.crypto import pack_bundle, seal
 from shardkey.crypto.bundle import FragmentBundle
 from shardkey.crypto.hpke import delivery_info
@@ -102,10 +103,20 @@ def test_corrupted_shards_are_proven_on_chain_and_the_file_restored(net: Net, tm
     assert sorted(p.split(":")[0] for p in history["proofs"]) == \
         sorted([flipped_holder, truncated_holder, swapped_holder])
     assert history["claims"] == []  # proofs are not claims
+    # (a holder still delivering when t had arrived is reported too: a skipped missing claim)
+    assert sorted((r["shard"], r["outcome"]) for r in summary["reports"] if r["kind"] == "shard proof") \
+        == [(0, "mined"), (5, "mined"), (10, "mined")]
 
-    # the same corrupted content served again under a new request is not proven twice
+    # the same corrupted content served again under a new request is not proven twice, and
+    # the CLI says so: the proof was sent and reverted, nothing is "proven on chain"
     rid2 = net.request(dataset)
-    net.fetch(rid2, tmp_path / "again.bin", "--json")
+    proc = net.fetch(rid2, tmp_path / "again.bin")
+    lines = [line.strip() for line in proc.stdout.splitlines()[1:] if "served a shard" in line]
+    assert sorted(lines) == sorted(
+        f"{holder} served a shard that failed its hash (shard {i}): shard proof sent but reverted "
+        "(RetrievalShardFailureAlreadyProven); nothing recorded"
+        for i, holder in ((0, flipped_holder), (5, truncated_holder), (10, swapped_holder))), proc.stdout
+    assert "proven on chain" not in proc.stdout
     again = [e for e in net.json("audit", "log", "--dataset", dataset)["events"]
              if e["event"] == "ShardIntegrityFailureProven"]
     assert len(again) == 3 and {e["request"] for e in again} == {rid}
@@ -123,7 +134,8 @@ def test_wrong_fragments_are_reported_with_their_holder(net: Net, tmp_path: Path
     request = net.chain.retrievals.request(rid)
     x = params.fragment_x(liar_address)
     forged = FragmentBundle.build(ds, x, {i: os.urandom(32) for i in range(params.shard_count)})
-    sealed = seal(request.ephemeral_key, pack_bundle(forged),
+    key = find_requested(net.chain, request, 0).ephemeral_key  # the contract keeps only its hash
+    sealed = seal(key, pack_bundle(forged),
                   delivery_info(net.chain.client.chain_id, rid, ds, liar_address))
     net.fresh_chain().retrievals.deliver(net.account(liar), rid, sealed)
     net.wait_for("4 honest deliveries", lambda: len(net.deliveries(rid)) == 5)
@@ -132,6 +144,8 @@ def test_wrong_fragments_are_reported_with_their_holder(net: Net, tmp_path: Path
     summary = json.loads(net.fetch(rid, out, "--json").stdout)
     assert out.read_bytes() == data
     assert summary["wrong_fragments"] == [liar]
+    assert [(r["kind"], r["holder"], r["outcome"]) for r in summary["reports"]] == \
+        [("wrong fragments claim", liar, "mined")]
     assert liar not in summary["fragment_holders"]
     log = net.json("audit", "log", "--dataset", dataset)
     reported = [(e["actor"], e["details"]) for e in log["events"] if e["event"] == "FragmentFailureReported"]
@@ -166,6 +180,9 @@ def test_silent_fragment_holders_are_claimed_missing_only_after_the_deadline(net
     claims = sorted((e["actor"], e["details"]) for e in log["events"]
                     if e["event"] == "FragmentFailureReported")
     assert claims == [(name, "claim: missing fragments (none delivered by the deadline)") for name in silent]
-    net.fetch(rid, tmp_path / "never.bin", "--timeout", "3", check=4)  # a rerun claims nothing new
+    # that fetch deleted the expired request's ephemeral key; a rerun needs none: it says the
+    # request expired (exit 4) and claims nothing new
+    proc = net.fetch(rid, tmp_path / "never.bin", "--timeout", "3", check=4)
+    assert "passed its deadline" in proc.stderr and "no new claim" in proc.stderr
     assert len(net.events("retrievals", "FragmentFailureReported", requestId=rid)) == 3
     _nothing_written(tmp_path / "never.bin")

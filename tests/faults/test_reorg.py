@@ -87,7 +87,7 @@ def test_served_request_reorged_away_then_its_id_reused_is_served_afresh(
     rid = net.request(dataset)  # open policy: approved at once
     net.rpc("evm_setIntervalMining", [1])
     net.wait_for("first deliveries", lambda: len(net.deliveries(rid)) == 5)
-    old_key = net.chain.retrievals.request(rid).ephemeral_key
+    old_key = net.chain.retrievals.request(rid).ephemeral_key_hash
     _pause(net)
     time.sleep(1.5)
     net.rpc("anvil_reorg", [_head(net) - fork, []])  # the request and everything after it
@@ -95,7 +95,7 @@ def test_served_request_reorged_away_then_its_id_reused_is_served_afresh(
     assert net.chain.client.read(retrievals.contract, "requestCount") == rid - 1
     net.rpc("evm_setIntervalMining", [1])
     assert net.request(dataset) == rid  # the same id, a new request
-    assert net.chain.retrievals.request(rid).ephemeral_key != old_key
+    assert net.chain.retrievals.request(rid).ephemeral_key_hash != old_key
     net.wait_for("new deliveries", lambda: len(net.deliveries(rid)) == 5, timeout=90)
     out = tmp_path / "restored.bin"
     net.fetch(rid, out)

@@ -98,3 +98,47 @@ def test_a_deferred_delivery_whose_request_closed_is_not_answered(world) -> None
     assert not world.chain.retrievals.is_open(second.request_id)
     assert not world.chain.retrievals.delivered(second.request_id, world.me)
     assert agent.handlers.deferred == {}
+
+
+def test_the_deferred_list_is_bounded_and_a_token_past_it_is_dropped_logged(world, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="holder_agent.handlers")
+    agent = world.make_agent(world.tmp / "holder-1", delivery_rate_limit=1, delivery_rate_window=600,
+                             max_deferred_deliveries=1)
+    world.agent = agent
+    built = world.active_dataset(Policy())  # open to anyone
+    requests = [world.request(built) for _ in range(3)]
+    for req in requests:
+        world.issue_token(built, req.request_id)
+    world.settle()
+    first, second, third = (r.request_id for r in requests)
+    assert world.chain.retrievals.delivered(first, world.me)
+    assert list(agent.handlers.deferred) == [second]
+    assert list(json.loads(agent.handlers.deferred_path.read_text())) == [str(second)]
+    dropped = [r for r in caplog.records if r.getMessage() == "delivery dropped: deferred list full"]
+    assert [(r.fields["request"], r.fields["max_deferred"]) for r in dropped] == [(third, 1)]
+    world.advance(601)  # the deferred one is answered; the dropped one is not kept anywhere
+    world.settle()
+    world.settle()
+    assert world.chain.retrievals.delivered(second, world.me)
+    assert not world.chain.retrievals.delivered(third, world.me)
+    assert agent.handlers.deferred == {}
+
+
+def test_a_rate_limited_delivery_reads_the_policy_once(world, monkeypatch) -> None:
+    agent = world.make_agent(world.tmp / "holder-1", delivery_rate_limit=2, delivery_rate_window=600)
+    world.agent = agent
+    built = world.active_dataset(Policy())
+    req = world.request(built)
+    world.issue_token(built, req.request_id)
+    reads: list[tuple[bytes, int]] = []
+    datasets = agent.handlers.chain.datasets
+    real = datasets.policy
+
+    def counted(dataset_id: bytes, version: int) -> Policy:
+        reads.append((dataset_id, version))
+        return real(dataset_id, version)
+
+    monkeypatch.setattr(datasets, "policy", counted)
+    world.settle()
+    assert world.chain.retrievals.delivered(req.request_id, world.me)
+    assert reads == [(built.dataset_id, 1)]  # the release check's read serves the rate limit too

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shardkey.service.chaintime import BlockHead, ChainTime
+from shardkey.chain.chaintime import BlockHead, ChainTime
 
 
 class FakeChain:

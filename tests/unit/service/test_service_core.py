@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from pydantic import ValidationError
 
 from holder_agent.settings import HolderSettings
 from kos.errors import KosConfigError
@@ -17,6 +18,7 @@ from shardkey.service.exits import BindError, IdentityError, ServiceExit, servic
 from shardkey.service.logs import REDACTED, JsonLinesFormatter, configure_logging
 from shardkey.settings import (
     DEVNET_CHAIN_ID,
+    MAX_CONFIRMATIONS,
     SAFE_CONFIRMATIONS,
     SettingsError,
     default_confirmations,
@@ -88,3 +90,16 @@ def test_configure_logging_quiets_httpx_and_routes_to_one_handler(monkeypatch: p
         assert [line["msg"] for line in lines] == ["started"]
     finally:
         root.handlers[:], root.level = saved
+
+
+@pytest.mark.parametrize("cls", [KosSettings, HolderSettings])
+def test_both_services_bound_confirmations_by_the_one_shared_limit(
+        cls: type[KosSettings | HolderSettings]) -> None:
+    def problems(value: int) -> list[object]:
+        with pytest.raises(ValidationError) as info:  # other required fields are missing
+            cls(confirmations=value)
+        return [e["type"] for e in info.value.errors() if e["loc"] == ("confirmations",)]
+
+    assert MAX_CONFIRMATIONS == 256
+    assert problems(MAX_CONFIRMATIONS) == []
+    assert problems(MAX_CONFIRMATIONS + 1) == ["less_than_equal"]

@@ -1,7 +1,8 @@
-"""Chain time for the services: the latest block, re-read when older than a bound.
+"""Chain time: the latest block, re-read when older than a bound (the one cache of it).
 
 Policy and freshness checks use the chain's time, never the host clock; the host's
-monotonic clock only decides when the cached block is too old to use.
+monotonic clock only decides when the cached block is too old to use. The services (KOS,
+holder) judge requests with it and the client signs holder requests with it.
 """
 
 from __future__ import annotations
