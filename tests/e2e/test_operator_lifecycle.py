@@ -140,12 +140,12 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
     assert set(deployment["contracts"]) == {"HolderRegistry", "DatasetRegistry", "RetrievalCoordinator"}
 
     # KOS without the role: refused, naming the command that grants it.
-    proc = op.run("kos", "run", "--config", "kos-op/kos/kos.toml", check=3)
+    proc = op.run("kos", "run", "--config", "kos-op/kos/kos.toml", check=3, timeout=60)
     assert "shardkey kos role grant" in proc.stderr, proc.stderr
     op.run("kos", "role", "grant", kos["address"], "--as", "deployer/admin.json",
            "--deployment", "deployer/deployment.json", "--passphrase-file", "deployer/pass")
     # With the role but no ETH: refused at start-up, saying what to do.
-    proc = op.run("kos", "run", "--config", "kos-op/kos/kos.toml", check=3)
+    proc = op.run("kos", "run", "--config", "kos-op/kos/kos.toml", check=3, timeout=60)
     assert "gas funds" in proc.stderr and kos["address"] in proc.stderr and "send ETH" in proc.stderr
     op.fund(kos["address"])
     kos_log = root / "kos.log"
@@ -209,3 +209,74 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
         assert end(kos_proc) == 0, kos_log.read_text()
         if holder_proc is not None:
             assert end(holder_proc) == 0
+
+
+def test_each_operator_command_refuses_bad_input_with_exit_2(operator: Operator) -> None:
+    op, root = operator, operator.root
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "pass").write_text(PASSPHRASE)
+    (bad / "wrong").write_text("wrong horse")
+    (bad / "notes.txt").write_text("not a key")
+    admin = op.json("keys", "new", "--kind", "eth", "-o", "bad/admin.json", "--passphrase-file", "bad/pass")
+    kos_key = op.json("keys", "new", "--kind", "hpke", "--hpke-suite", "x25519", "-o", "bad/kos.json",
+                      "--passphrase-file", "bad/pass")
+    assert kos_key["suite"] == "x25519"
+    op.fund(admin["address"])
+    deploy = ("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/admin.json", "--passphrase-file",
+              "bad/pass", "--kos-hpke-key", "bad/kos.json")
+    op.run(*deploy, "-o", "bad/deployment.json")
+    outsider = op.json("keys", "new", "--kind", "eth", "-o", "bad/outsider.json", "--passphrase-file",
+                       "bad/pass")
+    op.fund(outsider["address"])
+    op.run("holder", "init", "bad/h", "--deployment", "bad/deployment.json", "--listen-port", "9",
+           "--passphrase-file", "bad/pass")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    admin_args = ("--as", "bad/admin.json", "--deployment", "bad/deployment.json", "--passphrase-file",
+                  "bad/pass")
+    cases: list[tuple[tuple[str, ...], str]] = [
+        (("keys", "new", "--kind", "rsa", "-o", "bad/x.json"), "--kind"),
+        (("keys", "new", "--kind", "eth", "-o", "bad/admin.json", "--passphrase-file", "bad/pass"),
+         "already exists"),
+        (("keys", "new", "--kind", "eth", "-o", "bad/none/x.json", "--passphrase-file", "bad/pass"),
+         "does not exist"),
+        (("keys", "new", "--kind", "eth", "-o", "bad/x.json"), "SHARDKEY_PASSWORD"),  # no source, no tty
+        (("keys", "show", "bad/missing.json"), "no such key file"),
+        (("keys", "show", "bad/notes.txt"), "not a hex private key"),
+        (("keys", "list", "bad/missing"), "no such folder"),
+        ((*deploy, "-o", "bad/deployment.json"), "already exists"),
+        (("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/admin.json", "--passphrase-file", "bad/pass",
+          "-o", "bad/d2.json"), "--kos-hpke-key"),
+        ((*deploy[:-2], "--kos-hpke-key", "bad/admin.json", "-o", "bad/d2.json"), "not an HPKE keystore"),
+        ((*deploy, "--kos-address", "0x1234", "-o", "bad/d2.json"), "--kos-address"),
+        ((*deploy, "--chain-id", "1", "-o", "bad/d2.json"), "--chain-id 1"),
+        (("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/admin.json", "--passphrase-file",
+          "bad/wrong", "--kos-hpke-key", "bad/kos.json", "-o", "bad/d2.json"), "wrong passphrase"),
+        (("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/nobody.json", "--kos-hpke-key",
+          "bad/kos.json", "-o", "bad/d2.json"), "--as bad/nobody.json"),
+        (("holder", "init", "bad/h", "--deployment", "bad/deployment.json", "--listen-port", "9",
+          "--passphrase-file", "bad/pass"), "already exists"),
+        (("holder", "init", "bad/h2", "--deployment", "bad/deployment.json", "--listen-port", "0"),
+         "--listen-port"),
+        (("holder", "register", "--config", "bad/h/holder.toml", "--endpoint", "ftp://x", "--region", "eu",
+          "--lat", "1", "--lon", "1"), "--endpoint"),
+        (("holder", "register", "--config", "bad/h/holder.toml", "--endpoint", "http://x", "--region", "eu",
+          "--lat", "91", "--lon", "1"), "--lat"),
+        (("holder", "register", "--config", "bad/missing.toml", "--endpoint", "http://x", "--region", "eu",
+          "--lat", "1", "--lon", "1"), "no such settings file"),
+        (("holder", "update", "--config", "bad/h/holder.toml"), "not registered"),
+        (("holder", "status", "--config", "bad/missing.toml"), "no such settings file"),
+        (("holder", "activate", "0x1234", *admin_args), "HOLDER"),
+        (("holder", "activate", outsider["address"], *admin_args), "not registered"),
+        (("holder", "retire", outsider["address"], *admin_args), "not registered"),
+        (("kos", "init", "bad/h", "--deployment", "bad/deployment.json", "--replica", "nope"), "--replica"),
+        (("kos", "role", "grant", "nope", *admin_args), "ADDRESS"),
+        (("kos", "role", "revoke", outsider["address"], *admin_args), "does not hold KOS_ROLE"),
+        (("kos", "role", "grant", outsider["address"], "--as", "bad/outsider.json", "--deployment",
+          "bad/deployment.json", "--passphrase-file", "bad/pass"), "not the RetrievalCoordinator admin"),
+        (("kos", "status", "--config", "bad/missing.toml"), "no such settings file"),
+    ]
+    for args, expected in cases:
+        proc = op.run(*args, check=2)
+        assert expected in proc.stderr, (args, proc.stderr)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing half-written
