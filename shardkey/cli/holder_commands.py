@@ -22,6 +22,7 @@ from shardkey.cli.context import Env
 from shardkey.cli.key_commands import passphrase_option
 from shardkey.cli.lifecycle import (
     admin_chain,
+    admin_options,
     chain_progress,
     init_keys,
     init_passphrase,
@@ -149,8 +150,8 @@ def holder_update(config: Path, endpoint: str | None) -> None:
     click.echo(f"holder {address} updated: endpoint {new_endpoint}")
 
 
-def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | None,
-                      allowed: tuple[HolderStatus, ...], verb: str) -> tuple[ShardKeyChain, str, Any]:
+def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | None, verb: str,
+                      allowed: tuple[HolderStatus, ...]) -> None:
     chain = admin_chain(env, deployment)
     address = address_of(holder_spec, "HOLDER")
     record = _record(chain, address)
@@ -162,48 +163,26 @@ def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | N
     if not chain.holders.is_admin(admin.address):
         raise UsageError(f"--as {as_}: {admin.address} is not the HolderRegistry admin")
     require_funds(chain, admin.address, f"--as {as_}")
-    return chain, address, admin
+    if verb == "activate":
+        chain.holders.activate(admin, address)
+    else:
+        chain.holders.retire(admin, address)
+    click.echo(f"holder {address}: {chain.holders.holder(address).status.name.lower()}")
 
 
-admin_options = [
-    click.argument("holder_spec", metavar="HOLDER"),
-    click.option("--as", "as_", required=True, help="The registry admin's keystore (or account name)."),
-    click.option("--deployment", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                 help="Deployment file (default: from --network or the devnet)."),
-    passphrase_option,
-]
+def _transition_command(verb: str, allowed: tuple[HolderStatus, ...], doc: str) -> None:
+    @holder.command(verb, help=doc)
+    @click.argument("holder_spec", metavar="HOLDER")
+    @admin_options
+    @pass_env
+    def command(env: Env, holder_spec: str, as_: str, deployment: Path | None) -> None:
+        _admin_transition(env, holder_spec, as_, deployment, verb, allowed)
 
 
-def _with_admin_options(fn: Any) -> Any:
-    for option in reversed(admin_options):
-        fn = option(fn)
-    return fn
-
-
-@holder.command("activate")
-@_with_admin_options
-@pass_env
-def holder_activate(env: Env, holder_spec: str, as_: str, deployment: Path | None,
-                   passphrase_file: Path | None) -> None:
-    """Admin: allow HOLDER (address or its account key file) in new datasets."""
-    env.passphrase_file = passphrase_file or env.passphrase_file
-    chain, address, admin = _admin_transition(env, holder_spec, as_, deployment,
-                                              (HolderStatus.PENDING, HolderStatus.RETIRED), "activate")
-    chain.holders.activate(admin, address)
-    click.echo(f"holder {address}: active")
-
-
-@holder.command("retire")
-@_with_admin_options
-@pass_env
-def holder_retire(env: Env, holder_spec: str, as_: str, deployment: Path | None,
-                   passphrase_file: Path | None) -> None:
-    """Admin: keep HOLDER out of new datasets (it still serves the ones it holds)."""
-    env.passphrase_file = passphrase_file or env.passphrase_file
-    chain, address, admin = _admin_transition(env, holder_spec, as_, deployment,
-                                              (HolderStatus.PENDING, HolderStatus.ACTIVE), "retire")
-    chain.holders.retire(admin, address)
-    click.echo(f"holder {address}: retired")
+_transition_command("activate", (HolderStatus.PENDING, HolderStatus.RETIRED),
+                    "Admin: allow HOLDER (address or its account key file) in new datasets.")
+_transition_command("retire", (HolderStatus.PENDING, HolderStatus.ACTIVE),
+                    "Admin: keep HOLDER out of new datasets (it still serves the ones it holds).")
 
 
 def _storage(data_dir: Path) -> dict[str, Any]:

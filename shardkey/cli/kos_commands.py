@@ -17,6 +17,7 @@ from shardkey.cli.context import Env
 from shardkey.cli.key_commands import passphrase_option
 from shardkey.cli.lifecycle import (
     admin_chain,
+    admin_options,
     chain_progress,
     init_keys,
     init_passphrase,
@@ -110,14 +111,9 @@ def _role_change(env: Env, account_spec: str, as_: str, deployment: Path | None,
 def _role_command(name: str, grant: bool) -> None:
     @kos_role.command(name)
     @click.argument("account_spec", metavar="ADDRESS")
-    @click.option("--as", "as_", required=True, help="The coordinator admin's keystore (or account name).")
-    @click.option("--deployment", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                  help="Deployment file (default: from --network or the devnet).")
-    @passphrase_option
+    @admin_options
     @pass_env
-    def command(env: Env, account_spec: str, as_: str, deployment: Path | None,
-                passphrase_file: Path | None) -> None:
-        env.passphrase_file = passphrase_file or env.passphrase_file
+    def command(env: Env, account_spec: str, as_: str, deployment: Path | None) -> None:
         _role_change(env, account_spec, as_, deployment, grant)
 
     command.__doc__ = f"Admin: {name} KOS_ROLE to ADDRESS (an address or its account key file)."

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import click
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -106,6 +107,22 @@ def service_address(settings: NodeSettings) -> str:
 def unlock_service_keys(settings: NodeSettings, env_var: str) -> tuple[LocalAccount, HpkePrivateKey]:
     """The service's keys, unlocked exactly as the service does (or by a prompt)."""
     return load_keys(settings, env_var, lambda: cli_passphrase(None))
+
+
+def _admin_passphrase(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Env).passphrase_file = value
+
+
+def admin_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--as`` (the admin), ``--deployment`` and ``--passphrase-file`` (which unlocks ``--as``)."""
+    fn = click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                      expose_value=False, callback=_admin_passphrase,
+                      help="File holding the admin keystore's passphrase.")(fn)
+    fn = click.option("--deployment", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                      help="Deployment file (default: from --network or the devnet).")(fn)
+    return click.option("--as", "as_", required=True,
+                        help="The admin's keystore (or a --network account name).")(fn)
 
 
 def admin_chain(env: Env, deployment: Path | None) -> ShardKeyChain:
