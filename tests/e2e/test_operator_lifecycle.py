@@ -202,6 +202,16 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
         status = op.json("holder", "status", "--config", "holder-op/h1/holder.toml")
         assert status["status"] == "retired" and status["endpoint"] == f"http://localhost:{port}"
 
+        # Auditor: only the deployment file and an address book, no key at all.
+        (root / "auditor").mkdir()
+        (root / "auditor/network.yaml").write_text(  # admin: only the keystore's clear address is read
+            f"deployment: ../deployer/deployment.json\naddresses:\n  holder-1: \"{holder['address']}\"\n"
+            "  admin: ../deployer/admin.json\n")
+        rows = json.loads(op.run("--network", "auditor/network.yaml", "audit", "log",
+                                 "--json").stdout)["events"]
+        actors = {(r["event"], r["actor"]) for r in rows}
+        assert ("HolderRegistered", "holder-1") in actors and ("HolderActivated", "admin") in actors, rows
+
         op.run("kos", "role", "revoke", kos["address"], "--as", "deployer/admin.json",
                "--deployment", "deployer/deployment.json", "--passphrase-file", "deployer/pass")
         assert op.json("kos", "status", "--config", "kos-op/kos/kos.toml")["kos_role"] is False
