@@ -116,8 +116,9 @@ def _registration_problem(node: Node) -> str | None:
 
 HOLDER_CHECKS = (
     IdentityCheck("holder registration", _registration_problem,
-                  "register this account with its HPKE public key (HolderRegistry.register, then "
-                  "activate by the admin), or HolderRegistry.updateHolder to change the key"),
+                  "run `shardkey holder register --config <this file> ...` (then the admin runs "
+                  "`shardkey holder activate <address>`), or `shardkey holder update --config "
+                  "<this file>` to put this keystore's key on chain"),
 )
 
 
@@ -125,6 +126,9 @@ def build_agent(settings: HolderSettings) -> Agent:
     """Load keys, connect to the chain, check the on-chain registration, assemble."""
     node = start_node(settings, PASSPHRASE_ENV, HOLDER_CHECKS)
     registered = node.chain.holders.holder(node.account.address)
+    if registered.status is HolderStatus.PENDING:
+        log.warning("holder registered but not active: no new dataset places it until the admin "
+                    "runs `shardkey holder activate`", extra={"fields": {"address": node.account.address}})
     log.info("holder agent starting", extra={"fields": {
         "address": node.account.address, "chain_id": node.deployment.chain_id,
         "status": registered.status.name, "confirmations": node.confirmations,

@@ -260,8 +260,8 @@ def _key_problem(node: Node) -> str | None:
 
 KOS_CHECKS = (
     IdentityCheck("KOS role", _role_problem,
-                  "grant it from the coordinator's admin: RetrievalCoordinator.grantRole(KOS_ROLE, "
-                  "<address>) (scripts/deploy.py does so for SHARDKEY_KOS_ADDRESS)"),
+                  "the coordinator's admin runs `shardkey kos role grant <address>` (or deploys "
+                  "with `shardkey network deploy --kos-address <address>`)"),
     IdentityCheck("KOS key", _key_problem,
                   "set hpke_keystore to the keystore whose public key the deployment names"),
 )

@@ -1,17 +1,34 @@
-"""Deploy the ShardKey contracts: `ape run deploy --network <ecosystem>:<network>:<provider>`.
+"""Deploy the ShardKey contracts with ape: `ape run deploy --network <ecosystem>:<network>:<provider>`.
 
-The deployer (an ape account alias in SHARDKEY_DEPLOYER_ALIAS, else the first test account on a
-local network) becomes the admin of HolderRegistry and RetrievalCoordinator. KOS_ROLE goes to
-SHARDKEY_KOS_ADDRESS when set. Prints the addresses as one JSON object.
+Prefer `shardkey network deploy` (docs/OPERATIONS.md): no ape, no compiler, a V3 keystore
+and a passphrase file. This script writes the same deployment file, for those who deploy
+with ape accounts:
+
+- SHARDKEY_DEPLOYER_ALIAS: the ape account (default: test account 0 on a local network);
+  it becomes the admin of HolderRegistry and RetrievalCoordinator.
+- SHARDKEY_KOS_PUBLIC_KEY (required, hex): the KOS HPKE public key
+  (`shardkey keys show kos.hpke.json`); the deployment file carries it.
+- SHARDKEY_KOS_ADDRESS: comma-separated KOS accounts granted KOS_ROLE.
+- SHARDKEY_DEPLOYMENT_OUT (default deployment.json; never overwritten) and
+  SHARDKEY_RPC_URL (default: the provider's URI) for the file.
+
+The compiler is the project's own (tools/solc) unless SOLCX_BINARY_PATH says otherwise, so
+nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
-from ape import accounts, chain, project
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SOLCX_BINARY_PATH", str(REPO / "tools" / "solc"))
+
+from ape import accounts, chain, project  # noqa: E402  (after the compiler path is set)
+
+from shardkey.chain.deployment import Deployment  # noqa: E402
 
 
 def _deployer() -> Any:
@@ -19,19 +36,33 @@ def _deployer() -> Any:
     return accounts.load(alias) if alias else accounts.test_accounts[0]
 
 
+def _fail(message: str) -> None:
+    print(f"deploy: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
+    out = Path(os.environ.get("SHARDKEY_DEPLOYMENT_OUT", "deployment.json"))
+    if out.exists():
+        _fail(f"{out} already exists; a deployment file is never overwritten")
+    try:
+        kos_key = bytes.fromhex(os.environ.get("SHARDKEY_KOS_PUBLIC_KEY", "").removeprefix("0x"))
+    except ValueError:
+        _fail("SHARDKEY_KOS_PUBLIC_KEY is not hex")
+    if not kos_key:
+        _fail("set SHARDKEY_KOS_PUBLIC_KEY to the KOS HPKE public key (`shardkey keys show`)")
+    rpc_url = os.environ.get("SHARDKEY_RPC_URL") or str(getattr(chain.provider, "uri", "") or "")
+    if not rpc_url:
+        _fail("set SHARDKEY_RPC_URL: the provider has no URI to put in the deployment file")
     deployer = _deployer()
+    start = chain.blocks.head.number
     holders = deployer.deploy(project.HolderRegistry, deployer)
     datasets = deployer.deploy(project.DatasetRegistry, holders)
     coordinator = deployer.deploy(project.RetrievalCoordinator, deployer, datasets, holders)
-    kos = os.environ.get("SHARDKEY_KOS_ADDRESS")
-    if kos:
-        coordinator.grantRole(coordinator.KOS_ROLE(), kos, sender=deployer)
-    print(json.dumps({
-        "chainId": chain.chain_id,
-        "admin": str(deployer.address),
-        "kos": kos,
-        "HolderRegistry": str(holders.address),
-        "DatasetRegistry": str(datasets.address),
-        "RetrievalCoordinator": str(coordinator.address),
-    }))
+    for kos in filter(None, os.environ.get("SHARDKEY_KOS_ADDRESS", "").split(",")):
+        coordinator.grantRole(coordinator.KOS_ROLE(), kos.strip(), sender=deployer)
+    deployment = Deployment(rpc_url=rpc_url, chain_id=chain.chain_id, start_block=start,
+                            holder_registry=str(holders.address), dataset_registry=str(datasets.address),
+                            retrieval_coordinator=str(coordinator.address), kos_public_key=kos_key)
+    deployment.save(out)
+    print(f"deployment written to {out}")

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 
 from shardkey.chain.codec import checksum as to_checksum_address  # cached EIP-55
 from shardkey.chain.connection import ChainClient, SentTx
@@ -34,6 +35,7 @@ from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.policy.model import Policy
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+KOS_ROLE = keccak(text="KOS_ROLE")
 
 
 PARAM_FIELDS = ("merkleRoot", "k", "p", "shardSize", "plaintextLength", "shardCount", "threshold",
@@ -78,6 +80,10 @@ class HolderRegistry:
     def is_active(self, address: str) -> bool:
         """Whether a holder may be placed in new datasets."""
         return bool(self.client.read(self.contract, "isActive", to_checksum_address(address)))
+
+    def is_admin(self, address: str) -> bool:
+        """Whether ``address`` holds DEFAULT_ADMIN_ROLE (activates and retires holders)."""
+        return bool(self.client.read(self.contract, "hasRole", bytes(32), to_checksum_address(address)))
 
     # writes
     def register(self, signer: LocalAccount, hpke_public_key: bytes, endpoint: str, region: str,
@@ -203,6 +209,24 @@ class RetrievalCoordinator:
                            requested_at=int(raw[5]), approved_at=int(raw[6]), deadline=int(raw[7]),
                            tokens_issued=int(raw[8]), deliveries=int(raw[9]),
                            ephemeral_key_hash=bytes(raw[10]))
+
+    def is_admin(self, address: str) -> bool:
+        """Whether ``address`` holds DEFAULT_ADMIN_ROLE (grants and revokes KOS_ROLE)."""
+        return bool(self.client.read(self.contract, "hasRole", bytes(32), to_checksum_address(address)))
+
+    def has_kos_role(self, account: str) -> bool:
+        """Whether ``account`` holds KOS_ROLE (may issue tokens and denials)."""
+        return bool(self.client.read(self.contract, "hasRole", KOS_ROLE, to_checksum_address(account)))
+
+    def grant_kos_role(self, admin: LocalAccount, account: str) -> TxReceipt:
+        """Admin: let ``account`` act as a KOS replica."""
+        fn = self.contract.call("grantRole", KOS_ROLE, to_checksum_address(account))
+        return self.client.send(fn, admin)
+
+    def revoke_kos_role(self, admin: LocalAccount, account: str) -> TxReceipt:
+        """Admin: withdraw KOS_ROLE from ``account``."""
+        fn = self.contract.call("revokeRole", KOS_ROLE, to_checksum_address(account))
+        return self.client.send(fn, admin)
 
     def request_count(self) -> int:
         """Requests made so far (ids are 1..count)."""

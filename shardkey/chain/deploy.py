@@ -1,6 +1,7 @@
 """Deploy the ShardKey contracts from the exported artifacts over plain JSON-RPC.
 
-The devnet uses this; ``scripts/deploy.py`` is the ape equivalent for real networks.
+``shardkey network deploy`` (any network) and the devnet use this; the bytecode is the
+package's ``shardkey/chain/abi`` export, so deploying never compiles or downloads anything.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from typing import Any
 
 from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from shardkey.chain.artifacts import _abi_type, load_artifact
+from shardkey.chain.bindings import KOS_ROLE, RetrievalCoordinator
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.contract import Call
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.errors import ChainError
 from shardkey.chain.rpc import data_bytes
 
-KOS_ROLE = keccak(text="KOS_ROLE")
+__all__ = ["KOS_ROLE", "deploy_all"]
 
 
 def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: object) -> str:
@@ -37,15 +37,20 @@ def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: objec
     return str(receipt["contractAddress"])
 
 
-def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[str]) -> Deployment:
-    """Deploy HolderRegistry, DatasetRegistry and RetrievalCoordinator; grant KOS_ROLE."""
+def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[str],
+               kos_public_key: bytes = b"") -> Deployment:
+    """Deploy HolderRegistry, DatasetRegistry and RetrievalCoordinator; grant KOS_ROLE.
+
+    ``start_block`` is the block before the first deployment transaction, so watchers
+    starting there miss no event of these contracts.
+    """
     start = client.block_number()
     holders = _deploy(client, "HolderRegistry", admin, admin.address)
     datasets = _deploy(client, "DatasetRegistry", admin, holders)
     coordinator = _deploy(client, "RetrievalCoordinator", admin, admin.address, datasets, holders)
-    contract = client.contract("RetrievalCoordinator", coordinator)
+    retrievals = RetrievalCoordinator(client, coordinator)
     for kos in kos_accounts:
-        client.send(contract.call("grantRole", KOS_ROLE, to_checksum_address(kos)), admin)
+        retrievals.grant_kos_role(admin, kos)
     return Deployment(rpc_url=client.rpc_url, chain_id=client.chain_id, start_block=start,
                       holder_registry=holders, dataset_registry=datasets,
-                      retrieval_coordinator=coordinator)
+                      retrieval_coordinator=coordinator, kos_public_key=kos_public_key)

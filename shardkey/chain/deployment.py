@@ -1,6 +1,8 @@
 """Where the ShardKey contracts live on a chain: a small JSON file.
 
-The KOS HPKE public key (to which owners seal wrap keys) travels in the same file.
+``shardkey network deploy`` writes it; every service and command reads it. The KOS HPKE
+public key (to which owners seal wrap keys) travels in the same file, so the KOS key
+exists before the deployment file does. docs/OPERATIONS.md documents every key.
 ``rpc_urls`` (optional) lists several endpoints of the chain, tried in order with
 fail-over (:class:`shardkey.chain.rpc.JsonRpc`); ``rpc_url`` alone is one endpoint, and
 a file with only ``rpc_urls`` takes its first as ``rpc_url``.
@@ -22,6 +24,7 @@ from eth_utils.address import is_address, to_checksum_address
 
 from shardkey.chain.artifacts import CONTRACT_NAMES
 from shardkey.chain.errors import DeploymentError
+from shardkey.fsutil import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ class Deployment:
             raise DeploymentError(f"{source}: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise DeploymentError(f"{source}: {exc}") from None
+
+    def save(self, path: Path) -> None:
+        """Write the file form to ``path`` (atomically, 0644: it holds nothing secret)."""
+        atomic_write_bytes(path, (json.dumps(self.to_json(), indent=2) + "\n").encode(), mode=0o644)
 
     @classmethod
     def load(cls, path: Path) -> Deployment:

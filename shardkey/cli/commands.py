@@ -29,10 +29,15 @@ DEFAULT_HPKE_SUITE = next(name for name, suite in SUITE_NAMES.items() if suite i
               help="Devnet home folder (default: $SHARDKEY_HOME or ./.shardkey).")
 @click.option("--network", "network_file", type=click.Path(path_type=Path), default=None,
               envvar="SHARDKEY_NETWORK", help="Config naming a deployment file and account keystores.")
+@click.option("--passphrase-file", type=click.Path(path_type=Path), default=None,
+              envvar="SHARDKEY_PASSPHRASE_FILE",
+              help="File holding the keystore passphrase (else $SHARDKEY_PASSWORD, else a prompt).")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, network_file: Path | None) -> None:
+def cli(ctx: click.Context, home: Path | None, network_file: Path | None,
+        passphrase_file: Path | None) -> None:
     """ShardKey: encrypted shards at independent holders, keys released by an on-chain policy."""
-    ctx.obj = Env(home=(home.resolve() if home else default_home()), network_file=network_file)
+    ctx.obj = Env(home=(home.resolve() if home else default_home()), network_file=network_file,
+                  passphrase_file=passphrase_file)
 
 
 # ---------------------------------------------------------------- devnet
@@ -390,4 +395,11 @@ def holder_run(config: Path) -> None:
     raise SystemExit(run_service("holder", lambda: run(config)))
 
 
-from shardkey.cli import audit_commands, demo_command  # noqa: E402,F401  (register commands)
+from shardkey.cli import (  # noqa: E402,F401  (register commands)
+    audit_commands,
+    demo_command,
+    holder_commands,
+    key_commands,
+    kos_commands,
+    network_commands,
+)

@@ -1,4 +1,18 @@
-"""What every command needs: the home folder, the network, accounts by name."""
+"""What every command needs: the home folder, the network, accounts by name.
+
+The ``--network`` file (docs/OPERATIONS.md, "network.yaml")::
+
+    deployment: deployment.json          # required; relative paths: from this file's folder
+    passphrase_file: secrets/pass        # optional: unlocks the keystores under accounts
+    accounts:                            # your own keys, usable with --as NAME
+      owner: keys/owner.json             # a keystore path, or
+      approver: {keystore: keys/a.json, passphrase_file: secrets/a-pass}
+    addresses:                           # other people: an address, or a public key file
+      client-rep: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+      provider-rep: people/provider.json # a V3 keystore's clear address is read, never decrypted
+
+Names in policy files resolve through ``addresses`` and ``accounts`` without any passphrase.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +30,10 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.deployment import Deployment
 from shardkey.devnet.network import DevnetInfo
 from shardkey.errors import UsageError
-from shardkey.keys import load_account_file
+from shardkey.keys import inspect_key_file, load_account_file, read_passphrase
+
+NETWORK_KEYS = {"deployment", "accounts", "addresses", "passphrase_file"}
+PASSWORD_ENV = "SHARDKEY_PASSWORD"  # noqa: S105 - a variable name
 
 
 def parse_dataset_id(text: str) -> bytes:
@@ -33,6 +50,7 @@ class Env:
 
     home: Path
     network_file: Path | None = None
+    passphrase_file: Path | None = None
     _accounts: dict[str, LocalAccount] = field(default_factory=dict)
 
     @cached_property
@@ -41,7 +59,7 @@ class Env:
 
     @cached_property
     def network(self) -> dict[str, object]:
-        """The ``--network`` config: ``{deployment: FILE, accounts: {name: keystore}}``."""
+        """The ``--network`` config (the module docstring gives its format)."""
         if self.network_file is None:
             return {}
         try:
@@ -50,17 +68,27 @@ class Env:
             raise UsageError(f"--network {self.network_file}: no such file") from None
         except yaml.YAMLError as exc:
             raise UsageError(f"--network {self.network_file}: not valid YAML ({exc})") from None
-        if not isinstance(data, dict) or set(data) - {"deployment", "accounts"} or "deployment" not in data:
-            raise UsageError(f"--network {self.network_file}: expected keys 'deployment' and 'accounts'")
+        if not isinstance(data, dict) or "deployment" not in data:
+            raise UsageError(f"--network {self.network_file}: expected a mapping with a 'deployment' key")
+        unknown = sorted(set(data) - NETWORK_KEYS)
+        if unknown:
+            raise UsageError(f"--network {self.network_file}: unknown key {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(NETWORK_KEYS))})")
+        for key in ("accounts", "addresses"):
+            if not isinstance(data.get(key) or {}, dict):
+                raise UsageError(f"--network {self.network_file}: {key} must be a mapping of names")
         return data
+
+    def _network_path(self, value: object) -> Path:
+        path = Path(str(value)).expanduser()
+        if not path.is_absolute() and self.network_file is not None:
+            path = self.network_file.parent / path
+        return path
 
     @cached_property
     def deployment(self) -> Deployment:
         if self.network:
-            path = Path(str(self.network["deployment"]))
-            if not path.is_absolute() and self.network_file is not None:
-                path = self.network_file.parent / path
-            return Deployment.load(path)
+            return Deployment.load(self._network_path(self.network["deployment"]))
         if self.devnet is None:
             raise UsageError(f"no devnet in {self.home} and no --network config: run "
                              "'shardkey devnet up' first")
@@ -75,9 +103,23 @@ class Env:
         if self.devnet is not None:
             keys.update({n: Path(v["key_file"]) for n, v in self.devnet.data["accounts"].items()})
         accounts = self.network.get("accounts") or {}
-        if isinstance(accounts, dict):
-            keys.update({str(n): Path(str(p)) for n, p in accounts.items()})
+        assert isinstance(accounts, dict)  # checked by network
+        for name, entry in accounts.items():
+            value = entry.get("keystore") if isinstance(entry, dict) else entry
+            if not value:
+                raise UsageError(f"--network {self.network_file}: accounts.{name} names no keystore")
+            keys[str(name)] = self._network_path(value)
         return keys
+
+    def _passphrase_source(self, spec: str) -> Path | None:
+        accounts = self.network.get("accounts") or {}
+        assert isinstance(accounts, dict)
+        entry = accounts.get(spec)
+        if isinstance(entry, dict) and entry.get("passphrase_file"):
+            return self._network_path(entry["passphrase_file"])
+        if self.network.get("passphrase_file"):
+            return self._network_path(self.network["passphrase_file"])
+        return self.passphrase_file
 
     def account(self, spec: str) -> LocalAccount:
         """``--as``: a devnet/network account name, or a path to a key file or keystore."""
@@ -89,27 +131,57 @@ class Env:
             if not path.exists():
                 known = ", ".join(sorted(self._named_keys())) or "none"
                 raise UsageError(f"--as {spec!r}: not an account name (known: {known}) nor a key file")
-        account = load_account_file(path, _passphrase)
+        source = self._passphrase_source(spec)
+        account = load_account_file(path, lambda: cli_passphrase(source))
         self._accounts[spec] = account
         return account
 
+    def _address_book(self) -> dict[str, str]:
+        """Name to address of ``addresses``: an address, or a public key file read in clear."""
+        book: dict[str, str] = {}
+        entries = self.network.get("addresses") or {}
+        assert isinstance(entries, dict)
+        for name, value in entries.items():
+            text = str(value)
+            if is_address(text):
+                book[str(name)] = to_checksum_address(text)
+                continue
+            address = inspect_key_file(self._network_path(text)).address
+            if address is None:
+                raise UsageError(f"--network {self.network_file}: addresses.{name}: {text} names "
+                                 "no account address")
+            book[str(name)] = address
+        return book
+
     def resolve(self, name: str) -> str:
-        """An account name or 0x address to a checksummed address (for policy files)."""
+        """An account name or 0x address to a checksummed address (for policy files).
+
+        Never decrypts a keystore: other people are known by address only.
+        """
         if is_address(name):
             return to_checksum_address(name)
         if self.devnet is not None and name in self.devnet.data["accounts"]:
             return to_checksum_address(self.devnet.data["accounts"][name]["address"])
-        if name in self._named_keys():
-            return self.account(name).address
+        book = self._address_book()
+        if name in book:
+            return book[name]
+        path = self._named_keys().get(name)
+        if path is not None:
+            address = inspect_key_file(path).address
+            if address is not None:
+                return address
         raise UsageError(f"unknown account {name!r}")
 
     def names(self) -> dict[str, str]:
         """Address to account name, for display."""
-        if self.devnet is None:
-            return {}
-        names = self.devnet.address_names()
-        for entry in self.devnet.data.get("holders", []):
-            names.setdefault(entry["address"], entry["name"])
+        names: dict[str, str] = {}
+        if self.devnet is not None:
+            names = self.devnet.address_names()
+            for entry in self.devnet.data.get("holders", []):
+                names.setdefault(entry["address"], entry["name"])
+        if self.network:
+            for name, address in self._address_book().items():
+                names.setdefault(address, name)
         return names
 
     @property
@@ -117,13 +189,16 @@ class Env:
         return self.home / "requests"
 
 
-def _passphrase() -> str:
-    value = os.environ.get("SHARDKEY_PASSWORD")
-    if value is not None:
-        return value
-    if not click.get_text_stream("stdin").isatty():
-        raise UsageError("keystore passphrase needed: set SHARDKEY_PASSWORD")
-    return str(click.prompt("Keystore passphrase", hide_input=True))
+def cli_passphrase(source: Path | None = None, confirm: bool = False) -> str:
+    """The passphrase of an interactive command: ``source``, else $SHARDKEY_PASSWORD, else a
+    prompt when stdin is a terminal (:func:`shardkey.keys.read_passphrase`)."""
+
+    def ask() -> str:
+        if not click.get_text_stream("stdin").isatty():
+            raise UsageError(f"keystore passphrase needed: set {PASSWORD_ENV} or pass --passphrase-file")
+        return str(click.prompt("Keystore passphrase", hide_input=True, confirmation_prompt=confirm))
+
+    return read_passphrase(source, PASSWORD_ENV, ask)
 
 
 def default_home() -> Path:

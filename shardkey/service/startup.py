@@ -3,8 +3,9 @@
 Every step fails with a message that names what is wrong and what to do about it, and
 the exit code of :mod:`shardkey.service.exits`: a bad deployment file, key file or
 passphrase is a configuration error (2); the RPC serving another chain, or an identity
-check failing (holder key not registered, KOS role missing), is an identity error (3).
-No key or passphrase ever appears in a message.
+check failing (holder key not registered, KOS role missing, no funds for gas) is an
+identity error (3). The funds check (:data:`FUNDS_CHECK`) runs for every service, after the
+service's own checks. No key or passphrase ever appears in a message.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.errors import DeploymentError
+from shardkey.chain.funds import funds_problem
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.keys import KeyFileError, load_account_file, load_hpke_keystore, read_passphrase
 from shardkey.service.exits import IdentityError
@@ -79,23 +81,29 @@ def load_deployment(path: Path, rpc_url: str | None = None,
     try:
         deployment = Deployment.load(path)
     except DeploymentError as exc:
-        raise DeploymentError(f"{exc}; point `deployment` at the file `shardkey devnet up` or "
-                              "`ape run deploy` wrote") from None
+        raise DeploymentError(f"{exc}; point `deployment` at the file `shardkey network deploy` "
+                              "(or `shardkey devnet up`) wrote") from None
     if rpc_urls:
         return dataclasses.replace(deployment, rpc_url=rpc_urls[0], rpc_urls=tuple(rpc_urls))
     return dataclasses.replace(deployment, rpc_url=rpc_url, rpc_urls=()) if rpc_url else deployment
 
 
-def load_keys(settings: NodeSettings, passphrase_env: str) -> tuple[LocalAccount, HpkePrivateKey]:
+def load_keys(settings: NodeSettings, passphrase_env: str,
+              prompt: Callable[[], str] | None = None) -> tuple[LocalAccount, HpkePrivateKey]:
     """This service's account and HPKE key, both unlocked by one passphrase.
 
-    The passphrase comes from ``passphrase_file`` when set, else ``passphrase_env``; it is
-    read only when a keystore needs it, and never kept.
+    The passphrase comes by the rule of :func:`shardkey.keys.read_passphrase`:
+    ``passphrase_file`` when set, else ``passphrase_env``, else ``prompt`` (commands run on
+    a terminal pass one; services do not). It is read once, only when a keystore needs
+    it, and never kept.
     """
+    cached: list[str] = []
 
     def passphrase() -> str:
-        source = str(settings.passphrase_file) if settings.passphrase_file else None
-        return read_passphrase(source, passphrase_env)
+        if not cached:
+            source = str(settings.passphrase_file) if settings.passphrase_file else None
+            cached.append(read_passphrase(source, passphrase_env, prompt))
+        return cached[0]
 
     try:
         account = load_account_file(settings.account_key, passphrase)
@@ -103,6 +111,8 @@ def load_keys(settings: NodeSettings, passphrase_env: str) -> tuple[LocalAccount
     except KeyFileError as exc:
         raise KeyFileError(f"{exc}; check account_key, hpke_keystore, passphrase_file "
                            f"(or {passphrase_env})") from None
+    finally:
+        cached.clear()
     return account, hpke_key
 
 
@@ -118,6 +128,16 @@ def connect(deployment: Deployment, source: Path, max_fee_gwei: float | None = N
     return chain
 
 
+def _funds_problem(node: Node) -> str | None:
+    return funds_problem(node.chain.client, node.account.address)
+
+
+FUNDS_CHECK = IdentityCheck(
+    "gas funds", _funds_problem,
+    "send ETH to this account from a funded wallet or a faucet, then start again "
+    "(`shardkey holder status` / `shardkey kos status` show the balance)")
+
+
 def run_checks(node: Node, checks: Sequence[IdentityCheck]) -> None:
     """Run ``checks`` in order; the first problem raises :class:`IdentityError`."""
     for check in checks:
@@ -128,11 +148,11 @@ def run_checks(node: Node, checks: Sequence[IdentityCheck]) -> None:
 
 def start_node(settings: NodeSettings, passphrase_env: str,
                checks: Sequence[IdentityCheck] = ()) -> Node:
-    """Deployment, keys, chain id, confirmation depth, then ``checks``; see the module doc."""
+    """Deployment, keys, chain id, confirmation depth, ``checks``, then funds; see the module doc."""
     deployment = load_deployment(settings.deployment, settings.rpc_url, settings.rpc_urls)
     account, hpke_key = load_keys(settings, passphrase_env)
     chain = connect(deployment, settings.deployment, settings.max_fee_gwei)
     node = Node(deployment=deployment, chain=chain, account=account, hpke_key=hpke_key,
                 confirmations=resolve_confirmations(settings.confirmations, deployment.chain_id))
-    run_checks(node, checks)
+    run_checks(node, (*checks, FUNDS_CHECK))
     return node

@@ -142,7 +142,7 @@ def test_kos_without_role_exits_3_and_says_what_to_run(setups: dict[str, Setup])
     for cli in (False, True):
         code, stderr = _run(s, s.write(), cli=cli)
         assert code == ServiceExit.IDENTITY, stderr
-        assert "KOS_ROLE" in stderr and "grantRole" in stderr
+        assert "KOS_ROLE" in stderr and "shardkey kos role grant" in stderr
 
 
 def test_unregistered_holder_exits_3_and_says_what_to_run(setups: dict[str, Setup]) -> None:
@@ -151,7 +151,7 @@ def test_unregistered_holder_exits_3_and_says_what_to_run(setups: dict[str, Setu
     for cli in (False, True):
         code, stderr = _run(s, s.write(), cli=cli)
         assert code == ServiceExit.IDENTITY, stderr
-        assert "not registered" in stderr and "HolderRegistry.register" in stderr
+        assert "not registered" in stderr and "shardkey holder register" in stderr
 
 
 @pytest.fixture

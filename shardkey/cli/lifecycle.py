@@ -1,0 +1,161 @@
+"""What the holder and KOS lifecycle commands share: service folders, config files, keys,
+the admin's chain, and the chain-side part of a status report."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.deployment import Deployment
+from shardkey.chain.funds import balance_wei, format_eth, funds_problem
+from shardkey.cli.context import Env, cli_passphrase
+from shardkey.crypto.hpke import HpkePrivateKey, parse_suite
+from shardkey.errors import UsageError
+from shardkey.fsutil import atomic_write_bytes
+from shardkey.keys import (
+    inspect_key_file,
+    load_account_file,
+    load_hpke_keystore,
+    read_passphrase,
+    save_eth_keystore,
+    save_hpke_keystore,
+)
+from shardkey.service.startup import NodeSettings, load_deployment, load_keys
+
+
+def new_service_folder(folder: Path, config_name: str) -> Path:
+    """Create ``folder`` (0700) for a new service; refuse one that already has a config."""
+    config = folder / config_name
+    if config.exists():
+        raise UsageError(f"{config}: already exists; this folder is already set up")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: exists and is not a folder")
+    if not folder.parent.is_dir():
+        raise UsageError(f"{folder}: parent folder {folder.parent} does not exist")
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return config
+
+
+def init_passphrase(passphrase_file: Path | None, env_var: str) -> str:
+    """The passphrase new keys of a service get: by the rule the service itself unlocks them."""
+
+    def ask() -> str:
+        return cli_passphrase(None, confirm=True)
+
+    return read_passphrase(passphrase_file, env_var, ask)
+
+
+def init_keys(folder: Path, hpke_name: str, passphrase: str, suite: str,
+              account_key: Path | None, hpke_keystore: Path | None) -> tuple[Path, Path]:
+    """The service's account keystore and HPKE keystore: given ones (checked), else new ones."""
+    if account_key is not None:
+        load_account_file(account_key, lambda: passphrase)  # it must open with this passphrase
+        account_path = account_key.resolve()
+    else:
+        account_path = folder / "account.json"
+        save_eth_keystore(account_path, Account.create(), passphrase)
+    if hpke_keystore is not None:
+        load_hpke_keystore(hpke_keystore, passphrase)
+        hpke_path = hpke_keystore.resolve()
+    else:
+        hpke_path = folder / hpke_name
+        save_hpke_keystore(hpke_path, HpkePrivateKey.generate(os.urandom, parse_suite(suite)), passphrase)
+    return account_path, hpke_path
+
+
+def write_config(path: Path, values: Mapping[str, object]) -> None:
+    """A flat TOML settings file (strings, numbers, lists of strings), 0600."""
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = str(value)
+        elif isinstance(value, list | tuple):
+            text = json.dumps([str(v) for v in value])
+        else:
+            text = json.dumps(str(value))
+        lines.append(f"{key} = {text}")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode(), mode=0o600)
+
+
+def service_chain(settings: NodeSettings) -> ShardKeyChain:
+    """The chain a service's settings point at (deployment file, ``rpc_url`` override)."""
+    return ShardKeyChain(load_deployment(settings.deployment, settings.rpc_url))
+
+
+def service_address(settings: NodeSettings) -> str:
+    """The service's account address, read from its key file without a passphrase."""
+    address = inspect_key_file(settings.account_key).address
+    if address is None:
+        raise UsageError(f"account_key {settings.account_key}: an HPKE keystore, not an account")
+    return address
+
+
+def unlock_service_keys(settings: NodeSettings, env_var: str) -> tuple[LocalAccount, HpkePrivateKey]:
+    """The service's keys, unlocked exactly as the service does (or by a prompt)."""
+    return load_keys(settings, env_var, lambda: cli_passphrase(None))
+
+
+def _admin_passphrase(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Env).passphrase_file = value
+
+
+def admin_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--as`` (the admin), ``--deployment`` and ``--passphrase-file`` (which unlocks ``--as``)."""
+    fn = click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                      expose_value=False, callback=_admin_passphrase,
+                      help="File holding the admin keystore's passphrase.")(fn)
+    fn = click.option("--deployment", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                      help="Deployment file (default: from --network or the devnet).")(fn)
+    return click.option("--as", "as_", required=True,
+                        help="The admin's keystore (or a --network account name).")(fn)
+
+
+def admin_chain(env: Env, deployment: Path | None) -> ShardKeyChain:
+    """``--deployment FILE``, else the ``--network`` / devnet deployment."""
+    if deployment is not None:
+        return ShardKeyChain(Deployment.load(deployment))
+    return env.chain
+
+
+def require_funds(chain: ShardKeyChain, address: str, who: str) -> None:
+    """Refuse to send from an account that cannot pay for gas (before anything is sent)."""
+    problem = funds_problem(chain.client, address)
+    if problem:
+        raise UsageError(f"{who}: {problem}; fund it first")
+
+
+def read_cursor(path: Path, key: str = "block") -> tuple[int | None, float | None]:
+    """The block a state file (cursor or heartbeat) records under ``key``, and its age in s."""
+    if not path.exists():
+        return None, None
+    try:
+        block = json.loads(path.read_text())[key]
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{path}: not a {key} record") from None
+    return (None if block is None else int(block)), round(time.time() - path.stat().st_mtime, 1)
+
+
+def chain_progress(chain: ShardKeyChain, seen: tuple[int | None, float | None],
+                   address: str) -> dict[str, Any]:
+    """Head, the last block a service handled (and how old that record is), its lag, the balance."""
+    head = chain.client.block_number()
+    cursor, age = seen
+    balance = balance_wei(chain.client, address)
+    return {"head_block": head, "last_block_seen": cursor, "seen_record_age_seconds": age,
+            "lag_blocks": None if cursor is None else max(0, head - cursor),
+            "balance_eth": format_eth(balance), "funded": funds_problem(chain.client, address) is None}
