@@ -5,7 +5,10 @@
 - :mod:`~shardkey.service.startup`: deployment, keys, chain id, pluggable identity checks, the
   confirmation depth;
 - :mod:`~shardkey.service.chaintime`: the latest block's timestamp with bounded staleness;
-- :mod:`~shardkey.service.loop`: poll, back off on failure, stop on an event.
+- :mod:`~shardkey.service.loop`: poll, back off on failure, stop on an event;
+- :mod:`~shardkey.service.health`: the one health rule (watcher stuck or lagging);
+- :mod:`~shardkey.service.metrics`: every Prometheus metric of both services;
+- :mod:`~shardkey.service.monitor`: ``/health`` and ``/metrics`` on the KOS's metrics port.
 
 ``kos`` and ``holder_agent`` never import each other; what both need lives here.
 """
