@@ -145,14 +145,20 @@ def test_metrics_port_serves_health_and_metrics(world, tmp_path: Path) -> None:
             except httpx.HTTPError:
                 return False
         _wait(answers, 30, proc)
+        _wait((tmp_path / "state" / "heartbeat.json").exists, 30, proc)  # it polls
         body = httpx.get(f"{base}/health", timeout=5).json()
         assert body["status"] == "ok" and body["account"] == world.dev.accounts["kos"].address
         request_id = world.request(dataset)
         world.approve(request_id)
-        _wait(lambda: world.chain.retrievals.request(request_id).tokens_issued == 3, 30, proc)
+
+        def issued() -> bool:
+            world.dev.mine()  # an earlier test may have left the chain mining only on transactions
+            return bool(world.chain.retrievals.request(request_id).tokens_issued == 3)
+        _wait(issued, 30, proc)
         _wait(lambda: "shardkey_kos_tokens_issued_total 3.0" in httpx.get(f"{base}/metrics", timeout=5).text,
               30, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
+        _, stderr = proc.communicate(timeout=20)
+        print(stderr.decode()[-3000:])  # shown when the test fails
     assert proc.returncode == 0
