@@ -14,6 +14,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -33,6 +34,7 @@ from holder_agent.auth import ChainTime, verify_headers
 from holder_agent.errors import (
     ApiError,
     BodyMismatchError,
+    CapacityExceededError,
     ContentConflictError,
     InvalidNameError,
     PayloadTooLargeError,
@@ -47,6 +49,9 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.model import DatasetInfo, DatasetStatus, RequestInfo, RequestStatus
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, AuthError, NonceCache, verify_request
+from shardkey.service.health import WatchHealth, judge
+from shardkey.service.metrics import HolderMetrics
+from shardkey.service.monitor import health_response, metrics_response
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,8 @@ _STREAM_CHUNK = 1 << 20
 _STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [
     (InvalidNameError, 400, "bad_name"), (PayloadTooLargeError, 413, "too_large"),
     (BodyMismatchError, 400, "body_mismatch"), (StagingFullError, 507, "staging_full"),
-    (QuotaExceededError, 507, "quota_exceeded"), (ContentConflictError, 409, "conflict")]
+    (QuotaExceededError, 507, "quota_exceeded"), (CapacityExceededError, 507, "capacity_exceeded"),
+    (ContentConflictError, 409, "conflict")]
 
 
 @dataclass
@@ -72,6 +78,10 @@ class ApiContext:
     max_body_bytes: int
     downloads: DownloadCache = field(default_factory=lambda: DownloadCache())
     digests: ShardDigests = field(default_factory=ShardDigests)
+    metrics: HolderMetrics = field(default_factory=HolderMetrics)
+    health: WatchHealth = field(default_factory=WatchHealth)
+    confirmations: int = 1
+    cursor_block: Callable[[], int] = lambda: 0
 
     @property
     def address(self) -> str:
@@ -179,18 +189,59 @@ def _path_ids(request: Request, with_index: bool) -> tuple[bytes, int | None]:
 
 
 async def health(ctx: ApiContext, request: Request) -> Response:
-    """Liveness and identity of this holder.
+    """Health, identity and storage of this holder.
     ---
     summary: Health
-    description: The holder's account address and the chain id it watches.
+    description: >-
+      The holder's account address, the chain id it watches, whether its event watcher
+      keeps up (503 with a reason when the last successful chain poll is older than
+      health_max_poll_age seconds or the cursor is more than health_max_lag_blocks blocks
+      behind the head less the confirmation depth), and its storage (bytes used,
+      allocated, free for uploads).
     responses:
       200:
-        description: The agent is up.
+        description: The agent is up and its watcher keeps up.
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Health"}
+      503:
+        description: The watcher lags or is stuck (same body, status unhealthy, a reason).
         content:
           application/json:
             schema: {$ref: "#/components/schemas/Health"}
     """
-    return JSONResponse({"status": "ok", "address": ctx.address, "chain_id": ctx.chain.client.chain_id})
+    healthy, body = await to_thread.run_sync(health_status, ctx)
+    return health_response(healthy, body)
+
+
+def health_status(ctx: ApiContext) -> tuple[bool, dict[str, object]]:
+    """The health verdict and body; refreshes the lag and storage gauges (blocking)."""
+    verdict = judge(ctx.health, ctx.chain.client.block_number, ctx.confirmations, ctx.cursor_block(),
+                    time.monotonic())
+    storage = ctx.store.capacity()
+    ctx.metrics.watcher_lag.set(verdict.lag_blocks)
+    ctx.metrics.bytes_stored.set(storage["stored"] or 0)
+    ctx.metrics.bytes_staged.set(storage["staged"] or 0)
+    body: dict[str, object] = {**verdict.as_json(), "address": ctx.address,
+                               "chain_id": ctx.chain.client.chain_id,
+                               "storage": {k: storage[k] for k in ("used", "allocated", "free")}}
+    return verdict.healthy, body
+
+
+async def metrics(ctx: ApiContext, request: Request) -> Response:
+    """Prometheus metrics of this holder.
+    ---
+    summary: Metrics
+    description: >-
+      Prometheus text exposition: watcher lag, events handled, deliveries, uploads,
+      bytes stored and staged, RPC errors.
+    responses:
+      200:
+        description: The metrics.
+        content: {text/plain: {schema: {type: string}}}
+    """
+    await to_thread.run_sync(health_status, ctx)
+    return metrics_response(ctx.metrics)
 
 
 async def put_shard(ctx: ApiContext, request: Request) -> Response:
@@ -269,6 +320,8 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     finally:
         await to_thread.run_sync(upload.discard)
     what = "bundle" if item == BUNDLE else f"shard {item}"
+    if staged:
+        ctx.metrics.uploads.inc()
     log.info("upload staged" if staged else "upload already committed", extra={"fields": {
         "dataset": "0x" + dataset_id.hex(), "item": what, "uploader": signed.signer, "size": size}})
     return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
@@ -457,6 +510,7 @@ def create_app(ctx: ApiContext) -> Starlette:
     """The Starlette application of one holder."""
     routes: list[BaseRoute] = [
         Route("/v1/health", _guarded(health, ctx), methods=["GET"]),
+        Route("/metrics", _guarded(metrics, ctx), methods=["GET"]),
         Route("/v1/datasets/{dataset_id}/shards/{index}", _guarded(put_shard, ctx), methods=["PUT"]),
         Route("/v1/datasets/{dataset_id}/shards/{index}", _guarded(get_shard, ctx), methods=["GET"]),
         Route("/v1/datasets/{dataset_id}/bundle", _guarded(put_bundle, ctx), methods=["PUT"]),

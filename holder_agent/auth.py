@@ -3,7 +3,7 @@
 The scheme and its checks are :mod:`shardkey.httpauth`'s: :func:`verify_headers` checks
 the signature over the declared body hash and length before a single body byte is read;
 the upload path then refuses a body that differs from the declaration. ChainTime is the
-service core's (:mod:`shardkey.service.chaintime`).
+chain layer's (:mod:`shardkey.chain.chaintime`).
 """
 
 from __future__ import annotations

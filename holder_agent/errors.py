@@ -49,3 +49,8 @@ class BodyMismatchError(StorageError):
 
 class StagingFullError(QuotaExceededError):
     """An upload would take the staged bytes of all accounts together over the global cap."""
+
+
+class CapacityExceededError(StorageError):
+    """An upload would take the holder past its allocated space (``capacity_bytes``) or its
+    disk's free space below ``reserve_free_bytes``."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,8 +100,10 @@ class Handlers:
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, hpke_key: HpkePrivateKey,
                  store: Store, start_block: int, *, pending_blocks: int = PENDING_CUSTODY_BLOCKS,
-                 deliveries: RateLimiter | None = None, max_deferred: int = MAX_DEFERRED):
+                 deliveries: RateLimiter | None = None, max_deferred: int = MAX_DEFERRED,
+                 on_delivered: Callable[[], None] | None = None):
         self.chain = chain
+        self.on_delivered = on_delivered  # counts deliveries sent (metrics)
         self.account = account
         self.address = account.address
         self.hpke_key = hpke_key
@@ -293,6 +296,8 @@ class Handlers:
             self._log_reverted(exc, fields)
             return False
         self.in_flight[request_id] = _Sent(sent, {**fields, "x": x})
+        if self.on_delivered is not None:
+            self.on_delivered()
         crash_point("holder.after_deliver_tx")
         return True
 

@@ -36,8 +36,13 @@ COMPONENTS: dict[str, Any] = {
             "error": {"type": "string", "description": "short machine-readable code"},
             "detail": {"type": "string"}}},
         "Health": {"type": "object", "properties": {
-            "status": {"type": "string", "enum": ["ok"]}, "address": {"type": "string"},
-            "chain_id": {"type": "integer"}}},
+            "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+            "reason": {"type": ["string", "null"], "description": "why unhealthy (null when ok)"},
+            "lag_blocks": {"type": "integer"}, "seconds_since_poll": {"type": ["number", "null"]},
+            "address": {"type": "string"}, "chain_id": {"type": "integer"},
+            "storage": {"type": "object", "properties": {
+                "used": {"type": "integer"}, "allocated": {"type": ["integer", "null"]},
+                "free": {"type": "integer"}}}}},
         "Uploaded": {"type": "object", "properties": {
             "dataset_id": {"type": "string"}, "item": {"type": "string"},
             "size": {"type": "integer"}, "sha256": {"type": "string"},

@@ -7,14 +7,12 @@ codes of :mod:`shardkey.service.exits` (2 configuration, 3 chain identity, 4 por
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -35,9 +33,12 @@ from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.httpauth import NonceCache
 from shardkey.ratelimit import RateLimiter
 from shardkey.service.exits import ServiceExit
+from shardkey.service.health import WatchHealth
 from shardkey.service.listen import bind_listener
 from shardkey.service.logs import configure_logging
 from shardkey.service.loop import Backoff, poll_loop, proportional_jitter
+from shardkey.service.metrics import HolderMetrics
+from shardkey.service.monitor import QuietServer
 from shardkey.service.startup import IdentityCheck, Node, start_node
 from shardkey.settings import load_settings, resolve_confirmations
 
@@ -70,6 +71,7 @@ class Agent:
         self.watcher.poll_once()
         self.handlers.retry_pending()
         self.handlers.retry_deferred()
+        self.api.health.poll_succeeded(time.monotonic())
 
     def gc(self) -> None:
         """Delete staged uploads no registration claimed within ``staging_ttl``."""
@@ -89,7 +91,9 @@ class Agent:
         """Poll and collect garbage until ``stop`` is set; failures back off (shared loop)."""
         backoff = Backoff(base=self.settings.poll_interval, cap=max(RETRY_CAP, self.settings.poll_interval),
                           jitter=proportional_jitter(random.random))
-        poll_loop(self.tick, stop, self.poll_interval, backoff, log, what="chain poll")
+        self.api.health.started(time.monotonic())
+        poll_loop(self.api.metrics.counted_poll(self.tick), stop, self.poll_interval, backoff, log,
+                  what="chain poll")
 
     def poll_interval(self) -> float:
         """Seconds until the next poll: short while a registration is expected."""
@@ -141,26 +145,24 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
     """Wire storage, handlers, watcher and API context around loaded keys and a chain."""
     start_block = chain.deployment.start_block
     store = Store(settings.data_dir, settings.quota_bytes, settings.staging_total_bytes,
-                  settings.staging_min_charge)
+                  settings.staging_min_charge, capacity_bytes=settings.capacity_bytes,
+                  reserve_free_bytes=settings.reserve_free_bytes)
+    metrics = HolderMetrics()
     handlers = Handlers(chain, account, hpke_key, store, start_block,
                         pending_blocks=settings.pending_custody_blocks,
                         deliveries=RateLimiter(settings.delivery_rate_limit, settings.delivery_rate_window),
-                        max_deferred=settings.max_deferred_deliveries)
+                        max_deferred=settings.max_deferred_deliveries,
+                        on_delivered=metrics.deliveries.inc)
     confirmations = resolve_confirmations(settings.confirmations, chain.deployment.chain_id)
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
                            start_block=start_block, confirmations=confirmations)
     handlers.attach(watcher)
+    metrics.count_handlers(watcher)
     api = ApiContext(chain=chain, account=account, store=store, clock=ChainTime.of(chain.client),
-                     nonces=NonceCache(), max_body_bytes=settings.max_body_bytes)
+                     nonces=NonceCache(), max_body_bytes=settings.max_body_bytes, metrics=metrics,
+                     health=WatchHealth(settings.health_max_poll_age, settings.health_max_lag_blocks),
+                     confirmations=confirmations, cursor_block=lambda: watcher.cursor.block)
     return Agent(settings, chain, store, handlers, watcher, api)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: :func:`run` owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def run(config_path: Path) -> int:
@@ -184,7 +186,7 @@ def _serve(agent: Agent, settings: HolderSettings, listener: socket.socket) -> i
     config = uvicorn.Config(create_app(agent.api), host=settings.listen_host,
                             port=settings.listen_port, log_config=None, access_log=True,
                             lifespan="off", timeout_graceful_shutdown=5)
-    server = _Server(config)
+    server = QuietServer(config)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})

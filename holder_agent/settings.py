@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shardkey.service.health import DEFAULT_MAX_LAG_BLOCKS, DEFAULT_MAX_POLL_AGE
 from shardkey.settings import MAX_CONFIRMATIONS, ServiceSettings
 
 GIB = 1024**3
@@ -94,6 +95,22 @@ class HolderSettings(ServiceSettings):
     """Deferred deliveries kept at most (``deferred_deliveries.json``); a token deferred
     while the list is full is dropped and logged (``delivery dropped: deferred list full``),
     not answered."""
+
+    capacity_bytes: int | None = Field(default=None, ge=0)
+    """Space allocated to this holder: stored plus staged bytes never exceed it (uploads
+    past it get 507 ``capacity_exceeded``); unset: only the disk and ``reserve_free_bytes``
+    bound it. Shown in ``/v1/health`` as ``storage.allocated``."""
+
+    reserve_free_bytes: int = Field(default=1 * GIB, ge=0)
+    """Free disk space the holder keeps for itself: an upload that would leave less free
+    on the ``data_dir`` filesystem gets 507 ``capacity_exceeded``."""
+
+    health_max_poll_age: float = Field(default=DEFAULT_MAX_POLL_AGE, gt=0)
+    """Seconds since the last successful chain poll after which ``/v1/health`` answers 503."""
+
+    health_max_lag_blocks: int = Field(default=DEFAULT_MAX_LAG_BLOCKS, ge=0)
+    """Blocks the event cursor may fall behind the head (less the confirmation depth)
+    before ``/v1/health`` answers 503."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the JSON-lines log written to stderr."""

@@ -15,6 +15,11 @@ once against that account's quota and against the global cap of all accounts, an
 staged file costs at least ``min_charge`` bytes (an empty file still takes an inode).
 A body that turns out longer, shorter or other than declared is discarded.
 
+Capacity: the holder's allocated space (``capacity_bytes``: committed plus staged plus in
+flight) and the free disk space it keeps (``reserve_free_bytes``) are checked when an
+upload begins (its declared size) and again before its body is staged; a refusal is
+:class:`CapacityExceededError` and nothing is kept.
+
 Every write is atomic: a body is streamed into ``incoming/`` then renamed into staging.
 Staging is not made durable file by file (docs/PERFORMANCE.md: an fsync per shard
 dominated uploads); custody is: before staged files become committed they are flushed
@@ -37,7 +42,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,6 +50,7 @@ from eth_utils.address import is_checksum_address
 
 from holder_agent.errors import (
     BodyMismatchError,
+    CapacityExceededError,
     ContentConflictError,
     CustodyError,
     InvalidNameError,
@@ -162,8 +168,12 @@ class Store:
     """Staging and committed storage of one holder (thread-safe)."""
 
     def __init__(self, data_dir: Path, quota_bytes: int, total_bytes: int | None = None,
-                 min_charge: int = 0):
+                 min_charge: int = 0, capacity_bytes: int | None = None, reserve_free_bytes: int = 0,
+                 disk_free: Callable[[Path], int] | None = None):
         self.root = Path(data_dir)
+        self.capacity_bytes = capacity_bytes  # allocated space; None: the disk is the limit
+        self.reserve_free_bytes = reserve_free_bytes
+        self._disk_free = disk_free or _disk_free
         self.incoming = self.root / "incoming"
         self.staging = self.root / "staging"
         self.datasets = self.root / "datasets"
@@ -182,6 +192,7 @@ class Store:
         for uploader_dir in self.staging.iterdir():
             if uploader_dir.is_dir():
                 self._rescan(uploader_dir.name)
+        self._committed = sum(p.stat().st_size for p in self.datasets.rglob("*") if p.is_file())
         # SHA-256 of staged files as computed while they streamed in, keyed by path and
         # checked against (inode, size, mtime): custody need not read them all again.
         # Memory only, so after a restart every staged file is re-hashed.
@@ -254,6 +265,31 @@ class Store:
         if self.total_bytes is not None and self._total + more > self.total_bytes:
             raise StagingFullError(f"the holder's staging area ({self.total_bytes} bytes for all "
                                    "accounts) is full")
+        self._check_capacity(more)
+
+    def _check_capacity(self, more: int) -> None:
+        """Refuse ``more`` bytes past the allocated space or into the free-disk reserve."""
+        if self.capacity_bytes is not None and self._committed + self._total + more > self.capacity_bytes:
+            raise CapacityExceededError(
+                f"the holder's allocated space ({self.capacity_bytes} bytes, capacity_bytes) is "
+                f"used up: {self._committed} stored, {self._total} staged")
+        free = self._disk_free(self.root)
+        if free - max(more, 0) < self.reserve_free_bytes:
+            raise CapacityExceededError(
+                f"the holder keeps {self.reserve_free_bytes} bytes of its disk free "
+                f"(reserve_free_bytes); {free} bytes are free")
+
+    def capacity(self) -> dict[str, int | None]:
+        """Space of this holder: ``used`` (stored + staged), ``allocated`` (``capacity_bytes``,
+        None when unset), ``free`` (what an upload may still take, reserve and allocation
+        both counted), ``stored`` and ``staged``."""
+        with self._lock:
+            stored, staged = self._committed, self._total
+        disk = max(0, self._disk_free(self.root) - self.reserve_free_bytes)
+        if self.capacity_bytes is not None:
+            disk = min(disk, max(0, self.capacity_bytes - stored - staged))
+        return {"used": stored + staged, "allocated": self.capacity_bytes, "free": disk,
+                "stored": stored, "staged": staged}
 
     def _add_inflight(self, uploader: str, delta: int) -> None:
         with self._lock:
@@ -293,6 +329,10 @@ class Store:
         """
         upload.check()
         with self._lock:
+            if self._disk_free(self.root) < self.reserve_free_bytes:
+                raise CapacityExceededError(
+                    f"the holder keeps {self.reserve_free_bytes} bytes of its disk free "
+                    "(reserve_free_bytes); the upload is not kept")
             committed = self.committed_path(dataset_id, item)
             if committed.is_file():
                 if file_sha256(committed) != upload.sha256:
@@ -336,6 +376,7 @@ class Store:
                 raise CustodyError("; ".join(problems))
             moves = [(src, dst) for src, dst, _ in plan if src is not None]
             _make_durable([src for src, _ in moves])
+            self._committed += sum(src.stat().st_size for src, _ in moves)
             for src, dst in moves:
                 _make_dirs(dst.parent, self.datasets)
                 os.replace(src, dst)
@@ -433,6 +474,12 @@ class Store:
             if removed:
                 fsync_dir(self.staging)
         return removed
+
+
+def _disk_free(path: Path) -> int:
+    """Bytes free for unprivileged writers on the filesystem of ``path``."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
 
 
 def _label(item: Item) -> str:

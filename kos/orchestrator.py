@@ -192,10 +192,12 @@ class Orchestrator:
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, unsealer: WrapKeyUnsealer, *,
                  replicas: Sequence[str] = (), takeover_after: int = 10,
-                 issue_limit: RateLimiter | None = None) -> None:
+                 issue_limit: RateLimiter | None = None,
+                 on_tokens_sent: Callable[[int], None] | None = None) -> None:
         self.chain = chain
         self.account = account
         self.unsealer = unsealer
+        self.on_tokens_sent = on_tokens_sent  # counts tokens sent (metrics)
         self.replicas = list(replicas) or [account.address]
         if account.address not in self.replicas:
             raise ValueError(f"{account.address} is not in the replica list")
@@ -440,6 +442,8 @@ class Orchestrator:
                     return Outcome.DROPPED
                 continue
             self._track(request_id, sent)
+            if self.on_tokens_sent is not None:
+                self.on_tokens_sent(len(holders))
             log.info("tokens sent", extra=_fields(request=request_id, holders=holders, tx=sent.hex))
             return Outcome.ISSUED
         return Outcome.RETRY

@@ -48,8 +48,12 @@ from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.fsutil import atomic_write_bytes
 from shardkey.ratelimit import RateLimiter
 from shardkey.service.exits import ServiceExit
+from shardkey.service.health import WatchHealth, judge, watcher_lag
+from shardkey.service.listen import bind_listener
 from shardkey.service.logs import configure_logging
 from shardkey.service.loop import Backoff, poll_loop, proportional_jitter
+from shardkey.service.metrics import KosMetrics
+from shardkey.service.monitor import MonitorServer, monitor_app
 from shardkey.service.startup import IdentityCheck, Node, start_node
 
 log = logging.getLogger("kos.service")
@@ -82,8 +86,11 @@ class KosService:
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, key: HpkePrivateKey,
                  state_dir: Path, *, replicas: Sequence[str] = (), takeover_after: int = 10,
                  confirmations: int = 1, workers: int = DEFAULT_WORKERS,
-                 receipt_wait: float = 30.0, issue_limit: RateLimiter | None = None) -> None:
+                 receipt_wait: float = 30.0, issue_limit: RateLimiter | None = None,
+                 health: WatchHealth | None = None) -> None:
         self.chain = chain
+        self.metrics = KosMetrics()
+        self.health = health or WatchHealth()
         self.receipt_wait = receipt_wait
         self.account = account
         self.state_dir = Path(state_dir)
@@ -91,7 +98,8 @@ class KosService:
         os.chmod(self.state_dir, 0o700)
         self.orchestrator = Orchestrator(chain, account, WrapKeyUnsealer(key, chain.client.chain_id),
                                          replicas=replicas, takeover_after=takeover_after,
-                                         issue_limit=issue_limit)
+                                         issue_limit=issue_limit,
+                                         on_tokens_sent=self.metrics.tokens_issued.inc)
         self.pending = PendingSet(self.state_dir / "pending.json")
         self.watcher = EventWatcher(chain.client, chain.contracts, self.state_dir / "cursor.json",
                                     start_block=chain.deployment.start_block,
@@ -99,6 +107,7 @@ class KosService:
         self.watcher.before_save(self.pending.flush)
         self.watcher.on("RetrievalApproved", self._on_approved)
         self.watcher.on("RetrievalRequested", self.orchestrator.kap.remember_request)
+        self.metrics.count_handlers(self.watcher)
         self.workers = max(1, workers)
         # Read afresh every poll (max_age 0): its timestamp is "now" for the whole poll.
         self.clock = ChainTime.of(chain.client, max_age=0.0)
@@ -116,8 +125,12 @@ class KosService:
         report = PollReport()
         error: str | None = None
         try:
-            report.events = self.watcher.poll_once()
-            head = self.clock.refresh()
+            try:
+                report.events = self.watcher.poll_once()
+                head = self.clock.refresh()
+            except ChainError as exc:
+                self.metrics.rpc_errors.labels(kind=type(exc).__name__).inc()
+                raise
             report.block, report.chain_time = head.number, head.timestamp
             self.last_block = report.block
             ids = list(self.pending)
@@ -127,6 +140,10 @@ class KosService:
                 report.outcomes.update(self.orchestrator.wait_in_flight(self.receipt_wait))
                 settled = [r for r, o in report.outcomes.items() if o.final]
                 self.pending.discard(self._confirmed(settled, report.block, cache))
+            self.health.poll_succeeded(time.monotonic())
+            self.metrics.polls.inc()
+            self.metrics.watcher_lag.set(watcher_lag(report.block, self.watcher.confirmations,
+                                                     self.watcher.cursor.block))
         except BaseException as exc:
             error = type(exc).__name__
             raise
@@ -171,6 +188,14 @@ class KosService:
         outcomes = _parallel(settle, ids, self.workers)
         return dict(zip(ids, outcomes, strict=True))
 
+    def health_status(self) -> tuple[bool, dict[str, object]]:
+        """The health verdict and body of ``/health`` (reads the chain head; blocking)."""
+        verdict = judge(self.health, self.chain.client.block_number, self.watcher.confirmations,
+                        self.watcher.cursor.block, time.monotonic())
+        self.metrics.watcher_lag.set(verdict.lag_blocks)
+        return verdict.healthy, {**verdict.as_json(), "account": self.account.address,
+                                 "chain_id": self.chain.client.chain_id, "pending": len(self.pending)}
+
     def write_heartbeat(self, report: PollReport, error: str | None = None) -> None:
         """``state_dir/heartbeat.json``, atomically, 0600 (not fsynced: it is rewritten every poll)."""
         body = {"pid": os.getpid(), "account": self.account.address, "block": self.last_block,
@@ -193,6 +218,7 @@ class KosService:
 
         backoff = Backoff(base=2 * interval, cap=max(RETRY_CAP, 2 * interval),
                           jitter=proportional_jitter(random.random))
+        self.health.started(time.monotonic())
         poll_loop(poll_and_log, stop, lambda: interval, backoff, log, fatal=(UndecodableLog,))
 
 
@@ -276,14 +302,39 @@ def build(settings: KosSettings) -> KosService:
     return KosService(node.chain, node.account, node.hpke_key, settings.state_dir, replicas=replicas,
                       takeover_after=settings.takeover_after, confirmations=node.confirmations,
                       workers=settings.workers,
-                      issue_limit=RateLimiter(settings.issue_rate_limit, settings.issue_rate_window))
+                      issue_limit=RateLimiter(settings.issue_rate_limit, settings.issue_rate_window),
+                      health=WatchHealth(settings.health_max_poll_age, settings.health_max_lag_blocks))
 
 
 def run(config_path: Path) -> int:
-    """Run a replica until SIGTERM/SIGINT; return the exit code (0 on a clean stop)."""
+    """Run a replica until SIGTERM/SIGINT; return the exit code (0 on a clean stop).
+
+    With ``metrics_port`` set, its socket is bound first (a taken port: exit code 4) and
+    serves ``/health`` and ``/metrics`` while the replica runs.
+    """
     settings = load(config_path)
     configure_logging(settings.log_level)
-    service = build(settings)
+    listener = None
+    if settings.metrics_port is not None:
+        listener = bind_listener(settings.metrics_host, settings.metrics_port)
+    try:
+        service = build(settings)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
+    monitor = None
+    if listener is not None:
+        monitor = MonitorServer(monitor_app(service.health_status, service.metrics), listener)
+        monitor.start()
+    try:
+        return _run_replica(service, settings)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+
+
+def _run_replica(service: KosService, settings: KosSettings) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ from eth_utils.address import is_address, to_checksum_address
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shardkey.service.health import DEFAULT_MAX_LAG_BLOCKS, DEFAULT_MAX_POLL_AGE
 from shardkey.settings import MAX_CONFIRMATIONS, ServiceSettings, load_settings
 
 
@@ -65,6 +66,19 @@ class KosSettings(ServiceSettings):
 
     issue_rate_window: int = Field(default=3600, ge=1)
     """Seconds of chain time of the token issue rate window."""
+
+    metrics_host: str = "127.0.0.1"
+    """Interface of the metrics port."""
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """TCP port serving ``/health`` and ``/metrics`` (Prometheus); unset: no HTTP port."""
+
+    health_max_poll_age: float = Field(default=DEFAULT_MAX_POLL_AGE, gt=0)
+    """Seconds since the last successful chain poll after which ``/health`` answers 503."""
+
+    health_max_lag_blocks: int = Field(default=DEFAULT_MAX_LAG_BLOCKS, ge=0)
+    """Blocks the event cursor may fall behind the head (less the confirmation depth)
+    before ``/health`` answers 503."""
 
     log_level: str = "INFO"
     """Python logging level name (DEBUG, INFO, WARNING, ERROR)."""

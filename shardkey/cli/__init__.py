@@ -1,7 +1,8 @@
 """The ``shardkey`` command. Every ShardKeyError is caught once, in :func:`main`.
 
 Exit codes: 0 done; 2 bad usage or input; 3 denied by policy; 4 data could not be
-restored or verified; 1 anything else.
+restored or verified; 5 a devnet member is down (``devnet status``), or the devnet's
+anvil died with its chain (``devnet up``, ``devnet restart``); 1 anything else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 import click
 
 from shardkey.chain.errors import ChainError
+from shardkey.cli.context import connection_hint
 from shardkey.errors import ShardKeyError
 from shardkey.heap import limit_arenas
 
@@ -20,8 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     limit_arenas()  # before any thread starts (arenas are given out per thread)
     from shardkey.cli.commands import cli
 
+    invocation: dict[str, object] = {}  # the Env of this run, for the connection hint
     try:
-        cli.main(args=argv, prog_name="shardkey", standalone_mode=False)
+        cli.main(args=argv, prog_name="shardkey", standalone_mode=False, obj=invocation)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     except ChainError as exc:
         click.echo(f"error: {exc}", err=True)
         if "Connection refused" in str(exc) or "failed:" in str(exc):
-            click.echo("hint: is the chain running? ('shardkey devnet up' starts a local one)", err=True)
+            click.echo(f"hint: {connection_hint(invocation.get('env'))}", err=True)
         sys.exit(exc.exit_code)
     except ShardKeyError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -36,8 +36,11 @@ DEFAULT_HPKE_SUITE = next(name for name, suite in SUITE_NAMES.items() if suite i
 def cli(ctx: click.Context, home: Path | None, network_file: Path | None,
         passphrase_file: Path | None) -> None:
     """ShardKey: encrypted shards at independent holders, keys released by an on-chain policy."""
-    ctx.obj = Env(home=(home.resolve() if home else default_home()), network_file=network_file,
-                  passphrase_file=passphrase_file)
+    env = Env(home=(home.resolve() if home else default_home()), network_file=network_file,
+              passphrase_file=passphrase_file)
+    if isinstance(ctx.obj, dict):  # main() keeps the Env to word its connection hint
+        ctx.obj["env"] = env
+    ctx.obj = env
 
 
 # ---------------------------------------------------------------- devnet
@@ -54,12 +57,18 @@ def devnet() -> None:
               help="Suite of the KOS and holder HPKE keys (x25519: not post-quantum).")
 @pass_env
 def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke_suite: str) -> None:
-    """Start the devnet (a running one is left as it is)."""
+    """Start the devnet; on a running one, start again any KOS or holder that died.
+
+    When the devnet's anvil died its chain is gone: exits 5 saying what to run.
+    """
     from shardkey.crypto.hpke import parse_suite
     from shardkey.devnet import up
 
     info = up(env.home, holders=holders, kos_replicas=kos_replicas, block_time=block_time,
               hpke_suite=parse_suite(hpke_suite))
+    revived = info.data.get("revived") or []
+    if revived:
+        click.echo(f"restarted: {', '.join(revived)} (from their state folders)")
     click.echo(f"devnet up: {info.rpc_url}, {len(info.data['holders'])} holders, "
                f"{len(info.data['kos'])} KOS; details in {info.home / 'devnet.json'}")
 
@@ -78,13 +87,35 @@ def devnet_down(env: Env) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
 def devnet_status(env: Env, as_json: bool) -> None:
-    """Show what runs."""
+    """Show what runs; exit 5 when a member is down."""
     from shardkey.devnet import status
+    from shardkey.devnet.supervise import MEMBER_DOWN_EXIT
 
     rows = status(env.home)
     if not rows:
         raise UsageError(f"no devnet in {env.home}")
     emit(rows, as_json, columns=["name", "pid", "running", "endpoint"])
+    down = [str(r["name"]) for r in rows if not r["running"]]
+    if down:
+        what = "'shardkey devnet up' starts them again" if "anvil" not in down else \
+            "anvil died with the chain: 'shardkey devnet down' then 'shardkey devnet up'"
+        click.echo(f"down: {', '.join(down)}; {what}", err=True)
+        raise SystemExit(MEMBER_DOWN_EXIT)
+
+
+@devnet.command("restart")
+@click.argument("name")
+@pass_env
+def devnet_restart(env: Env, name: str) -> None:
+    """Stop the KOS replica or holder NAME (when it runs) and start it again with its state."""
+    from shardkey.devnet import DevnetInfo
+    from shardkey.devnet.supervise import restart
+
+    info = DevnetInfo.load(env.home)
+    if info is None:
+        raise UsageError(f"no devnet in {env.home}")
+    restart(info.home, info.data, name)
+    click.echo(f"restarted {name}")
 
 
 # ---------------------------------------------------------------- store / policy

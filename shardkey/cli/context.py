@@ -204,3 +204,31 @@ def cli_passphrase(source: Path | None = None, confirm: bool = False) -> str:
 def default_home() -> Path:
     """``$SHARDKEY_HOME``, else ``.shardkey`` in the current folder."""
     return Path(os.environ.get("SHARDKEY_HOME") or ".shardkey").resolve()
+
+
+DEVNET_HINT = "is the chain running? ('shardkey devnet up' starts a local one)"
+
+
+def connection_hint(env: object) -> str:
+    """What to check when the RPC endpoint did not answer, worded for where it came from.
+
+    The devnet hint only when the RPC is the devnet's; a ``--network`` deployment names its
+    endpoint (redacted: URLs carry API keys) and the file it came from.
+    """
+    from shardkey.chain.rpc import redact_url
+    from shardkey.devnet.process import is_running
+
+    if not isinstance(env, Env):
+        return "the chain's RPC endpoint did not answer"
+    if env.network_file is not None:
+        try:
+            where = redact_url(env.deployment.rpc_url)
+        except Exception:  # the hint must never hide the error it explains
+            where = "the deployment's rpc_url"
+        return (f"the RPC endpoint {where} (deployment of --network {env.network_file}) did not "
+                "answer: check that node, or set the deployment's rpc_url to one that runs")
+    devnet = env.devnet
+    if devnet is not None and not is_running(int(devnet.data["anvil"]["pid"])):
+        return (f"the devnet's anvil in {env.home} is not running (its chain state is lost): "
+                "'shardkey devnet down' then 'shardkey devnet up' starts a new devnet")
+    return DEVNET_HINT

@@ -86,6 +86,7 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
     good: dict[int, dict[int, bytes]] = {}
     seen: set[str] = set()
     start = chain.client.blocks_at(request.requested_at, registration.block_number)[0]  # deliveries follow it
+    waiting_since = time.monotonic()
     while True:
         logs = chain.retrievals.contract.get_logs("FragmentsDelivered", start, requestId=request.request_id)
         for log in logs:
@@ -109,6 +110,10 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
         if len(seen) == len(params.fragment_holders) or time.monotonic() > deadline:
             missing = [h for h in params.fragment_holders if h not in seen]
             report_missing_fragments(chain, requester, request, params.fragment_holders, seen, result)
+            not_released = kos_not_released(chain, request.request_id, params.threshold,
+                                            time.monotonic() - waiting_since)
+            if not_released is not None:
+                raise RestoreError(not_released)
             claimed = (f" (claimed missing on chain: {', '.join(result.missing_fragment_holders)})"
                        if result.missing_fragment_holders else "")
             raise RestoreError(
@@ -116,6 +121,21 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
                 f"fragments; missing: {', '.join(missing) or 'none'}{claimed}; wrong: "
                 f"{', '.join(result.bad_fragment_holders) or 'none'}")
         time.sleep(0.2)
+
+
+def kos_not_released(chain: ShardKeyChain, request_id: int, threshold: int,
+                     waited: float) -> str | None:
+    """Why no fragments came when the KOS issued fewer tokens than the threshold, else None.
+
+    Holders deliver only for a token, so missing deliveries then say nothing about them.
+    """
+    info = chain.retrievals.request(request_id)
+    if info.tokens_issued >= threshold:
+        return None
+    return (f"the KOS has not released request {request_id}: it is {info.status.name.lower()} and "
+            f"{info.tokens_issued} of the {threshold} unlock tokens needed were issued after waiting "
+            f"{waited:.0f} s; holders deliver fragments only for a token: check that the KOS runs "
+            "(its /health and log; 'shardkey devnet status' on the devnet)")
 
 
 def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Registration,

@@ -3,14 +3,15 @@
 ``up`` starts anvil, creates and funds named accounts, deploys the contracts, registers
 and activates the holders (distinct regions), writes service settings, starts the KOS
 and holder agents in the background, and writes ``HOME/devnet.json``. Running it again
-while the devnet runs changes nothing; after a crash it cleans up and starts afresh.
-``down`` stops every process it started, by pid.
+on a devnet whose anvil runs starts again any KOS replica or holder that died, from its
+state folder (:mod:`shardkey.devnet.supervise`); when anvil died the chain is gone, and
+``up`` says so (:class:`~shardkey.devnet.supervise.ChainLostError`) instead of silently
+starting another. ``down`` stops every process it started, by pid.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -30,9 +30,10 @@ from shardkey.chain.connection import ChainClient
 from shardkey.chain.deploy import deploy_all
 from shardkey.crypto.hpke import DEFAULT_SUITE, HpkePrivateKey, HpkeSuiteId
 from shardkey.devnet.anvil import start_anvil
-from shardkey.devnet.process import DevnetError, is_running, stop, wait_until
+from shardkey.devnet.process import DevnetError, is_running, stop
 from shardkey.devnet.regions import region_for
 from shardkey.devnet.spawner import Spawner
+from shardkey.devnet.supervise import chain_lost, revive, service_env, wait_ready
 from shardkey.fsutil import atomic_write_bytes
 from shardkey.keys import save_hpke_keystore, save_plain_account_key
 from shardkey.policy.geo import degrees_to_e6
@@ -102,16 +103,18 @@ def _is_up(info: DevnetInfo) -> bool:
 def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 0.5,
        confirmations: int = 1, quiet: bool = False,
        hpke_suite: HpkeSuiteId = DEFAULT_SUITE) -> DevnetInfo:
-    """Start a devnet in ``home`` (or return the running one).
+    """Start a devnet in ``home``, or bring back the members of the running one that died.
 
-    KOS and holder HPKE keys are made in ``hpke_suite`` (hybrid ML-KEM-768+X25519 by default).
+    The names brought back are in ``info.data["revived"]`` (not saved). KOS and holder HPKE
+    keys are made in ``hpke_suite`` (hybrid ML-KEM-768+X25519 by default).
     """
     home = Path(home).resolve()
     existing = DevnetInfo.load(home)
     if existing is not None and _is_up(existing):
-        return existing
+        revived = revive(home, existing.data, service_env())
+        return DevnetInfo(home, {**existing.data, "revived": revived})
     if existing is not None:
-        down(home)
+        raise chain_lost(home, int(existing.data["anvil"]["pid"]))
     if not 1 <= holders <= 200:
         raise DevnetError(f"--holders must be between 1 and 200, got {holders}")
     for sub in ("keys", "kos", "holders", "logs", "requests"):
@@ -133,7 +136,7 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
 def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confirmations: int,
            started: list[int], hpke_suite: HpkeSuiteId) -> DevnetInfo:
     # The fork server imports the agents' code while anvil starts and the contracts deploy.
-    spawner = Spawner(home / "logs" / "spawner.log", _service_env())
+    spawner = Spawner(home / "logs" / "spawner.log", service_env())
     try:
         return _start_with(spawner, home, holders, kos_replicas, block_time, confirmations, started,
                            hpke_suite)
@@ -227,12 +230,8 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
     with ThreadPoolExecutor(max_workers=min(8, holders)) as pool:
         holder_entries = list(pool.map(setup_holder, range(holders)))
 
-    for entry in holder_entries:
-        wait_until(functools.partial(_healthy, entry["endpoint"]), 120, entry["name"], pid=entry["pid"],
-                   log_path=Path(entry["log"]))
-    for entry in kos_entries:
-        heartbeat = Path(entry["state_dir"]) / "heartbeat.json"
-        wait_until(heartbeat.exists, 60, entry["name"], pid=entry["pid"], log_path=Path(entry["log"]))
+    for entry in [*holder_entries, *kos_entries]:
+        wait_ready(entry)
 
     info = {"home": str(home), "rpc_url": rpc_url, "chain_id": client.chain_id,
             "deployment": str(deployment_path), "contracts": deployment.addresses,
@@ -253,15 +252,6 @@ def _free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
-def _service_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-
-def _healthy(endpoint: str) -> bool:
-    return httpx.get(f"{endpoint}/v1/health", timeout=1.0).status_code == 200
 
 
 def down(home: Path) -> list[str]:

@@ -6,7 +6,10 @@
   confirmation depth;
 - chain time (the latest block's timestamp with bounded staleness) is chain code:
   :mod:`shardkey.chain.chaintime`, shared with the client;
-- :mod:`~shardkey.service.loop`: poll, back off on failure, stop on an event.
+- :mod:`~shardkey.service.loop`: poll, back off on failure, stop on an event;
+- :mod:`~shardkey.service.health`: the one health rule (watcher stuck or lagging);
+- :mod:`~shardkey.service.metrics`: every Prometheus metric of both services;
+- :mod:`~shardkey.service.monitor`: ``/health`` and ``/metrics`` on the KOS's metrics port.
 
 ``kos`` and ``holder_agent`` never import each other; what both need lives here.
 """

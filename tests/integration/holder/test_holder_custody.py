@@ -106,7 +106,9 @@ def test_unclaimed_staging_is_collected_after_ttl(world) -> None:
 
 def test_health_and_openapi(world) -> None:
     health = world.http.get("/v1/health").json()
-    assert health == {"status": "ok", "address": world.me, "chain_id": world.dev.client.chain_id}
+    assert {k: health[k] for k in ("status", "reason", "address", "chain_id")} == {
+        "status": "ok", "reason": None, "address": world.me, "chain_id": world.dev.client.chain_id}
+    assert set(health["storage"]) == {"used", "allocated", "free"}
     doc = world.http.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     paths = doc["paths"]

@@ -126,3 +126,39 @@ def test_hundred_requests_approved_in_one_block_all_get_their_tokens_once(world)
     assert all(world.chain.retrievals.request(r).tokens_issued == 3 for r in range(1, 101))
     for request_id in (1, 57, 100):
         assert len(world.token_events(request_id)) == 3
+
+
+def test_metrics_port_serves_health_and_metrics(world, tmp_path: Path) -> None:
+    import httpx
+
+    from shardkey.devnet.anvil import free_port
+
+    port = free_port()
+    config = _config(world, tmp_path, metrics_port=port)
+    dataset = world.dataset()
+    proc = _start(config)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{base}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        _wait(answers, 30, proc)
+        _wait((tmp_path / "state" / "heartbeat.json").exists, 30, proc)  # it polls
+        body = httpx.get(f"{base}/health", timeout=5).json()
+        assert body["status"] == "ok" and body["account"] == world.dev.accounts["kos"].address
+        request_id = world.request(dataset)
+        world.approve(request_id)
+
+        def issued() -> bool:
+            world.dev.mine()  # an earlier test may have left the chain mining only on transactions
+            return bool(world.chain.retrievals.request(request_id).tokens_issued == 3)
+        _wait(issued, 30, proc)
+        _wait(lambda: "shardkey_kos_tokens_issued_total 3.0" in httpx.get(f"{base}/metrics", timeout=5).text,
+              30, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+        print(stderr.decode()[-3000:])  # shown when the test fails
+    assert proc.returncode == 0

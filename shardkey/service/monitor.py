@@ -1,0 +1,82 @@
+"""The KOS's optional monitoring port: ``/health`` and ``/metrics`` on a bound socket.
+
+The socket comes from :func:`shardkey.service.listen.bind_listener` (a taken port is exit
+code 4 before anything else starts); uvicorn serves it from a daemon thread while the
+poll loop runs in the main thread. The holder serves the same two answers on its API port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shardkey.service.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+
+HealthAnswer = Callable[[], tuple[bool, dict[str, object]]]
+
+
+def metrics_response(metrics: ServiceMetrics) -> Response:
+    """The Prometheus text exposition of ``metrics``."""
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def health_response(healthy: bool, body: dict[str, object]) -> Response:
+    """200 with ``body`` when healthy, else 503 with it."""
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+def monitor_app(health: HealthAnswer, metrics: ServiceMetrics) -> Starlette:
+    """``GET /health`` (200 or 503 with the reason) and ``GET /metrics``.
+
+    ``health`` is called in a worker thread (it reads the chain head).
+    """
+    from anyio import to_thread
+
+    async def get_health(request: Request) -> Response:
+        healthy, body = await to_thread.run_sync(health)
+        return health_response(healthy, body)
+
+    async def get_metrics(request: Request) -> Response:
+        await to_thread.run_sync(health)  # refreshes the lag gauge
+        return metrics_response(metrics)
+
+    return Starlette(routes=[Route("/health", get_health, methods=["GET"]),
+                             Route("/metrics", get_metrics, methods=["GET"])])
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class MonitorServer:
+    """``monitor_app`` served on an already bound ``listener`` from a daemon thread."""
+
+    def __init__(self, app: Starlette, listener: socket.socket) -> None:
+        host, port = listener.getsockname()[:2]
+        self._listener = listener
+        self._server = QuietServer(uvicorn.Config(app, host=str(host), port=int(port), log_config=None,
+                                              access_log=False, lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [listener]},
+                                        name="monitor", daemon=True)
+
+    def start(self) -> None:
+        """Start serving."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._listener.close()
