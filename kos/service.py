@@ -32,7 +32,6 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 
 from kos.errors import KosConfigError, KosError
 from kos.leader import PendingSet
@@ -58,7 +57,6 @@ from shardkey.service.startup import IdentityCheck, Node, start_node
 
 log = logging.getLogger("kos.service")
 
-KOS_ROLE = keccak(text="KOS_ROLE")
 PASSPHRASE_ENV = "SHARDKEY_KOS_PASSPHRASE"  # noqa: S105 - a variable name
 DEFAULT_WORKERS = 8  # the same default as KosSettings.workers
 RETRY_CAP = 10.0  # longest wait between two failing polls (seconds)
@@ -272,7 +270,7 @@ def _all_tokens(service: KosService, request_id: int) -> bool:
 
 def _role_problem(node: Node) -> str | None:
     me = node.account.address
-    if node.chain.client.read(node.chain.retrievals.contract, "hasRole", KOS_ROLE, me):
+    if node.chain.retrievals.has_kos_role(me):
         return None
     return f"account {me} does not hold KOS_ROLE on the RetrievalCoordinator"
 

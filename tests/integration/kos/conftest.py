@@ -11,7 +11,8 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from kos.service import KOS_ROLE, KosService
+from kos.service import KosService
+from shardkey.chain.bindings import KOS_ROLE
 from shardkey.chain.model import DatasetParams
 from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
 from shardkey.policy.model import ApprovalGroup, Policy
