@@ -2,14 +2,17 @@
 
 A file of ``L`` bytes is cut into ``S = max(1, ceil(L / (k * shard_size)))`` stripes;
 the last stripe is zero-padded. Each stripe is ``k`` data blocks of ``shard_size``
-bytes, encoded into ``m = k + p`` shards; positions ``0..k-1`` are the data blocks
-themselves, ``k..m-1`` parity. Global shard index ``i``: stripe ``i // m``, position
-``i % m``.
+bytes. Global shard index ``i``: stripe ``i // m``, position ``i % m`` (``m = k + p``);
+positions ``0..k-1`` are data, ``k..m-1`` parity.
+
+:func:`encode_blocks` / :func:`decode_blocks` code any ``k`` equal-length blocks; shard
+format v2 (:mod:`shardkey.crypto.stripe`) runs them over the ``k`` data ciphertexts.
+:func:`encode_stripe` / :func:`decode_stripe` code a plaintext stripe directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import zfec
 
@@ -65,6 +68,49 @@ def stripe_bounds(stripe: int, length: int, k: int, shard_size: int) -> tuple[in
     return start, min(length, start + size)
 
 
+def encode_blocks(blocks: Sequence[bytes | memoryview], k: int, p: int) -> list[bytes]:
+    """The ``p`` parity blocks of ``k`` equal-length data blocks (positions ``k..k+p-1``)."""
+    validate_params(k, p, 1)
+    if len(blocks) != k:
+        raise ErasureParameterError(f"need exactly k = {k} data blocks, got {len(blocks)}")
+    sizes = {len(b) for b in blocks}
+    if len(sizes) != 1:
+        raise ErasureParameterError(f"data blocks differ in length: {sorted(sizes)} bytes")
+    if p == 0:
+        return []
+    parity = zfec.Encoder(k, k + p).encode(tuple(blocks), tuple(range(k, k + p)))
+    return [b if isinstance(b, bytes) else bytes(b) for b in parity]
+
+
+def decode_blocks(blocks: Mapping[int, bytes], k: int, p: int, *, where: str = "") -> list[bytes]:
+    """The ``k`` data blocks from any ``k`` equal-length blocks keyed by position.
+
+    ``where`` prefixes error messages. Raises :class:`ErasureDecodeError` for too few
+    blocks, a position outside ``0..k+p-1`` or blocks of different lengths.
+    """
+    validate_params(k, p, 1)
+    m = k + p
+    for pos in blocks:
+        if not 0 <= pos < m:
+            raise ErasureDecodeError(f"{where}shard position {pos} outside 0..{m - 1}")
+    if len(blocks) < k:
+        raise ErasureDecodeError(
+            f"{where}need {k} of {m} shards to rebuild, have {len(blocks)} (positions {sorted(blocks)})"
+        )
+    sizes = {len(b) for b in blocks.values()}
+    if len(sizes) != 1:
+        raise ErasureDecodeError(f"{where}shards differ in length: {sorted(sizes)} bytes")
+    if all(j in blocks for j in range(k)):
+        return [bytes(blocks[j]) for j in range(k)]
+    # Prefer data shards, then parity; put each primary block at its own index.
+    chosen = [j for j in range(k) if j in blocks]
+    chosen += [j for j in sorted(blocks) if j >= k][: k - len(chosen)]
+    parity = iter(j for j in chosen if j >= k)
+    order = [j if j in blocks else next(parity) for j in range(k)]
+    out = zfec.Decoder(k, m).decode(tuple(bytes(blocks[j]) for j in order), tuple(order))
+    return [bytes(b) for b in out]
+
+
 def encode_stripe(data: bytes, k: int, p: int, shard_size: int) -> list[bytes]:
     """Encode up to ``k * shard_size`` bytes (zero-padded) into ``k + p`` shards."""
     validate_params(k, p, shard_size)
@@ -87,29 +133,13 @@ def decode_stripe(
     few shards, a bad position or a shard of the wrong size.
     """
     validate_params(k, p, shard_size)
-    m = k + p
     where = f"stripe {stripe}: " if stripe is not None else ""
     for pos, shard in shards.items():
-        if not 0 <= pos < m:
-            raise ErasureDecodeError(f"{where}shard position {pos} outside 0..{m - 1}")
-        if len(shard) != shard_size:
+        if 0 <= pos < k + p and len(shard) != shard_size:
             raise ErasureDecodeError(
                 f"{where}shard at position {pos} has {len(shard)} bytes, expected {shard_size}"
             )
-    if len(shards) < k:
-        raise ErasureDecodeError(
-            f"{where}need {k} of {m} shards to rebuild, have {len(shards)} (positions {sorted(shards)})"
-        )
-    if all(j in shards for j in range(k)):
-        return b"".join(bytes(shards[j]) for j in range(k))
-    # Prefer data shards, then parity; put each primary block at its own index.
-    chosen = [j for j in range(k) if j in shards]
-    chosen += [j for j in sorted(shards) if j >= k][: k - len(chosen)]
-    parity = iter(j for j in chosen if j >= k)
-    order = [j if j in shards else next(parity) for j in range(k)]
-    blocks = tuple(bytes(shards[j]) for j in order)
-    out = zfec.Decoder(k, m).decode(blocks, tuple(order))
-    return b"".join(bytes(b) for b in out)
+    return b"".join(decode_blocks(shards, k, p, where=where))
 
 
 def trim_stripe(stripe_data: bytes, stripe: int, length: int, k: int, shard_size: int) -> bytes:

@@ -132,3 +132,18 @@ class HpkeKeyError(CryptoInputError):
 
 class HpkeDecryptionError(CryptoIntegrityError):
     """A sealed blob failed to open (wrong key, wrong info, tampered, or malformed)."""
+
+
+# --- keyless rebuild ------------------------------------------------------------
+
+
+class ShardIntegrityError(CryptoIntegrityError):
+    """A shard does not match its registered SHA-256 (or Merkle leaf); ``shard_index`` names it."""
+
+    def __init__(self, message: str, *, shard_index: int) -> None:
+        super().__init__(message)
+        self.shard_index = shard_index
+
+
+class ShardRebuildError(CryptoIntegrityError):
+    """Lost shards could not be rebuilt (too few good shards, mixed stripes, a mismatch)."""

@@ -2,9 +2,12 @@
 
 Wire format::
 
-    header  = b"SKS1" | chunk_size:u32be | nonce_prefix:7            (15 bytes)
+    header  = b"SKS2" | chunk_size:u32be | nonce_prefix:7            (15 bytes)
     chunk_c = AESGCM(key).encrypt(nonce_prefix | c:u32be | last:u8, plaintext_c, aad)
-    aad     = b"shardkey/shard/v1" | dataset_id:32 | shard_index:u32be | chunk_size:u32be
+    aad     = b"shardkey/shard/v2" | dataset_id:32 | shard_index:u32be | chunk_size:u32be
+
+Shard format v2 (:mod:`shardkey.crypto.stripe`) seals only data shards this way; the
+version is in both the magic and the AAD, so a v1 shard never authenticates as v2.
 
 Every chunk but the last holds exactly ``chunk_size`` plaintext bytes; the last holds
 ``0..chunk_size`` bytes (an empty plaintext is one empty final chunk; a plaintext whose
@@ -31,14 +34,14 @@ from shardkey.crypto.errors import (
     StreamStateError,
 )
 
-MAGIC = b"SKS1"
+MAGIC = b"SKS2"
 NONCE_PREFIX_LEN = 7
 HEADER_LEN = len(MAGIC) + 4 + NONCE_PREFIX_LEN  # 15
 TAG_LEN = 16
 KEY_LEN = 32
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
-AAD_PREFIX = b"shardkey/shard/v1"
+AAD_PREFIX = b"shardkey/shard/v2"
 
 Rng = Callable[[int], bytes]
 

@@ -61,7 +61,7 @@ def test_chunk_layout(length: int, chunks: int) -> None:
     ct = stream.encrypt_shard(KEY, DS, 0, bytes(length), rng(), chunk_size=16)
     assert stream.chunk_count(length, 16) == chunks
     assert len(ct) == stream.HEADER_LEN + length + 16 * chunks
-    assert ct[:4] == b"SKS1"
+    assert ct[:4] == b"SKS2"
     assert ct[4:8] == (16).to_bytes(4, "big")
     assert ct[8:15] == rng()(7)
 
@@ -72,7 +72,7 @@ def test_wire_format_of_first_and_last_chunk() -> None:
     pt = b"A" * 16 + b"tail"
     ct = stream.encrypt_shard(KEY, DS, 258, pt, rng(3), chunk_size=16)
     prefix = ct[8:15]
-    aad = b"shardkey/shard/v1" + DS + (258).to_bytes(4, "big") + (16).to_bytes(4, "big")
+    aad = b"shardkey/shard/v2" + DS + (258).to_bytes(4, "big") + (16).to_bytes(4, "big")
     c0 = AESGCM(KEY).decrypt(prefix + b"\x00\x00\x00\x00\x00", ct[15 : 15 + 32], aad)
     c1 = AESGCM(KEY).decrypt(prefix + b"\x00\x00\x00\x01\x01", ct[15 + 32 :], aad)
     assert c0 + c1 == pt
@@ -144,8 +144,8 @@ def test_swapping_full_chunks_between_equal_sized_shards_is_rejected() -> None:
 
 def test_header_tampering() -> None:
     ct = small_ct()
-    with pytest.raises(ShardHeaderError, match="bad magic"):
-        stream.decrypt_shard(KEY, DS, 9, b"SKS2" + ct[4:])
+    with pytest.raises(ShardHeaderError, match="bad magic"):  # a format v1 shard is refused
+        stream.decrypt_shard(KEY, DS, 9, b"SKS1" + ct[4:])
     with pytest.raises(ShardHeaderError, match="chunk_size 0"):
         stream.decrypt_shard(KEY, DS, 9, ct[:4] + bytes(4) + ct[8:])
     with pytest.raises(ShardHeaderError, match=r"outside 1\.\.1024"):

@@ -1,0 +1,77 @@
+"""Shard format v2: encrypt, then encode (docs/DESIGN.md "Shard format v2").
+
+A stripe's plaintext (``k * shard_size`` bytes, the last stripe zero-padded) is cut into
+``k`` data blocks; data block ``j`` is sealed with STREAM (:mod:`shardkey.crypto.stream`,
+AAD prefix ``shardkey/shard/v2``, chunk size :data:`CHUNK_SIZE`) under its own key as
+shard ``stripe * m + j``. The ``p`` parity shards are the erasure code of those ``k``
+ciphertexts, so every stored shard is :func:`stored_shard_length` bytes, and any ``k``
+shards give back the ``k`` ciphertexts without a key (:mod:`shardkey.crypto.rebuild`).
+Only data shards have keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+
+from shardkey.crypto.erasure import decode_blocks, encode_blocks, shard_location, validate_params
+from shardkey.crypto.errors import CryptoInputError
+from shardkey.crypto.stream import DEFAULT_CHUNK_SIZE, ciphertext_length, decrypt_shard, seal_shard
+
+Rng = Callable[[int], bytes]
+
+FORMAT_VERSION = 2
+CHUNK_SIZE = DEFAULT_CHUNK_SIZE  # fixed by the format: every shard of a size has one length
+
+
+def stored_shard_length(shard_size: int) -> int:
+    """Bytes of every stored shard (data ciphertext or parity) of a ``shard_size`` dataset."""
+    validate_params(1, 0, shard_size)
+    return ciphertext_length(shard_size, CHUNK_SIZE)
+
+
+def is_data_shard(index: int, k: int, p: int) -> bool:
+    """Whether global shard ``index`` is a data shard (has a key) rather than parity."""
+    return shard_location(index, k, p)[1] < k
+
+
+def data_shard_indices(shard_count: int, k: int, p: int) -> list[int]:
+    """The global indices of the data shards, the only shards with keys, in order."""
+    validate_params(k, p, 1)
+    if shard_count < 0 or shard_count % (k + p):
+        raise CryptoInputError(f"shard_count {shard_count} is not a whole number of {k + p}-shard stripes")
+    return [i for i in range(shard_count) if i % (k + p) < k]
+
+
+def seal_stripe(keys: Sequence[bytes], dataset_id: bytes, stripe: int, data: bytes,
+                k: int, p: int, shard_size: int, rng: Rng) -> list[tuple[bytes, bytes]]:
+    """Encrypt a stripe's ``k`` data blocks (``keys[j]`` for position ``j``) and compute the
+    ``p`` parity shards over the ciphertexts; return ``(shard, sha256(shard))`` by position."""
+    validate_params(k, p, shard_size)
+    if len(keys) != k:
+        raise CryptoInputError(f"stripe {stripe}: need {k} data shard keys, got {len(keys)}")
+    size = k * shard_size
+    if len(data) > size:
+        raise CryptoInputError(f"stripe {stripe}: {len(data)} bytes, more than k * shard_size = {size}")
+    padded = memoryview(data if len(data) == size else bytes(data) + bytes(size - len(data)))
+    m = k + p
+    sealed = [seal_shard(keys[j], dataset_id, stripe * m + j,
+                         padded[j * shard_size:(j + 1) * shard_size], rng, CHUNK_SIZE)
+              for j in range(k)]
+    parity = encode_blocks([c for c, _ in sealed], k, p)
+    return sealed + [(b, hashlib.sha256(b).digest()) for b in parity]
+
+
+def open_stripe(keys: Mapping[int, bytes], dataset_id: bytes, stripe: int,
+                shards: Mapping[int, bytes], k: int, p: int) -> bytes:
+    """The stripe's padded plaintext from any ``k`` verified shards (by position) and the
+    keys of its data positions (``keys[j]`` for position ``j``; only ``0..k-1`` are used).
+
+    Raises :class:`~shardkey.crypto.errors.ErasureDecodeError` for too few or unequal
+    shards and :class:`~shardkey.crypto.errors.ShardDecryptionError` naming the shard
+    whose ciphertext does not authenticate.
+    """
+    ciphertexts = decode_blocks(shards, k, p, where=f"stripe {stripe}: ")
+    m = k + p
+    return b"".join(decrypt_shard(keys[j], dataset_id, stripe * m + j, ciphertexts[j])
+                    for j in range(k))
