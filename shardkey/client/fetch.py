@@ -1,17 +1,19 @@
 """``shardkey fetch``: collect fragments, rebuild shard keys, download, verify, restore.
 
 docs/DESIGN.md "Retrieve" step 5. Fragments come from ``FragmentsDelivered`` events, sealed
-to the request's ephemeral key; each holder's fragments are checked against its
-registered fragments root (a wrong one is claimed on chain as ``Wrong``, the holder named,
-and its fragments dropped). Any ``t`` good holders rebuild every shard key. A holder with
-a token that never delivered is claimed ``Missing``, and only once the request's deadline
-has passed on chain (before that it may still deliver). Shards are downloaded stripe by
-stripe (data positions first, parity as fallback), each checked against its registered
-SHA-256 before decryption; a holder that serves a wrong shard is proven on chain with its
-own ``ShardServed`` receipt for this request and a Merkle proof. What became of every
-report (mined, skipped and why, reverted and the error) is in ``FetchResult.reports``,
-which the CLI prints: a skipped or reverted proof is never shown as proven. The output is written
-to a temporary file beside ``out`` and renamed only when complete: never a partial file.
+to the request's ephemeral key; each holder's fragments are checked against its registered
+fragments root (a wrong one is claimed on chain as ``Wrong``, the holder named, and its
+fragments dropped). Any ``t`` good holders rebuild every data shard key (shard format v2:
+parity shards have none). A holder with a token that never delivered is claimed ``Missing``,
+and only once the request's deadline has passed on chain (before that it may still deliver).
+Shards are downloaded stripe by stripe (data positions first, parity as fallback), each
+checked against its registered SHA-256; any ``k`` good shards decode to the stripe's ``k``
+data ciphertexts, which are then decrypted; a holder that serves a wrong shard is proven on
+chain with its own ``ShardServed`` receipt for this request and a Merkle proof. What became
+of every report (mined, skipped and why, reverted and the error) is in
+``FetchResult.reports``, which the CLI prints: a skipped or reverted proof is never shown as
+proven. The output is written to a temporary file beside ``out`` and renamed only when
+complete: never a partial file.
 """
 
 from __future__ import annotations
@@ -34,13 +36,12 @@ from shardkey.chain.eip712 import recover, served_message
 from shardkey.chain.model import FragmentFailureKind, Registration, RequestInfo, RequestStatus
 from shardkey.client.holder_http import HolderClient, HolderRequestError
 from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
-from shardkey.crypto import decode_stripe, trim_stripe
+from shardkey.crypto import data_shard_indices, open_stripe, trim_stripe
 from shardkey.crypto.bundle import unpack_bundle
 from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.hpke import HpkePrivateKey, delivery_info
 from shardkey.crypto.merkle import MerkleTree
 from shardkey.crypto.shamir import Share, combine, holder_fragments_root
-from shardkey.crypto.stream import decrypt_shard
 from shardkey.errors import PolicyDenied, RestoreError
 from shardkey.fsutil import atomic_writer
 from shardkey.policy.evaluate import DenialReason
@@ -148,7 +149,7 @@ def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Reg
     except CryptoError:
         return None
     shares = dict(bundle.entries)
-    if sorted(shares) != list(range(params.shard_count)):
+    if sorted(shares) != data_shard_indices(params.shard_count, params.k, params.p):
         return None
     root = holder_fragments_root(registration.dataset_id, x, shares)
     if not hmac.compare_digest(root, registration.fragment_roots[x - 1]):
@@ -272,10 +273,10 @@ class _StripeRestorer:
     def restore(self, stripe: int) -> bytes:
         params = self.registration.params
         m, k = params.m, params.k
-        plain: dict[int, bytes] = {}
+        ciphertexts: dict[int, bytes] = {}
         failures: list[str] = []
         for position in range(m):
-            if len(plain) == k:
+            if len(ciphertexts) == k:
                 break
             index = stripe * m + position
             holder = params.shard_holder(index)
@@ -290,15 +291,15 @@ class _StripeRestorer:
                 failures.append(f"holder {holder}: shard {index} does not match its registered hash")
                 self._prove(index, holder, served.sha256, served.receipt)
                 continue
-            try:
-                plain[position] = decrypt_shard(self._key(index), self.registration.dataset_id, index,
-                                                served.data)
-            except CryptoError as exc:
-                failures.append(f"holder {holder}: shard {index}: {exc}")
-        if len(plain) < k:
-            raise RestoreError(f"stripe {stripe}: only {len(plain)} of {k} shards could be restored: "
-                               + "; ".join(failures))
-        data = decode_stripe(plain, k, params.p, params.shard_size, stripe=stripe)
+            ciphertexts[position] = served.data
+        if len(ciphertexts) < k:
+            raise RestoreError(f"stripe {stripe}: only {len(ciphertexts)} of {k} shards could be "
+                               "restored: " + "; ".join(failures))
+        keys = {j: self._key(stripe * m + j) for j in range(k)}
+        try:
+            data = open_stripe(keys, self.registration.dataset_id, stripe, ciphertexts, k, params.p)
+        except CryptoError as exc:
+            raise RestoreError(f"stripe {stripe}: {exc}") from None
         return trim_stripe(data, stripe, params.plaintext_length, k, params.shard_size)
 
     def _prove(self, index: int, holder: str, served: bytes, receipt: bytes) -> None:

@@ -11,18 +11,16 @@ the erasure code tolerates.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 from eth_account.signers.local import LocalAccount
 
 from shardkey.chain.chaintime import ChainTime
-from shardkey.crypto.stream import HEADER_LEN, MAGIC, MAX_CHUNK_SIZE, ciphertext_length
+from shardkey.crypto.stripe import stored_shard_length
 from shardkey.errors import ShardKeyError
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, sign_request
 from shardkey.netutil import tls_verify
@@ -112,12 +110,11 @@ class HolderClient:
         raise HolderRequestError(self.address, f"HTTP {response.status_code}: {detail}",
                                  response.status_code)
 
-    def _read_capped(self, response: httpx.Response, cap: int | Callable[[bytes], int], what: str,
+    def _read_capped(self, response: httpx.Response, limit: int, what: str,
                      truncate: bool = False) -> bytes:
-        """Read a streamed body of at most ``cap`` bytes (or a cap computed from the first
-        :data:`HEADER_LEN` bytes) and close the response; a longer body aborts the read."""
+        """Read a streamed body of at most ``limit`` bytes and close the response; a longer
+        body aborts the read."""
         buffer = bytearray()
-        limit = cap if isinstance(cap, int) else None
         deadline = time.monotonic() + self.timeout  # a holder dripping bytes is cut off too
         try:
             for chunk in response.iter_bytes():
@@ -125,9 +122,7 @@ class HolderClient:
                 if time.monotonic() > deadline:
                     raise HolderRequestError(self.address, f"{what} not received within "
                                              f"{self.timeout:.0f} s; download aborted")
-                if limit is None and not isinstance(cap, int) and len(buffer) >= HEADER_LEN:
-                    limit = cap(bytes(buffer[:HEADER_LEN]))
-                if limit is not None and len(buffer) > limit:
+                if len(buffer) > limit:
                     if truncate:
                         return bytes(buffer[:limit])
                     raise HolderRequestError(self.address, f"{what} longer than the {limit} bytes "
@@ -152,11 +147,12 @@ class HolderClient:
     def get_shard(self, dataset_id: bytes, index: int, request_id: int,
                   shard_size: int) -> ServedShard:
         """Download one shard for an approved, open request; ``shard_size`` (the dataset's)
-        caps the body at the exact ciphertext length of a shard of that size."""
+        caps the body at the exact length of a stored shard of that size (shard format v2:
+        data ciphertexts and parity shards are all that long)."""
         response = self._send("GET", f"/v1/datasets/0x{dataset_id.hex()}/shards/{index}?request={request_id}")
         receipt = response.headers.get(HEADER_RECEIPT, "")
         claimed = response.headers.get(HEADER_SHARD_HASH, "")
-        data = self._read_capped(response, functools.partial(shard_body_cap, shard_size),
+        data = self._read_capped(response, stored_shard_length(shard_size),
                                  f"shard {index}")
         digest = hashlib.sha256(data).digest()
         if claimed and claimed.removeprefix("0x") != digest.hex():
@@ -184,16 +180,3 @@ class HolderClient:
         if not isinstance(result, dict):
             raise HolderRequestError(self.address, "receipts answer is not a JSON object")
         return result
-
-
-def shard_body_cap(shard_size: int, header: bytes) -> int:
-    """Exact length of a shard ciphertext of ``shard_size`` plaintext bytes whose STREAM
-    header is ``header``; a header that is not one gives the header's own length (so any
-    body beyond it is refused at once)."""
-    if len(header) < HEADER_LEN or header[: len(MAGIC)] != MAGIC:
-        return HEADER_LEN
-    chunk_size = int.from_bytes(header[len(MAGIC): len(MAGIC) + 4], "big")
-    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        return HEADER_LEN
-    return ciphertext_length(shard_size, chunk_size)
-

@@ -1,8 +1,9 @@
 """``shardkey store``: stream a file into encrypted shards at holders, register it on chain.
 
-Pipeline (docs/DESIGN.md "Store"): read the file stripe by stripe; erasure-code each stripe;
-encrypt each shard under a fresh key (STREAM AES-256-GCM) and hash it; upload it to its
-placement holder; split each shard key t-of-n. Then wrap each fragment holder's bundle
+Pipeline (docs/DESIGN.md "Store", shard format v2): read the file stripe by stripe; encrypt
+each of its ``k`` data blocks under a fresh key (STREAM AES-256-GCM); erasure-code the ``k``
+ciphertexts into ``p`` parity shards; hash every shard; upload it to its placement holder;
+split each data shard key t-of-n (parity shards have no key). Then wrap each fragment holder's bundle
 under a fresh wrap key sealed to the KOS, register the dataset, and wait until every
 holder has confirmed custody. Work on stripes runs in a thread pool (AES-GCM, SHA-256
 and zfec release the GIL); uploads run concurrently across holders. Memory stays
@@ -32,7 +33,7 @@ from shardkey.chain.model import DatasetParams, DatasetStatus, HolderInfo, Holde
 from shardkey.client.holder_http import HolderClient
 from shardkey.crypto import (
     FragmentBundle,
-    encode_stripe,
+    seal_stripe,
     shard_count,
     split,
     stripe_count,
@@ -42,7 +43,6 @@ from shardkey.crypto import (
 from shardkey.crypto.hpke import seal, wrap_info
 from shardkey.crypto.merkle import merkle_root
 from shardkey.crypto.shamir import holder_fragments_root
-from shardkey.crypto.stream import seal_shard
 from shardkey.errors import ShardKeyError, UsageError
 from shardkey.policy.model import Policy
 
@@ -175,17 +175,23 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
 def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreOptions,
                     shard_holders: list[str], clients: dict[str, HolderClient], n: int,
                     rng: Rng) -> list[tuple[int, bytes, list[bytes]]]:
-    m = options.k + options.p
-    out = []
-    for position, shard in enumerate(encode_stripe(data, options.k, options.p, options.shard_size)):
-        index = stripe * m + position
-        key = bytearray(rng(32))
-        ciphertext, digest = seal_shard(bytes(key), dataset_id, index, shard, rng)
-        clients[shard_holders[index % len(shard_holders)]].put_shard(dataset_id, index, ciphertext, digest)
-        shares = split(bytes(key), options.threshold, n, rng)
-        key[:] = bytes(len(key))
-        out.append((index, digest, [s.value for s in shares]))
-    return out
+    """Seal, upload and hash one stripe; return ``(index, digest, key shares)`` per shard
+    (no shares for a parity shard: it has no key)."""
+    k, m = options.k, options.k + options.p
+    keys = [bytearray(rng(32)) for _ in range(k)]
+    try:
+        shards = seal_stripe([bytes(key) for key in keys], dataset_id, stripe, data, k, options.p,
+                             options.shard_size, rng)
+        out = []
+        for position, (shard, digest) in enumerate(shards):
+            index = stripe * m + position
+            clients[shard_holders[index % len(shard_holders)]].put_shard(dataset_id, index, shard, digest)
+            shares = split(bytes(keys[position]), options.threshold, n, rng) if position < k else []
+            out.append((index, digest, [s.value for s in shares]))
+        return out
+    finally:
+        for key in keys:
+            key[:] = bytes(len(key))
 
 
 def _send_bundle(client: HolderClient, dataset_id: bytes, x: int, fragments: dict[int, bytes],

@@ -22,10 +22,9 @@ from shardkey.crypto import (
     FragmentBundle,
     HpkePrivateKey,
     MerkleTree,
-    encode_stripe,
-    encrypt_shard,
     holder_fragments_root,
     seal,
+    seal_stripe,
     split,
     stripe_bounds,
     stripe_count,
@@ -135,27 +134,27 @@ class World:
 
     def build(self, policy: Policy | None = None, length: int = 4000, k: int = 2, p: int = 1,
               shard_size: int = 1024, threshold: int = 2) -> BuiltDataset:
-        """Encode, encrypt, split and wrap a random file (nothing sent yet)."""
+        """Encrypt, encode (shard format v2), split and wrap a random file (nothing sent yet)."""
         policy = policy or Policy()
         salt = os.urandom(32)
         ds = self.chain.datasets.compute_dataset_id(self.owner.address, salt)
         data = os.urandom(length)
-        shards, keys = [], []
+        shards, keys = [], {}
         for s in range(stripe_count(length, k, shard_size)):
             start, end = stripe_bounds(s, length, k, shard_size)
-            for j, block in enumerate(encode_stripe(data[start:end], k, p, shard_size)):
-                key = os.urandom(32)
-                keys.append(key)
-                shards.append(encrypt_shard(key, ds, s * (k + p) + j, block, os.urandom, 512))
+            stripe_keys = [os.urandom(32) for _ in range(k)]
+            keys.update({s * (k + p) + j: key for j, key in enumerate(stripe_keys)})
+            shards += [c for c, _ in seal_stripe(stripe_keys, ds, s, data[start:end], k, p, shard_size,
+                                                 os.urandom)]
         hashes = [hashlib.sha256(c).digest() for c in shards]
         tree = MerkleTree.from_digests(hashes)
         addresses = tuple(h.address for h in self.holders)
-        shares = [split(key, threshold, len(addresses), os.urandom) for key in keys]
+        shares = {i: split(key, threshold, len(addresses), os.urandom) for i, key in keys.items()}
         chain_id = self.dev.client.chain_id
         kos_pk = self.dev.kos_key.public_key_bytes()
         wrap_keys, wrapped, sealed, roots = [], [], [], []
         for j in range(len(addresses)):
-            fragments = {i: shares[i][j].value for i in range(len(shards))}
+            fragments = {i: s[j].value for i, s in shares.items()}
             w = os.urandom(32)
             wrap_keys.append(w)
             wrapped.append(wrap_bundle(w, FragmentBundle.build(ds, j + 1, fragments), os.urandom))
