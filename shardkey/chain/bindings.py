@@ -139,6 +139,11 @@ class DatasetRegistry:
         return bool(self.client.read(self.contract, "custodyConfirmed", dataset_id,
                                      to_checksum_address(holder)))
 
+    def shard_holder_of(self, dataset_id: bytes, shard_index: int, block: int | str = "latest") -> str:
+        """The holder that stores shard ``shard_index`` (``shardHolderOf``: the placement of record)."""
+        return to_checksum_address(self.client.read(self.contract, "shardHolderOf", dataset_id, shard_index,
+                                                    block=block))
+
     def registration(self, dataset_id: bytes, from_block: int = 0) -> Registration:
         """The ``DatasetRegistered`` event of a dataset (its shard hashes, wrap keys, roots).
 

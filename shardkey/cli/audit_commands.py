@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from shardkey.audit.health import DEFAULT_REPAIR_MARGIN
 from shardkey.cli.commands import cli, pass_env
 from shardkey.cli.context import Env, parse_dataset_id
 from shardkey.cli.output import emit, emit_csv
@@ -62,14 +63,18 @@ def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_ev
 @audit.command("verify")
 @click.argument("dataset")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--repair-margin", type=click.IntRange(min=0), default=DEFAULT_REPAIR_MARGIN, show_default=True,
+              help="a stripe is 'at risk' with at most k + this many good shards (the repair threshold)")
 @pass_env
-def audit_verify(env: Env, dataset: str, as_json: bool) -> None:
-    """Ask every holder for signed receipts of what it should hold; check them (exit 4 on failure)."""
+def audit_verify(env: Env, dataset: str, as_json: bool, repair_margin: int) -> None:
+    """Check every holder's signed receipts and grade each stripe: healthy, degraded, at risk,
+    lost (exit 6 when a stripe is lost, 4 when custody or the registration fails)."""
     from dataclasses import asdict
 
-    from shardkey.audit.verify import verify_dataset
+    from shardkey.audit.health import Health
+    from shardkey.audit.verify import StripesLostError, verify_dataset
 
-    result = verify_dataset(env.chain, parse_dataset_id(dataset))
+    result = verify_dataset(env.chain, parse_dataset_id(dataset), repair_margin)
     names = env.names()
     rows = []
     for v in result.holders:
@@ -77,14 +82,29 @@ def audit_verify(env: Env, dataset: str, as_json: bool) -> None:
         row["holder"] = names.get(v.holder, v.holder)
         row["ok"] = v.ok
         rows.append(row)
+    summary = {h.value: result.count(h) for h in Health}
     if as_json:
-        emit(rows, True)
+        emit({"dataset": dataset, "root_ok": result.root_ok, "custody_ok": result.ok,
+              "repair_margin": repair_margin, "stripe_health": summary, "holders": rows,
+              "stripes": [s.as_json() for s in result.stripes]}, True)
     else:
         for row in rows:
             for key in ("missing", "wrong", "bad_signature"):
                 row[key] = len(row[key])
         emit(rows, False, ["holder", "ok", "expected", "verified", "missing", "wrong", "bad_signature",
                            "bundle_ok", "error"], title="custody receipts")
+        unhealthy = [{**s.as_json(), "missing": ", ".join(map(str, s.missing)),
+                      "bad": ", ".join(map(str, s.bad))}
+                     for s in result.stripes if s.health != Health.HEALTHY]
+        click.echo("stripes: " + ", ".join(f"{n} {h}" for h, n in summary.items())
+                   + f" (at risk: at most k + {repair_margin} good shards)")
+        if unhealthy:
+            emit(unhealthy, False, ["stripe", "health", "good", "missing", "bad"],
+                 title="stripes that are not healthy")
+    if result.lost:
+        raise StripesLostError(f"{len(result.lost)} stripe(s) have fewer than k good shards and cannot be "
+                               f"restored: {', '.join(map(str, result.lost[:20]))}"
+                               + (" ..." if len(result.lost) > 20 else ""))
     if not result.root_ok:
         raise RestoreError("the registered Merkle root does not commit to the published shard hashes: "
                            "honest holders refuse custody and no shard failure can be proven")
