@@ -40,7 +40,7 @@ approvals:
 threshold: 3
 """
 # kos runs last on the shared devnet: it leaves the chain mining on a 1 s interval.
-SECTIONS = ("devnet", "throughput", "small", "gas", "scale", "kos", "holders")
+SECTIONS = ("devnet", "throughput", "format", "small", "gas", "scale", "kos", "holders")
 
 
 def log(message: str) -> None:
@@ -104,17 +104,20 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0  # the child's user + system CPU (wait4 rusage)
 
     def json(self) -> Any:
         return json.loads(self.stdout)
 
 
-def run_measured(argv: list[str], timeout: float = 1800.0) -> Run:
-    """Run a child; wall time from start to exit, and its own peak RSS (``wait4``)."""
+def run_measured(argv: list[str], timeout: float = 1800.0, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> Run:
+    """Run a child; wall time from start to exit, its own peak RSS and CPU (``wait4``)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)  # noqa: S603
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=full_env,  # noqa: S603
+                                cwd=cwd)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -130,7 +133,8 @@ def run_measured(argv: list[str], timeout: float = 1800.0) -> Run:
         out.seek(0)
         err.seek(0)
         return Run(argv, seconds, usage.ru_maxrss / 1024, proc.returncode,
-                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                   usage.ru_utime + usage.ru_stime)
 
 
 class Devnet:
@@ -291,6 +295,13 @@ class Suite:
                     f"peak RSS {run.peak_rss_mib:.0f} MiB, timings {timings}")
             out.unlink()
         self.results["throughput"] = rows
+
+    # shard format v1 against v2 ----------------------------------------------------------
+    def section_format(self) -> None:
+        from bench.format import describe, run_format
+        size = 32 * MiB if self.args.quick else 128 * MiB
+        self.results["format"] = run_format(self, size, repeats=1 if self.args.quick else 2)
+        log(f"format v1 vs v2: {describe(self.results['format'])}")
 
     # small files -----------------------------------------------------------------------
     def section_small(self) -> None:
