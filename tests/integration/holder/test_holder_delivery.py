@@ -9,7 +9,7 @@ import os
 from holder_agent.service import Agent
 from shardkey.chain import eip712
 from shardkey.chain.watcher import EventWatcher
-from shardkey.crypto import delivery_info, holder_fragments_root, unpack_bundle
+from shardkey.crypto import data_shard_indices, delivery_info, holder_fragments_root, unpack_bundle
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.policy import Circle
 from shardkey.policy.model import Policy
@@ -31,7 +31,8 @@ def test_token_gives_a_delivery_that_verifies(world) -> None:
     world.settle()
     assert world.chain.retrievals.delivered(req.request_id, world.me)
     bundle = unpack_bundle(_open_delivery(world, built, req), dataset_id=built.dataset_id, x=1)
-    assert [i for i, _ in bundle.entries] == list(range(built.params.shard_count))
+    params = built.params  # shard format v2: fragments of the data shards' keys only
+    assert [i for i, _ in bundle.entries] == data_shard_indices(params.shard_count, params.k, params.p)
     assert holder_fragments_root(built.dataset_id, 1, bundle.entries) == built.fragment_roots[0]
 
 
