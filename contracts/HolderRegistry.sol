@@ -6,9 +6,12 @@ import {IHolderRegistry} from "./interfaces/IHolderRegistry.sol";
 
 /**
  * @title HolderRegistry
- * @notice See {IHolderRegistry}. The admin (DEFAULT_ADMIN_ROLE) activates and retires holders.
+ * @notice See {IHolderRegistry}. The admin (DEFAULT_ADMIN_ROLE) activates, retires and fails
+ * holders and grants REPAIRER_ROLE.
  */
 contract HolderRegistry is IHolderRegistry, AccessControl {
+    /// @notice Role of repair accounts: may assign a lost shard of any dataset to a new holder.
+    bytes32 public constant REPAIRER_ROLE = keccak256("REPAIRER_ROLE");
     int32 private constant MAX_LAT = 90e6;
     int32 private constant MAX_LON = 180e6;
 
@@ -58,7 +61,9 @@ contract HolderRegistry is IHolderRegistry, AccessControl {
     /// @inheritdoc IHolderRegistry
     function activateHolder(address holder) external onlyRole(DEFAULT_ADMIN_ROLE) {
         HolderStatus s = _statusOf(holder);
-        if (s != HolderStatus.Pending && s != HolderStatus.Retired) revert HolderInvalidStatus(holder, s);
+        if (s != HolderStatus.Pending && s != HolderStatus.Retired && s != HolderStatus.Failed) {
+            revert HolderInvalidStatus(holder, s);
+        }
         _holders[holder].status = HolderStatus.Active;
         emit HolderActivated(holder, msg.sender);
     }
@@ -66,9 +71,43 @@ contract HolderRegistry is IHolderRegistry, AccessControl {
     /// @inheritdoc IHolderRegistry
     function retireHolder(address holder) external onlyRole(DEFAULT_ADMIN_ROLE) {
         HolderStatus s = _statusOf(holder);
-        if (s != HolderStatus.Pending && s != HolderStatus.Active) revert HolderInvalidStatus(holder, s);
+        if (s == HolderStatus.Retired) revert HolderInvalidStatus(holder, s);
         _holders[holder].status = HolderStatus.Retired;
         emit HolderRetired(holder, msg.sender);
+    }
+
+    /// @inheritdoc IHolderRegistry
+    function announceExit() external {
+        HolderStatus s = _statusOf(msg.sender);
+        if (s != HolderStatus.Active) revert HolderInvalidStatus(msg.sender, s);
+        _holders[msg.sender].status = HolderStatus.Exiting;
+        emit HolderExiting(msg.sender);
+    }
+
+    /// @inheritdoc IHolderRegistry
+    function completeExit() external {
+        HolderStatus s = _statusOf(msg.sender);
+        if (s != HolderStatus.Exiting) revert HolderInvalidStatus(msg.sender, s);
+        _holders[msg.sender].status = HolderStatus.Retired;
+        emit HolderRetired(msg.sender, msg.sender);
+    }
+
+    /// @inheritdoc IHolderRegistry
+    function markFailed(address holder) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        HolderStatus s = _statusOf(holder);
+        if (s == HolderStatus.Retired || s == HolderStatus.Failed) revert HolderInvalidStatus(holder, s);
+        _holders[holder].status = HolderStatus.Failed;
+        emit HolderFailed(holder, msg.sender);
+    }
+
+    /// @inheritdoc IHolderRegistry
+    function isRepairer(address account) external view returns (bool) {
+        return hasRole(REPAIRER_ROLE, account);
+    }
+
+    /// @inheritdoc IHolderRegistry
+    function isAdmin(address account) external view returns (bool) {
+        return hasRole(DEFAULT_ADMIN_ROLE, account);
     }
 
     /// @inheritdoc IHolderRegistry

@@ -51,6 +51,8 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     mapping(bytes32 digest => bool) private _attestationUsed;
     mapping(bytes32 datasetId => mapping(uint32 shardIndex => mapping(bytes32 servedHash => bool))) private
         _shardFailureProven;
+    mapping(bytes32 datasetId => mapping(uint32 shardIndex => mapping(address holder => bool))) private
+        _provenAgainst;
 
     constructor(address admin, IDatasetRegistry datasetRegistry_, IHolderRegistry holderRegistry_)
         EIP712("ShardKey", "1")
@@ -70,12 +72,19 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         address attestor,
         bytes calldata attestationSig
     ) external returns (uint256 requestId) {
-        Request storage r;
-        IDatasetRegistry.DatasetStatus ds;
-        (requestId, r, ds) = _createRequest(datasetId, ephemeralKey, attestation, attestor, attestationSig);
-        (DenialReason reason, bytes32 digest, IDatasetRegistry.Policy memory p) =
-            _evaluate(datasetId, ds, r.policyVersion, msg.sender, attestation, attestor, attestationSig);
-        _settle(requestId, r, reason, digest, p);
+        return _request(RequestPurpose.Retrieval, datasetId, ephemeralKey, attestation, attestor, attestationSig);
+    }
+
+    /// @inheritdoc IRetrievalCoordinator
+    function requestRedeal(
+        bytes32 datasetId,
+        bytes calldata ephemeralKey,
+        LocationAttestation calldata attestation,
+        address attestor,
+        bytes calldata attestationSig
+    ) external returns (uint256 requestId) {
+        requestId = _request(RequestPurpose.Redeal, datasetId, ephemeralKey, attestation, attestor, attestationSig);
+        emit RedealRequested(requestId, datasetId, msg.sender);
     }
 
     /// @inheritdoc IRetrievalCoordinator
@@ -107,7 +116,7 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         external
         onlyRole(KOS_ROLE)
     {
-        Request storage r = _openRequest(requestId);
+        Request storage r = _keysRequest(requestId);
         uint256 n = holders.length;
         if (n == 0 || n != tokens.length) revert RetrievalInvalidBatch(n, tokens.length);
         for (uint256 i = 0; i < n; ++i) {
@@ -135,7 +144,7 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
 
     /// @inheritdoc IRetrievalCoordinator
     function deliverFragments(uint256 requestId, bytes calldata sealedFragments) external {
-        Request storage r = _openRequest(requestId);
+        Request storage r = _keysRequest(requestId);
         uint8 flags = _flags[requestId][msg.sender];
         if (flags & TOKEN == 0) revert RetrievalNoToken(requestId, msg.sender);
         if (flags & DELIVERED != 0) revert RetrievalAlreadyDelivered(requestId, msg.sender);
@@ -174,6 +183,7 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         if (servedHash == expectedHash) revert RetrievalShardHashMatches(shardIndex, servedHash);
         address holder = _provenCheater(requestId, d, shardIndex, servedHash, holderSig, expectedHash, proof);
         _shardFailureProven[datasetId][shardIndex][servedHash] = true;
+        _provenAgainst[datasetId][shardIndex][holder] = true;
         emit ShardIntegrityFailureProven(datasetId, requestId, holder, shardIndex, servedHash, expectedHash);
     }
 
@@ -228,8 +238,8 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     function isOpen(uint256 requestId) external view returns (bool) {
         Request storage r = _requests[requestId];
         if (r.status != RequestStatus.Approved || block.timestamp > r.deadline) return false;
-        (IDatasetRegistry.DatasetStatus ds,) = _datasets.datasetStatus(r.datasetId);
-        return ds != IDatasetRegistry.DatasetStatus.Revoked;
+        (IDatasetRegistry.DatasetStatus ds,, uint32 epoch,) = _datasets.requestContext(r.datasetId);
+        return ds != IDatasetRegistry.DatasetStatus.Revoked && epoch == r.fragmentEpoch;
     }
 
     /// @inheritdoc IRetrievalCoordinator
@@ -266,6 +276,15 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
     /// @inheritdoc IRetrievalCoordinator
     function attestationUsed(bytes32 digest) external view returns (bool) {
         return _attestationUsed[digest];
+    }
+
+    /// @inheritdoc IRetrievalCoordinator
+    function shardFailureProvenAgainst(bytes32 datasetId, uint32 shardIndex, address holder)
+        external
+        view
+        returns (bool)
+    {
+        return _provenAgainst[datasetId][shardIndex][holder];
     }
 
     /// @inheritdoc IRetrievalCoordinator
@@ -348,30 +367,57 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
 
     // ----- internals -----
 
+    /// @dev The one path of {requestRetrieval} and {requestRedeal}: create, evaluate, settle.
+    function _request(
+        RequestPurpose purpose,
+        bytes32 datasetId,
+        bytes calldata ephemeralKey,
+        LocationAttestation calldata attestation,
+        address attestor,
+        bytes calldata attestationSig
+    ) private returns (uint256 requestId) {
+        Request storage r;
+        IDatasetRegistry.DatasetStatus ds;
+        (requestId, r, ds) = _createRequest(purpose, datasetId, ephemeralKey, attestation, attestor, attestationSig);
+        (DenialReason reason, bytes32 digest, IDatasetRegistry.Policy memory p) =
+            _evaluate(datasetId, ds, r.policyVersion, msg.sender, attestation, attestor, attestationSig);
+        _settle(requestId, r, reason, digest, p);
+    }
+
     /// @dev Checks the input, stores a new request (status set by {_settle}) and emits
     /// {RetrievalRequested}.
     function _createRequest(
+        RequestPurpose purpose,
         bytes32 datasetId,
         bytes calldata ephemeralKey,
         LocationAttestation calldata attestation,
         address attestor,
         bytes calldata attestationSig
     ) private returns (uint256 requestId, Request storage r, IDatasetRegistry.DatasetStatus ds) {
-        uint32 version;
-        (ds, version) = _datasets.datasetStatus(datasetId);
-        if (ds == IDatasetRegistry.DatasetStatus.None) revert RetrievalUnknownDataset(datasetId);
-        if (ephemeralKey.length == 0) revert RetrievalEmptyEphemeralKey();
         requestId = ++_requestCount;
         r = _requests[requestId];
+        {
+            uint32 version;
+            uint32 epoch;
+            address owner;
+            (ds, version, epoch, owner) = _datasets.requestContext(datasetId);
+            if (ds == IDatasetRegistry.DatasetStatus.None) revert RetrievalUnknownDataset(datasetId);
+            if (ephemeralKey.length == 0) revert RetrievalEmptyEphemeralKey();
+            if (purpose == RequestPurpose.Redeal && owner != msg.sender) {
+                revert RetrievalNotDatasetOwner(datasetId, msg.sender);
+            }
+            r.policyVersion = version;
+            r.fragmentEpoch = epoch;
+        }
         r.datasetId = datasetId;
         r.requester = msg.sender;
-        r.policyVersion = version;
+        r.purpose = purpose;
         r.requestedAt = uint64(block.timestamp);
         // Only the hash is stored (one slot, not 38 for a 1216-byte hybrid key): the key is
         // in the event, and readers take it from there checked against this hash.
         r.ephemeralKeyHash = keccak256(ephemeralKey);
         emit RetrievalRequested(
-            requestId, datasetId, msg.sender, version, ephemeralKey, attestor, attestation, attestationSig
+            requestId, datasetId, msg.sender, r.policyVersion, ephemeralKey, attestor, attestation, attestationSig
         );
     }
 
@@ -518,19 +564,33 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         if (!MerkleProof.verifyCalldata(proof, d.merkleRoot, leaf)) {
             revert RetrievalInvalidShardProof(shardIndex, expectedHash);
         }
-        holder = d.shardHolders[shardIndex % d.shardHolders.length];
+        holder = _datasets.shardHolderOf(_requests[requestId].datasetId, shardIndex);
         bytes32 digest = hashShardServed(requestId, _requests[requestId].datasetId, shardIndex, servedHash);
         if (!SignatureChecker.isValidSignatureNow(holder, digest, holderSig)) {
             revert RetrievalInvalidReceiptSignature(holder, shardIndex);
         }
     }
 
-    function _openRequest(uint256 requestId) private view returns (Request storage r) {
+    /// @dev An Approved, unexpired request of a dataset not revoked, and the dataset's current
+    /// fragment epoch (one registry call).
+    function _openRequestAt(uint256 requestId) private view returns (Request storage r, uint32 epoch) {
         r = _existing(requestId);
         if (r.status != RequestStatus.Approved) revert RetrievalInvalidStatus(requestId, r.status);
         if (block.timestamp > r.deadline) revert RetrievalApprovalExpired(requestId, r.deadline);
-        (IDatasetRegistry.DatasetStatus ds,) = _datasets.datasetStatus(r.datasetId);
+        IDatasetRegistry.DatasetStatus ds;
+        (ds,, epoch,) = _datasets.requestContext(r.datasetId);
         if (ds == IDatasetRegistry.DatasetStatus.Revoked) revert RetrievalDatasetRevoked(requestId, r.datasetId);
+    }
+
+    /// @dev An open request whose fragment epoch is still current: tokens and deliveries only.
+    function _keysRequest(uint256 requestId) private view returns (Request storage r) {
+        uint32 epoch;
+        (r, epoch) = _openRequestAt(requestId);
+        if (epoch != r.fragmentEpoch) revert RetrievalStaleFragmentEpoch(requestId, r.fragmentEpoch, epoch);
+    }
+
+    function _openRequest(uint256 requestId) private view returns (Request storage r) {
+        (r,) = _openRequestAt(requestId);
     }
 
     function _ownRequest(uint256 requestId) private view returns (Request storage r) {

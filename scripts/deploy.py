@@ -59,6 +59,7 @@ def main() -> None:
     holders = deployer.deploy(project.HolderRegistry, deployer)
     datasets = deployer.deploy(project.DatasetRegistry, holders)
     coordinator = deployer.deploy(project.RetrievalCoordinator, deployer, datasets, holders)
+    datasets.setRetrievalCoordinator(coordinator, sender=deployer)
     for kos in filter(None, os.environ.get("SHARDKEY_KOS_ADDRESS", "").split(",")):
         coordinator.grantRole(coordinator.KOS_ROLE(), kos.strip(), sender=deployer)
     deployment = Deployment(rpc_url=rpc_url, chain_id=chain.chain_id, start_block=start,

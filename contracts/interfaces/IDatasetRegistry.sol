@@ -10,8 +10,17 @@ pragma solidity ^0.8.24;
  * time (Pending or Active -> Revoked; also the way to cancel a registration). Storage written
  * at registration is constant in the number of shards: the shard hashes live only in
  * calldata and in the {DatasetRegistered} event, the Merkle root is stored.
- * Shard `i` is held by `shardHolders[i % shardHolders.length]`; fragment holder at position
- * `j` holds the Shamir share with x-coordinate `j + 1`.
+ * Shard `i` is held by `shardHolders[i % shardHolders.length]` unless a repair moved it
+ * ({shardHolderOf} answers either way); fragment holder at position `j` of the current
+ * fragment epoch holds the Shamir share with x-coordinate `j + 1`.
+ *
+ * Repair (docs/CONTRACTS.md, "Repair, exit and re-deal"): the owner or a REPAIRER_ROLE account
+ * (holder registry) assigns a shard whose holder is not Active, released it, or was proven to
+ * serve a wrong copy, to an Active holder outside the shard's stripe ({assignShard}); the new
+ * holder checks the rebuilt shard against its leaf and confirms ({confirmShardPlacement}),
+ * which moves the placement. Re-deal: after a re-deal retrieval approved by the policy, the
+ * owner registers fragment epoch `e + 1` ({redealFragments}); it becomes current once every
+ * new fragment holder confirmed custody ({confirmFragmentCustody}).
  */
 interface IDatasetRegistry {
     enum DatasetStatus {
@@ -88,6 +97,18 @@ interface IDatasetRegistry {
         uint64 registeredAt;
         address[] shardHolders;
         address[] fragmentHolders;
+        uint32 fragmentEpoch;
+    }
+
+    /// @notice The fragment holders of one epoch as returned by {fragmentSet}. Epoch 1 is the
+    /// registration's (`confirmations == required`: its custody is the dataset's).
+    struct FragmentSet {
+        uint32 epoch;
+        uint8 threshold;
+        uint16 confirmations;
+        uint16 required;
+        bool current;
+        address[] holders;
     }
 
     /// @notice A dataset was registered (status Pending). Carries everything needed to audit
@@ -110,6 +131,36 @@ interface IDatasetRegistry {
     event DatasetActivated(bytes32 indexed datasetId);
     /// @notice The owner revoked the dataset; no further retrievals.
     event DatasetRevoked(bytes32 indexed datasetId, address indexed by);
+    /// @notice The holder-registry admin `by` named the retrieval coordinator (once).
+    event RetrievalCoordinatorSet(address coordinator, address by);
+    /// @notice The current holder of shard `shardIndex` says it lost it (the shard may be repaired).
+    event ShardReleased(bytes32 indexed datasetId, uint32 indexed shardIndex, address indexed holder);
+    /// @notice `by` assigned shard `shardIndex`, held by `from`, to `to` (pending its confirmation).
+    event ShardAssigned(
+        bytes32 indexed datasetId, uint32 indexed shardIndex, address from, address indexed to, address by
+    );
+    /// @notice `newHolder` confirmed the rebuilt shard: it now holds `shardIndex` instead of `oldHolder`.
+    event ShardRepaired(
+        bytes32 indexed datasetId, uint32 indexed shardIndex, address oldHolder, address indexed newHolder
+    );
+    /// @notice The owner re-dealt the shard keys to a new fragment-holder set: epoch `epoch`
+    /// (pending until every holder confirms), from re-deal request `redealRequestId`; the same
+    /// fragment data a registration carries.
+    event FragmentsRedealt(
+        bytes32 indexed datasetId,
+        uint32 indexed epoch,
+        uint256 indexed redealRequestId,
+        uint8 threshold,
+        address[] fragmentHolders,
+        bytes[] sealedWrapKeys,
+        bytes32[] fragmentRoots
+    );
+    /// @notice `holder` confirmed custody of its bundle of pending epoch `epoch`.
+    event FragmentCustodyConfirmed(
+        bytes32 indexed datasetId, uint32 indexed epoch, address indexed holder, uint16 confirmations, uint16 required
+    );
+    /// @notice Fragment epoch `epoch` is current: tokens and deliveries of older epochs are refused.
+    event FragmentEpochActivated(bytes32 indexed datasetId, uint32 indexed epoch);
 
     /// @dev A dataset with this id exists already (ids are never reused, even after revocation).
     error DatasetAlreadyRegistered(bytes32 datasetId);
@@ -152,6 +203,43 @@ interface IDatasetRegistry {
     error DatasetShardIndexOutOfRange(bytes32 datasetId, uint256 shardIndex, uint32 shardCount);
     /// @dev `account` is not a fragment holder of the dataset.
     error DatasetNotFragmentHolder(bytes32 datasetId, address account);
+
+    /// @dev `account` is not the admin of the holder registry.
+    error DatasetNotAdmin(address account);
+    /// @dev The retrieval coordinator was set already.
+    error DatasetCoordinatorAlreadySet(address coordinator);
+    /// @dev No retrieval coordinator is set (re-deals need one).
+    error DatasetNoCoordinator();
+    /// @dev `account` is neither the owner nor a REPAIRER_ROLE account.
+    error DatasetNotRepairer(bytes32 datasetId, address account);
+    /// @dev `holder`, the shard's current holder, is Active, did not release it and was not
+    /// proven to serve a wrong copy of it.
+    error DatasetShardNotRepairable(bytes32 datasetId, uint32 shardIndex, address holder);
+    /// @dev The shard is already assigned to `holder`, pending its confirmation.
+    error DatasetShardAlreadyAssigned(bytes32 datasetId, uint32 shardIndex, address holder);
+    /// @dev `holder` holds (or is assigned) another shard of stripe `stripe`.
+    error DatasetHolderInStripe(bytes32 datasetId, uint256 stripe, address holder);
+    /// @dev `account` is not the pending holder of the shard.
+    error DatasetNotAssignedHolder(bytes32 datasetId, uint32 shardIndex, address account);
+    /// @dev `account` is not the current holder of the shard.
+    error DatasetNotShardHolderOf(bytes32 datasetId, uint32 shardIndex, address account);
+    /// @dev `holder` released the shard already.
+    error DatasetShardAlreadyReleased(bytes32 datasetId, uint32 shardIndex, address holder);
+    /// @dev Request `requestId` is not a re-deal request of this dataset by its owner made
+    /// under the current fragment epoch.
+    error DatasetRedealRequestMismatch(bytes32 datasetId, uint256 requestId);
+    /// @dev The re-deal request is not Approved/Completed with at least `threshold` tokens.
+    error DatasetRedealNotReleased(uint256 requestId, uint16 tokensIssued, uint8 threshold);
+    /// @dev The re-deal request was used for a re-deal already.
+    error DatasetRedealRequestUsed(uint256 requestId);
+    /// @dev No fragment epoch `epoch` (epochs are 1..latest).
+    error DatasetUnknownFragmentEpoch(bytes32 datasetId, uint32 epoch);
+    /// @dev Epoch `epoch` is not pending (current or superseded already, or unknown).
+    error DatasetFragmentEpochNotPending(bytes32 datasetId, uint32 epoch);
+    /// @dev `account` is not a fragment holder of epoch `epoch`.
+    error DatasetNotEpochHolder(bytes32 datasetId, uint32 epoch, address account);
+    /// @dev `holder` confirmed epoch `epoch` already.
+    error DatasetFragmentCustodyAlreadyConfirmed(bytes32 datasetId, uint32 epoch, address holder);
 
     /// @dev The list named `list` has `length` entries, more than `max` (requesters 64,
     /// attestors 16, members of a group 32, groups 8, regions = circles + polygons 16).
@@ -228,17 +316,76 @@ interface IDatasetRegistry {
     /// @notice The policy in force.
     function currentPolicy(bytes32 datasetId) external view returns (Policy memory);
 
-    /// @notice Whether `account` is one of the dataset's shard holders.
+    /// @notice Whether `account` is in the registration's shard holders or holds a repaired shard.
     function isShardHolder(bytes32 datasetId, address account) external view returns (bool);
 
-    /// @notice Whether `account` is one of the dataset's fragment holders.
+    /// @notice Whether `account` is a fragment holder of the current fragment epoch.
     function isFragmentHolder(bytes32 datasetId, address account) external view returns (bool);
 
-    /// @notice Position `j` of a fragment holder (its Shamir x-coordinate is `j + 1`).
+    /// @notice Position `j` of a fragment holder of the current epoch (x-coordinate `j + 1`).
     function fragmentHolderIndex(bytes32 datasetId, address account) external view returns (uint256);
 
-    /// @notice The holder of shard `shardIndex`: `shardHolders[shardIndex % shardHolders.length]`.
+    /// @notice The holder of shard `shardIndex`: the repaired holder when a repair moved it,
+    /// else `shardHolders[shardIndex % shardHolders.length]`.
     function shardHolderOf(bytes32 datasetId, uint256 shardIndex) external view returns (address);
+
+    /// @notice Holder-registry admin, once: the coordinator whose re-deal requests and shard
+    /// failure proofs this registry accepts.
+    function setRetrievalCoordinator(address coordinator) external;
+
+    /// @notice The coordinator set by {setRetrievalCoordinator} (zero until then).
+    function retrievalCoordinator() external view returns (address);
+
+    /// @notice The current holder of the shard of an Active dataset says it lost it.
+    function releaseShard(bytes32 datasetId, uint32 shardIndex) external;
+
+    /// @notice Owner or REPAIRER_ROLE: assigns a repairable shard to Active `newHolder`, which
+    /// must not hold (or be assigned) another shard of the stripe. A pending assignment may be
+    /// moved to another holder; the same holder again reverts.
+    function assignShard(bytes32 datasetId, uint32 shardIndex, address newHolder) external;
+
+    /// @notice The assigned holder, having checked the shard against its leaf, takes it over.
+    function confirmShardPlacement(bytes32 datasetId, uint32 shardIndex) external;
+
+    /// @notice Owner: registers fragment epoch `latest + 1` (pending) from a released re-deal
+    /// request of its own made under the current epoch; holders Active and distinct.
+    function redealFragments(
+        bytes32 datasetId,
+        uint256 redealRequestId,
+        address[] calldata fragmentHolders,
+        uint8 threshold,
+        bytes[] calldata sealedWrapKeys,
+        bytes32[] calldata fragmentRoots
+    ) external returns (uint32 epoch);
+
+    /// @notice A fragment holder of pending epoch `epoch` confirms custody of its bundle; the
+    /// last confirmation makes the epoch current.
+    function confirmFragmentCustody(bytes32 datasetId, uint32 epoch) external;
+
+    /// @notice The holder a shard is assigned to, pending its confirmation (zero if none).
+    function pendingShardHolder(bytes32 datasetId, uint32 shardIndex) external view returns (address);
+
+    /// @notice Whether the shard's current holder released it.
+    function shardReleased(bytes32 datasetId, uint32 shardIndex) external view returns (bool);
+
+    /// @notice How many shards of the dataset `holder` holds now.
+    function shardsHeld(bytes32 datasetId, address holder) external view returns (uint32);
+
+    /// @notice The current fragment epoch and the latest registered one (pending if greater).
+    function fragmentEpochs(bytes32 datasetId) external view returns (uint32 current, uint32 latest);
+
+    /// @notice The fragment holders, threshold and confirmations of epoch `epoch`.
+    function fragmentSet(bytes32 datasetId, uint32 epoch) external view returns (FragmentSet memory);
+
+    /// @notice Whether a re-deal used request `requestId`.
+    function redealUsed(uint256 requestId) external view returns (bool);
+
+    /// @notice What the coordinator reads at a request: status, policy version, current
+    /// fragment epoch, owner (None, 0, 1, 0 for an unknown id). One call.
+    function requestContext(bytes32 datasetId)
+        external
+        view
+        returns (DatasetStatus status, uint32 policyVersion, uint32 fragmentEpoch, address owner);
 
     /// @notice Whether `holder` has confirmed custody.
     function custodyConfirmed(bytes32 datasetId, address holder) external view returns (bool);

@@ -54,6 +54,13 @@ interface IRetrievalCoordinator {
         AttestationTooCoarse
     }
 
+    /// @notice Why a request was made: an ordinary retrieval, or the owner's re-deal of the
+    /// shard keys to a new fragment-holder set ({requestRedeal}; the same policy decides).
+    enum RequestPurpose {
+        Retrieval,
+        Redeal
+    }
+
     /// @notice What a requester claims about a fragment holder's delivery ({reportFragmentFailure}).
     /// `Wrong`: the delivered fragments did not verify against their commitments. `Missing`:
     /// the request's deadline passed and the holder delivered nothing. `None` is never valid.
@@ -86,18 +93,22 @@ interface IRetrievalCoordinator {
 
     /// @notice A request as returned by {request}. `ephemeralKeyHash` is keccak256 of the
     /// requester's ephemeral HPKE public key; the key itself is only in the request's
-    /// {RetrievalRequested} event (readers check it against this hash).
+    /// {RetrievalRequested} event (readers check it against this hash). `fragmentEpoch` is the
+    /// dataset's fragment epoch current when the request was made: tokens and deliveries are
+    /// refused once another epoch is current. Fields are ordered to pack into four slots.
     struct Request {
         bytes32 datasetId;
         address requester;
         uint32 policyVersion;
         RequestStatus status;
         DenialReason denialReason;
+        RequestPurpose purpose;
         uint64 requestedAt;
         uint64 approvedAt;
         uint64 deadline;
         uint16 tokensIssued;
         uint16 deliveries;
+        uint32 fragmentEpoch;
         bytes32 ephemeralKeyHash;
     }
 
@@ -113,6 +124,9 @@ interface IRetrievalCoordinator {
         LocationAttestation attestation,
         bytes attestationSig
     );
+    /// @notice Request `requestId` (its {RetrievalRequested} precedes this) is the owner's
+    /// retrieval of the keys to re-deal them to a new fragment-holder set.
+    event RedealRequested(uint256 indexed requestId, bytes32 indexed datasetId, address indexed owner);
     /// @notice The request was denied; `by` is address(0) for the coordinator's own policy
     /// check, the KOS account for {denyRequest}.
     event RetrievalDenied(uint256 indexed requestId, bytes32 indexed datasetId, DenialReason reason, address by);
@@ -207,11 +221,27 @@ interface IRetrievalCoordinator {
     error RetrievalDeliveryWindowOpen(uint256 requestId, uint64 deadline);
     /// @dev A fragment failure of `holder` was reported already for this request.
     error RetrievalFragmentFailureAlreadyReported(uint256 requestId, address holder);
+    /// @dev The request was made under fragment epoch `requestEpoch`; `currentEpoch` is current
+    /// now, so its tokens and deliveries (old bundles) are refused.
+    error RetrievalStaleFragmentEpoch(uint256 requestId, uint32 requestEpoch, uint32 currentEpoch);
+    /// @dev Only the dataset's owner may request a re-deal.
+    error RetrievalNotDatasetOwner(bytes32 datasetId, address account);
 
     /// @notice Opens a request. Malformed input reverts; a policy failure is stored as Denied.
     /// The attestation digest is marked used only when the request is not denied: a replay is
     /// then visible as {DenialReason.AttestationReplayed} in a later request.
     function requestRetrieval(
+        bytes32 datasetId,
+        bytes calldata ephemeralKey,
+        LocationAttestation calldata attestation,
+        address attestor,
+        bytes calldata attestationSig
+    ) external returns (uint256 requestId);
+
+    /// @notice The dataset owner's retrieval of the keys for a re-deal: the same inputs, checks
+    /// and policy decision as {requestRetrieval}, recorded with purpose Redeal; also emits
+    /// {RedealRequested}. Reverts {RetrievalNotDatasetOwner} for anyone else.
+    function requestRedeal(
         bytes32 datasetId,
         bytes calldata ephemeralKey,
         LocationAttestation calldata attestation,
@@ -280,7 +310,8 @@ interface IRetrievalCoordinator {
     /// @notice Number of requests made so far (ids are 1..requestCount).
     function requestCount() external view returns (uint256);
 
-    /// @notice Approved, `block.timestamp <= deadline` and dataset not revoked.
+    /// @notice Approved, `block.timestamp <= deadline`, dataset not revoked and the request's
+    /// fragment epoch still current.
     function isOpen(uint256 requestId) external view returns (bool);
 
     /// @notice Whether the KOS posted `holder`'s token for the request.
@@ -295,6 +326,11 @@ interface IRetrievalCoordinator {
     function nonceUsed(address approver, uint256 nonce) external view returns (bool);
     /// @notice Whether a request consumed the attestation with this EIP-712 digest.
     function attestationUsed(bytes32 digest) external view returns (bool);
+    /// @notice Whether `holder`, as the shard's holder, was proven to serve a wrong copy of it.
+    function shardFailureProvenAgainst(bytes32 datasetId, uint32 shardIndex, address holder)
+        external
+        view
+        returns (bool);
     /// @notice Whether a failure of shard `shardIndex` serving `servedHash` was proven.
     function shardFailureProven(bytes32 datasetId, uint32 shardIndex, bytes32 servedHash)
         external

@@ -5,6 +5,11 @@ Misbehaviour is shown in two kinds that must not be confused: *proofs*
 Merkle proof, checked by the contract) and *claims* (``FragmentFailureReported``: the
 requester's word that a holder's delivered fragments were wrong or that none came by the
 deadline; the contract only checks that the claim is possible).
+
+Durability events read as what they did: a holder exiting or marked failed, a shard
+released by its holder, assigned to a new holder and repaired (the new holder confirmed it
+against its leaf), a re-deal request (a retrieval whose purpose is re-dealing the keys), a
+re-dealt fragment set (a pending epoch), its custody confirmations and its activation.
 """
 
 from __future__ import annotations
@@ -96,7 +101,51 @@ def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
     elif event.name in ("HolderRegistered", "HolderUpdated"):
         row["actor"] = _named(a["holder"], names)
         row["details"] = a.get("endpoint", "")
+    elif event.name in DURABILITY_EVENTS:
+        _describe_durability(event, names, row)
     return row
+
+
+DURABILITY_EVENTS = frozenset({
+    "HolderExiting", "HolderFailed", "ShardReleased", "ShardAssigned", "ShardRepaired", "RedealRequested",
+    "FragmentsRedealt", "FragmentCustodyConfirmed", "FragmentEpochActivated", "RetrievalCoordinatorSet"})
+
+
+def _describe_durability(event: ChainEvent, names: Mapping[str, str], row: dict[str, Any]) -> None:
+    """Exit, failure, repair and re-deal rows."""
+    a = event.args
+    if event.name == "HolderExiting":
+        row["actor"] = _named(a["holder"], names)
+        row["details"] = "announced its exit (no new data; serves until repaired away)"
+    elif event.name == "HolderFailed":
+        row["actor"] = _named(a["by"], names)
+        row["details"] = f"marked {_named(a['holder'], names)} failed"
+    elif event.name == "ShardReleased":
+        row["actor"] = _named(a["holder"], names)
+        row["details"] = f"shard {a['shardIndex']} released (lost by its holder)"
+    elif event.name == "ShardAssigned":
+        row["actor"] = _named(a["by"], names)
+        row["details"] = (f"shard {a['shardIndex']} assigned from {_named(a['from'], names)} "
+                          f"to {_named(a['to'], names)} (pending its confirmation)")
+    elif event.name == "ShardRepaired":
+        row["actor"] = _named(a["newHolder"], names)
+        row["details"] = (f"shard {a['shardIndex']} repaired: now held by {_named(a['newHolder'], names)}, "
+                          f"was {_named(a['oldHolder'], names)}")
+    elif event.name == "RedealRequested":
+        row["actor"] = _named(a["owner"], names)
+        row["details"] = "re-deal: the owner retrieves the keys to deal them to a new fragment set"
+    elif event.name == "FragmentsRedealt":
+        holders = ", ".join(_named(h, names) for h in a["fragmentHolders"])
+        row["details"] = (f"fragment epoch {a['epoch']} (pending), re-deal request {a['redealRequestId']}: "
+                          f"t={a['threshold']} of {len(a['fragmentHolders'])}: {holders}")
+    elif event.name == "FragmentCustodyConfirmed":
+        row["actor"] = _named(a["holder"], names)
+        row["details"] = f"epoch {a['epoch']}: {a['confirmations']}/{a['required']}"
+    elif event.name == "FragmentEpochActivated":
+        row["details"] = f"fragment epoch {a['epoch']} current; older epochs refused on chain"
+    elif event.name == "RetrievalCoordinatorSet":
+        row["actor"] = _named(a["by"], names)
+        row["details"] = f"coordinator {_named(a['coordinator'], names)}"
 
 
 def _claim(kind: int) -> str:
@@ -112,6 +161,7 @@ class RequestHistory:
 
     request_id: int
     dataset: str = ""
+    purpose: str = "retrieval"  # "re-deal" for the owner's requestRedeal
     requester: str = ""
     location: str = ""
     outcome: str = "pending"
@@ -132,6 +182,8 @@ def request_histories(events: list[ChainEvent], names: Mapping[str, str]) -> lis
         h = histories.setdefault(int(event.args["requestId"]), RequestHistory(int(event.args["requestId"])))
         if event.name == "RetrievalRequested":
             h.dataset, h.requester, h.location = row["dataset"], row["actor"], row["details"]
+        elif event.name == "RedealRequested":
+            h.purpose = "re-deal"
         elif event.name == "RetrievalDenied":
             h.outcome = f"denied by {row['actor']}: {row['details']}"
         elif event.name == "ApprovalRecorded":

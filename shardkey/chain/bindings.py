@@ -29,13 +29,21 @@ from shardkey.chain.model import (
     HolderStatus,
     Registration,
     RequestInfo,
+    RequestPurpose,
     RequestStatus,
 )
+from shardkey.chain.repair import DatasetRepair
 from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.policy.model import Policy
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 KOS_ROLE = keccak(text="KOS_ROLE")
+REPAIRER_ROLE = keccak(text="REPAIRER_ROLE")
+NO_ATTESTATION = (ZERO_ADDRESS, 0, 0, 0, 0, b"\0" * 32)
+
+
+def _attestation(attestation: Sequence[Any] | None) -> tuple[Any, ...]:
+    return tuple(attestation) if attestation is not None else NO_ATTESTATION
 
 
 PARAM_FIELDS = ("merkleRoot", "k", "p", "shardSize", "plaintextLength", "shardCount", "threshold",
@@ -85,6 +93,10 @@ class HolderRegistry:
         """Whether ``address`` holds DEFAULT_ADMIN_ROLE (activates and retires holders)."""
         return bool(self.client.read(self.contract, "hasRole", bytes(32), to_checksum_address(address)))
 
+    def is_repairer(self, address: str) -> bool:
+        """Whether ``address`` holds REPAIRER_ROLE (may assign repaired shards of any dataset)."""
+        return bool(self.client.read(self.contract, "isRepairer", to_checksum_address(address)))
+
     # writes
     def register(self, signer: LocalAccount, hpke_public_key: bytes, endpoint: str, region: str,
                  lat_e6: int, lon_e6: int) -> TxReceipt:
@@ -104,9 +116,31 @@ class HolderRegistry:
         """Admin: keep a holder out of new datasets."""
         return self.client.send(self.contract.call("retireHolder", to_checksum_address(holder)), admin)
 
+    def announce_exit(self, holder: LocalAccount) -> TxReceipt:
+        """The signer (Active) announces it is leaving: Exiting, never placed again."""
+        return self.client.send(self.contract.call("announceExit"), holder)
 
-class DatasetRegistry:
-    """Datasets, their policies and custody."""
+    def complete_exit(self, holder: LocalAccount) -> TxReceipt:
+        """The signer (Exiting), holding nothing any more, retires itself."""
+        return self.client.send(self.contract.call("completeExit"), holder)
+
+    def mark_failed(self, admin: LocalAccount, holder: str) -> TxReceipt:
+        """Admin: mark a holder Failed (its shards become repairable)."""
+        return self.client.send(self.contract.call("markFailed", to_checksum_address(holder)), admin)
+
+    def grant_repairer_role(self, admin: LocalAccount, account: str) -> TxReceipt:
+        """Admin: let ``account`` assign repaired shards of any dataset."""
+        fn = self.contract.call("grantRole", REPAIRER_ROLE, to_checksum_address(account))
+        return self.client.send(fn, admin)
+
+    def revoke_repairer_role(self, admin: LocalAccount, account: str) -> TxReceipt:
+        """Admin: withdraw REPAIRER_ROLE from ``account``."""
+        fn = self.contract.call("revokeRole", REPAIRER_ROLE, to_checksum_address(account))
+        return self.client.send(fn, admin)
+
+
+class DatasetRegistry(DatasetRepair):
+    """Datasets, their policies, custody, repair and fragment epochs."""
 
     def __init__(self, client: ChainClient, address: str):
         self.client = client
@@ -124,7 +158,7 @@ class DatasetRegistry:
         return DatasetInfo(dataset_id=dataset_id, owner=to_checksum_address(raw[0]), params=params,
                            status=DatasetStatus(raw[8]), policy_version=int(raw[9]),
                            confirmations=int(raw[10]), required_confirmations=int(raw[11]),
-                           registered_at=int(raw[12]))
+                           registered_at=int(raw[12]), fragment_epoch=int(raw[15]))
 
     def policy(self, dataset_id: bytes, version: int | None = None) -> Policy:
         """A policy version (the current one when ``version`` is None)."""
@@ -211,9 +245,10 @@ class RetrievalCoordinator:
         return RequestInfo(request_id=request_id, dataset_id=bytes(raw[0]),
                            requester=to_checksum_address(raw[1]), policy_version=int(raw[2]),
                            status=RequestStatus(raw[3]), denial_reason=int(raw[4]),
-                           requested_at=int(raw[5]), approved_at=int(raw[6]), deadline=int(raw[7]),
-                           tokens_issued=int(raw[8]), deliveries=int(raw[9]),
-                           ephemeral_key_hash=bytes(raw[10]))
+                           purpose=RequestPurpose(raw[5]), requested_at=int(raw[6]),
+                           approved_at=int(raw[7]), deadline=int(raw[8]), tokens_issued=int(raw[9]),
+                           deliveries=int(raw[10]), fragment_epoch=int(raw[11]),
+                           ephemeral_key_hash=bytes(raw[12]))
 
     def is_admin(self, address: str) -> bool:
         """Whether ``address`` holds DEFAULT_ADMIN_ROLE (grants and revokes KOS_ROLE)."""
@@ -258,6 +293,11 @@ class RetrievalCoordinator:
         return bool(self.client.read(self.contract, "shardFailureProven", dataset_id, shard_index,
                                      served_hash))
 
+    def shard_failure_proven_against(self, dataset_id: bytes, shard_index: int, holder: str) -> bool:
+        """Whether ``holder``, as the shard's holder, was proven to serve a wrong copy of it."""
+        return bool(self.client.read(self.contract, "shardFailureProvenAgainst", dataset_id, shard_index,
+                                     to_checksum_address(holder)))
+
     def nonce_used(self, approver: str, nonce: int) -> bool:
         """Whether an EIP-712 approval nonce of ``approver`` is spent."""
         return bool(self.client.read(self.contract, "nonceUsed", to_checksum_address(approver), nonce))
@@ -273,10 +313,19 @@ class RetrievalCoordinator:
                           attestation: Sequence[Any] | None = None, attestor: str = ZERO_ADDRESS,
                           signature: bytes = b"") -> TxReceipt:
         """Open a request; a policy failure is recorded as denied (not reverted)."""
-        att = tuple(attestation) if attestation is not None else (ZERO_ADDRESS, 0, 0, 0, 0, b"\0" * 32)
+        att = _attestation(attestation)
         fn = self.contract.call("requestRetrieval", dataset_id, ephemeral_key, att,
                                                       to_checksum_address(attestor), signature)
         return self.client.send(fn, requester)
+
+    def request_redeal(self, owner: LocalAccount, dataset_id: bytes, ephemeral_key: bytes,
+                       attestation: Sequence[Any] | None = None, attestor: str = ZERO_ADDRESS,
+                       signature: bytes = b"") -> TxReceipt:
+        """The owner's retrieval of the keys for a re-deal (same policy, purpose Redeal)."""
+        att = _attestation(attestation)
+        fn = self.contract.call("requestRedeal", dataset_id, ephemeral_key, att,
+                                to_checksum_address(attestor), signature)
+        return self.client.send(fn, owner)
 
     def approval_subject(self, request_id: int) -> ApprovalSubject:
         """What an approval of ``request_id`` must name: the stored request's fields."""

@@ -27,10 +27,14 @@ def request_origin(args: Mapping[str, Any]) -> RequestOrigin:
 
 
 class HolderStatus(IntEnum):
+    """``IHolderRegistry.HolderStatus`` (append-only: values never change)."""
+
     NONE = 0
     PENDING = 1
     ACTIVE = 2
     RETIRED = 3
+    EXITING = 4  # announced its exit: never placed again, still serves what it holds
+    FAILED = 5  # marked failed by the admin: its shards are repaired elsewhere
 
 
 class RequestStatus(IntEnum):
@@ -39,6 +43,13 @@ class RequestStatus(IntEnum):
     DENIED = 2
     APPROVED = 3
     COMPLETED = 4
+
+
+class RequestPurpose(IntEnum):
+    """Why a request was made (``requestRetrieval`` or the owner's ``requestRedeal``)."""
+
+    RETRIEVAL = 0
+    REDEAL = 1
 
 
 class FragmentFailureKind(IntEnum):
@@ -113,6 +124,38 @@ class DatasetInfo:
     confirmations: int
     required_confirmations: int
     registered_at: int
+    fragment_epoch: int = 1  # current fragment epoch; params.fragment_holders are epoch 1's
+
+
+@dataclass(frozen=True)
+class FragmentSet:
+    """The fragment holders of one epoch (``fragmentSet``): who holds the Shamir shares."""
+
+    epoch: int
+    threshold: int
+    confirmations: int
+    required: int
+    current: bool
+    holders: tuple[str, ...]
+
+    def x(self, holder: str) -> int:
+        """The Shamir x-coordinate of a fragment holder of this epoch (position + 1)."""
+        return self.holders.index(holder) + 1
+
+
+@dataclass(frozen=True)
+class FragmentDeal:
+    """The fragment data of one epoch, from ``DatasetRegistered`` (epoch 1) or
+    ``FragmentsRedealt``: what the KOS and holders need to serve the current set."""
+
+    dataset_id: bytes
+    epoch: int
+    threshold: int
+    holders: tuple[str, ...]
+    sealed_wrap_keys: tuple[bytes, ...]
+    fragment_roots: tuple[bytes, ...]
+    block_number: int
+    redeal_request_id: int = 0  # 0 for epoch 1 (the registration)
 
 
 @dataclass(frozen=True)
@@ -145,6 +188,8 @@ class RequestInfo:
     tokens_issued: int
     deliveries: int
     ephemeral_key_hash: bytes  # keccak256; the key is in the event (shardkey.chain.attestation)
+    purpose: RequestPurpose = RequestPurpose.RETRIEVAL
+    fragment_epoch: int = 1  # the dataset's fragment epoch when the request was made
 
     @property
     def origin(self) -> RequestOrigin:

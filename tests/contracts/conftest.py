@@ -83,6 +83,7 @@ def dataset_registry(project, admin, holder_registry):
 def coordinator(project, admin, kos, dataset_registry, holder_registry):
     c = admin.deploy(project.RetrievalCoordinator, admin, dataset_registry, holder_registry)
     c.grantRole(c.KOS_ROLE(), kos, sender=admin)
+    dataset_registry.setRetrievalCoordinator(c, sender=admin)
     return c
 
 
@@ -106,6 +107,15 @@ def active_holders(holder_registry, admin, holders):
         )
         holder_registry.activateHolder(h, sender=admin)
     return holders[:N_HOLDERS]
+
+
+@pytest.fixture
+def spare(holder_registry, holders, admin):
+    """A seventh Active holder, in no dataset (a repair or re-deal target)."""
+    h = holders[6]
+    holder_registry.registerHolder(b"pk-spare", "http://spare", "us", 40_000_000, -74_000_000, sender=h)
+    holder_registry.activateHolder(h, sender=admin)
+    return h
 
 
 class Kit:

@@ -34,7 +34,8 @@ REASONS = {
 # RequestStatus / DatasetStatus / HolderStatus enum values
 REQ_NONE, REQ_PENDING, REQ_DENIED, REQ_APPROVED, REQ_COMPLETED = range(5)
 DS_NONE, DS_PENDING, DS_ACTIVE, DS_REVOKED = range(4)
-H_NONE, H_PENDING, H_ACTIVE, H_RETIRED = range(4)
+H_NONE, H_PENDING, H_ACTIVE, H_RETIRED, H_EXITING, H_FAILED = range(6)
+PURPOSE_RETRIEVAL, PURPOSE_REDEAL = range(2)
 
 
 def policy(**kw: Any) -> tuple:

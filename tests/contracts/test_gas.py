@@ -122,3 +122,29 @@ def test_request_storage_independent_of_key_size(kit, chain):
     assert sstores[32] == sstores[1216], sstores
     extra = txs[1216].gas_used - txs[32].gas_used
     assert extra < 40 * (1216 - 32), (extra, {n: tx.gas_used for n, tx in txs.items()})
+
+
+def test_repair_and_redeal_gas(kit, chain, coordinator, holder_registry, spare, admin, kos):
+    """Gas of one shard repair (assign + confirm) and of one re-deal, for docs/CONTRACTS.md."""
+    ds = kit.register()
+    gas = {"markFailed": holder_registry.markFailed(kit.shard_holders[0], sender=admin).gas_used}
+    gas["announceExit"] = holder_registry.announceExit(sender=kit.shard_holders[1]).gas_used
+    gas["assignShard"] = kit.dataset_registry.assignShard(ds, 0, spare, sender=kit.owner).gas_used
+    gas["confirmShardPlacement"] = kit.dataset_registry.confirmShardPlacement(ds, 0, sender=spare).gas_used
+    gas["releaseShard"] = kit.dataset_registry.releaseShard(ds, 2, sender=kit.shard_holders[2]).gas_used
+    gas["completeExit"] = holder_registry.completeExit(sender=kit.shard_holders[1]).gas_used
+    key = HpkePrivateKey.generate(os.urandom, HpkeSuiteId.MLKEM768_X25519).public_key_bytes()
+    tx = coordinator.requestRedeal(ds, key, EMPTY_ATT, ZERO, b"", sender=kit.owner)
+    gas["requestRedeal (hybrid key, no groups)"] = tx.gas_used
+    rid = tx.events.filter(coordinator.RetrievalRequested)[0].requestId
+    coordinator.issueTokens(rid, kit.fragment_holders[:3], [b"t"] * 3, sender=kos)
+    new_set = [*kit.active_holders[2:6], spare]
+    wraps = [b"w" * 80] * 5  # an X25519 sealed wrap key is 80 bytes
+    gas["redealFragments (5 holders)"] = kit.dataset_registry.redealFragments(
+        ds, rid, [str(h) for h in new_set], 3, wraps, [keccak(bytes([i])) for i in range(5)],
+        sender=kit.owner).gas_used
+    confirms = [kit.dataset_registry.confirmFragmentCustody(ds, 2, sender=h).gas_used for h in new_set]
+    gas["confirmFragmentCustody (not last)"] = confirms[0]
+    gas["confirmFragmentCustody (last, activates)"] = confirms[-1]
+    print("\nGAS repair/redeal", gas)
+    assert all(g < 600_000 for g in gas.values()), gas
