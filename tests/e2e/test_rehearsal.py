@@ -239,6 +239,16 @@ def test_a_network_from_nothing_behind_a_hostile_provider(network: Network) -> N
         kos_log = logs["kos"].read_text()
         assert f'"request": {third}' in kos_log and "tokens issued" in kos_log, kos_log[-3000:]
 
+        # The auditor, with addresses only, reads the whole history.
+        rows = json.loads(op.run("--network", "auditor/network.yaml", "audit", "log", "--json").stdout)
+        histories = {h["request_id"]: h for h in rows["requests"]}
+        assert sorted(histories) == [first, first + 1, third], histories
+        for history in histories.values():
+            assert history["outcome"] == "completed" and len(history["tokens"]) == 3, history
+            assert sorted(history["approvals"]) == ["approver-1", "approver-2"], history
+        actors = {(r["event"], r["actor"]) for r in rows["events"]}
+        assert ("DatasetRegistered", "owner") in actors and ("RetrievalRequested", "requester") in actors
+
         stats = network.proxy_stats()
         print(f"proxy: {stats}; whole rehearsal {time.monotonic() - started:.0f} s")
         assert set(stats["messages"]) == {str(i) for i in range(len(REFUSALS))}, stats  # every message
