@@ -27,7 +27,7 @@ from shardkey.chain.artifacts import _abi_type, all_error_abis
 from shardkey.chain.codec import FunctionCodec
 from shardkey.chain.contract import BoundContract, Call
 from shardkey.chain.errors import ChainError, TransactionReverted
-from shardkey.chain.fees import FeeCeilingError, bumped_fees, initial_fees
+from shardkey.chain.fees import FeeCeilingError, bumped_fees, initial_fees, max_fee_per_gas
 from shardkey.chain.logs import RangeAdapter, log_filter, scan
 from shardkey.chain.retry import RetryPolicy
 from shardkey.chain.rpc import (
@@ -309,8 +309,7 @@ class ChainClient:
 
     def _replace(self, sent: SentTx, pending: _Pending) -> None:
         """Send ``sent`` again with the same nonce and higher fees (up to the ceiling)."""
-        base = int(self.latest_block()["baseFeePerGas"])
-        tip = quantity(self.raw("eth_maxPriorityFeePerGas", []))
+        base, tip = self._market()
         try:
             fees = bumped_fees(pending.tx, base, tip, self.max_fee_wei)
         except FeeCeilingError as exc:
@@ -341,10 +340,16 @@ class ChainClient:
         """EIP-1559 fees, re-read at most every 2 s (two RPC calls fewer per transaction);
         :class:`FeeCeilingError` when the chain's fees are above ``max_fee_gwei``."""
         if self._fees is None or time.monotonic() - self._fees[1] > 2.0:
-            base = int(self.latest_block()["baseFeePerGas"])
-            tip = quantity(self.raw("eth_maxPriorityFeePerGas", []))
-            self._fees = (initial_fees(base, tip, self.max_fee_wei), time.monotonic())
+            self._fees = (initial_fees(*self._market(), self.max_fee_wei), time.monotonic())
         return dict(self._fees[0])
+
+    def _market(self) -> tuple[int, int]:
+        """(base fee of the latest block, the node's suggested tip), in wei."""
+        return int(self.latest_block()["baseFeePerGas"]), quantity(self.raw("eth_maxPriorityFeePerGas", []))
+
+    def max_fee_per_gas(self) -> int:
+        """The max fee per gas a transaction sent now would offer (under ``max_fee_gwei``)."""
+        return max_fee_per_gas(*self._market(), self.max_fee_wei)
 
     def _next_nonce(self, sender: str) -> int:
         # Asked of the node for every transaction (under the lock, so concurrent sends from

@@ -34,18 +34,22 @@ def _bump(value: int) -> int:
     return -(-value * BUMP_NUM // BUMP_DEN)  # ceiling division: never a hair under 12.5 %
 
 
-def initial_fees(base_fee: int, tip: int, ceiling: int | None) -> dict[str, int]:
-    """Fees of a new transaction; the max fee is cut to ``ceiling`` (wei) when set, and
-    :class:`FeeCeilingError` raised when even that cannot pay the base fee and the tip."""
+def max_fee_per_gas(base_fee: int, tip: int, ceiling: int | None) -> int:
+    """The ``maxFeePerGas`` a new transaction offers: twice the base fee plus the tip, cut to
+    ``ceiling`` (wei) when set. What an account must be able to pay per gas (funds check)."""
     max_fee = 2 * base_fee + tip
-    if ceiling is not None:
-        if base_fee + tip > ceiling:
-            raise FeeCeilingError(
-                f"the chain's fee is {_gwei(base_fee)} base + {_gwei(tip)} tip per gas, above "
-                f"max_fee_gwei ({_gwei(ceiling)}); nothing was sent: raise max_fee_gwei or wait "
-                "for fees to fall")
-        max_fee = min(max_fee, ceiling)
-    return {"maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+    return max_fee if ceiling is None else min(max_fee, ceiling)
+
+
+def initial_fees(base_fee: int, tip: int, ceiling: int | None) -> dict[str, int]:
+    """Fees of a new transaction (:func:`max_fee_per_gas`), :class:`FeeCeilingError` when
+    even ``ceiling`` cannot pay the base fee and the tip."""
+    if ceiling is not None and base_fee + tip > ceiling:
+        raise FeeCeilingError(
+            f"the chain's fee is {_gwei(base_fee)} base + {_gwei(tip)} tip per gas, above "
+            f"max_fee_gwei ({_gwei(ceiling)}); nothing was sent: raise max_fee_gwei or wait "
+            "for fees to fall")
+    return {"maxFeePerGas": max_fee_per_gas(base_fee, tip, ceiling), "maxPriorityFeePerGas": tip}
 
 
 def bumped_fees(sent: Mapping[str, Any], base_fee: int, tip: int, ceiling: int | None) -> dict[str, int]:

@@ -8,8 +8,9 @@ from shardkey.chain.connection import ChainClient
 from shardkey.chain.rpc import quantity
 
 GAS_RESERVE = 500_000
-"""Gas an account must be able to pay at the current gas price to be considered funded:
-about two custody confirmations or one token issue with margin (docs/OPERATIONS.md)."""
+"""Gas an account must be able to pay, at the max fee per gas its transactions offer, to be
+considered funded: about two custody confirmations or one token issue with margin
+(docs/OPERATIONS.md)."""
 
 
 def balance_wei(client: ChainClient, address: str) -> int:
@@ -18,8 +19,10 @@ def balance_wei(client: ChainClient, address: str) -> int:
 
 
 def minimum_wei(client: ChainClient) -> int:
-    """The balance below which an account is refused: ``GAS_RESERVE`` at today's gas price."""
-    return GAS_RESERVE * max(1, quantity(client.raw("eth_gasPrice", [])))
+    """The balance below which an account is refused: ``GAS_RESERVE`` at the EIP-1559 max fee
+    per gas the client would offer now (twice the base fee plus the tip, under its
+    ``max_fee_gwei``): what the node checks a sender's balance against."""
+    return GAS_RESERVE * max(1, client.max_fee_per_gas())
 
 
 def funds_problem(client: ChainClient, address: str) -> str | None:
@@ -28,7 +31,7 @@ def funds_problem(client: ChainClient, address: str) -> str | None:
     if have >= need:
         return None
     return (f"account {to_checksum_address(address)} holds {format_eth(have)} ETH, less than the "
-            f"{format_eth(need)} ETH its transactions need at the current gas price")
+            f"{format_eth(need)} ETH its transactions need at the current max fee per gas")
 
 
 def format_eth(wei: int) -> str:

@@ -32,12 +32,15 @@ DEFAULT_HPKE_SUITE = next(name for name, suite in SUITE_NAMES.items() if suite i
 @click.option("--passphrase-file", type=click.Path(path_type=Path), default=None,
               envvar="SHARDKEY_PASSPHRASE_FILE",
               help="File holding the keystore passphrase (else $SHARDKEY_PASSWORD, else a prompt).")
+@click.option("--max-fee-gwei", type=click.FloatRange(min=0, min_open=True), default=None,
+              envvar="SHARDKEY_MAX_FEE_GWEI",
+              help="Ceiling of a transaction's max fee per gas (else the --network file's max_fee_gwei).")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, network_file: Path | None,
-        passphrase_file: Path | None) -> None:
+        passphrase_file: Path | None, max_fee_gwei: float | None) -> None:
     """ShardKey: encrypted shards at independent holders, keys released by an on-chain policy."""
     env = Env(home=(home.resolve() if home else default_home()), network_file=network_file,
-              passphrase_file=passphrase_file)
+              passphrase_file=passphrase_file, max_fee_gwei=max_fee_gwei)
     if isinstance(ctx.obj, dict):  # main() keeps the Env to word its connection hint
         ctx.obj["env"] = env
     ctx.obj = env

@@ -3,6 +3,7 @@
 The ``--network`` file (docs/OPERATIONS.md, "network.yaml")::
 
     deployment: deployment.json          # required; relative paths: from this file's folder
+    max_fee_gwei: 50                     # optional: ceiling of a transaction's max fee per gas
     passphrase_file: secrets/pass        # optional: unlocks the keystores under accounts
     accounts:                            # your own keys, usable with --as NAME
       owner: keys/owner.json             # a keystore path, or
@@ -32,7 +33,7 @@ from shardkey.devnet.network import DevnetInfo
 from shardkey.errors import UsageError
 from shardkey.keys import inspect_key_file, load_account_file, read_passphrase
 
-NETWORK_KEYS = {"deployment", "accounts", "addresses", "passphrase_file"}
+NETWORK_KEYS = {"deployment", "accounts", "addresses", "passphrase_file", "max_fee_gwei"}
 PASSWORD_ENV = "SHARDKEY_PASSWORD"  # noqa: S105 - a variable name
 
 
@@ -51,6 +52,7 @@ class Env:
     home: Path
     network_file: Path | None = None
     passphrase_file: Path | None = None
+    max_fee_gwei: float | None = None  # --max-fee-gwei (wins over the --network file's)
     _accounts: dict[str, LocalAccount] = field(default_factory=dict)
 
     @cached_property
@@ -95,8 +97,24 @@ class Env:
         return Deployment.load(self.devnet.deployment_path)
 
     @cached_property
+    def fee_ceiling(self) -> float | None:
+        """Ceiling of a transaction's max fee per gas, in gwei: ``--max-fee-gwei``, else the
+        ``--network`` file's ``max_fee_gwei``, else none."""
+        if self.max_fee_gwei is not None:
+            return self.max_fee_gwei
+        value = self.network.get("max_fee_gwei")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise UsageError(f"--network {self.network_file}: max_fee_gwei must be a positive number "
+                             f"of gwei, got {value!r}")
+        return float(value)
+
+    @cached_property
     def chain(self) -> ShardKeyChain:
-        return ShardKeyChain(self.deployment)
+        from shardkey.service.startup import bind
+
+        return bind(self.deployment, self.fee_ceiling)
 
     def _named_keys(self) -> dict[str, Path]:
         keys: dict[str, Path] = {}

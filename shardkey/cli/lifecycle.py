@@ -29,7 +29,7 @@ from shardkey.keys import (
     save_eth_keystore,
     save_hpke_keystore,
 )
-from shardkey.service.startup import NodeSettings, load_deployment, load_keys
+from shardkey.service.startup import NodeSettings, bind, load_deployment, load_keys
 
 
 def new_service_folder(folder: Path, config_name: str) -> Path:
@@ -92,8 +92,9 @@ def write_config(path: Path, values: Mapping[str, object]) -> None:
 
 
 def service_chain(settings: NodeSettings) -> ShardKeyChain:
-    """The chain a service's settings point at (deployment file, ``rpc_url`` override)."""
-    return ShardKeyChain(load_deployment(settings.deployment, settings.rpc_url))
+    """The chain a service's settings point at (deployment file, ``rpc_url`` override,
+    ``max_fee_gwei``)."""
+    return bind(load_deployment(settings.deployment, settings.rpc_url), settings.max_fee_gwei)
 
 
 def service_address(settings: NodeSettings) -> str:
@@ -128,7 +129,7 @@ def admin_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def admin_chain(env: Env, deployment: Path | None) -> ShardKeyChain:
     """``--deployment FILE``, else the ``--network`` / devnet deployment."""
     if deployment is not None:
-        return ShardKeyChain(Deployment.load(deployment))
+        return bind(Deployment.load(deployment), env.fee_ceiling)
     return env.chain
 
 

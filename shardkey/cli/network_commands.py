@@ -89,7 +89,7 @@ def network_deploy(env: Env, rpc_url: str, as_: str, kos_hpke_key: Path | None,
     if not key_file.is_file():
         raise UsageError(f"--as {as_}: no such keystore file")
     deployer = load_account_file(key_file, lambda: command_passphrase(env, passphrase_file))
-    client = ChainClient(rpc_url)
+    client = ChainClient(rpc_url, max_fee_gwei=env.fee_ceiling)
     if chain_id is not None and client.chain_id != chain_id:
         raise UsageError(f"--rpc {client.where} serves chain {client.chain_id}, not --chain-id {chain_id}")
     problem = funds_problem(client, deployer.address)

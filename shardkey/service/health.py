@@ -1,6 +1,7 @@
 """The one health rule of the chain-watching services (holder agent and KOS).
 
-A service is healthy while its watcher keeps up with the chain: its last successful poll
+A service is healthy while its watcher keeps up with the chain: it has polled the chain
+successfully at least once since it started (until then it is "starting"), its last poll
 is at most ``max_poll_age`` seconds old (host monotonic clock: this measures the process,
 not policy time), and its cursor is at most ``max_lag_blocks`` blocks behind the newest
 block it may act on (the head minus the confirmation depth). Either failing makes
@@ -70,11 +71,13 @@ class WatchHealth:
         with self._lock:
             last_ok, started = self._last_ok, self._started
         lag = watcher_lag(head, confirmations, cursor_block)
-        since = None if last_ok is None else now - last_ok
-        if since is None and started is not None and now - started > self.max_poll_age:
-            return HealthVerdict(False, f"no successful chain poll in the {now - started:.0f} s "
-                                 f"since start (limit {self.max_poll_age:.0f} s)", lag, None)
-        if since is not None and since > self.max_poll_age:
+        if last_ok is None:
+            if started is not None and now - started > self.max_poll_age:
+                return HealthVerdict(False, f"no successful chain poll in the {now - started:.0f} s "
+                                     f"since start (limit {self.max_poll_age:.0f} s)", lag, None)
+            return HealthVerdict(False, "starting: no poll yet", lag, None)
+        since = now - last_ok
+        if since > self.max_poll_age:
             return HealthVerdict(False, f"last successful chain poll {since:.0f} s ago "
                                  f"(limit {self.max_poll_age:.0f} s)", lag, since)
         if lag > self.max_lag_blocks:

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shardkey.chain.errors import ChainError
+
 
 def proportional_jitter(uniform: Callable[[], float]) -> Callable[[float], float]:
     """Jitter keeping between half and all of a delay; ``uniform`` returns a float in [0, 1).
@@ -52,7 +54,8 @@ def poll_loop(poll: Callable[[], object], stop: threading.Event, interval: Calla
 
     After a success the loop waits ``interval()`` seconds; after a failure it logs a WARNING
     (error type and message, the failure count, the delay; the traceback for the first
-    failure of a streak) and waits ``backoff.delay(failures)``. A success resets the count.
+    failure of a streak, except for a :class:`ChainError`: the node or provider failed, and
+    the message says how) and waits ``backoff.delay(failures)``. A success resets the count.
     Exceptions of a ``fatal`` type are logged as CRITICAL and re-raised: the service stops.
     ``wait`` sleeps until a timeout or ``stop`` (default ``stop.wait``).
     """
@@ -69,7 +72,8 @@ def poll_loop(poll: Callable[[], object], stop: threading.Event, interval: Calla
         except Exception as exc:
             failures += 1
             delay = backoff.delay(failures)
-            logger.warning(f"{what} failed; retrying", exc_info=failures == 1, extra={"fields": {
+            traceback = failures == 1 and not isinstance(exc, ChainError)  # a provider's hiccup: none
+            logger.warning(f"{what} failed; retrying", exc_info=traceback, extra={"fields": {
                 "error": type(exc).__name__, "detail": str(exc), "failures": failures,
                 "retry_in": round(delay, 3)}})
             sleep(delay)

@@ -116,10 +116,15 @@ def load_keys(settings: NodeSettings, passphrase_env: str,
     return account, hpke_key
 
 
+def bind(deployment: Deployment, max_fee_gwei: float | None = None) -> ShardKeyChain:
+    """Bindings of ``deployment`` over every endpoint (fail-over), every transaction's max
+    fee per gas capped at ``max_fee_gwei``: the one way the services and the CLI connect."""
+    return ShardKeyChain(deployment, ChainClient(deployment.urls, max_fee_gwei=max_fee_gwei))
+
+
 def connect(deployment: Deployment, source: Path, max_fee_gwei: float | None = None) -> ShardKeyChain:
-    """Bindings of ``deployment`` (every endpoint, fail-over; fees capped at ``max_fee_gwei``);
-    an RPC endpoint serving another chain is refused."""
-    chain = ShardKeyChain(deployment, ChainClient(deployment.urls, max_fee_gwei=max_fee_gwei))
+    """:func:`bind`; an RPC endpoint serving another chain is refused."""
+    chain = bind(deployment, max_fee_gwei)
     served = chain.client.chain_id
     if served != deployment.chain_id:
         raise IdentityError(f"{source}: chain id {deployment.chain_id}, but the RPC endpoint "

@@ -8,6 +8,7 @@ activates holders with HPKE keys.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,14 +72,25 @@ class DevChain:
         self.client.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
 
 
-@pytest.fixture(scope="session")
-def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def running_anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An anvil mining every 0.2 s and on every transaction, stopped on exit."""
     log = Path(tmp_path_factory.mktemp("anvil")) / "anvil.log"
     pid, url = start_anvil(log, block_time=0.2)
     try:
         yield url
     finally:
         stop(pid)
+
+
+@pytest.fixture(scope="session")
+def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's anvil. Never pause its mining: anvil cannot be put back into mining both
+    on an interval and on transactions (``evm_setAutomine(true)`` leaves it mining only on
+    transactions, and every later test waiting for blocks would hang). A test that pauses
+    mining overrides this fixture with its own anvil (tests/integration/kos/test_kos_volume.py)."""
+    with running_anvil(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture

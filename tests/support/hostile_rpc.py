@@ -12,7 +12,8 @@ It forwards every call to ``upstream`` (anvil) and, on the way:
 - answers 503 to everything while ``down`` is set (fail-over tests).
 
 Use :func:`hostile_rpc` in tests (a thread; ``proxy.url`` and ``proxy.stats``), or run
-it as a process for a whole system behind it::
+it as a process for a whole system behind it (it prints its URL; ``GET /stats`` answers
+what it did, as JSON)::
 
     python -m tests.support.hostile_rpc --upstream http://127.0.0.1:8545 --port 9545 --cap 10
 """
@@ -67,10 +68,18 @@ class ProxyStats:
     """What the proxy did, for assertions."""
 
     calls: Counter[str] = field(default_factory=Counter)
-    refusals: Counter[str] = field(default_factory=Counter)
+    refusals: Counter[str] = field(default_factory=Counter)  # by a message's first word, and "head"
+    messages: Counter[int] = field(default_factory=Counter)  # by index into REFUSALS
     rate_limited: int = 0
     lagged: int = 0
     log_ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The counters (not the log ranges) for ``GET /stats``."""
+        return {"calls": dict(self.calls), "refusals": dict(self.refusals),
+                "messages": {str(i): n for i, n in sorted(self.messages.items())},
+                "rate_limited": self.rate_limited, "lagged": self.lagged,
+                "log_queries": len(self.log_ranges)}
 
 
 class HostileRpc:
@@ -143,9 +152,11 @@ class HostileRpc:
             if cap is None or last - first + 1 <= cap:
                 return None
             chosen = self.config.refusals or list(range(len(REFUSALS)))
-            template, code = REFUSALS[chosen[self._refusal % len(chosen)]]
+            index = chosen[self._refusal % len(chosen)]
+            template, code = REFUSALS[index]
             self._refusal += 1
             self.stats.refusals[template.split()[0]] += 1
+            self.stats.messages[index] += 1
         return self._error(call, code, template.format(first=hex(first), last=hex(first + cap - 1), cap=cap))
 
 
@@ -161,6 +172,15 @@ def _handler(proxy: HostileRpc) -> type[http.server.BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Type", "application/json" if reply is not None else "text/plain")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def do_GET(self) -> None:
+            with proxy._lock:
+                out = json.dumps(proxy.stats.as_json()).encode()
+            self.send_response(200 if self.path == "/stats" else 404)
+            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
             self.wfile.write(out)
@@ -194,9 +214,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cap", type=int, default=10)
     parser.add_argument("--rate-limit-share", type=float, default=0.1)
-    parser.add_argument("--lag-every", type=int, default=40)
+    parser.add_argument("--lag-every", type=int, default=40, help="calls between head lags (0: never)")
+    parser.add_argument("--max-lag", type=int, default=3, help="blocks a lagging head is behind")
+    parser.add_argument("--retry-after", default="0", help="Retry-After of a 429, seconds")
+    parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
-    config = ProxyConfig(range_cap=args.cap, rate_limit_share=args.rate_limit_share, lag_every=args.lag_every)
+    config = ProxyConfig(range_cap=args.cap, rate_limit_share=args.rate_limit_share, lag_every=args.lag_every,
+                         max_lag=args.max_lag, retry_after=args.retry_after, seed=args.seed)
     with hostile_rpc(args.upstream, config, args.port) as proxy:
         print(proxy.url, flush=True)
         threading.Event().wait()

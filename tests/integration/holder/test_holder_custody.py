@@ -105,6 +105,9 @@ def test_unclaimed_staging_is_collected_after_ttl(world) -> None:
 
 
 def test_health_and_openapi(world) -> None:
+    starting = world.http.get("/v1/health")  # no chain poll yet: not healthy
+    assert starting.status_code == 503 and starting.json()["reason"] == "starting: no poll yet"
+    world.agent.poll()
     health = world.http.get("/v1/health").json()
     assert {k: health[k] for k in ("status", "reason", "address", "chain_id")} == {
         "status": "ok", "reason": None, "address": world.me, "chain_id": world.dev.client.chain_id}

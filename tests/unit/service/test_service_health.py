@@ -29,10 +29,20 @@ def test_a_stale_last_poll_is_unhealthy() -> None:
     assert not verdict.healthy and verdict.reason == "last successful chain poll 12 s ago (limit 10 s)"
 
 
-def test_no_poll_since_start_is_unhealthy_only_after_the_limit() -> None:
+def test_unhealthy_until_the_first_good_poll() -> None:
+    health = WatchHealth(max_poll_age=60, max_lag_blocks=5)
+    assert health.verdict(0.0, head=1, confirmations=1, cursor_block=0).reason == "starting: no poll yet"
+    health.started(0.0)
+    verdict = health.verdict(9.0, head=1, confirmations=1, cursor_block=0)
+    assert not verdict.healthy and verdict.reason == "starting: no poll yet"
+    assert verdict.as_json()["status"] == "unhealthy"
+    health.poll_succeeded(9.5)
+    assert health.verdict(10.0, head=1, confirmations=1, cursor_block=0).healthy
+
+
+def test_no_poll_since_start_says_for_how_long_after_the_limit() -> None:
     health = WatchHealth(max_poll_age=10, max_lag_blocks=5)
     health.started(0.0)
-    assert health.verdict(9.0, head=1, confirmations=1, cursor_block=0).healthy
     verdict = health.verdict(11.0, head=1, confirmations=1, cursor_block=0)
     assert not verdict.healthy and "since start" in str(verdict.reason)
 

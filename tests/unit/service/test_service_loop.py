@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from shardkey.chain.errors import ChainError
 from shardkey.service.loop import Backoff, poll_loop, proportional_jitter
 
 log = logging.getLogger("test.loop")
@@ -20,7 +21,7 @@ class Script:
     """A poll that fails or succeeds as scripted, then sets ``stop``."""
 
     def __init__(self, outcomes: str, stop: threading.Event) -> None:
-        self.outcomes = list(outcomes)  # "o" succeeds, "x" raises RuntimeError
+        self.outcomes = list(outcomes)  # "o" succeeds, "x" raises RuntimeError, "c" ChainError
         self.stop = stop
         self.calls = 0
         self.waits: list[float] = []
@@ -32,6 +33,8 @@ class Script:
             self.stop.set()
         if outcome == "x":
             raise RuntimeError(f"poll {self.calls} failed")
+        if outcome == "c":
+            raise ChainError(f"RPC http://127.0.0.1:9 failed: eth_getLogs: HTTP 429 (poll {self.calls})")
 
     def wait(self, seconds: float) -> bool:
         self.waits.append(seconds)
@@ -72,6 +75,15 @@ def test_failures_are_logged_at_warning_and_recovery_at_info(caplog: pytest.LogC
     assert first.exc_info and not second.exc_info  # one traceback per failure streak
     assert first.fields == {"error": "RuntimeError", "detail": "poll 1 failed", "failures": 1,  # type: ignore[attr-defined]
                             "retry_in": 1.0}
+
+
+def test_a_provider_failure_is_a_warning_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="test.loop"):
+        run("cxo", Backoff(base=1.0, cap=2.0))
+    first, second, recovered = caplog.records
+    assert first.levelname == "WARNING" and not first.exc_info  # the message says what failed
+    assert first.fields["error"] == "ChainError" and "HTTP 429" in first.fields["detail"]  # type: ignore[attr-defined]
+    assert not second.exc_info and recovered.getMessage() == "poll recovered"
 
 
 def test_a_set_event_stops_before_the_next_poll() -> None:
