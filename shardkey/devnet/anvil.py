@@ -39,6 +39,9 @@ def rpc_ready(url: str) -> bool:
     return reply.status_code == 200 and "result" in reply.json()
 
 
+KEPT_STATES = 512  # blocks whose state eth_call can still read (pinned reads are recent)
+
+
 def start_anvil(log_path: Path, port: int | None = None, block_time: float | None = 1.0,
                 chain_id: int = DEVNET_CHAIN_ID) -> tuple[int, str]:
     """Start anvil on loopback: automine plus interval mining (so confirmations advance);
@@ -48,7 +51,10 @@ def start_anvil(log_path: Path, port: int | None = None, block_time: float | Non
     """
     port = port or free_port()
     argv = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-            "--accounts", "1", "--gas-limit", "60000000"]
+            "--accounts", "1", "--gas-limit", "60000000",
+            # Keep recent states in memory only: by default anvil dumps every block's state
+            # under ~/.foundry/anvil/tmp (gigabytes per hour of 0.2 s blocks, never removed).
+            "--prune-history", str(KEPT_STATES)]
     if block_time is not None:
         argv += ["--block-time", str(block_time), "--mixed-mining"]
     pid = start_detached(argv, log_path)
