@@ -145,7 +145,7 @@ class RetryPolicy:
     """At most ``attempts`` tries within ``total`` seconds; waits from ``backoff`` unless the
     provider gave a hint. ``sleep`` and ``clock`` are injectable (tests do not sleep)."""
 
-    attempts: int = 6
+    attempts: int = 10  # hosted providers answer 429 in streaks; ``total`` bounds the time
     total: float = 30.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.2, cap=8.0))
     bench_for: float = 30.0  # seconds a failing URL is set aside when another one exists
@@ -154,10 +154,11 @@ class RetryPolicy:
     clock: Callable[[], float] = time.monotonic
 
     def delay(self, failures: int, transient: Transient) -> float:
-        """Seconds to wait after the ``failures``-th failure in a row."""
-        if transient.hint is not None:
-            return transient.hint
-        return self.backoff.delay(failures)
+        """Seconds to wait after the ``failures``-th failure in a row: the provider's hint is a
+        floor, never a reason to retry sooner than the back-off (``Retry-After: 0`` in a burst
+        of 429s would otherwise spend every attempt in the same instant)."""
+        backoff = self.backoff.delay(failures)
+        return backoff if transient.hint is None else max(transient.hint, backoff)
 
     def gives_up(self, failures: int, started: float, wait: float) -> bool:
         """Whether ``failures`` attempts so far (and ``wait`` more seconds) exhaust the budget."""

@@ -53,6 +53,7 @@ class Env:
     network_file: Path | None = None
     passphrase_file: Path | None = None
     max_fee_gwei: float | None = None  # --max-fee-gwei (wins over the --network file's)
+    deployment_file: Path | None = None  # an admin command's --deployment, once loaded
     _accounts: dict[str, LocalAccount] = field(default_factory=dict)
 
     @cached_property
@@ -238,13 +239,17 @@ def connection_hint(env: object) -> str:
 
     if not isinstance(env, Env):
         return "the chain's RPC endpoint did not answer"
-    if env.network_file is not None:
+    if env.deployment_file is not None or env.network_file is not None:
+        source = (f"--deployment {env.deployment_file}" if env.deployment_file is not None
+                  else f"deployment of --network {env.network_file}")
         try:
-            where = redact_url(env.deployment.rpc_url)
+            deployment = (Deployment.load(env.deployment_file) if env.deployment_file is not None
+                          else env.deployment)
+            where = redact_url(deployment.rpc_url)
         except Exception:  # the hint must never hide the error it explains
             where = "the deployment's rpc_url"
-        return (f"the RPC endpoint {where} (deployment of --network {env.network_file}) did not "
-                "answer: check that node, or set the deployment's rpc_url to one that runs")
+        return (f"the RPC endpoint {where} ({source}) did not answer or kept refusing: check that "
+                "node or provider, or set the deployment's rpc_url (or rpc_urls) to one that works")
     devnet = env.devnet
     if devnet is not None and not is_running(int(devnet.data["anvil"]["pid"])):
         return (f"the devnet's anvil in {env.home} is not running (its chain state is lost): "

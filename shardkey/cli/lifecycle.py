@@ -129,7 +129,9 @@ def admin_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def admin_chain(env: Env, deployment: Path | None) -> ShardKeyChain:
     """``--deployment FILE``, else the ``--network`` / devnet deployment."""
     if deployment is not None:
-        return bind(Deployment.load(deployment), env.fee_ceiling)
+        loaded = Deployment.load(deployment)
+        env.deployment_file = deployment  # connection hints name this file, not the devnet
+        return bind(loaded, env.fee_ceiling)
     return env.chain
 
 

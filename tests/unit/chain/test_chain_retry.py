@@ -40,6 +40,8 @@ def test_the_policy_waits_the_hint_else_backs_off_and_gives_up_within_its_bounds
     now = [100.0]
     policy = RetryPolicy(attempts=4, total=10.0, backoff=Backoff(base=0.5, cap=4.0), clock=lambda: now[0])
     assert policy.delay(1, Transient("http_429", "x", hint=2.5)) == 2.5
+    assert policy.delay(3, Transient("http_429", "x", hint=0.0)) == 2  # Retry-After: 0 still backs off
+    assert policy.delay(3, Transient("http_429", "x", hint=1.0)) == 2  # a hint is a floor
     assert [policy.delay(n, Transient("http_5xx", "x")) for n in (1, 2, 3, 4, 5)] == [0.5, 1, 2, 4, 4]
     assert not policy.gives_up(3, started=100.0, wait=1.0)
     assert policy.gives_up(4, started=100.0, wait=0.0)  # attempts spent
