@@ -28,7 +28,7 @@ from shardkey.chain.codec import FunctionCodec
 from shardkey.chain.contract import BoundContract, Call
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.fees import FeeCeilingError, bumped_fees, initial_fees, max_fee_per_gas
-from shardkey.chain.logs import RangeAdapter, log_filter, scan
+from shardkey.chain.logs import ProviderBehind, RangeAdapter, log_filter, scan
 from shardkey.chain.retry import RetryPolicy
 from shardkey.chain.rpc import (
     Block,
@@ -158,11 +158,29 @@ class ChainClient:
     def logs(self, addresses: str | list[str], from_block: int, to_block: int,
              topics: list[str | None] | None = None) -> list[dict[str, Any]]:
         """``eth_getLogs`` over a block range in chunks the provider accepts, as the node
-        returns them (hex strings), in chain order."""
+        returns them (hex strings), in chain order.
+
+        A provider whose head lags behind ``to_block`` (another endpoint, or this one a moment
+        ago, saw it) is waited for within the RPC retry budget, resuming after the last chunk
+        read: a one-shot look-up has no later poll to catch up in (the watcher, which has,
+        uses :meth:`scan_logs` and gets :class:`ProviderBehind`).
+        """
         found: list[dict[str, Any]] = []
-        for _first, _last, logs in self.scan_logs(addresses, from_block, to_block, topics):
-            found.extend(logs)
-        return found
+        position, lagged, started = from_block, 0, self.rpc.retry.clock()
+        while True:
+            try:
+                for _first, last, logs in self.scan_logs(addresses, position, to_block, topics):
+                    found.extend(logs)
+                    position = last + 1
+                return found
+            except ProviderBehind as exc:
+                lagged += 1
+                policy = self.rpc.retry
+                wait = policy.backoff.delay(lagged)
+                if policy.gives_up(lagged, started, wait):
+                    raise ChainError(f"{exc} (waited {policy.clock() - started:.1f} s)") from None
+                log.warning("provider head lags behind block %d: waiting %.2f s", position, wait)
+                policy.sleep(wait)
 
     def scan_logs(self, addresses: str | list[str], from_block: int, to_block: int,
                   topics: list[str | None] | None = None
