@@ -42,6 +42,7 @@ from holder_agent.errors import (
     StagingFullError,
     StorageError,
 )
+from holder_agent.leaving import Leaving
 from holder_agent.receipts import ShardDigests
 from holder_agent.storage import BUNDLE, Item, Store, bundle_item, parse_dataset_id, parse_shard_index
 from shardkey.chain import eip712
@@ -82,6 +83,7 @@ class ApiContext:
     health: WatchHealth = field(default_factory=WatchHealth)
     confirmations: int = 1
     cursor_block: Callable[[], int] = lambda: 0
+    leaving: Leaving | None = None  # the exit check: uploads refused while leaving
 
     @property
     def address(self) -> str:
@@ -330,6 +332,10 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     # The signature covers the declared body (hash and length), so it is checked, and the
     # nonce spent, before a body byte is read: a request nobody signed costs no disk and
     # no one's quota; the verified signer is charged the declared size up front.
+    refusal = ctx.leaving.refusal if ctx.leaving is not None else None
+    if refusal is not None:
+        raise ApiError(403, f"holder_{refusal}", f"this holder is {refusal}: it takes no new data "
+                       "(it still serves what it holds); upload to an Active holder")
     now = await to_thread.run_sync(ctx.clock.now)
     path, headers = _signed_path(request), dict(request.headers)
     signed = await to_thread.run_sync(lambda: verify_headers(

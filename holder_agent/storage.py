@@ -467,6 +467,23 @@ class Store:
             epochs += sorted(int(p.name) for p in (folder / "bundles").iterdir() if p.name.isdigit())
         return epochs
 
+    def committed_datasets(self) -> list[bytes]:
+        """The datasets with a committed folder here."""
+        return committed_datasets(self.root)
+
+    def delete_dataset(self, dataset_id: bytes) -> int:
+        """Delete everything committed of a dataset this holder no longer holds (an exit);
+        return the bytes freed."""
+        with self._lock:
+            folder = self.committed_dir(dataset_id)
+            if not folder.is_dir():
+                return 0
+            freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            shutil.rmtree(folder)
+            fsync_dir(self.datasets)
+            self._committed -= freed
+            return freed
+
     def drop_bundles(self, dataset_id: bytes, keep_epoch: int) -> list[int]:
         """Delete the committed bundles of every fragment epoch but ``keep_epoch`` (a re-deal
         superseded them); return the epochs deleted."""
@@ -517,6 +534,16 @@ class Store:
             if removed:
                 fsync_dir(self.staging)
         return removed
+
+
+def committed_datasets(data_dir: Path) -> list[bytes]:
+    """The datasets with a committed folder under a holder's ``data_dir`` (read only: safe
+    while the agent runs)."""
+    folder = data_dir / "datasets"
+    if not folder.is_dir():
+        return []
+    return sorted(bytes.fromhex(p.name) for p in folder.iterdir()
+                  if p.is_dir() and _DATASET_RE.fullmatch(p.name))
 
 
 def _disk_free(path: Path) -> int:

@@ -76,7 +76,7 @@ def test_redeal_moves_fragments_to_a_new_set(devnet, tmp_path: Path) -> None:
 
     new = [old[1], *spare[:2]]
     count = chain.retrievals.request_count()
-    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+    proc = subprocess.Popen(
         [sys.executable, "-m", "shardkey", "--home", str(devnet.home), "redeal", dataset,
          "--fragment-holders", ",".join(new), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
