@@ -65,6 +65,12 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                          f"{g['custody_gas_each']:,} x {g['custody_txs']}", ""))
         for name, step in gas["retrieval"].items():
             rows.append((f"gas {name}", f"{step['gas_each']:,} x {step['txs']}", ""))
+    redeal = r.get("redeal")
+    if redeal:
+        for name, step in redeal["steps"].items():
+            rows.append((f"gas re-deal: {name}", f"{step['gas_each']:,} x {step['txs']}", ""))
+        rows.append((f"gas one re-deal to {redeal['holders']} holders, every tx (`shardkey redeal`, "
+                     f"{redeal['seconds']:.1f} s)", f"{redeal['gas_total']:,}", ""))
     kos = r.get("kos")
     if kos:
         rows.append(("KOS: 100 requests in one block -> all tokens (s)",

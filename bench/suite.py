@@ -40,7 +40,7 @@ approvals:
 threshold: 3
 """
 # kos runs last on the shared devnet: it leaves the chain mining on a 1 s interval.
-SECTIONS = ("devnet", "throughput", "format", "small", "gas", "scale", "kos", "holders")
+SECTIONS = ("devnet", "throughput", "format", "small", "gas", "redeal", "scale", "kos", "holders")
 
 
 def log(message: str) -> None:
@@ -380,6 +380,39 @@ class Suite:
             steps[name] = {"txs": len(gas), "gas_each": max(gas) if gas else 0, "gas_total": sum(gas)}
         log(f"retrieval gas: {steps}")
         return steps
+
+    # re-deal -----------------------------------------------------------------------------------
+    def section_redeal(self) -> None:
+        """Gas of one ``shardkey redeal`` of a 1 MiB dataset to a new set of 5 holders, every
+        transaction of it (the owner's request, the KOS's tokens, the old holders' deliveries,
+        the re-deal, the new holders' confirmations, the completion), and its wall time."""
+        chain = self.dev.chain()
+        policy = self.work / "redeal.yaml"
+        policy.write_text("requesters: [requester, owner]\nthreshold: 3\n")
+        src = self.work / "redeal.bin"
+        random_file(src, MiB)
+        _, stored = self.dev.store(src, policy)
+        dataset_id = bytes.fromhex(stored["dataset"][2:])
+        run = self.dev.run("redeal", stored["dataset"], "--json")
+        summary = run.json()
+        rid, epoch = int(summary["request"]), int(summary["epoch"])
+        retrievals = chain.retrievals.contract.events
+        datasets = chain.datasets.contract.events
+        steps = {}
+        for name, event, filt in (
+                ("requestRedeal", retrievals.RedealRequested, {"requestId": rid}),
+                ("issueTokens (one tx, all holders)", retrievals.TokenIssued, {"requestId": rid}),
+                ("deliverFragments (each old holder)", retrievals.FragmentsDelivered, {"requestId": rid}),
+                ("redealFragments", datasets.FragmentsRedealt, {"datasetId": dataset_id, "epoch": epoch}),
+                ("confirmFragmentCustody (each new holder)", datasets.FragmentCustodyConfirmed,
+                 {"datasetId": dataset_id, "epoch": epoch}),
+                ("completeRetrieval", retrievals.RetrievalCompleted, {"requestId": rid})):
+            gas = self._event_gas(event, filt)
+            steps[name] = {"txs": len(gas), "gas_each": max(gas) if gas else 0, "gas_total": sum(gas)}
+        total = sum(step["gas_total"] for step in steps.values())
+        self.results["redeal"] = {"steps": steps, "gas_total": total, "seconds": run.seconds,
+                                  "holders": len(summary["fragment_holders"])}
+        log(f"re-deal gas: {steps}; total {total:,} in {run.seconds:.1f} s")
 
     # KOS ----------------------------------------------------------------------------------------
     def section_kos(self) -> None:

@@ -42,8 +42,9 @@ from holder_agent.errors import (
     StagingFullError,
     StorageError,
 )
+from holder_agent.leaving import Leaving
 from holder_agent.receipts import ShardDigests
-from holder_agent.storage import BUNDLE, Item, Store, parse_dataset_id, parse_shard_index
+from holder_agent.storage import BUNDLE, Item, Store, bundle_item, parse_dataset_id, parse_shard_index
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
@@ -82,6 +83,7 @@ class ApiContext:
     health: WatchHealth = field(default_factory=WatchHealth)
     confirmations: int = 1
     cursor_block: Callable[[], int] = lambda: 0
+    leaving: Leaving | None = None  # the exit check: uploads refused while leaving
 
     @property
     def address(self) -> str:
@@ -296,10 +298,44 @@ async def put_bundle(ctx: ApiContext, request: Request) -> Response:
     return await _upload(ctx, request, dataset_id, BUNDLE)
 
 
+async def put_epoch_bundle(ctx: ApiContext, request: Request) -> Response:
+    """Stage this holder's wrapped bundle of a re-dealt fragment epoch (signed by the owner).
+    ---
+    summary: Upload the wrapped fragment bundle of a re-deal
+    description: >-
+      As the registration's bundle, for fragment epoch `epoch` (2 or more); custody is taken
+      when FragmentsRedealt names this holder for that epoch, then confirmed on chain.
+    parameters:
+      - {$ref: "#/components/parameters/DatasetId"}
+      - {name: epoch, in: path, required: true, schema: {type: integer, minimum: 2}}
+    requestBody:
+      required: true
+      content: {application/octet-stream: {schema: {type: string, format: binary}}}
+    responses:
+      201: {$ref: "#/components/responses/Uploaded"}
+      400: {$ref: "#/components/responses/Error"}
+      401: {$ref: "#/components/responses/Error"}
+      409: {$ref: "#/components/responses/Error"}
+      413: {$ref: "#/components/responses/Error"}
+      507: {$ref: "#/components/responses/Error"}
+    security: [{ShardKeySignature: []}]
+    """
+    dataset_id, _ = _path_ids(request, with_index=False)
+    text = request.path_params["epoch"]
+    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) < 2:
+        raise ApiError(400, "bad_epoch", "the fragment epoch of a re-deal is an integer of 2 or more "
+                       "(epoch 1's bundle goes to /bundle)")
+    return await _upload(ctx, request, dataset_id, bundle_item(int(text)))
+
+
 async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: Item) -> Response:
     # The signature covers the declared body (hash and length), so it is checked, and the
     # nonce spent, before a body byte is read: a request nobody signed costs no disk and
     # no one's quota; the verified signer is charged the declared size up front.
+    refusal = ctx.leaving.refusal if ctx.leaving is not None else None
+    if refusal is not None:
+        raise ApiError(403, f"holder_{refusal}", f"this holder is {refusal}: it takes no new data "
+                       "(it still serves what it holds); upload to an Active holder")
     now = await to_thread.run_sync(ctx.clock.now)
     path, headers = _signed_path(request), dict(request.headers)
     signed = await to_thread.run_sync(lambda: verify_headers(
@@ -319,7 +355,7 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
         staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
     finally:
         await to_thread.run_sync(upload.discard)
-    what = "bundle" if item == BUNDLE else f"shard {item}"
+    what = item if isinstance(item, str) else f"shard {item}"
     if staged:
         ctx.metrics.uploads.inc()
     log.info("upload staged" if staged else "upload already committed", extra={"fields": {
@@ -514,6 +550,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/v1/datasets/{dataset_id}/shards/{index}", _guarded(put_shard, ctx), methods=["PUT"]),
         Route("/v1/datasets/{dataset_id}/shards/{index}", _guarded(get_shard, ctx), methods=["GET"]),
         Route("/v1/datasets/{dataset_id}/bundle", _guarded(put_bundle, ctx), methods=["PUT"]),
+        Route("/v1/datasets/{dataset_id}/bundles/{epoch}", _guarded(put_epoch_bundle, ctx), methods=["PUT"]),
         Route("/v1/datasets/{dataset_id}/receipts", _guarded(receipts, ctx), methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -44,6 +44,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
+from holder_agent.epochs import FragmentEpochs
 from holder_agent.errors import CustodyError
 from holder_agent.kap import problem_of, recheck
 from holder_agent.storage import Store
@@ -121,12 +122,15 @@ class Handlers:
         self.in_flight: dict[int, _Sent] = {}  # deliveries sent, not yet seen mined
         self._load_pending()
         self._load_deferred()
+        self.epochs = FragmentEpochs(chain, account, store)  # re-dealt bundles (issue 13)
 
     def attach(self, watcher: EventWatcher) -> None:
         """Register every handler on ``watcher``."""
         watcher.on("DatasetRegistered", self.on_dataset_registered)
         watcher.on("TokenIssued", self.on_token_issued)
         watcher.on("DatasetRevoked", self.on_dataset_revoked)
+        watcher.on("FragmentsRedealt", self.epochs.on_fragments_redealt)
+        watcher.on("FragmentEpochActivated", self.epochs.on_epoch_activated)
         watcher.before_save(self.wait_deliveries)
 
     # --- custody -------------------------------------------------------------
@@ -188,7 +192,8 @@ class Handlers:
 
     def retry_pending(self) -> None:
         """Try again the registrations whose staging changed (or every minute); drop those
-        registered more than ``pending_blocks`` blocks ago."""
+        registered more than ``pending_blocks`` blocks ago; and pending re-deal custody."""
+        self.epochs.retry()
         if not self.pending:
             return
         head = self.chain.client.block_number()
@@ -210,7 +215,7 @@ class Handlers:
 
     def pending_staging(self) -> list[tuple[str, bytes]]:
         """(owner, dataset) of registrations still waiting for uploads (kept from GC)."""
-        return [(e.registration.owner, ds) for ds, e in self.pending.items()]
+        return [(e.registration.owner, ds) for ds, e in self.pending.items()] + self.epochs.staging()
 
     def on_dataset_revoked(self, event: ChainEvent) -> None:
         """Stop waiting for uploads of a revoked dataset; keep what is committed."""
@@ -264,8 +269,13 @@ class Handlers:
         dataset = self.chain.datasets.dataset(request.dataset_id)
         if problem is None and dataset.status == DatasetStatus.REVOKED:
             problem = "dataset revoked"
-        if problem is None and self.address not in dataset.params.fragment_holders:
-            problem = "this holder is not a fragment holder of the dataset"
+        if problem is None and request.fragment_epoch != dataset.fragment_epoch:
+            problem = (f"request made under fragment epoch {request.fragment_epoch}, superseded by "
+                       f"{dataset.fragment_epoch} (re-dealt)")
+        deal = None if problem is not None else self.chain.datasets.fragment_set(
+            request.dataset_id, request.fragment_epoch)
+        if deal is not None and self.address not in deal.holders:
+            problem = "this holder is not a fragment holder of the dataset's current epoch"
         policy: Policy | None = None
         if problem is None:
             check = recheck(self.chain, request, dataset, self.attestations)
@@ -275,11 +285,12 @@ class Handlers:
             return False
         if self._deferred_by_limit(request_id, token, request, policy, fields):
             return False
-        wrapped = self.store.read_bundle(request.dataset_id)
+        assert deal is not None  # set whenever problem is None
+        wrapped = self.store.read_bundle(request.dataset_id, deal.epoch)
         if wrapped is None:
             log.error("token not answered: bundle not committed here", extra={"fields": fields})
             return False
-        x = dataset.params.fragment_x(self.address)
+        x = deal.x(self.address)
         try:
             # The key is in the request's event only; this raises unless it hashes to the
             # stored ephemeralKeyHash (a chain outage: the watcher retries the token).

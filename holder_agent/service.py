@@ -22,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 
 from holder_agent.api import ApiContext, create_app
 from holder_agent.handlers import Handlers
+from holder_agent.leaving import Leaving
 from holder_agent.settings import HolderSettings
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain
@@ -64,6 +65,7 @@ class Agent:
     handlers: Handlers
     watcher: EventWatcher
     api: ApiContext
+    leaving: Leaving
     _last_gc: float = field(default=0.0, init=False)
 
     def poll(self) -> None:
@@ -71,6 +73,7 @@ class Agent:
         self.watcher.poll_once()
         self.handlers.retry_pending()
         self.handlers.retry_deferred()
+        self.leaving.check()  # Exiting/Failed: refuse uploads, retire once nothing is held
         self.api.health.poll_succeeded(time.monotonic())
 
     def gc(self) -> None:
@@ -162,7 +165,8 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
                      nonces=NonceCache(), max_body_bytes=settings.max_body_bytes, metrics=metrics,
                      health=WatchHealth(settings.health_max_poll_age, settings.health_max_lag_blocks),
                      confirmations=confirmations, cursor_block=lambda: watcher.cursor.block)
-    return Agent(settings, chain, store, handlers, watcher, api)
+    api.leaving = Leaving(chain, account, store)
+    return Agent(settings, chain, store, handlers, watcher, api, api.leaving)
 
 
 def run(config_path: Path) -> int:

@@ -7,6 +7,7 @@ Layout under ``data_dir``::
     staging/<uploader>/<dataset_hex>/bundle
     datasets/<dataset_hex>/shards/<index>      committed: custody taken
     datasets/<dataset_hex>/bundle
+    datasets/<dataset_hex>/bundles/<epoch>     a re-dealt fragment epoch's bundle (epoch >= 2)
 
 Every name is built from a validated value (checksummed address, 64 lowercase hex,
 decimal index), never from raw request text. Staging is charged to the account whose
@@ -64,7 +65,20 @@ from shardkey.fsutil import fsync_dir
 log = logging.getLogger(__name__)
 
 BUNDLE = "bundle"
-Item = int | str  # a shard index, or BUNDLE
+Item = int | str  # a shard index, BUNDLE (fragment epoch 1), or bundle_item(epoch) of a re-deal
+MAX_EPOCH = 2**32 - 1
+
+
+def bundle_item(epoch: int) -> str:
+    """The storage item of a fragment epoch's bundle (epoch 1, the registration's: BUNDLE)."""
+    if not 1 <= epoch <= MAX_EPOCH:
+        raise InvalidNameError(f"not a fragment epoch: {epoch}")
+    return BUNDLE if epoch == 1 else f"{BUNDLE}.{epoch}"
+
+
+def is_bundle(item: Item) -> bool:
+    """Whether ``item`` is a bundle of some fragment epoch."""
+    return isinstance(item, str) and (item == BUNDLE or item.startswith(BUNDLE + "."))
 MAX_SHARD_INDEX = 2**32 - 1
 _DATASET_RE = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
 _INDEX_RE = re.compile(r"[0-9]{1,10}")
@@ -207,6 +221,8 @@ class Store:
     def _item_rel(item: Item) -> Path:
         if item == BUNDLE:
             return Path(BUNDLE)
+        if isinstance(item, str) and item.startswith(BUNDLE + ".") and _INDEX_RE.fullmatch(item[7:]):
+            return Path("bundles") / str(int(item[7:]))
         if isinstance(item, int) and 0 <= item <= MAX_SHARD_INDEX:
             return Path("shards") / str(item)
         raise InvalidNameError(f"not a storage item: {item!r}")
@@ -349,28 +365,29 @@ class Store:
             self._set_usage(upload.uploader, self._usage.get(upload.uploader, 0) + charge - old_charge)
             self._add_inflight(upload.uploader, -upload.reserved)
             upload.reserved = 0
-            if item == BUNDLE:
+            if is_bundle(item):
                 self.bundle_staged_at = time.monotonic()
             return True
 
     # --- custody ----------------------------------------------------------------
 
     def check_staged(self, owner: str, dataset_id: bytes, expected: Mapping[int, bytes],
-                     bundle: bool) -> list[str]:
+                     bundle: bool, epoch: int = 1) -> list[str]:
         """Problems preventing custody (empty when every item is staged or committed intact)."""
         with self._lock:
-            return [p for _, _, p in self._plan(owner, dataset_id, expected, bundle) if p]
+            return [p for _, _, p in self._plan(owner, dataset_id, expected, bundle, epoch) if p]
 
     def take_custody(self, owner: str, dataset_id: bytes, expected: Mapping[int, bytes],
-                     bundle: bool) -> int:
+                     bundle: bool, epoch: int = 1) -> int:
         """Move the claimed items from ``owner``'s staging into the committed dataset.
 
-        ``expected`` maps each shard index this holder must store to its SHA-256.
-        Returns the number of items moved; raises :class:`CustodyError` listing every
-        missing or mismatching item, and then changes nothing.
+        ``expected`` maps each shard index this holder must store to its SHA-256; ``bundle``
+        claims the bundle of fragment epoch ``epoch`` too. Returns the number of items
+        moved; raises :class:`CustodyError` listing every missing or mismatching item, and
+        then changes nothing.
         """
         with self._lock:
-            plan = self._plan(owner, dataset_id, expected, bundle)
+            plan = self._plan(owner, dataset_id, expected, bundle, epoch)
             problems = [p for _, _, p in plan if p]
             if problems:
                 raise CustodyError("; ".join(problems))
@@ -390,10 +407,10 @@ class Store:
             return len(moves)
 
     def _plan(self, owner: str, dataset_id: bytes, expected: Mapping[int, bytes],
-              bundle: bool) -> list[tuple[Path | None, Path, str]]:
+              bundle: bool, epoch: int = 1) -> list[tuple[Path | None, Path, str]]:
         """(staged source or None when already committed, destination, problem or "")."""
         plan: list[tuple[Path | None, Path, str]] = []
-        items: list[Item] = [*sorted(expected), *([BUNDLE] if bundle else [])]
+        items: list[Item] = [*sorted(expected), *([bundle_item(epoch)] if bundle else [])]
         for item in items:
             dst = self.committed_path(dataset_id, item)
             src = self.staged_path(owner, dataset_id, item)
@@ -435,9 +452,52 @@ class Store:
             return []
         return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
 
-    def has_bundle(self, dataset_id: bytes) -> bool:
-        """Whether the dataset's wrapped bundle is committed here."""
-        return self.committed_path(dataset_id, BUNDLE).is_file()
+    def has_bundle(self, dataset_id: bytes, epoch: int | None = None) -> bool:
+        """Whether the dataset's wrapped bundle (of ``epoch``; of any epoch when None) is
+        committed here."""
+        if epoch is None:
+            return bool(self.committed_bundles(dataset_id))
+        return self.committed_path(dataset_id, bundle_item(epoch)).is_file()
+
+    def committed_bundles(self, dataset_id: bytes) -> list[int]:
+        """The fragment epochs whose bundle of this dataset is committed here, ascending."""
+        folder = self.committed_dir(dataset_id)
+        epochs = [1] if (folder / BUNDLE).is_file() else []
+        if (folder / "bundles").is_dir():
+            epochs += sorted(int(p.name) for p in (folder / "bundles").iterdir() if p.name.isdigit())
+        return epochs
+
+    def committed_datasets(self) -> list[bytes]:
+        """The datasets with a committed folder here."""
+        return committed_datasets(self.root)
+
+    def delete_dataset(self, dataset_id: bytes) -> int:
+        """Delete everything committed of a dataset this holder no longer holds (an exit);
+        return the bytes freed."""
+        with self._lock:
+            folder = self.committed_dir(dataset_id)
+            if not folder.is_dir():
+                return 0
+            freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            shutil.rmtree(folder)
+            fsync_dir(self.datasets)
+            self._committed -= freed
+            return freed
+
+    def drop_bundles(self, dataset_id: bytes, keep_epoch: int) -> list[int]:
+        """Delete the committed bundles of every fragment epoch but ``keep_epoch`` (a re-deal
+        superseded them); return the epochs deleted."""
+        dropped = []
+        with self._lock:
+            for epoch in self.committed_bundles(dataset_id):
+                if epoch == keep_epoch:
+                    continue
+                path = self.committed_path(dataset_id, bundle_item(epoch))
+                self._committed -= path.stat().st_size
+                path.unlink()
+                fsync_dir(path.parent)
+                dropped.append(epoch)
+        return dropped
 
     def open_shard(self, dataset_id: bytes, index: int) -> BinaryIO | None:
         """The committed shard opened for reading, or None."""
@@ -446,10 +506,10 @@ class Store:
         except FileNotFoundError:
             return None
 
-    def read_bundle(self, dataset_id: bytes) -> bytes | None:
-        """The committed wrapped bundle, or None."""
+    def read_bundle(self, dataset_id: bytes, epoch: int = 1) -> bytes | None:
+        """The committed wrapped bundle of fragment epoch ``epoch``, or None."""
         try:
-            return self.committed_path(dataset_id, BUNDLE).read_bytes()
+            return self.committed_path(dataset_id, bundle_item(epoch)).read_bytes()
         except FileNotFoundError:
             return None
 
@@ -476,6 +536,16 @@ class Store:
         return removed
 
 
+def committed_datasets(data_dir: Path) -> list[bytes]:
+    """The datasets with a committed folder under a holder's ``data_dir`` (read only: safe
+    while the agent runs)."""
+    folder = data_dir / "datasets"
+    if not folder.is_dir():
+        return []
+    return sorted(bytes.fromhex(p.name) for p in folder.iterdir()
+                  if p.is_dir() and _DATASET_RE.fullmatch(p.name))
+
+
 def _disk_free(path: Path) -> int:
     """Bytes free for unprivileged writers on the filesystem of ``path``."""
     st = os.statvfs(path)
@@ -483,7 +553,9 @@ def _disk_free(path: Path) -> int:
 
 
 def _label(item: Item) -> str:
-    return "bundle" if item == BUNDLE else f"shard {item}"
+    if is_bundle(item):
+        return "bundle" if item == BUNDLE else f"bundle of fragment epoch {str(item)[7:]}"
+    return f"shard {item}"
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:

@@ -51,7 +51,7 @@ from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import (
     DatasetInfo,
     DatasetStatus,
-    Registration,
+    FragmentDeal,
     RequestInfo,
     RequestStatus,
 )
@@ -203,7 +203,7 @@ class Orchestrator:
             raise ValueError(f"{account.address} is not in the replica list")
         self.takeover_after = takeover_after
         self.kap = KapCheck(chain, start_block=chain.deployment.start_block)
-        self._registrations: OrderedDict[bytes, Registration] = OrderedDict()
+        self._registrations: OrderedDict[tuple[bytes, int], FragmentDeal] = OrderedDict()
         self._registrations_lock = threading.Lock()
         # Transactions sent and not yet seen mined, by request: a request with one in
         # flight is left alone until it is mined, reverts or times out, so the next poll
@@ -229,7 +229,14 @@ class Orchestrator:
                 self._deferred.pop(rid, None)
             return Outcome.DROPPED
         dataset = cache.dataset(req.dataset_id)
-        if req.tokens_issued >= len(dataset.params.fragment_holders):
+        if req.fragment_epoch != dataset.fragment_epoch:
+            # a re-deal moved the keys to a new fragment set: the chain refuses tokens for this
+            # request (RetrievalStaleFragmentEpoch), so sending any would only revert
+            log.info("request made under a superseded fragment epoch; dropped", extra=_fields(
+                request=rid, reason="stale_fragment_epoch", request_epoch=req.fragment_epoch,
+                current_epoch=dataset.fragment_epoch))
+            return Outcome.DROPPED
+        if req.tokens_issued >= len(self.deal(req.dataset_id, req.fragment_epoch).holders):
             return Outcome.DROPPED
         turn = acts_from(self.replicas, self.account.address, rid, req.approved_at, self.takeover_after)
         if now < turn:
@@ -365,17 +372,19 @@ class Orchestrator:
 
     # --- tokens -----------------------------------------------------------------
 
-    def registration(self, dataset_id: bytes) -> Registration:
-        """The dataset's registration event (immutable; cached, read once across threads)."""
+    def deal(self, dataset_id: bytes, epoch: int) -> FragmentDeal:
+        """The fragment holders and sealed wrap keys of one epoch (the registration's for epoch
+        1, ``FragmentsRedealt``'s after a re-deal; immutable, cached, read once across threads)."""
+        key = (dataset_id, epoch)
         with self._registrations_lock:
-            if dataset_id in self._registrations:
-                self._registrations.move_to_end(dataset_id)
-                return self._registrations[dataset_id]
-            reg = self.chain.datasets.registration(dataset_id, self.chain.deployment.start_block)
-            self._registrations[dataset_id] = reg
+            if key in self._registrations:
+                self._registrations.move_to_end(key)
+                return self._registrations[key]
+            deal = self.chain.datasets.fragment_deal(dataset_id, epoch, self.chain.deployment.start_block)
+            self._registrations[key] = deal
             while len(self._registrations) > REGISTRATION_CACHE:
                 self._registrations.popitem(last=False)
-            return reg
+            return deal
 
     def _missing(self, request_id: int, holders: Sequence[str], none_issued: bool) -> list[str]:
         if none_issued:
@@ -384,13 +393,12 @@ class Orchestrator:
 
     def _issue(self, req: RequestInfo, cache: PollCache) -> Outcome:
         rid = req.request_id
-        reg = self.registration(req.dataset_id)
-        holders = reg.params.fragment_holders
-        missing = self._missing(rid, holders, req.tokens_issued == 0)
+        deal = self.deal(req.dataset_id, req.fragment_epoch)
+        missing = self._missing(rid, deal.holders, req.tokens_issued == 0)
         if not missing:
             return Outcome.DROPPED
         try:
-            tokens = self._make_tokens(rid, reg, missing, cache)
+            tokens = self._make_tokens(rid, deal, missing, cache)
         except WrapKeyInvalid as exc:
             log.error("wrap key does not open", extra=_fields(
                 request=rid, dataset="0x" + req.dataset_id.hex(), position=exc.position))
@@ -402,17 +410,17 @@ class Orchestrator:
             return Outcome.RETRY  # some holder's key was unusable: try it again next poll
         return outcome
 
-    def _make_tokens(self, request_id: int, reg: Registration, missing: Sequence[str],
+    def _make_tokens(self, request_id: int, deal: FragmentDeal, missing: Sequence[str],
                      cache: PollCache) -> dict[str, bytes]:
         chain_id = self.chain.client.chain_id
         tokens: dict[str, bytes] = {}
-        positions = {h: j for j, h in enumerate(reg.params.fragment_holders)}
+        positions = {h: j for j, h in enumerate(deal.holders)}
         for holder in missing:
             j = positions[holder]
-            wrap_key = self.unsealer.unseal(reg.dataset_id, j, reg.sealed_wrap_keys[j])
+            wrap_key = self.unsealer.unseal(deal.dataset_id, j, deal.sealed_wrap_keys[j])
             try:
                 public_key = cache.holder_key(holder)
-                info = token_info(chain_id, request_id, reg.dataset_id, holder)
+                info = token_info(chain_id, request_id, deal.dataset_id, holder)
                 # any buffer works; a bytes copy of the wrap key could not be wiped
                 tokens[holder] = seal(public_key, wrap_key, info)  # type: ignore[arg-type]
             except HpkeKeyError as exc:  # the holder's registered key is unusable: skip it

@@ -157,6 +157,10 @@ class FragmentDeal:
     block_number: int
     redeal_request_id: int = 0  # 0 for epoch 1 (the registration)
 
+    def x(self, holder: str) -> int:
+        """The Shamir x-coordinate of a fragment holder of this epoch (position + 1)."""
+        return self.holders.index(holder) + 1
+
 
 @dataclass(frozen=True)
 class Registration:

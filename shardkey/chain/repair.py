@@ -33,6 +33,13 @@ def deal_from_redeal_args(args: Any, block_number: int) -> FragmentDeal:
         block_number=block_number, redeal_request_id=int(args["redealRequestId"]))
 
 
+def deal_from_registration(reg: Registration) -> FragmentDeal:
+    """Fragment epoch 1: the registration's holders, threshold, wrap keys and roots."""
+    return FragmentDeal(dataset_id=reg.dataset_id, epoch=1, threshold=reg.params.threshold,
+                        holders=reg.params.fragment_holders, sealed_wrap_keys=reg.sealed_wrap_keys,
+                        fragment_roots=reg.fragment_roots, block_number=reg.block_number)
+
+
 class DatasetRepair:
     """Repair and re-deal calls of ``DatasetRegistry`` (mixed into its binding)."""
 
@@ -94,10 +101,7 @@ class DatasetRepair:
         if epoch is None:
             epoch = self.fragment_epochs(dataset_id)[0]
         if epoch == 1:
-            reg = self.registration(dataset_id, from_block)
-            return FragmentDeal(dataset_id=dataset_id, epoch=1, threshold=reg.params.threshold,
-                                holders=reg.params.fragment_holders, sealed_wrap_keys=reg.sealed_wrap_keys,
-                                fragment_roots=reg.fragment_roots, block_number=reg.block_number)
+            return deal_from_registration(self.registration(dataset_id, from_block))
         logs: list[ChainEvent] = self.contract.get_logs("FragmentsRedealt", from_block, datasetId=dataset_id,
                                                         epoch=epoch)
         if not logs:

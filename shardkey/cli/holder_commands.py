@@ -165,6 +165,8 @@ def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | N
     require_funds(chain, admin.address, f"--as {as_}")
     if verb == "activate":
         chain.holders.activate(admin, address)
+    elif verb == "fail":
+        chain.holders.mark_failed(admin, address)
     else:
         chain.holders.retire(admin, address)
     click.echo(f"holder {address}: {chain.holders.holder(address).status.name.lower()}")
@@ -183,6 +185,30 @@ _transition_command("activate", (HolderStatus.PENDING, HolderStatus.RETIRED),
                     "Admin: allow HOLDER (address or its account key file) in new datasets.")
 _transition_command("retire", (HolderStatus.PENDING, HolderStatus.ACTIVE),
                     "Admin: keep HOLDER out of new datasets (it still serves the ones it holds).")
+_transition_command("fail", (HolderStatus.PENDING, HolderStatus.ACTIVE, HolderStatus.EXITING),
+                    "Admin: mark HOLDER failed: never placed again, its shards become repairable and "
+                    "its fragments should be re-dealt ('shardkey redeal').")
+
+
+@holder.command("exit")
+@config_option
+def holder_exit(config: Path) -> None:
+    """Announce this holder is leaving (Active -> Exiting on chain); docs/OPERATIONS.md."""
+    settings = _settings(config)
+    chain = service_chain(settings)
+    address = service_address(settings)
+    record = _record(chain, address)
+    if record is None or record.status != HolderStatus.ACTIVE:
+        state = record.status.name.lower() if record else "not registered"
+        raise UsageError(f"holder {address} is {state}: only an Active holder announces its exit")
+    require_funds(chain, address, f"holder {address}")
+    account, _ = unlock_service_keys(settings, PASSPHRASE_ENV)
+    chain.holders.announce_exit(account)
+    click.echo(f"holder {address}: exiting. It is never placed again and its agent now refuses "
+               "uploads, but keeps serving what it holds: keep it running until its shards are "
+               "repaired elsewhere ('shardkey repair') and the owners re-dealt its fragments "
+               "('shardkey redeal'). Then the agent retires it on chain (completeExit) and deletes "
+               f"its data; 'shardkey holder status --config {config}' shows what is still held.")
 
 
 def _storage(data_dir: Path) -> dict[str, Any]:
@@ -210,5 +236,11 @@ def holder_status(config: Path, as_json: bool) -> None:
         report.update(endpoint=record.endpoint, region=record.region, lat_e6=record.lat_e6,
                       lon_e6=record.lon_e6, hpke_key_matches=record.hpke_public_key == public_key)
     report.update(_storage(settings.data_dir))
+    if record is not None and record.status in (HolderStatus.EXITING, HolderStatus.FAILED):
+        from holder_agent.leaving import exit_progress
+        from holder_agent.storage import committed_datasets
+
+        stored = committed_datasets(settings.data_dir)
+        report["exit"] = exit_progress(chain, address, record.status, stored).as_json()
     report.update(chain_progress(chain, read_cursor(settings.data_dir / "cursor.json"), address))
     emit(report, as_json)

@@ -33,7 +33,8 @@ from eth_account.signers.local import LocalAccount
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.eip712 import recover, served_message
-from shardkey.chain.model import FragmentFailureKind, Registration, RequestInfo, RequestStatus
+from shardkey.chain.model import FragmentDeal, FragmentFailureKind, Registration, RequestInfo, RequestStatus
+from shardkey.chain.repair import deal_from_registration
 from shardkey.client.holder_http import HolderClient, HolderRequestError
 from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
 from shardkey.crypto import data_shard_indices, open_stripe, trim_stripe
@@ -79,11 +80,21 @@ def wait_for_approval(chain: ShardKeyChain, request_id: int, deadline: float) ->
         time.sleep(0.2)
 
 
+def request_deal(chain: ShardKeyChain, request: RequestInfo,
+                 registration: Registration | None = None) -> FragmentDeal:
+    """The fragment set (holders, threshold, roots) of the epoch the request was made under
+    (epoch 1 from ``registration`` when given: no second log query)."""
+    if request.fragment_epoch == 1 and registration is not None:
+        return deal_from_registration(registration)
+    return chain.datasets.fragment_deal(request.dataset_id, request.fragment_epoch,
+                                        chain.deployment.start_block)
+
+
 def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: RequestInfo,
-                      registration: Registration, key: HpkePrivateKey, deadline: float,
-                      result: FetchResult) -> dict[int, dict[int, bytes]]:
-    """Shares by x then shard index from at least ``t`` holders whose roots verify."""
-    params = registration.params
+                      registration: Registration, deal: FragmentDeal, key: HpkePrivateKey,
+                      deadline: float, result: FetchResult) -> dict[int, dict[int, bytes]]:
+    """Shares by x then shard index from at least ``t`` holders of the request's epoch
+    (``deal``) whose roots verify."""
     good: dict[int, dict[int, bytes]] = {}
     seen: set[str] = set()
     start = chain.client.blocks_at(request.requested_at, registration.block_number)[0]  # deliveries follow it
@@ -92,12 +103,12 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
         logs = chain.retrievals.contract.get_logs("FragmentsDelivered", start, requestId=request.request_id)
         for log in logs:
             holder = log.args["holder"]
-            if holder in seen or holder not in params.fragment_holders:
+            if holder in seen or holder not in deal.holders:
                 continue
             seen.add(holder)
-            x = params.fragment_x(holder)
+            x = deal.x(holder)
             sealed = bytes(log.args["sealedFragments"])
-            shares = _open_delivery(chain, request, registration, key, holder, x, sealed)
+            shares = _open_delivery(chain, request, registration, deal, key, holder, x, sealed)
             if shares is None:
                 result.bad_fragment_holders.append(holder)
                 result.reports.append(_report_fragment_failure(chain, requester, request.request_id,
@@ -105,20 +116,20 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
                 continue
             good[x] = shares
             result.good_holders.append(holder)
-        if len(good) >= params.threshold:
-            report_missing_fragments(chain, requester, request, params.fragment_holders, seen, result)
+        if len(good) >= deal.threshold:
+            report_missing_fragments(chain, requester, request, deal.holders, seen, result)
             return good
-        if len(seen) == len(params.fragment_holders) or time.monotonic() > deadline:
-            missing = [h for h in params.fragment_holders if h not in seen]
-            report_missing_fragments(chain, requester, request, params.fragment_holders, seen, result)
-            not_released = kos_not_released(chain, request.request_id, params.threshold,
+        if len(seen) == len(deal.holders) or time.monotonic() > deadline:
+            missing = [h for h in deal.holders if h not in seen]
+            report_missing_fragments(chain, requester, request, deal.holders, seen, result)
+            not_released = kos_not_released(chain, request.request_id, deal.threshold,
                                             time.monotonic() - waiting_since)
             if not_released is not None:
                 raise RestoreError(not_released)
             claimed = (f" (claimed missing on chain: {', '.join(result.missing_fragment_holders)})"
                        if result.missing_fragment_holders else "")
             raise RestoreError(
-                f"only {len(good)} of the {params.threshold} fragment holders needed delivered valid "
+                f"only {len(good)} of the {deal.threshold} fragment holders needed delivered valid "
                 f"fragments; missing: {', '.join(missing) or 'none'}{claimed}; wrong: "
                 f"{', '.join(result.bad_fragment_holders) or 'none'}")
         time.sleep(0.2)
@@ -140,7 +151,8 @@ def kos_not_released(chain: ShardKeyChain, request_id: int, threshold: int,
 
 
 def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Registration,
-                   key: HpkePrivateKey, holder: str, x: int, sealed: bytes) -> dict[int, bytes] | None:
+                   deal: FragmentDeal, key: HpkePrivateKey, holder: str, x: int,
+                   sealed: bytes) -> dict[int, bytes] | None:
     params = registration.params
     try:
         plaintext = key.open(sealed, delivery_info(chain.client.chain_id, request.request_id,
@@ -152,7 +164,7 @@ def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Reg
     if sorted(shares) != data_shard_indices(params.shard_count, params.k, params.p):
         return None
     root = holder_fragments_root(registration.dataset_id, x, shares)
-    if not hmac.compare_digest(root, registration.fragment_roots[x - 1]):
+    if not hmac.compare_digest(root, deal.fragment_roots[x - 1]):
         return None
     return shares
 
@@ -200,8 +212,7 @@ def settle_expired(chain: ShardKeyChain, requester: LocalAccount, request: Reque
     request, then raise :class:`RestoreError` saying so. Needs no ephemeral key: claims are
     about the request, not about what the deliveries contain."""
     result = FetchResult(request.request_id, 0, [])
-    holders = chain.datasets.dataset(request.dataset_id).params.fragment_holders
-    report_missing_fragments(chain, requester, request, holders, set(), result)
+    report_missing_fragments(chain, requester, request, request_deal(chain, request).holders, set(), result)
     claimed = (f"; claimed missing on chain: {', '.join(result.missing_fragment_holders)}"
                if result.missing_fragment_holders else "; no new claim")
     raise RestoreError(f"request {request.request_id} passed its deadline ({request.deadline}, chain "
@@ -220,9 +231,10 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     registration = chain.datasets.registration(request.dataset_id, chain.deployment.start_block)
     params = registration.params
     result.timings["approval"] = time.perf_counter() - started
-    shares = collect_fragments(chain, requester, request, registration, key, deadline, result)
+    deal = request_deal(chain, request, registration)
+    shares = collect_fragments(chain, requester, request, registration, deal, key, deadline, result)
     result.timings["fragments"] = time.perf_counter() - started - result.timings["approval"]
-    xs = sorted(shares)[: params.threshold]
+    xs = sorted(shares)[: deal.threshold]
     endpoints = {a: chain.holders.holder(a).endpoint for a in dict.fromkeys(params.shard_holders)}
     clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, e, requester, clock) for a, e in endpoints.items()}

@@ -139,9 +139,11 @@ class HolderClient:
         response = self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/shards/{index}", data, sha256)
         self._read_capped(response, JSON_CAP, "upload answer")
 
-    def put_bundle(self, dataset_id: bytes, wrapped: bytes) -> None:
-        """Stage this holder's wrapped fragment bundle."""
-        response = self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/bundle", wrapped)
+    def put_bundle(self, dataset_id: bytes, wrapped: bytes, epoch: int = 1) -> None:
+        """Stage this holder's wrapped fragment bundle (of fragment epoch ``epoch``: 1 at
+        registration, later ones for a re-deal)."""
+        path = "bundle" if epoch == 1 else f"bundles/{epoch}"
+        response = self._send("PUT", f"/v1/datasets/0x{dataset_id.hex()}/{path}", wrapped)
         self._read_capped(response, JSON_CAP, "upload answer")
 
     def get_shard(self, dataset_id: bytes, index: int, request_id: int,

@@ -131,13 +131,15 @@ class RequestOutcome:
 
 def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id: bytes,
                       attestation: SignedAttestation | None, keys_dir: Path,
-                      suite: HpkeSuiteId = DEFAULT_SUITE) -> RequestOutcome:
+                      suite: HpkeSuiteId = DEFAULT_SUITE, redeal: bool = False) -> RequestOutcome:
     """Pre-flight the policy off chain, make an ephemeral HPKE key, send the request, keep
     the key (0600) for ``fetch``. The outcome carries both the chain's and the pre-flight's
     verdict (:attr:`RequestOutcome.disagreement`).
 
     The key is kept only while the request can still be served: a request denied at once
-    leaves no key file, and :func:`prune_ephemeral_keys` removes the others later.
+    leaves no key file, and :func:`prune_ephemeral_keys` removes the others later. With
+    ``redeal`` the owner asks ``requestRedeal`` instead (same inputs, policy and approvals;
+    purpose Redeal on chain).
     """
     if chain.datasets.dataset(dataset_id).status == 0:
         raise UsageError(f"dataset 0x{dataset_id.hex()} is not registered on this chain")
@@ -146,12 +148,12 @@ def request_retrieval(chain: ShardKeyChain, requester: LocalAccount, dataset_id:
         given = (attestation.attestor, parse_attestation(attestation.as_tuple()), attestation.signature)
     predicted, predicted_at = preflight_reason(chain, requester.address, dataset_id, given)
     ephemeral = HpkePrivateKey.generate(os.urandom, suite)
+    send = chain.retrievals.request_redeal if redeal else chain.retrievals.request_retrieval
     if attestation is not None:
-        receipt = chain.retrievals.request_retrieval(requester, dataset_id, ephemeral.public_key_bytes(),
-                                                     attestation.as_tuple(), attestation.attestor,
-                                                     attestation.signature)
+        receipt = send(requester, dataset_id, ephemeral.public_key_bytes(), attestation.as_tuple(),
+                       attestation.attestor, attestation.signature)
     else:
-        receipt = chain.retrievals.request_retrieval(requester, dataset_id, ephemeral.public_key_bytes())
+        receipt = send(requester, dataset_id, ephemeral.public_key_bytes())
     events = chain.retrievals.contract.process_receipt("RetrievalRequested", receipt)
     request_id = int(events[0].args["requestId"])
     key_file = keys_dir / f"{request_id}.hpke"

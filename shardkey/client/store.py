@@ -150,7 +150,7 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
                 _collect(in_flight.popleft(), hashes, fragments, progress)
             timings["shards"] = time.perf_counter() - started - timings["setup"]
             chain_id = chain.client.chain_id
-            bundles = [pool.submit(_send_bundle, clients[holder], dataset_id, position + 1,
+            bundles = [pool.submit(send_bundle, clients[holder], dataset_id, position + 1,
                                    fragments[position], deployment.kos_public_key, chain_id, rng)
                        for position, holder in enumerate(fragment_holders)]
             sealed_wraps, roots = zip(*(f.result() for f in bundles), strict=True)
@@ -194,14 +194,15 @@ def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreO
             key[:] = bytes(len(key))
 
 
-def _send_bundle(client: HolderClient, dataset_id: bytes, x: int, fragments: dict[int, bytes],
-                 kos_public_key: bytes, chain_id: int, rng: Rng) -> tuple[bytes, bytes]:
-    """Wrap fragment holder ``x``'s bundle under a fresh key and upload it; return the wrap
-    key sealed to the KOS and the bundle's fragments root."""
+def send_bundle(client: HolderClient, dataset_id: bytes, x: int, fragments: dict[int, bytes],
+                kos_public_key: bytes, chain_id: int, rng: Rng, epoch: int = 1) -> tuple[bytes, bytes]:
+    """Wrap fragment holder ``x``'s bundle under a fresh key and upload it (for fragment
+    epoch ``epoch``: a re-deal uploads the next one); return the wrap key sealed to the KOS
+    and the bundle's fragments root."""
     wrap_key = bytearray(rng(32))
     try:
         bundle = FragmentBundle.build(dataset_id, x, fragments)
-        client.put_bundle(dataset_id, wrap_bundle(bytes(wrap_key), bundle, rng))
+        client.put_bundle(dataset_id, wrap_bundle(bytes(wrap_key), bundle, rng), epoch)
         return (seal(kos_public_key, bytes(wrap_key), wrap_info(chain_id, dataset_id, x)),
                 holder_fragments_root(dataset_id, x, fragments))
     finally:

@@ -50,9 +50,10 @@ def start_devnet(home: Path, holders: int = 5) -> Cli:
 
 
 @pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    """A devnet shared by the tests of one module."""
-    cli = start_devnet(tmp_path_factory.mktemp("devnet"))
+def devnet(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cli]:
+    """A devnet shared by the tests of one module (``DEVNET_HOLDERS`` in the module: how many
+    holders, default 5)."""
+    cli = start_devnet(tmp_path_factory.mktemp("devnet"), getattr(request.module, "DEVNET_HOLDERS", 5))
     try:
         yield cli
     finally:
