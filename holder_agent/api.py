@@ -42,6 +42,7 @@ from holder_agent.errors import (
     StagingFullError,
     StorageError,
 )
+from holder_agent.placement import PlacementCache
 from holder_agent.receipts import ShardDigests
 from holder_agent.storage import BUNDLE, Item, Store, parse_dataset_id, parse_shard_index
 from shardkey.chain import eip712
@@ -77,6 +78,7 @@ class ApiContext:
     nonces: NonceCache
     max_body_bytes: int
     downloads: DownloadCache = field(default_factory=lambda: DownloadCache())
+    placements: PlacementCache = field(default_factory=PlacementCache)
     digests: ShardDigests = field(default_factory=ShardDigests)
     metrics: HolderMetrics = field(default_factory=HolderMetrics)
     health: WatchHealth = field(default_factory=WatchHealth)
@@ -438,7 +440,7 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
         raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
     if index >= dataset.params.shard_count:
         raise ApiError(404, "unknown_shard", f"the dataset has {dataset.params.shard_count} shards")
-    if dataset.params.shard_holder(index) != ctx.address:
+    if ctx.placements.holder(chain, dataset_id, index, block) != ctx.address:
         raise ApiError(404, "not_held", f"shard {index} is placed at another holder")
 
 
