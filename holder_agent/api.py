@@ -49,7 +49,15 @@ from shardkey.chain import eip712
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.model import DatasetInfo, DatasetStatus, RequestInfo, RequestStatus
-from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, AuthError, NonceCache, verify_request
+from shardkey.httpauth import (
+    HEADER_RECEIPT,
+    HEADER_SHARD_HASH,
+    AuthError,
+    NonceCache,
+    SignedRequest,
+    verify_request,
+)
+from shardkey.ratelimit import RateLimiter
 from shardkey.service.health import WatchHealth, judge
 from shardkey.service.metrics import HolderMetrics
 from shardkey.service.monitor import health_response, metrics_response
@@ -60,6 +68,7 @@ _REQUEST_ID_RE = re.compile(r"[0-9]{1,78}")
 # Shards are served in 1 MiB reads: each read is a thread-pool hop from the event loop,
 # and 64 KiB reads made the fetch of 128 MiB ~12 % slower (docs/PERFORMANCE.md).
 _STREAM_CHUNK = 1 << 20
+REPAIR_READS = 10_000  # shards one repairer may read per hour of chain time
 _STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [
     (InvalidNameError, 400, "bad_name"), (PayloadTooLargeError, 413, "too_large"),
     (BodyMismatchError, 400, "body_mismatch"), (StagingFullError, 507, "staging_full"),
@@ -79,6 +88,7 @@ class ApiContext:
     max_body_bytes: int
     downloads: DownloadCache = field(default_factory=lambda: DownloadCache())
     placements: PlacementCache = field(default_factory=PlacementCache)
+    repair_reads: RateLimiter = field(default_factory=lambda: RateLimiter(REPAIR_READS, 3600))
     digests: ShardDigests = field(default_factory=ShardDigests)
     metrics: HolderMetrics = field(default_factory=HolderMetrics)
     health: WatchHealth = field(default_factory=WatchHealth)
@@ -310,17 +320,7 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     if declared is not None and declared != signed.body_length:
         raise ApiError(400, "length_mismatch", f"Content-Length {declared} differs from the "
                        f"signed length {signed.body_length}")
-    upload = await to_thread.run_sync(lambda: ctx.store.begin_upload(
-        signed.signer, dataset_id, item, ctx.max_body_bytes, signed.body_sha256, signed.body_length))
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                upload.write(chunk)
-        await to_thread.run_sync(upload.seal)
-        size, digest = upload.size, upload.sha256
-        staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
-    finally:
-        await to_thread.run_sync(upload.discard)
+    staged, size, digest = await _receive(ctx, request, signed, dataset_id, item)
     what = "bundle" if item == BUNDLE else f"shard {item}"
     if staged:
         ctx.metrics.uploads.inc()
@@ -329,6 +329,23 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
                          "sha256": digest.hex(), "status": "staged" if staged else "committed"},
                         status_code=201)
+
+
+async def _receive(ctx: ApiContext, request: Request, signed: SignedRequest, dataset_id: bytes,
+                   item: Item) -> tuple[bool, int, bytes]:
+    """Stream the declared body into the signer's staging (limits, declaration checked):
+    (staged, or False when the same content is already committed; size; SHA-256)."""
+    upload = await to_thread.run_sync(lambda: ctx.store.begin_upload(
+        signed.signer, dataset_id, item, ctx.max_body_bytes, signed.body_sha256, signed.body_length))
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                upload.write(chunk)
+        await to_thread.run_sync(upload.seal)
+        staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
+        return staged, upload.size, upload.sha256
+    finally:
+        await to_thread.run_sync(upload.discard)
 
 
 def _content_length(request: Request) -> int | None:
@@ -508,6 +525,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(status, code, str(getattr(exc, "detail", "")) or code)
 
 
+def repair_routes(ctx: ApiContext) -> list[BaseRoute]:
+    """The repair read and upload (:mod:`holder_agent.repair`, which imports this module)."""
+    from holder_agent.repair import get_repair_shard, put_repair_shard
+    path = "/v1/repair/datasets/{dataset_id}/shards/{index}"
+    return [Route(path, _guarded(get_repair_shard, ctx), methods=["GET"]),
+            Route(path, _guarded(put_repair_shard, ctx), methods=["PUT"])]
+
+
 def create_app(ctx: ApiContext) -> Starlette:
     """The Starlette application of one holder."""
     routes: list[BaseRoute] = [
@@ -517,6 +542,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/v1/datasets/{dataset_id}/shards/{index}", _guarded(get_shard, ctx), methods=["GET"]),
         Route("/v1/datasets/{dataset_id}/bundle", _guarded(put_bundle, ctx), methods=["PUT"]),
         Route("/v1/datasets/{dataset_id}/receipts", _guarded(receipts, ctx), methods=["GET"]),
+        *repair_routes(ctx),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     generator = SchemaGenerator(openapi.BASE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.model import Registration
 from shardkey.chain.placement import Placement
 
 
@@ -21,18 +22,22 @@ class PlacementCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._maps: dict[bytes, Placement] = {}
+        self._maps: dict[bytes, tuple[Registration, Placement]] = {}
+
+    def view(self, chain: ShardKeyChain, dataset_id: bytes, block: int) -> tuple[Registration, Placement]:
+        """The registration of ``dataset_id`` and its placement as of ``block``."""
+        with self._lock:
+            hit = self._maps.get(dataset_id)
+            if hit is None or hit[1].block > block:  # new, or the chain went back
+                registration = chain.datasets.registration(dataset_id, chain.deployment.start_block)
+                hit = (registration, chain.datasets.placement(registration, block))
+                if len(self._maps) >= self.MAX_ENTRIES:
+                    self._maps.clear()
+                self._maps[dataset_id] = hit
+            else:
+                hit[1].advance(chain.datasets.contract, block)
+            return hit
 
     def holder(self, chain: ShardKeyChain, dataset_id: bytes, index: int, block: int) -> str:
         """The holder of shard ``index`` of ``dataset_id`` as of ``block``."""
-        with self._lock:
-            placement = self._maps.get(dataset_id)
-            if placement is None or placement.block > block:  # new, or the chain went back
-                registration = chain.datasets.registration(dataset_id, chain.deployment.start_block)
-                placement = chain.datasets.placement(registration, block)
-                if len(self._maps) >= self.MAX_ENTRIES:
-                    self._maps.clear()
-                self._maps[dataset_id] = placement
-            else:
-                placement.advance(chain.datasets.contract, block)
-            return placement.holder(index)
+        return self.view(chain, dataset_id, block)[1].holder(index)
