@@ -436,4 +436,5 @@ from shardkey.cli import (  # noqa: E402,F401  (register commands)
     key_commands,
     kos_commands,
     network_commands,
+    repair_commands,
 )
