@@ -43,13 +43,22 @@ from holder_agent.errors import (
     StorageError,
 )
 from holder_agent.leaving import Leaving
+from holder_agent.placement import PlacementCache
 from holder_agent.receipts import ShardDigests
 from holder_agent.storage import BUNDLE, Item, Store, bundle_item, parse_dataset_id, parse_shard_index
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.model import DatasetInfo, DatasetStatus, RequestInfo, RequestStatus
-from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH, AuthError, NonceCache, verify_request
+from shardkey.httpauth import (
+    HEADER_RECEIPT,
+    HEADER_SHARD_HASH,
+    AuthError,
+    NonceCache,
+    SignedRequest,
+    verify_request,
+)
+from shardkey.ratelimit import RateLimiter
 from shardkey.service.health import WatchHealth, judge
 from shardkey.service.metrics import HolderMetrics
 from shardkey.service.monitor import health_response, metrics_response
@@ -60,6 +69,7 @@ _REQUEST_ID_RE = re.compile(r"[0-9]{1,78}")
 # Shards are served in 1 MiB reads: each read is a thread-pool hop from the event loop,
 # and 64 KiB reads made the fetch of 128 MiB ~12 % slower (docs/PERFORMANCE.md).
 _STREAM_CHUNK = 1 << 20
+REPAIR_READS = 10_000  # shards one repairer may read per hour of chain time
 _STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [
     (InvalidNameError, 400, "bad_name"), (PayloadTooLargeError, 413, "too_large"),
     (BodyMismatchError, 400, "body_mismatch"), (StagingFullError, 507, "staging_full"),
@@ -78,6 +88,8 @@ class ApiContext:
     nonces: NonceCache
     max_body_bytes: int
     downloads: DownloadCache = field(default_factory=lambda: DownloadCache())
+    placements: PlacementCache = field(default_factory=PlacementCache)
+    repair_reads: RateLimiter = field(default_factory=lambda: RateLimiter(REPAIR_READS, 3600))
     digests: ShardDigests = field(default_factory=ShardDigests)
     metrics: HolderMetrics = field(default_factory=HolderMetrics)
     health: WatchHealth = field(default_factory=WatchHealth)
@@ -344,17 +356,7 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     if declared is not None and declared != signed.body_length:
         raise ApiError(400, "length_mismatch", f"Content-Length {declared} differs from the "
                        f"signed length {signed.body_length}")
-    upload = await to_thread.run_sync(lambda: ctx.store.begin_upload(
-        signed.signer, dataset_id, item, ctx.max_body_bytes, signed.body_sha256, signed.body_length))
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                upload.write(chunk)
-        await to_thread.run_sync(upload.seal)
-        size, digest = upload.size, upload.sha256
-        staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
-    finally:
-        await to_thread.run_sync(upload.discard)
+    staged, size, digest = await _receive(ctx, request, signed, dataset_id, item)
     what = item if isinstance(item, str) else f"shard {item}"
     if staged:
         ctx.metrics.uploads.inc()
@@ -363,6 +365,23 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
                          "sha256": digest.hex(), "status": "staged" if staged else "committed"},
                         status_code=201)
+
+
+async def _receive(ctx: ApiContext, request: Request, signed: SignedRequest, dataset_id: bytes,
+                   item: Item) -> tuple[bool, int, bytes]:
+    """Stream the declared body into the signer's staging (limits, declaration checked):
+    (staged, or False when the same content is already committed; size; SHA-256)."""
+    upload = await to_thread.run_sync(lambda: ctx.store.begin_upload(
+        signed.signer, dataset_id, item, ctx.max_body_bytes, signed.body_sha256, signed.body_length))
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                upload.write(chunk)
+        await to_thread.run_sync(upload.seal)
+        staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
+        return staged, upload.size, upload.sha256
+    finally:
+        await to_thread.run_sync(upload.discard)
 
 
 def _content_length(request: Request) -> int | None:
@@ -474,7 +493,7 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
         raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
     if index >= dataset.params.shard_count:
         raise ApiError(404, "unknown_shard", f"the dataset has {dataset.params.shard_count} shards")
-    if dataset.params.shard_holder(index) != ctx.address:
+    if ctx.placements.holder(chain, dataset_id, index, block) != ctx.address:
         raise ApiError(404, "not_held", f"shard {index} is placed at another holder")
 
 
@@ -542,6 +561,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(status, code, str(getattr(exc, "detail", "")) or code)
 
 
+def repair_routes(ctx: ApiContext) -> list[BaseRoute]:
+    """The repair read and upload (:mod:`holder_agent.repair`, which imports this module)."""
+    from holder_agent.repair import get_repair_shard, put_repair_shard
+    path = "/v1/repair/datasets/{dataset_id}/shards/{index}"
+    return [Route(path, _guarded(get_repair_shard, ctx), methods=["GET"]),
+            Route(path, _guarded(put_repair_shard, ctx), methods=["PUT"])]
+
+
 def create_app(ctx: ApiContext) -> Starlette:
     """The Starlette application of one holder."""
     routes: list[BaseRoute] = [
@@ -552,6 +579,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         Route("/v1/datasets/{dataset_id}/bundle", _guarded(put_bundle, ctx), methods=["PUT"]),
         Route("/v1/datasets/{dataset_id}/bundles/{epoch}", _guarded(put_epoch_bundle, ctx), methods=["PUT"]),
         Route("/v1/datasets/{dataset_id}/receipts", _guarded(receipts, ctx), methods=["GET"]),
+        *repair_routes(ctx),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     generator = SchemaGenerator(openapi.BASE)

@@ -81,8 +81,8 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes,
     root_ok = root_commits_to(params.merkle_root, registration.shard_hashes, params.shard_count)
     block = chain.client.block_number()
     placed: dict[str, list[int]] = {}
-    for index in range(params.shard_count):
-        placed.setdefault(chain.datasets.shard_holder_of(dataset_id, index, block), []).append(index)
+    for index, holder in enumerate(chain.datasets.placement(registration, block).holders):
+        placed.setdefault(holder, []).append(index)
     holders = list(dict.fromkeys([*placed, *params.fragment_holders]))
     clock = ChainTime.of(chain.client)
     states: dict[int, ShardState] = {}

@@ -18,6 +18,7 @@ from shardkey.chain.contract import BoundContract
 from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import FragmentDeal, FragmentSet, Registration
+from shardkey.chain.placement import Placement
 from shardkey.chain.rpc import Receipt as TxReceipt
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -47,6 +48,12 @@ class DatasetRepair:
     contract: BoundContract
 
     # reads
+    def placement(self, registration: Registration, to_block: int | None = None) -> Placement:
+        """The current holder of every shard (:mod:`shardkey.chain.placement`): the rule of
+        the registration and every ``ShardRepaired`` since its block, in one keyed query."""
+        return Placement.read(self.contract, registration.dataset_id, registration.params,
+                              registration.block_number, to_block)
+
     def shard_holder_of(self, dataset_id: bytes, shard_index: int) -> str:
         """The holder of a shard now: the repaired one if a repair moved it, else the rule's."""
         return checksum(self.client.read(self.contract, "shardHolderOf", dataset_id, shard_index))

@@ -3,8 +3,9 @@
 Exit codes: 0 done; 2 bad usage or input; 3 denied by policy; 4 data could not be
 restored or verified; 5 a devnet member is down (``devnet status``), or the devnet's
 anvil died with its chain (``devnet up``, ``devnet restart``); 6 a lost stripe (``audit
-verify``); 7 a re-deal's new epoch did not become current in time (``redeal``; run it
-again); 1 anything else.
+verify``); 7 a shard could not be repaired (``repair``; it says why, a re-run resumes);
+8 a re-deal's new epoch did not become current in time (``redeal``; run it again); 1
+anything else.
 """
 
 from __future__ import annotations

@@ -437,4 +437,5 @@ from shardkey.cli import (  # noqa: E402,F401  (register commands)
     kos_commands,
     network_commands,
     redeal_command,
+    repair_commands,
 )

@@ -34,6 +34,7 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.eip712 import recover, served_message
 from shardkey.chain.model import FragmentDeal, FragmentFailureKind, Registration, RequestInfo, RequestStatus
+from shardkey.chain.placement import Placement
 from shardkey.chain.repair import deal_from_registration
 from shardkey.client.holder_http import HolderClient, HolderRequestError
 from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
@@ -235,10 +236,12 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     shares = collect_fragments(chain, requester, request, registration, deal, key, deadline, result)
     result.timings["fragments"] = time.perf_counter() - started - result.timings["approval"]
     xs = sorted(shares)[: deal.threshold]
-    endpoints = {a: chain.holders.holder(a).endpoint for a in dict.fromkeys(params.shard_holders)}
+    placement = chain.datasets.placement(registration)
+    endpoints = {a: chain.holders.holder(a).endpoint for a in placement.addresses()}
     clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, e, requester, clock) for a, e in endpoints.items()}
-    restorer = _StripeRestorer(chain, requester, request_id, registration, clients, shares, xs, result)
+    restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients, shares, xs,
+                               result)
     mark = time.perf_counter()
     try:
         with atomic_writer(out, mode=0o600) as sink, ThreadPoolExecutor(max_workers=workers) as pool:
@@ -271,9 +274,10 @@ class _StripeRestorer:
     """Downloads, verifies and decodes one stripe at a time (thread-safe)."""
 
     def __init__(self, chain: ShardKeyChain, requester: LocalAccount, request_id: int,
-                 registration: Registration, clients: dict[str, HolderClient],
+                 registration: Registration, placement: Placement, clients: dict[str, HolderClient],
                  shares: dict[int, dict[int, bytes]], xs: list[int], result: FetchResult):
         self.chain, self.requester, self.request_id = chain, requester, request_id
+        self.placement = placement
         self.registration, self.clients, self.shares, self.xs = registration, clients, shares, xs
         self.result = result
         self._tree: MerkleTree | None = None
@@ -291,7 +295,7 @@ class _StripeRestorer:
             if len(ciphertexts) == k:
                 break
             index = stripe * m + position
-            holder = params.shard_holder(index)
+            holder = self.placement.holder(index)
             try:
                 served = self.clients[holder].get_shard(self.registration.dataset_id, index,
                                                         self.request_id, params.shard_size)

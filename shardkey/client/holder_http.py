@@ -162,6 +162,18 @@ class HolderClient:
         return ServedShard(index=index, data=data, sha256=digest,
                            receipt=bytes.fromhex(receipt.removeprefix("0x")) if receipt else b"")
 
+    def get_repair_shard(self, dataset_id: bytes, index: int, shard_size: int) -> bytes:
+        """Read one shard for repair (signed by the owner or a repairer; docs/HOLDER_API.md)."""
+        response = self._send("GET", f"/v1/repair/datasets/0x{dataset_id.hex()}/shards/{index}")
+        return self._read_capped(response, stored_shard_length(shard_size), f"shard {index}")
+
+    def put_repair_shard(self, dataset_id: bytes, index: int, data: bytes, sha256: bytes) -> str:
+        """Place a rebuilt shard on the holder it is assigned to; the holder checks it against
+        its leaf and confirms the placement before answering (its ``status``)."""
+        response = self._send("PUT", f"/v1/repair/datasets/0x{dataset_id.hex()}/shards/{index}", data, sha256)
+        answer = json.loads(self._read_capped(response, JSON_CAP, "repair answer"))
+        return str(answer.get("status", "")) if isinstance(answer, dict) else ""
+
     def receipts(self, dataset_id: bytes, shard_count: int = 0) -> dict[str, object]:
         """The holder's custody receipts (``ShardReceipt``) of every shard it holds of a dataset
         (``shard_count``: how many it should hold, which sizes the cap on the answer)."""

@@ -58,7 +58,7 @@ from shardkey.fsutil import atomic_write_bytes
 class RedealError(ShardKeyError):
     """The new fragment epoch did not become current (a new holder did not confirm)."""
 
-    exit_code = 7
+    exit_code = 8
 
 
 @dataclass

@@ -284,15 +284,20 @@ def down(home: Path) -> None:
                    capture_output=True, timeout=120, check=False)
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    """A devnet of 5 holders and one KOS for the tests of one module."""
+def running(tmp_path_factory: pytest.TempPathFactory, holders: int) -> Iterator[Net]:
+    """A devnet of ``holders`` holders and one KOS, taken down afterwards (a fixture's body)."""
     home = tmp_path_factory.mktemp("devnet")
-    network = up(home, "--holders", "5")
+    network = up(home, "--holders", str(holders))
     try:
         yield network
     finally:
         down(home)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    """A devnet of 5 holders and one KOS for the tests of one module."""
+    yield from running(tmp_path_factory, 5)
 
 
 @pytest.fixture(autouse=True)
@@ -303,4 +308,4 @@ def _healed(request: pytest.FixtureRequest) -> Iterator[None]:
         request.getfixturevalue("net").heal()
 
 
-__all__ = ["CRASH_STATUS", "Net", "down", "no_partial_files", "up"]
+__all__ = ["CRASH_STATUS", "Net", "down", "no_partial_files", "running", "up"]
