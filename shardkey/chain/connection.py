@@ -167,20 +167,24 @@ class ChainClient:
         """
         found: list[dict[str, Any]] = []
         position, lagged, started = from_block, 0, self.rpc.retry.clock()
+        policy = self.rpc.retry
         while True:
             try:
                 for _first, last, logs in self.scan_logs(addresses, position, to_block, topics):
                     found.extend(logs)
                     position = last + 1
+            except ProviderBehind:
+                pass
+            if position > to_block:
                 return found
-            except ProviderBehind as exc:
-                lagged += 1
-                policy = self.rpc.retry
-                wait = policy.backoff.delay(lagged)
-                if policy.gives_up(lagged, started, wait):
-                    raise ChainError(f"{exc} (waited {policy.clock() - started:.1f} s)") from None
-                log.warning("provider head lags behind block %d: waiting %.2f s", position, wait)
-                policy.sleep(wait)
+            # the provider's head is behind `position` (scan refused, or cut the range at it)
+            lagged += 1
+            wait = policy.backoff.delay(lagged)
+            if policy.gives_up(lagged, started, wait):
+                raise ChainError(f"the provider's head stayed behind block {position} for "
+                                 f"{policy.clock() - started:.1f} s") from None
+            log.warning("provider head lags behind block %d: waiting %.2f s", position, wait)
+            policy.sleep(wait)
 
     def scan_logs(self, addresses: str | list[str], from_block: int, to_block: int,
                   topics: list[str | None] | None = None
