@@ -348,14 +348,7 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     if refusal is not None:
         raise ApiError(403, f"holder_{refusal}", f"this holder is {refusal}: it takes no new data "
                        "(it still serves what it holds); upload to an Active holder")
-    now = await to_thread.run_sync(ctx.clock.now)
-    path, headers = _signed_path(request), dict(request.headers)
-    signed = await to_thread.run_sync(lambda: verify_headers(
-        headers, ctx.address, request.method, path, now, ctx.nonces))
-    declared = _content_length(request)
-    if declared is not None and declared != signed.body_length:
-        raise ApiError(400, "length_mismatch", f"Content-Length {declared} differs from the "
-                       f"signed length {signed.body_length}")
+    signed = await verify_upload(ctx, request)
     staged, size, digest = await _receive(ctx, request, signed, dataset_id, item)
     what = item if isinstance(item, str) else f"shard {item}"
     if staged:
@@ -365,6 +358,19 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
                          "sha256": digest.hex(), "status": "staged" if staged else "committed"},
                         status_code=201)
+
+
+async def verify_upload(ctx: ApiContext, request: Request) -> SignedRequest:
+    """The upload's verified signature (nonce spent), its Content-Length matching the signed one."""
+    now = await to_thread.run_sync(ctx.clock.now)
+    path, headers = _signed_path(request), dict(request.headers)
+    signed = await to_thread.run_sync(lambda: verify_headers(
+        headers, ctx.address, request.method, path, now, ctx.nonces))
+    declared = _content_length(request)
+    if declared is not None and declared != signed.body_length:
+        raise ApiError(400, "length_mismatch", f"Content-Length {declared} differs from the "
+                       f"signed length {signed.body_length}")
+    return signed
 
 
 async def _receive(ctx: ApiContext, request: Request, signed: SignedRequest, dataset_id: bytes,

@@ -28,7 +28,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from holder_agent.api import ApiContext, _chunks, _path_ids, _receive, _signed_path
+from holder_agent.api import ApiContext, _chunks, _path_ids, _receive, _signed_path, verify_upload
 from holder_agent.auth import verify_headers
 from holder_agent.errors import ApiError
 from shardkey.chain.errors import TransactionReverted
@@ -181,10 +181,7 @@ async def put_repair_shard(ctx: ApiContext, request: Request) -> Response:
     """
     dataset_id, index = _path_ids(request, with_index=True)
     assert index is not None
-    now = await to_thread.run_sync(ctx.clock.now)
-    path, headers = _signed_path(request), dict(request.headers)
-    signed = await to_thread.run_sync(lambda: verify_headers(
-        headers, ctx.address, request.method, path, now, ctx.nonces))
+    signed = await verify_upload(ctx, request)
     done = await to_thread.run_sync(_check_upload, ctx, signed, dataset_id, index)
     answer = {"dataset_id": "0x" + dataset_id.hex(), "item": f"shard {index}", "size": signed.body_length,
               "sha256": signed.body_sha256.hex()}
