@@ -550,7 +550,8 @@ def _receipts(ctx: ApiContext, dataset_id: bytes) -> dict[str, object]:
                 _custody_signature, ctx, dataset_id, index))
         shards.append({"index": index, "sha256": digest.hex(), "signature": "0x" + signature.hex()})
     return {"dataset_id": "0x" + dataset_id.hex(), "holder": ctx.address, "shards": shards,
-            "bundle": ctx.store.has_bundle(dataset_id)}
+            "bundle": ctx.store.has_bundle(dataset_id),
+            "bundle_epochs": ctx.store.committed_bundles(dataset_id)}
 
 
 def _custody_signature(ctx: ApiContext, dataset_id: bytes, index: int, digest: bytes) -> bytes:

@@ -49,7 +49,9 @@ COMPONENTS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["staged", "committed"]}}},
         "Receipts": {"type": "object", "properties": {
             "dataset_id": {"type": "string"}, "holder": {"type": "string"},
-            "bundle": {"type": "boolean"},
+            "bundle": {"type": "boolean", "description": "a bundle of some fragment epoch is held"},
+            "bundle_epochs": {"type": "array", "items": {"type": "integer"},
+                              "description": "the fragment epochs whose bundle is held"},
             "shards": {"type": "array", "items": {"type": "object", "properties": {
                 "index": {"type": "integer"}, "sha256": {"type": "string"},
                 "signature": {"type": "string"}}}}}},

@@ -83,7 +83,9 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes,
     placed: dict[str, list[int]] = {}
     for index, holder in enumerate(chain.datasets.placement(registration, block).holders):
         placed.setdefault(holder, []).append(index)
-    holders = list(dict.fromkeys([*placed, *params.fragment_holders]))
+    # the current fragment epoch's holders, not the registration's: a re-deal moves them
+    fragments = chain.datasets.fragment_set(dataset_id)
+    holders = list(dict.fromkeys([*placed, *fragments.holders]))
     clock = ChainTime.of(chain.client)
     states: dict[int, ShardState] = {}
     verdicts = []
@@ -106,8 +108,9 @@ def verify_dataset(chain: ShardKeyChain, dataset_id: bytes,
         for index in expected:
             states[index] = _check_receipt(chain, dataset_id, holder, index,
                                            registration.shard_hashes[index], receipts.get(index), verdict)
-        if holder in params.fragment_holders:
-            verdict.bundle_ok = bool(answer.get("bundle"))
+        if holder in fragments.holders:
+            epochs = answer.get("bundle_epochs")
+            verdict.bundle_ok = isinstance(epochs, list) and fragments.epoch in epochs
         verdicts.append(verdict)
     health = stripe_health(states, params.k, params.p, params.shard_count, repair_margin)
     return DatasetVerdict(root_ok, verdicts, health, repair_margin)
