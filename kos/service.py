@@ -261,7 +261,7 @@ def measure_throughput(service: KosService, request_ids: Iterable[int], timeout:
 
 def _all_tokens(service: KosService, request_id: int) -> bool:
     req = service.chain.retrievals.request(request_id)
-    holders = service.chain.datasets.dataset(req.dataset_id).params.fragment_holders
+    holders = service.chain.datasets.fragment_set(req.dataset_id, req.fragment_epoch).holders
     return req.tokens_issued >= len(holders)
 
 
