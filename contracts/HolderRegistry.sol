@@ -7,15 +7,22 @@ import {IHolderRegistry} from "./interfaces/IHolderRegistry.sol";
 /**
  * @title HolderRegistry
  * @notice See {IHolderRegistry}. The admin (DEFAULT_ADMIN_ROLE) activates, retires and fails
- * holders and grants REPAIRER_ROLE.
+ * holders and grants REPAIRER_ROLE and FAILURE_PROVER_ROLE (given to the RetrievalCoordinator
+ * at deployment, so proven shard failures fail a holder without the admin).
  */
 contract HolderRegistry is IHolderRegistry, AccessControl {
     /// @notice Role of repair accounts: may assign a lost shard of any dataset to a new holder.
     bytes32 public constant REPAIRER_ROLE = keccak256("REPAIRER_ROLE");
+    /// @notice Role of the contract that proves shard failures (the RetrievalCoordinator).
+    bytes32 public constant FAILURE_PROVER_ROLE = keccak256("FAILURE_PROVER_ROLE");
+    /// @notice Distinct shards proven wrong that make a holder Failed. One proof already makes
+    /// that shard repairable; three say the holder, not one sector, is broken or cheating.
+    uint32 public constant PROVEN_FAILURES_TO_FAIL = 3;
     int32 private constant MAX_LAT = 90e6;
     int32 private constant MAX_LON = 180e6;
 
     mapping(address holder => Holder) private _holders;
+    mapping(address holder => uint32 shards) private _provenFailures;
     address[] private _holderList;
 
     constructor(address admin) {
@@ -98,6 +105,21 @@ contract HolderRegistry is IHolderRegistry, AccessControl {
         if (s == HolderStatus.Retired || s == HolderStatus.Failed) revert HolderInvalidStatus(holder, s);
         _holders[holder].status = HolderStatus.Failed;
         emit HolderFailed(holder, msg.sender);
+    }
+
+    /// @inheritdoc IHolderRegistry
+    function recordProvenFailure(address holder) external onlyRole(FAILURE_PROVER_ROLE) {
+        uint32 count = ++_provenFailures[holder];
+        HolderStatus s = _statusOf(holder);
+        if (count >= PROVEN_FAILURES_TO_FAIL && s != HolderStatus.Retired && s != HolderStatus.Failed) {
+            _holders[holder].status = HolderStatus.Failed;
+            emit HolderFailed(holder, msg.sender);
+        }
+    }
+
+    /// @inheritdoc IHolderRegistry
+    function provenFailures(address holder) external view returns (uint32) {
+        return _provenFailures[holder];
     }
 
     /// @inheritdoc IHolderRegistry

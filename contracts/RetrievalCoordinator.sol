@@ -183,8 +183,11 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         if (servedHash == expectedHash) revert RetrievalShardHashMatches(shardIndex, servedHash);
         address holder = _provenCheater(requestId, d, shardIndex, servedHash, holderSig, expectedHash, proof);
         _shardFailureProven[datasetId][shardIndex][servedHash] = true;
+        bool firstForShard = !_provenAgainst[datasetId][shardIndex][holder];
         _provenAgainst[datasetId][shardIndex][holder] = true;
         emit ShardIntegrityFailureProven(datasetId, requestId, holder, shardIndex, servedHash, expectedHash);
+        // counted once per (dataset, shard, holder): wrong copies of one shard are one failure
+        if (firstForShard) _holders.recordProvenFailure(holder);
     }
 
     /// @inheritdoc IRetrievalCoordinator

@@ -91,6 +91,14 @@ interface IHolderRegistry {
     /// @notice Admin: Pending, Active or Exiting -> Failed.
     function markFailed(address holder) external;
 
+    /// @notice FAILURE_PROVER_ROLE (the RetrievalCoordinator): `holder` was proven on chain to
+    /// serve a wrong copy of one more shard. At `PROVEN_FAILURES_TO_FAIL` distinct shards an
+    /// Active, Pending or Exiting holder becomes Failed (emits {HolderFailed} with the prover).
+    function recordProvenFailure(address holder) external;
+
+    /// @notice How many distinct shards `holder` was proven to serve wrong.
+    function provenFailures(address holder) external view returns (uint32);
+
     /// @notice Whether `account` holds REPAIRER_ROLE (may assign repaired shards of any dataset).
     function isRepairer(address account) external view returns (bool);
 

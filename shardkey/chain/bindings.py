@@ -39,6 +39,7 @@ from shardkey.policy.model import Policy
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 KOS_ROLE = keccak(text="KOS_ROLE")
 REPAIRER_ROLE = keccak(text="REPAIRER_ROLE")
+FAILURE_PROVER_ROLE = keccak(text="FAILURE_PROVER_ROLE")
 NO_ATTESTATION = (ZERO_ADDRESS, 0, 0, 0, 0, b"\0" * 32)
 
 
@@ -137,6 +138,15 @@ class HolderRegistry:
         """Admin: withdraw REPAIRER_ROLE from ``account``."""
         fn = self.contract.call("revokeRole", REPAIRER_ROLE, to_checksum_address(account))
         return self.client.send(fn, admin)
+
+    def grant_failure_prover_role(self, admin: LocalAccount, coordinator: str) -> TxReceipt:
+        """Admin (at deployment): let the RetrievalCoordinator fail a holder on proven failures."""
+        fn = self.contract.call("grantRole", FAILURE_PROVER_ROLE, to_checksum_address(coordinator))
+        return self.client.send(fn, admin)
+
+    def proven_failures(self, holder: str) -> int:
+        """How many distinct shards ``holder`` was proven on chain to serve wrong."""
+        return int(self.client.read(self.contract, "provenFailures", to_checksum_address(holder)))
 
 
 class DatasetRegistry(DatasetRepair):

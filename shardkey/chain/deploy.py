@@ -13,7 +13,7 @@ from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
 
 from shardkey.chain.artifacts import _abi_type, load_artifact
-from shardkey.chain.bindings import KOS_ROLE, DatasetRegistry, RetrievalCoordinator
+from shardkey.chain.bindings import KOS_ROLE, DatasetRegistry, HolderRegistry, RetrievalCoordinator
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.contract import Call
 from shardkey.chain.deployment import Deployment
@@ -40,7 +40,8 @@ def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: objec
 def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[str],
                kos_public_key: bytes = b"") -> Deployment:
     """Deploy HolderRegistry, DatasetRegistry and RetrievalCoordinator; name the coordinator
-    to the dataset registry (re-deals and proven shard failures); grant KOS_ROLE.
+    to the dataset registry (re-deals and proven shard failures) and give it FAILURE_PROVER_ROLE
+    on the holder registry (proven failures fail a holder); grant KOS_ROLE.
 
     ``start_block`` is the block before the first deployment transaction, so watchers
     starting there miss no event of these contracts.
@@ -50,6 +51,7 @@ def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[
     datasets = _deploy(client, "DatasetRegistry", admin, holders)
     coordinator = _deploy(client, "RetrievalCoordinator", admin, admin.address, datasets, holders)
     DatasetRegistry(client, datasets).set_retrieval_coordinator(admin, coordinator)
+    HolderRegistry(client, holders).grant_failure_prover_role(admin, coordinator)
     retrievals = RetrievalCoordinator(client, coordinator)
     for kos in kos_accounts:
         retrievals.grant_kos_role(admin, kos)

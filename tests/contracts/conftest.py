@@ -84,6 +84,7 @@ def coordinator(project, admin, kos, dataset_registry, holder_registry):
     c = admin.deploy(project.RetrievalCoordinator, admin, dataset_registry, holder_registry)
     c.grantRole(c.KOS_ROLE(), kos, sender=admin)
     dataset_registry.setRetrievalCoordinator(c, sender=admin)
+    holder_registry.grantRole(holder_registry.FAILURE_PROVER_ROLE(), c, sender=admin)
     return c
 
 

@@ -4,6 +4,8 @@ from contract_helpers import (
     ATTESTATION_TYPES,
     FRAGMENT_MISSING,
     FRAGMENT_WRONG,
+    H_ACTIVE,
+    H_FAILED,
     REASONS,
     RECEIPT_TYPES,
     REQ_APPROVED,
@@ -456,6 +458,40 @@ def test_report_shard_failure(kit, coordinator, merkle_ds, requester):
                                         hashes[idx], proofs[idx], sender=requester)
     assert tx.events == [coordinator.ShardIntegrityFailureProven(
         ds_id, rid2, holder, idx, other, hashes[idx])]
+
+
+def test_proven_failures_of_three_shards_fail_the_holder(kit, coordinator, holder_registry, merkle_ds,
+                                                         requester, outsider):
+    """Each (dataset, shard) proven wrong counts once; the third fails the holder on chain,
+    with the coordinator named, so repair starts without the admin."""
+    ds_id, rid, hashes, proofs = merkle_ds
+    holder = kit.shard_holders[2]  # holds shards 2 and 7 of 10 (5 shard holders)
+
+    def prove(ds, request, idx, served, leaf, proof):
+        sig = _served_sig(kit, holder, request, ds, idx, served)
+        return coordinator.reportShardFailure(request, idx, served, sig, leaf, proof, sender=requester)
+
+    prove(ds_id, rid, 2, keccak(b"bad 2"), hashes[2], proofs[2])
+    prove(ds_id, rid, 2, keccak(b"bad 2 again"), hashes[2], proofs[2])  # the same shard: not counted again
+    assert holder_registry.provenFailures(holder) == 1
+    tx = prove(ds_id, rid, 7, keccak(b"bad 7"), hashes[7], proofs[7])
+    assert holder_registry.provenFailures(holder) == 2
+    assert holder_registry.getHolder(holder).status == H_ACTIVE
+    assert not [e for e in tx.events if e.event_name == "HolderFailed"]
+
+    other_hashes = shard_hashes(10, b"other")
+    root, other_proofs = merkle_root_and_proofs(other_hashes)
+    other = kit.register(prm=params(kit.shard_holders, kit.fragment_holders, merkle_root=root),
+                         hashes=other_hashes)
+    rid2, _ = kit.request(other)
+    tx = prove(other, rid2, 2, keccak(b"bad"), other_hashes[2], other_proofs[2])
+    assert holder_registry.provenFailures(holder) == holder_registry.PROVEN_FAILURES_TO_FAIL() == 3
+    assert holder_registry.getHolder(holder).status == H_FAILED
+    assert [e for e in tx.events if e.event_name == "HolderFailed"] == [
+        holder_registry.HolderFailed(holder, coordinator.address)]
+    # only the prover role records failures
+    with reverts("AccessControlUnauthorizedAccount", outsider, holder_registry.FAILURE_PROVER_ROLE()):
+        holder_registry.recordProvenFailure(holder, sender=outsider)
 
 
 def test_report_shard_failure_reverts(kit, coordinator, merkle_ds, outsider, requester):

@@ -25,6 +25,7 @@ from eth_account.signers.local import LocalAccount
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.deployment import Deployment
+from shardkey.chain.model import HolderStatus
 from shardkey.devnet.process import is_running, start_detached
 from shardkey.faults import CRASH_ENV, CRASH_STATUS
 from shardkey.keys import load_account_file
@@ -196,10 +197,15 @@ class Net:
         return bool(lines) and f'"point": "{point}"' in lines[-1]
 
     def heal(self) -> None:
-        """Bring every service back up with the normal environment."""
+        """Bring every service back up with the normal environment, and every holder a test
+        got failed on chain (proven wrong shards fail a holder) back to Active."""
         for entry in self.services():
             if not is_running(int(entry["pid"])):
                 self.start(entry["name"])
+        chain = self.fresh_chain()
+        for name in self.holder_names():
+            if chain.holders.holder(self.address(name)).status == HolderStatus.FAILED:
+                chain.holders.activate(self.account("admin"), self.address(name))
 
     # --- chain --------------------------------------------------------------------
 

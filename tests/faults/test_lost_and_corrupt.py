@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from shardkey.chain.attestation import find_requested
+from shardkey.chain.model import HolderStatus
 from shardkey.crypto import pack_bundle, seal
 from shardkey.crypto.bundle import FragmentBundle
 from shardkey.crypto.hpke import delivery_info
@@ -91,10 +92,16 @@ def test_corrupted_shards_are_proven_on_chain_and_the_file_restored(net: Net, tm
 
     out = tmp_path / "restored.bin"
     rid = net.request(dataset)
+    assert flipped_holder == truncated_holder  # all three at placement position 0
+    liar = net.address(flipped_holder)
+    before = net.chain.holders.proven_failures(liar)
     summary = json.loads(net.fetch(rid, out, "--json").stdout)
     assert out.read_bytes() == data
     assert sorted((w["shard"], w["holder"]) for w in summary["wrong_shards"]) == \
         [(0, flipped_holder), (5, truncated_holder), (10, swapped_holder)]
+    # each proven shard counts against its holder: three make it Failed (repair starts)
+    assert (before, net.chain.holders.proven_failures(liar)) == (0, 3)
+    assert net.chain.holders.holder(liar).status == HolderStatus.FAILED
     log = net.json("audit", "log", "--dataset", dataset)
     proven = sorted((e["actor"], e["details"].split()[1]) for e in log["events"]
                     if e["event"] == "ShardIntegrityFailureProven")
