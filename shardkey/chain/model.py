@@ -37,6 +37,17 @@ class HolderStatus(IntEnum):
     FAILED = 5  # marked failed by the admin: its shards are repaired elsewhere
 
 
+# The admin's holder transitions and the statuses each starts from, as HolderRegistry
+# enforces them (tests/contracts/test_holder_registry.py checks every pair against the
+# contract); the CLI pre-checks with this table so it never refuses what the chain allows.
+ADMIN_HOLDER_TRANSITIONS: dict[str, frozenset[HolderStatus]] = {
+    "activate": frozenset({HolderStatus.PENDING, HolderStatus.RETIRED, HolderStatus.FAILED}),
+    "retire": frozenset({HolderStatus.PENDING, HolderStatus.ACTIVE, HolderStatus.EXITING,
+                         HolderStatus.FAILED}),
+    "fail": frozenset({HolderStatus.PENDING, HolderStatus.ACTIVE, HolderStatus.EXITING}),
+}
+
+
 class RequestStatus(IntEnum):
     NONE = 0
     PENDING = 1

@@ -16,7 +16,7 @@ import click
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import TransactionReverted
-from shardkey.chain.model import HolderInfo, HolderStatus
+from shardkey.chain.model import ADMIN_HOLDER_TRANSITIONS, HolderInfo, HolderStatus
 from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, holder, pass_env
 from shardkey.cli.context import Env
 from shardkey.cli.key_commands import passphrase_option
@@ -150,15 +150,17 @@ def holder_update(config: Path, endpoint: str | None) -> None:
     click.echo(f"holder {address} updated: endpoint {new_endpoint}")
 
 
-def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | None, verb: str,
-                      allowed: tuple[HolderStatus, ...]) -> None:
+def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | None, verb: str) -> None:
     chain = admin_chain(env, deployment)
     address = address_of(holder_spec, "HOLDER")
     record = _record(chain, address)
     if record is None:
         raise UsageError(f"HOLDER {address}: not registered (the holder runs `shardkey holder register`)")
+    allowed = ADMIN_HOLDER_TRANSITIONS[verb]
     if record.status not in allowed:
-        raise UsageError(f"HOLDER {address}: is {record.status.name.lower()}, cannot {verb} it")
+        starts = ", ".join(sorted(s.name.lower() for s in allowed))
+        raise UsageError(f"HOLDER {address}: is {record.status.name.lower()}, cannot {verb} it "
+                         f"(only a holder that is {starts})")
     admin = env.account(as_)
     if not chain.holders.is_admin(admin.address):
         raise UsageError(f"--as {as_}: {admin.address} is not the HolderRegistry admin")
@@ -172,21 +174,18 @@ def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | N
     click.echo(f"holder {address}: {chain.holders.holder(address).status.name.lower()}")
 
 
-def _transition_command(verb: str, allowed: tuple[HolderStatus, ...], doc: str) -> None:
+def _transition_command(verb: str, doc: str) -> None:
     @holder.command(verb, help=doc)
     @click.argument("holder_spec", metavar="HOLDER")
     @admin_options
     @pass_env
     def command(env: Env, holder_spec: str, as_: str, deployment: Path | None) -> None:
-        _admin_transition(env, holder_spec, as_, deployment, verb, allowed)
+        _admin_transition(env, holder_spec, as_, deployment, verb)
 
 
-_transition_command("activate", (HolderStatus.PENDING, HolderStatus.RETIRED),
-                    "Admin: allow HOLDER (address or its account key file) in new datasets.")
-_transition_command("retire", (HolderStatus.PENDING, HolderStatus.ACTIVE),
-                    "Admin: keep HOLDER out of new datasets (it still serves the ones it holds).")
-_transition_command("fail", (HolderStatus.PENDING, HolderStatus.ACTIVE, HolderStatus.EXITING),
-                    "Admin: mark HOLDER failed: never placed again, its shards become repairable and "
+_transition_command("activate", "Admin: allow HOLDER (address or its account key file) in new datasets.")
+_transition_command("retire", "Admin: keep HOLDER out of new datasets (it still serves the ones it holds).")
+_transition_command("fail", "Admin: mark HOLDER failed: never placed again, its shards become repairable and "
                     "its fragments should be re-dealt ('shardkey redeal').")
 
 

@@ -78,3 +78,54 @@ def test_update_holder(holder_registry, active_holders):
 
 def test_holders_list(holder_registry, active_holders):
     assert holder_registry.holders() == [h.address for h in active_holders]
+
+
+def test_admin_transitions_are_the_cli_table(holder_registry, holders, admin, accounts, chain):
+    """Every admin transition from every status succeeds exactly when the CLI's table
+    (shardkey.chain.model.ADMIN_HOLDER_TRANSITIONS) says so: the CLI never refuses what the
+    chain allows, nor sends what it reverts."""
+    from shardkey.chain.model import ADMIN_HOLDER_TRANSITIONS, HolderStatus
+
+    h = holders[-1]
+    holder_registry.registerHolder(b"k", "e", "r", 0, 0, sender=h)
+    calls = {"activate": holder_registry.activateHolder, "retire": holder_registry.retireHolder,
+             "fail": holder_registry.markFailed}
+
+    def reach(status: HolderStatus) -> None:
+        """Drive ``h`` from wherever it is to ``status`` (through Retired, then Active)."""
+        current = HolderStatus(holder_registry.getHolder(h).status)
+        if current == status:
+            return
+        if current != HolderStatus.RETIRED:
+            holder_registry.retireHolder(h, sender=admin)
+        if status == HolderStatus.RETIRED:
+            return
+        holder_registry.activateHolder(h, sender=admin)
+        if status == HolderStatus.EXITING:
+            holder_registry.announceExit(sender=h)
+        elif status == HolderStatus.FAILED:
+            holder_registry.markFailed(h, sender=admin)
+        assert HolderStatus(holder_registry.getHolder(h).status) == status
+
+    tried = 0
+    for status in (HolderStatus.PENDING, HolderStatus.ACTIVE, HolderStatus.RETIRED, HolderStatus.EXITING,
+                   HolderStatus.FAILED):
+        for verb, call in calls.items():
+            if status == HolderStatus.PENDING:
+                continue  # Pending is left once; checked below
+            reach(status)
+            if status in ADMIN_HOLDER_TRANSITIONS[verb]:
+                call(h, sender=admin)
+            else:
+                with reverts("HolderInvalidStatus", h, int(status)):
+                    call(h, sender=admin)
+            tried += 1
+    # Pending: a fresh holder per verb
+    for verb, call in calls.items():
+        fresh = accounts.generate_test_account()
+        chain.provider.set_balance(fresh.address, 10**21)
+        holder_registry.registerHolder(b"k", "e", "r", 0, 0, sender=fresh)
+        assert HolderStatus.PENDING in ADMIN_HOLDER_TRANSITIONS[verb]
+        call(fresh, sender=admin)
+        tried += 1
+    assert tried == 15

@@ -123,10 +123,15 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
 
         op.run("holder", "update", "--config", "holder-op/h1/holder.toml",
                "--endpoint", f"http://localhost:{port}")
-        op.run("holder", "retire", holder["address"], "--as", "deployer/admin.json",
-               "--deployment", "deployer/deployment.json", "--passphrase-file", "deployer/pass")
+        # the admin's transitions as the contract allows them: Failed -> Active, Failed -> Retired
+        admin_args = ("--as", "deployer/admin.json", "--deployment", "deployer/deployment.json",
+                      "--passphrase-file", "deployer/pass")
+        steps = (("fail", "failed"), ("activate", "active"), ("fail", "failed"), ("retire", "retired"))
+        for verb, state in steps:
+            op.run("holder", verb, holder["address"], *admin_args)
+            assert op.json("holder", "status", "--config", "holder-op/h1/holder.toml")["status"] == state
         status = op.json("holder", "status", "--config", "holder-op/h1/holder.toml")
-        assert status["status"] == "retired" and status["endpoint"] == f"http://localhost:{port}"
+        assert status["endpoint"] == f"http://localhost:{port}"
 
         # Auditor: only the deployment file and an address book, no key at all.
         (root / "auditor").mkdir()
