@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -194,3 +196,31 @@ class HolderClient:
         if not isinstance(result, dict):
             raise HolderRequestError(self.address, "receipts answer is not a JSON object")
         return result
+
+
+def unready_holders(endpoints: Mapping[str, str], timeout: float = 5.0) -> dict[str, str]:
+    """Probe ``GET /v1/health`` of every holder (address -> endpoint) at once; address ->
+    why, for those that do not answer 200 (unreachable, starting, lagging behind the chain).
+
+    Callers that place data (repair targets, a re-deal's new set) choose among the others,
+    so nothing is assigned on chain to a holder that cannot take it now.
+    """
+    def probe(endpoint: str) -> str:
+        try:
+            response = httpx.get(f"{endpoint.rstrip('/')}/v1/health", timeout=timeout,
+                                 verify=tls_verify(endpoint))
+        except httpx.HTTPError as exc:
+            return f"unreachable at {endpoint} ({exc.__class__.__name__})"
+        if response.status_code == 200:
+            return ""
+        try:
+            reason = str(response.json().get("reason") or "")
+        except (ValueError, AttributeError):
+            reason = ""
+        return f"health HTTP {response.status_code}" + (f": {reason[:200]}" if reason else "")
+
+    if not endpoints:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(16, len(endpoints))) as pool:
+        answers = dict(zip(endpoints, pool.map(probe, endpoints.values()), strict=True))
+    return {address: why for address, why in answers.items() if why}

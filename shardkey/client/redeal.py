@@ -41,7 +41,7 @@ from shardkey.chain.model import (
     RequestStatus,
 )
 from shardkey.client.fetch import FetchResult, collect_fragments, request_deal, wait_for_approval
-from shardkey.client.holder_http import HolderClient
+from shardkey.client.holder_http import HolderClient, unready_holders
 from shardkey.client.retrieval import (
     RequestOutcome,
     SignedAttestation,
@@ -113,11 +113,19 @@ def parse_holders(value: str) -> list[str] | None:
 
 def choose_fragment_holders(chain: ShardKeyChain, given: Sequence[str] | None, n: int,
                             threshold: int) -> list[str]:
-    """The new set: ``given`` (each must be Active) or ``n`` Active holders, regions
-    interleaved as ``store`` places them (Exiting, Failed and Retired holders never)."""
+    """The new set: ``given`` (each must be Active and ready) or ``n`` Active holders that
+    answer their health check, regions interleaved as ``store`` places them (Exiting, Failed
+    and Retired holders never). A holder that is down would take no bundle after the policy
+    approved the re-deal, so it is refused, or skipped, before anything is requested."""
     infos = [chain.holders.holder(a) for a in chain.holders.addresses()]
+    active = [h for h in infos if h.status == HolderStatus.ACTIVE]
     if given is None:
-        return choose_holders(infos, 1, n, threshold)[1]
+        unready = unready_holders({h.address: h.endpoint for h in active})
+        ready = [h for h in active if h.address not in unready]
+        if len(ready) < n and unready:
+            raise UsageError(f"a re-deal to {n} holders needs {n} Active holders that answer; only "
+                             f"{len(ready)} do ({_reasons(unready)}): bring them up, or pass --count")
+        return choose_holders(ready, 1, n, threshold)[1]
     status = {h.address: h.status for h in infos}
     for address in given:
         if status.get(address) != HolderStatus.ACTIVE:
@@ -126,7 +134,15 @@ def choose_fragment_holders(chain: ShardKeyChain, given: Sequence[str] | None, n
                              "fragments ('shardkey holder list' shows them, or pass auto)")
     if not 1 <= threshold <= len(given) <= 255:
         raise UsageError(f"--threshold {threshold} needs 1 <= t <= fragment holders ({len(given)})")
+    unready = unready_holders({h.address: h.endpoint for h in active if h.address in given})
+    if unready:
+        raise UsageError(f"--fragment-holders: {_reasons(unready)}; choose holders that are up "
+                         "('shardkey holder list'), or pass auto")
     return list(given)
+
+
+def _reasons(unready: dict[str, str]) -> str:
+    return "; ".join(f"{address}: {why}" for address, why in sorted(unready.items()))
 
 
 def redeal(chain: ShardKeyChain, owner: LocalAccount, dataset_id: bytes, keys_dir: Path, *,
@@ -156,6 +172,10 @@ def redeal(chain: ShardKeyChain, owner: LocalAccount, dataset_id: bytes, keys_di
                             timings={"total": time.perf_counter() - started})
     request_id = _saved_request(chain, keys_dir, dataset)
     if request_id is None:
+        # the new set is checked before anything is requested (and chosen again once approved)
+        now = chain.datasets.fragment_set(dataset_id)
+        choose_fragment_holders(chain, holders, n if n is not None else len(now.holders),
+                                threshold if threshold is not None else now.threshold)
         outcome = request_retrieval(chain, owner, dataset_id, attestation, keys_dir, redeal=True)
         if on_request is not None:
             on_request(outcome)

@@ -74,8 +74,13 @@ def test_redeal_moves_fragments_to_a_new_set(devnet, tmp_path: Path) -> None:
     assert chain.retrievals.token_issued(served, devnet.holder(old[0])["address"])
     stale = devnet.json("request", dataset)["request"]  # made under epoch 1, approved after the re-deal
 
-    new = [old[1], *spare[:2]]
+    # a set naming the stopped holder is refused before anything is requested on chain
     count = chain.retrievals.request_count()
+    refused = devnet.run("redeal", dataset, "--fragment-holders", ",".join([old[0], *spare[:2]]), check=2)
+    assert devnet.holder(old[0])["address"] in refused.stderr and "unreachable" in refused.stderr
+    assert chain.retrievals.request_count() == count
+
+    new = [old[1], *spare[:2]]
     proc = subprocess.Popen(
         [sys.executable, "-m", "shardkey", "--home", str(devnet.home), "redeal", dataset,
          "--fragment-holders", ",".join(new), "--json"],
