@@ -210,8 +210,9 @@ async def health(ctx: ApiContext, request: Request) -> Response:
       The holder's account address, the chain id it watches, whether its event watcher
       keeps up (503 with a reason when the last successful chain poll is older than
       health_max_poll_age seconds or the cursor is more than health_max_lag_blocks blocks
-      behind the head less the confirmation depth), and its storage (bytes used,
-      allocated, free for uploads).
+      behind the head less the confirmation depth), its storage (bytes used,
+      allocated, free for uploads), and its on-chain status as the agent last saw it
+      (holder_status; takes_data is false while Exiting, Failed or Retired).
     responses:
       200:
         description: The agent is up and its watcher keeps up.
@@ -239,6 +240,10 @@ def health_status(ctx: ApiContext) -> tuple[bool, dict[str, object]]:
     body: dict[str, object] = {**verdict.as_json(), "address": ctx.address,
                                "chain_id": ctx.chain.client.chain_id,
                                "storage": {k: storage[k] for k in ("used", "allocated", "free")}}
+    if ctx.leaving is not None:  # what the agent last saw of its own status (checked every 5 s)
+        seen = ctx.leaving.status
+        body["holder_status"] = seen.name.lower() if seen is not None else None
+        body["takes_data"] = ctx.leaving.refusal is None
     return verdict.healthy, body
 
 

@@ -40,6 +40,9 @@ COMPONENTS: dict[str, Any] = {
             "reason": {"type": ["string", "null"], "description": "why unhealthy (null when ok)"},
             "lag_blocks": {"type": "integer"}, "seconds_since_poll": {"type": ["number", "null"]},
             "address": {"type": "string"}, "chain_id": {"type": "integer"},
+            "holder_status": {"type": ["string", "null"],
+                              "description": "on-chain status as last seen (checked every 5 s)"},
+            "takes_data": {"type": "boolean", "description": "false while exiting, failed or retired"},
             "storage": {"type": "object", "properties": {
                 "used": {"type": "integer"}, "allocated": {"type": ["integer", "null"]},
                 "free": {"type": "integer"}}}}},

@@ -211,12 +211,16 @@ def unready_holders(endpoints: Mapping[str, str], timeout: float = 5.0) -> dict[
                                  verify=tls_verify(endpoint))
         except httpx.HTTPError as exc:
             return f"unreachable at {endpoint} ({exc.__class__.__name__})"
-        if response.status_code == 200:
-            return ""
         try:
-            reason = str(response.json().get("reason") or "")
-        except (ValueError, AttributeError):
-            reason = ""
+            body = response.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        if response.status_code == 200:
+            if body.get("takes_data") is False:  # the agent has not yet seen a re-activation
+                return f"takes no new data (it sees itself {body.get('holder_status')})"
+            return ""
+        reason = str(body.get("reason") or "")
         return f"health HTTP {response.status_code}" + (f": {reason[:200]}" if reason else "")
 
     if not endpoints:

@@ -14,10 +14,12 @@ recorded the move.
 Target: an Active holder not in the stripe whose region differs from every other holder of
 the stripe (and from targets already chosen for it). When none exists the repair of that
 shard is refused naming the regions in use, unless ``same_region`` allows any Active holder
-not in the stripe. Crash-safe: a shard already assigned (``pendingShardHolder``) to an
-Active holder is uploaded to that holder again (never assigned twice); one whose pending
-holder is no longer Active is reassigned. Confirmation moves the placement, so a re-run
-finds nothing left of what was done.
+not in the stripe. Targets answer their health check (``unready_holders``): nothing is
+assigned to a holder that is down. Crash-safe: a shard already assigned
+(``pendingShardHolder``) to an Active holder that answers is uploaded to that holder again
+(never assigned twice); one whose pending holder is no longer Active, or does not answer,
+is reassigned, and an upload that fails leaves the shard to the next run. Confirmation
+moves the placement, so a re-run finds nothing left of what was done.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.model import DatasetStatus, HolderInfo, HolderStatus, Registration
 from shardkey.chain.placement import Placement
-from shardkey.client.holder_http import HolderClient, HolderRequestError
+from shardkey.client.holder_http import HolderClient, HolderRequestError, unready_holders
 from shardkey.crypto import check_shard, rebuild_shards
 from shardkey.crypto.errors import ShardIntegrityError
 from shardkey.errors import ShardKeyError
@@ -102,17 +104,21 @@ def repairable_shards(chain: ShardKeyChain, registration: Registration, placemen
 
 
 def _choose(stripe_holders: list[str], holders: dict[str, HolderInfo], taken: set[str],
-            same_region: bool, load: dict[str, int]) -> str:
-    """An Active holder outside the stripe, of a region no other stripe holder has."""
+            same_region: bool, load: dict[str, int], unready: dict[str, str]) -> str:
+    """An Active holder outside the stripe that answers its health check, of a region no
+    other stripe holder has."""
     regions = {holders[h].region for h in taken if h in holders}
-    outside = [h for h, info in holders.items() if info.status == HolderStatus.ACTIVE and h not in taken
-               and h not in stripe_holders]
+    candidates = [h for h, info in holders.items() if info.status == HolderStatus.ACTIVE and h not in taken
+                  and h not in stripe_holders]
+    outside = [h for h in candidates if h not in unready]
     fresh = [h for h in outside if holders[h].region not in regions]
     pool = fresh or (outside if same_region else [])
     if not pool:
+        down = [f"{h}: {unready[h]}" for h in candidates if h in unready]
         raise RepairError(f"no Active holder outside the stripe in a region other than {sorted(regions)}"
-                          f" ({len(outside)} Active holders outside it, all in those regions): register a "
-                          "holder in another region, or run with --same-region to place it anyway")
+                          f" ({len(outside)} Active holders outside it that answer, all in those regions"
+                          + (f"; not answering: {'; '.join(down)}" if down else "") + "): register or "
+                          "bring up a holder in another region, or run with --same-region to place it anyway")
     return min(pool, key=lambda h: (load.get(h, 0), h))
 
 
@@ -124,6 +130,7 @@ class Repairer:
         self.chain, self.account, self.same_region, self.timeout = chain, account, same_region, timeout
         self._clients: dict[str, HolderClient] = {}
         self._load: dict[str, int] = {}
+        self._unready: dict[str, str] = {}  # Active holders that do not answer (this run)
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -152,6 +159,9 @@ class Repairer:
         placement = chain.datasets.placement(registration)
         holders = {a: chain.holders.holder(a) for a in chain.holders.addresses()}
         todo = repairable_shards(chain, registration, placement, holders)
+        if todo and not dry_run:
+            self._unready = unready_holders({a: h.endpoint for a, h in holders.items()
+                                             if h.status == HolderStatus.ACTIVE})
         result = RepairResult("0x" + dataset_id.hex(), dry_run)
         m = registration.params.m
         for stripe in sorted({i // m for i in todo}):
@@ -170,11 +180,14 @@ class Repairer:
             plan = ShardRepair(index, stripe, wanted[index], placement.holder(index))
             pending = self.chain.datasets.pending_shard_holder(ds, index)
             if pending is not None and holders.get(pending) is not None \
-                    and holders[pending].status == HolderStatus.ACTIVE:
+                    and holders[pending].status == HolderStatus.ACTIVE and pending not in self._unready:
                 plan.new_holder, plan.state = pending, "assigned"
             else:
+                if pending is not None:  # an earlier run's target left or does not answer: reassigned
+                    plan.detail = f"reassigned from {pending} ({self._unready.get(pending, 'not Active')})"
                 try:
-                    plan.new_holder = _choose(stripe_holders, holders, taken, self.same_region, self._load)
+                    plan.new_holder = _choose(stripe_holders, holders, taken, self.same_region, self._load,
+                                              self._unready)
                 except RepairError as exc:
                     plan.state, plan.detail = "refused", str(exc)
             if plan.new_holder:
@@ -200,8 +213,13 @@ class Repairer:
                 self.chain.datasets.assign_shard(self.account, ds, plan.index, plan.new_holder)
                 crash_point("repair.after_assign")
             data = rebuilt[plan.index]
-            self._client(plan.new_holder, holders).put_repair_shard(
-                ds, plan.index, data, registration.shard_hashes[plan.index])
+            try:
+                self._client(plan.new_holder, holders).put_repair_shard(
+                    ds, plan.index, data, registration.shard_hashes[plan.index])
+            except HolderRequestError as exc:
+                # assigned but not taken: the next run reassigns it (the target is then unready)
+                plan.state, plan.detail = "refused", f"upload to {plan.new_holder} failed: {exc}; run again"
+                continue
             result.bytes_written += len(data)
             self._await_placement(ds, plan)
         result.stripes_repaired += 1

@@ -26,6 +26,7 @@ from eth_account.signers.local import LocalAccount
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.model import HolderStatus
+from shardkey.client.holder_http import unready_holders
 from shardkey.devnet.process import is_running, start_detached
 from shardkey.faults import CRASH_ENV, CRASH_STATUS
 from shardkey.keys import load_account_file
@@ -206,6 +207,8 @@ class Net:
         for name in self.holder_names():
             if chain.holders.holder(self.address(name)).status == HolderStatus.FAILED:
                 chain.holders.activate(self.account("admin"), self.address(name))
+                self.wait_for(f"{name} to take data again", lambda n=name: unready_holders(
+                    {self.address(n): self.service(n)["endpoint"]}) == {}, 30)
 
     # --- chain --------------------------------------------------------------------
 

@@ -94,3 +94,25 @@ def test_a_repairer_killed_after_assigning_finishes_on_a_rerun(net: Net, tmp_pat
     repaired = Counter(int(e.args["shardIndex"]) for e in _events(net, "ShardRepaired", ds))
     assert assigned == repaired == Counter(dict.fromkeys(targets, 1))
     assert all(net.chain.datasets.shard_holder_of(ds, i) in targets[i] for i in targets)
+
+
+def test_a_holder_that_is_down_is_never_a_target_and_a_pending_one_is_reassigned(net: Net,
+                                                                                  tmp_path: Path) -> None:
+    dataset = net.store(tmp_path, os.urandom(DATA_SIZE))
+    ds, _, targets = _fail_one(net, dataset)
+    first = min(targets)
+    stale = min(targets[first])
+    # an earlier run assigned the first shard to a holder that has gone down since
+    net.fresh_chain().datasets.assign_shard(net.account("owner"), ds, first, stale)
+    net.kill(net.name_of(stale))
+
+    report = json.loads(net.run("repair", dataset, "--json").stdout)
+    assert [s["state"] for s in report["shards"]] == ["repaired"] * 3
+    (again,) = [s for s in report["shards"] if s["index"] == first]
+    assert again["detail"].startswith(f"reassigned from {stale}") and "unreachable" in again["detail"]
+    assigned = [(int(e.args["shardIndex"]), e.args["to"]) for e in _events(net, "ShardAssigned", ds)]
+    assert assigned[0] == (first, stale) and all(holder != stale for _, holder in assigned[1:])
+    assert len(assigned) == 4  # the stale one, then one per shard
+    for index in targets:
+        holder = net.chain.datasets.shard_holder_of(ds, index)
+        assert holder in targets[index] and holder != stale
