@@ -32,6 +32,32 @@ def _format_rows(f: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _repair_rows(rep: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """Keyless repair of one failed holder's shards (bench/repair.py)."""
+    if not rep:
+        return []
+    gib, par = 1 << 30, rep["params"]
+    what = (f"{rep['shards_lost']} shards = {rep['lost_bytes'] >> 20} MiB of a {rep['size'] >> 20} MiB file, "
+            f"{rep['holders']} holders, k={par['k']} p={par['p']}")
+    rows = [(f"repair of a failed holder's shards ({what}): x baseline",
+             f"{rep['ratio']:.3f} ({rep['seconds']:.1f} s, {rep['MBps']:.1f} MB/s of lost shards; baseline "
+             f"{rep['baseline_MBps']:.0f} MB/s){'' if rep['placement_moved'] else ' NOT MOVED'}", ""),
+            ("repair: bytes read / written per GiB lost (GiB)",
+             f"{rep['read_per_gib_lost'] / gib:.2f} / {rep['written_per_gib_lost'] / gib:.2f}",
+             "read = k x written"),
+            ("repair: CPU s per GiB lost (repair process + holders)",
+             f"{rep['repairer_cpu_s_per_gib']:.1f} + {rep['holders_cpu_s_per_gib']:.1f} (holders above their "
+             f"idle {rep['holders_idle_cpu_s_per_s']:.2f} CPU s/s: "
+             f"{rep['holders_cpu_s_per_gib_above_idle']:.1f})", "")]
+    for name, step in rep["gas"].items():
+        rows.append((f"gas repair: {name} (each shard)",
+                     f"{step['gas_min']:,}-{step['gas_max']:,} x {step['txs']} "
+                     f"(total {step['gas_total']:,})", ""))
+    rows.append(("gas per repaired shard (assignShard + confirmShardPlacement)",
+                 f"{rep['gas_per_shard']:,.0f} (all {rep['shards_lost']} shards: {rep['gas_total']:,})", ""))
+    return rows
+
+
 def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(metric, value, target) rows; the metric names are the join key with the old run."""
     rows: list[tuple[str, str, str]] = []
@@ -69,8 +95,9 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     if redeal:
         for name, step in redeal["steps"].items():
             rows.append((f"gas re-deal: {name}", f"{step['gas_each']:,} x {step['txs']}", ""))
-        rows.append((f"gas one re-deal to {redeal['holders']} holders, every tx (`shardkey redeal`, "
-                     f"{redeal['seconds']:.1f} s)", f"{redeal['gas_total']:,}", ""))
+        rows.append((f"gas per re-deal (one `shardkey redeal` to {redeal['holders']} holders, every tx "
+                     f"above; {redeal['seconds']:.1f} s)", f"{redeal['gas_total']:,}", ""))
+    rows += _repair_rows(r.get("repair"))
     kos = r.get("kos")
     if kos:
         rows.append(("KOS: 100 requests in one block -> all tokens (s)",

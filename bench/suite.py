@@ -40,7 +40,9 @@ approvals:
 threshold: 3
 """
 # kos runs last on the shared devnet: it leaves the chain mining on a 1 s interval.
-SECTIONS = ("devnet", "throughput", "format", "small", "gas", "redeal", "scale", "kos", "holders")
+# repair and holders bring up devnets of their own.
+SECTIONS = ("devnet", "throughput", "format", "small", "gas", "redeal", "repair", "scale", "kos", "holders")
+OWN_DEVNET = ("repair", "holders")
 
 
 def log(message: str) -> None:
@@ -243,17 +245,17 @@ class Suite:
         self.approval_policy = work / "approval.yaml"
         self.approval_policy.write_text(APPROVAL_POLICY)
 
-    def rpc(self, method: str, params: list[Any]) -> Any:
+    def rpc(self, method: str, params: list[Any], dev: Devnet | None = None) -> Any:
         import httpx
-        reply = httpx.post(self.dev.info["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                           "params": params}, timeout=60).json()
+        reply = httpx.post((dev or self.dev).info["rpc_url"], timeout=60,
+                           json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply["result"]
 
-    def gas_of(self, tx_hash: str) -> dict[str, int]:
-        receipt = self.rpc("eth_getTransactionReceipt", [tx_hash])
-        tx = self.rpc("eth_getTransactionByHash", [tx_hash])
+    def gas_of(self, tx_hash: str, dev: Devnet | None = None) -> dict[str, int]:
+        receipt = self.rpc("eth_getTransactionReceipt", [tx_hash], dev)
+        tx = self.rpc("eth_getTransactionByHash", [tx_hash], dev)
         data = bytes.fromhex(tx["input"][2:])
         calldata = sum(16 if b else 4 for b in data)
         return {"gas": int(receipt["gasUsed"], 16), "calldata_bytes": len(data), "calldata_gas": calldata}
@@ -354,10 +356,11 @@ class Suite:
         steps = self._retrieval_gas(chain)
         self.results["gas"] = {"registration": rows, "retrieval": steps}
 
-    def _event_gas(self, event: Any, filters: dict[str, Any], from_block: int = 0) -> list[int]:
+    def _event_gas(self, event: Any, filters: dict[str, Any], from_block: int = 0,
+                   dev: Devnet | None = None) -> list[int]:
         logs = event().get_logs(from_block=from_block, argument_filters=filters)
         hashes = list(dict.fromkeys("0x" + bytes(entry["transactionHash"]).hex() for entry in logs))
-        return [self.gas_of(h)["gas"] for h in hashes]
+        return [self.gas_of(h, dev)["gas"] for h in hashes]
 
     def _retrieval_gas(self, chain: Any) -> dict[str, Any]:
         src = self.work / "gas-retrieval.bin"
@@ -413,6 +416,15 @@ class Suite:
         self.results["redeal"] = {"steps": steps, "gas_total": total, "seconds": run.seconds,
                                   "holders": len(summary["fragment_holders"])}
         log(f"re-deal gas: {steps}; total {total:,} in {run.seconds:.1f} s")
+
+    # repair --------------------------------------------------------------------------------------------
+    def section_repair(self) -> None:
+        """A failed holder's shards rebuilt and placed elsewhere by ``shardkey repair`` (bench/repair.py)."""
+        from bench.repair import run_repair
+        size = (self.args.repair_size or (32 if self.args.quick else 64)) * MiB
+        self.results["repair"] = r = run_repair(self, size)
+        log(f"repair of {r['shards_lost']} shards ({size_label(r['lost_bytes'])}): {r['seconds']:.1f} s, "
+            f"{r['ratio']:.3f}x baseline; gas {r['gas_per_shard']:,.0f} per shard, {r['gas_total']:,} in all")
 
     # KOS ----------------------------------------------------------------------------------------
     def section_kos(self) -> None:
@@ -543,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-runs", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=None, metavar="MIB",
                         help="throughput file sizes in MiB (default 128 1024; 4096 added by --large)")
+    parser.add_argument("--repair-size", type=int, default=None, metavar="MIB",
+                        help="size of the file the repair section stores (default 64; 32 with --quick)")
     parser.add_argument("--out", type=Path, default=REPO / "bench", help="where results.json/.md go")
     parser.add_argument("--merge", action="store_true",
                         help="update the sections run in an existing results.json, keep the others")
@@ -558,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     compile_bytecode()
     try:
-        needs_devnet = [s for s in sections if s != "holders"]
+        needs_devnet = [s for s in sections if s not in OWN_DEVNET]
         if needs_devnet:
             suite.section_devnet()
         for name in sections:

@@ -141,7 +141,7 @@ class Net:
     def wait_dead(self, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         pid = self.pid(name)
-        while is_running(pid):
+        while is_running(pid) or _threads_alive(pid):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{name} still running after {timeout} s")
             time.sleep(0.05)
@@ -255,6 +255,24 @@ def _safe(check: Callable[[], bool]) -> bool:
         return bool(check())
     except Exception:
         return False
+
+
+def _threads_alive(pid: int) -> bool:
+    """Whether a thread of ``pid`` is still exiting. A SIGKILLed leader shows as a zombie while
+    its other threads are still torn down, and their shared files (its listening socket) are
+    closed only when the last one is gone: until then its port cannot be taken over."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] not in ("Z", "X"):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _reap(pid: int) -> None:
