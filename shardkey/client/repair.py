@@ -204,7 +204,12 @@ class Repairer:
         doable = [p for p in plans if p.state != "refused"]
         if dry_run or not doable:
             return
-        rebuilt = self._rebuild(registration, placement, holders, stripe, set(wanted), result)
+        try:
+            rebuilt = self._rebuild(registration, placement, holders, stripe, set(wanted), result)
+        except RepairError as exc:  # this stripe cannot be rebuilt now; the others still are
+            for plan in doable:
+                plan.state, plan.detail = "refused", str(exc)
+            return
         ds = registration.dataset_id
         for plan in doable:
             if plan.state == "assigned":

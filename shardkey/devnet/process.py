@@ -30,16 +30,26 @@ def start_detached(argv: Sequence[str], log_path: Path, env: dict[str, str] | No
 
 
 def is_running(pid: int) -> bool:
-    """Whether ``pid`` is a live (non-zombie) process."""
+    """Whether ``pid`` is a live process: not gone, and not a zombie whose threads are all
+    gone too. A SIGKILLed leader shows as a zombie while its other threads are still torn
+    down, and their shared files (a listening socket) close only with the last of them, so
+    until then its port cannot be taken over by a restart."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][:1] != "Z"
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return True
+        return True  # no /proc: the signal says it exists
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] not in ("Z", "X"):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, pid: int | None = None,

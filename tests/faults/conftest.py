@@ -141,7 +141,7 @@ class Net:
     def wait_dead(self, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         pid = self.pid(name)
-        while is_running(pid) or _threads_alive(pid):
+        while is_running(pid):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{name} still running after {timeout} s")
             time.sleep(0.05)
@@ -198,11 +198,14 @@ class Net:
         return bool(lines) and f'"point": "{point}"' in lines[-1]
 
     def heal(self) -> None:
-        """Bring every service back up with the normal environment, and every holder a test
-        got failed on chain (proven wrong shards fail a holder) back to Active."""
+        """Bring every service back up with the normal environment."""
         for entry in self.services():
             if not is_running(int(entry["pid"])):
                 self.start(entry["name"])
+
+    def reactivate_failed(self) -> None:
+        """Every holder a test got failed on chain (by the admin, or proven wrong shards)
+        back to Active, once its agent takes data again."""
         chain = self.fresh_chain()
         for name in self.holder_names():
             if chain.holders.holder(self.address(name)).status == HolderStatus.FAILED:
@@ -255,24 +258,6 @@ def _safe(check: Callable[[], bool]) -> bool:
         return bool(check())
     except Exception:
         return False
-
-
-def _threads_alive(pid: int) -> bool:
-    """Whether a thread of ``pid`` is still exiting. A SIGKILLed leader shows as a zombie while
-    its other threads are still torn down, and their shared files (its listening socket) are
-    closed only when the last one is gone: until then its port cannot be taken over."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as stat:
-                if stat.read().rpartition(")")[2].split()[0] not in ("Z", "X"):
-                    return True
-        except OSError:
-            continue
-    return False
 
 
 def _reap(pid: int) -> None:
@@ -329,10 +314,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
 @pytest.fixture(autouse=True)
 def _healed(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test, every service of the module's devnet runs again."""
+    """After each test, every service of the module's devnet runs again and every holder is
+    Active again."""
     yield
     if "net" in request.fixturenames:
-        request.getfixturevalue("net").heal()
+        net = request.getfixturevalue("net")
+        net.heal()
+        net.reactivate_failed()
 
 
 __all__ = ["CRASH_STATUS", "Net", "down", "no_partial_files", "running", "up"]

@@ -9,7 +9,8 @@ real contracts, holder agent processes over HTTP, ``shardkey repair`` as a subpr
   not assigned at all: refused (409), nothing kept.
 - A holder serves a wrong shard on ``GET /v1/repair/...``: the repairer skips it, reads
   another, and every repaired shard matches its leaf; with fewer than ``k`` good shards the
-  repair exits 7 naming the stripe and the bad holders, and nothing is assigned.
+  repair exits 7 naming the stripe and the bad holders, nothing is assigned, and every other
+  stripe is still tried.
 
 k = 3, p = 2 over 7 holders (every Active holder is a shard holder, shard i at holder
 i mod 7): stripe 0 is shards 0-4 on holders 0-4, stripe 1 shards 5-9 on holders 5, 6, 0, 1,
@@ -216,9 +217,14 @@ def test_fewer_than_k_good_shards_exits_7_naming_the_stripe_and_the_bad_holders(
     ds, holders = lost.ds("get-two"), lost.holders
     with _hostile(net, holders[1:3], ds) as served:
         proc = net.run("repair", lost.datasets["get-two"], "--json", check=REPAIR_FAILED)
-    assert served[holders[1]] == [1] and served[holders[2]] == [2]
+    # each stripe is tried (a stripe that cannot be rebuilt does not stop the others): both
+    # have their two hostile holders among the shards read
+    assert served[holders[1]] == [1, 8] and served[holders[2]] == [2, 9]
     message = proc.stderr
     assert "stripe 0" in message and "only 2 of 3 good shards" in message, message
     assert holders[1] in message and holders[2] in message, message
+    report = json.loads(proc.stdout)
+    assert [(s["index"], s["state"]) for s in report["shards"]] == [(0, "refused"), (7, "refused")]
+    assert [s["detail"].split(":")[0] for s in report["shards"]] == ["stripe 0", "stripe 1"]
     assert _events(net, "ShardAssigned", ds) == []
     assert all(net.fresh_chain().datasets.pending_shard_holder(ds, i) is None for i in range(5))
