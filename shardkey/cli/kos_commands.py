@@ -16,14 +16,14 @@ from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, kos, pass_env
 from shardkey.cli.context import Env
 from shardkey.cli.key_commands import passphrase_option
 from shardkey.cli.lifecycle import (
-    admin_chain,
+    Role,
     admin_options,
     chain_progress,
+    change_role,
     init_keys,
     init_passphrase,
     new_service_folder,
     read_cursor,
-    require_funds,
     service_address,
     service_chain,
     write_config,
@@ -91,21 +91,11 @@ def kos_role() -> None:
     """Grant or revoke KOS_ROLE on the RetrievalCoordinator (admin)."""
 
 
-def _role_change(env: Env, account_spec: str, as_: str, deployment: Path | None, grant: bool) -> None:
-    chain = admin_chain(env, deployment)
-    address = address_of(account_spec, "ADDRESS")
-    holds = chain.retrievals.has_kos_role(address)
-    if holds == grant:
-        raise UsageError(f"ADDRESS {address}: {'already holds' if grant else 'does not hold'} KOS_ROLE")
-    admin = env.account(as_)
-    if not chain.retrievals.is_admin(admin.address):
-        raise UsageError(f"--as {as_}: {admin.address} is not the RetrievalCoordinator admin")
-    require_funds(chain, admin.address, f"--as {as_}")
-    if grant:
-        chain.retrievals.grant_kos_role(admin, address)
-    else:
-        chain.retrievals.revoke_kos_role(admin, address)
-    click.echo(f"{address}: KOS_ROLE {'granted' if grant else 'revoked'}")
+KOS_ROLE = Role("KOS_ROLE", "RetrievalCoordinator",
+                holds=lambda chain, a: chain.retrievals.has_kos_role(a),
+                is_admin=lambda chain, a: chain.retrievals.is_admin(a),
+                grant=lambda chain, admin, a: chain.retrievals.grant_kos_role(admin, a),
+                revoke=lambda chain, admin, a: chain.retrievals.revoke_kos_role(admin, a))
 
 
 def _role_command(name: str, grant: bool) -> None:
@@ -114,7 +104,7 @@ def _role_command(name: str, grant: bool) -> None:
     @admin_options
     @pass_env
     def command(env: Env, account_spec: str, as_: str, deployment: Path | None) -> None:
-        _role_change(env, account_spec, as_, deployment, grant)
+        change_role(env, KOS_ROLE, address_of(account_spec, "ADDRESS"), as_, deployment, grant)
 
     command.__doc__ = f"Admin: {name} KOS_ROLE to ADDRESS (an address or its account key file)."
 
