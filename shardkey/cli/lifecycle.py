@@ -168,6 +168,21 @@ def change_role(env: Env, role: Role, address: str, as_: str, deployment: Path |
     click.echo(f"{address}: {role.name} {'granted' if grant else 'revoked'}")
 
 
+def role_commands(group: click.Group, role: Role) -> None:
+    """``<group> grant|revoke ADDRESS`` for ``role`` (the admin's; see :func:`change_role`)."""
+    from shardkey.cli.network_commands import address_of
+
+    for name, grant in (("grant", True), ("revoke", False)):
+        def command(env: Env, account_spec: str, as_: str, deployment: Path | None,
+                    grant: bool = grant) -> None:
+            change_role(env, role, address_of(account_spec, "ADDRESS"), as_, deployment, grant)
+
+        command.__doc__ = (f"Admin: {name} {role.name} {'to' if grant else 'from'} ADDRESS (an address or "
+                           "its account key file).")
+        wrapped = admin_options(click.make_pass_decorator(Env)(command))
+        group.command(name)(click.argument("account_spec", metavar="ADDRESS")(wrapped))
+
+
 def require_funds(chain: ShardKeyChain, address: str, who: str) -> None:
     """Refuse to send from an account that cannot pay for gas (before anything is sent)."""
     problem = funds_problem(chain.client, address)
@@ -184,6 +199,22 @@ def read_cursor(path: Path, key: str = "block") -> tuple[int | None, float | Non
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"{path}: not a {key} record") from None
     return (None if block is None else int(block)), round(time.time() - path.stat().st_mtime, 1)
+
+
+def state_progress(chain: ShardKeyChain, state_dir: Path, address: str,
+                   fields: Mapping[str, str]) -> dict[str, Any]:
+    """:func:`chain_progress` from a service's heartbeat (else its cursor) in ``state_dir``,
+    plus the heartbeat's state and its ``fields`` (report name -> heartbeat key)."""
+    heartbeat = state_dir / "heartbeat.json"
+    seen = read_cursor(heartbeat, "cursor_block")  # rewritten every poll, the cursor file less often
+    if seen[0] is None:
+        seen = read_cursor(state_dir / "cursor.json")
+    report = chain_progress(chain, seen, address)
+    if heartbeat.exists():
+        beat = json.loads(heartbeat.read_text())
+        report.update(heartbeat_ok=beat.get("ok"), heartbeat_at=beat.get("updated_at"),
+                      last_error=beat.get("error"), **{out: beat.get(key) for out, key in fields.items()})
+    return report
 
 
 def chain_progress(chain: ShardKeyChain, seen: tuple[int | None, float | None],

@@ -7,29 +7,24 @@ an account holding REPAIRER_ROLE on the HolderRegistry and gas; it holds no othe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from shardkey.cli.commands import cli, pass_env
-from shardkey.cli.context import Env
+from shardkey.cli.commands import cli
 from shardkey.cli.key_commands import passphrase_option
 from shardkey.cli.lifecycle import (
     Role,
-    admin_options,
-    chain_progress,
-    change_role,
     init_account,
     init_passphrase,
     new_service_folder,
-    read_cursor,
+    role_commands,
     service_address,
     service_chain,
+    state_progress,
     write_config,
 )
-from shardkey.cli.network_commands import address_of
 from shardkey.cli.output import emit
 from shardkey.keys import inspect_key_file
 
@@ -103,19 +98,7 @@ def repairer_role() -> None:
     """Grant or revoke REPAIRER_ROLE on the HolderRegistry (admin)."""
 
 
-def _role_command(name: str, grant: bool) -> None:
-    @repairer_role.command(name)
-    @click.argument("account_spec", metavar="ADDRESS")
-    @admin_options
-    @pass_env
-    def command(env: Env, account_spec: str, as_: str, deployment: Path | None) -> None:
-        change_role(env, REPAIRER_ROLE, address_of(account_spec, "ADDRESS"), as_, deployment, grant)
-
-    command.__doc__ = f"Admin: {name} REPAIRER_ROLE to ADDRESS (an address or its account key file)."
-
-
-_role_command("grant", True)
-_role_command("revoke", False)
+role_commands(repairer_role, REPAIRER_ROLE)
 
 
 @repairer.command("status")
@@ -129,13 +112,5 @@ def repairer_status(config: Path, as_json: bool) -> None:
     address = service_address(settings)
     report: dict[str, Any] = {"address": address, "chain_id": chain.deployment.chain_id,
                               "repairer_role": chain.holders.is_repairer(address)}
-    heartbeat = settings.state_dir / "heartbeat.json"
-    seen = read_cursor(heartbeat, "cursor_block")
-    if seen[0] is None:
-        seen = read_cursor(settings.state_dir / "cursor.json")
-    report.update(chain_progress(chain, seen, address))
-    if heartbeat.exists():
-        beat = json.loads(heartbeat.read_text())
-        report.update(heartbeat_ok=beat.get("ok"), heartbeat_at=beat.get("updated_at"),
-                      datasets_due=beat.get("datasets_due"), last_error=beat.get("error"))
+    report.update(state_progress(chain, settings.state_dir, address, {"datasets_due": "datasets_due"}))
     emit(report, as_json)

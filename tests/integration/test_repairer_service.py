@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from eth_account import Account
 
 from shardkey.devnet.anvil import free_port
 from shardkey.keys import save_plain_account_key
