@@ -42,8 +42,8 @@ demo: setup
 test: setup lint test-unit test-contracts slither test-integration test-hostile test-e2e test-faults
 
 lint: setup
-	.venv/bin/ruff check shardkey kos holder_agent bench scripts tools tests
-	.venv/bin/mypy shardkey kos holder_agent bench scripts tools
+	.venv/bin/ruff check shardkey kos holder_agent repairer bench scripts tools tests
+	.venv/bin/mypy shardkey kos holder_agent repairer bench scripts tools
 
 test-unit: setup
 	$(PYTEST) tests/unit -q

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
@@ -48,11 +46,10 @@ from shardkey.fsutil import atomic_write_bytes
 from shardkey.ratelimit import RateLimiter
 from shardkey.service.exits import ServiceExit
 from shardkey.service.health import WatchHealth, judge, watcher_lag
-from shardkey.service.listen import bind_listener
 from shardkey.service.logs import configure_logging
-from shardkey.service.loop import Backoff, poll_loop, proportional_jitter
+from shardkey.service.loop import Backoff, poll_loop, proportional_jitter, stop_on_signals
 from shardkey.service.metrics import KosMetrics
-from shardkey.service.monitor import MonitorServer, monitor_app
+from shardkey.service.monitor import run_monitored
 from shardkey.service.startup import IdentityCheck, Node, start_node
 
 log = logging.getLogger("kos.service")
@@ -312,35 +309,13 @@ def run(config_path: Path) -> int:
     """
     settings = load(config_path)
     configure_logging(settings.log_level)
-    listener = None
-    if settings.metrics_port is not None:
-        listener = bind_listener(settings.metrics_host, settings.metrics_port)
-    try:
-        service = build(settings)
-    except BaseException:
-        if listener is not None:
-            listener.close()
-        raise
-    monitor = None
-    if listener is not None:
-        monitor = MonitorServer(monitor_app(service.health_status, service.metrics), listener)
-        monitor.start()
-    try:
-        return _run_replica(service, settings)
-    finally:
-        if monitor is not None:
-            monitor.stop()
+    return run_monitored(settings.metrics_host, settings.metrics_port, lambda: build(settings),
+                         lambda service: _run_replica(service, settings))
 
 
 def _run_replica(service: KosService, settings: KosSettings) -> int:
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop, log)
     log.info("KOS replica started", extra={"fields": {
         "account": service.account.address, "replicas": service.orchestrator.replicas,
         "confirmations": service.watcher.confirmations, "pending": len(service.pending),

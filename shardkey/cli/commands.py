@@ -49,7 +49,7 @@ def cli(ctx: click.Context, home: Path | None, network_file: Path | None,
 # ---------------------------------------------------------------- devnet
 @cli.group()
 def devnet() -> None:
-    """Run a local network: anvil, contracts, KOS and holder agents."""
+    """Run a local network: anvil, contracts, KOS, holder agents and the repair service."""
 
 
 @devnet.command("up")
@@ -58,8 +58,11 @@ def devnet() -> None:
 @click.option("--block-time", default=0.5, show_default=True, type=click.FloatRange(0.05, 15))
 @click.option("--hpke-suite", type=click.Choice(HPKE_SUITES), default=DEFAULT_HPKE_SUITE, show_default=True,
               help="Suite of the KOS and holder HPKE keys (x25519: not post-quantum).")
+@click.option("--no-repairer", is_flag=True,
+              help="Do not start the repair service (repairs are then run by hand: `shardkey repair`).")
 @pass_env
-def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke_suite: str) -> None:
+def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke_suite: str,
+              no_repairer: bool) -> None:
     """Start the devnet; on a running one, start again any KOS or holder that died.
 
     When the devnet's anvil died its chain is gone: exits 5 saying what to run.
@@ -68,12 +71,13 @@ def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke
     from shardkey.devnet import up
 
     info = up(env.home, holders=holders, kos_replicas=kos_replicas, block_time=block_time,
-              hpke_suite=parse_suite(hpke_suite))
+              hpke_suite=parse_suite(hpke_suite), repairer=not no_repairer)
     revived = info.data.get("revived") or []
     if revived:
         click.echo(f"restarted: {', '.join(revived)} (from their state folders)")
     click.echo(f"devnet up: {info.rpc_url}, {len(info.data['holders'])} holders, "
-               f"{len(info.data['kos'])} KOS; details in {info.home / 'devnet.json'}")
+               f"{len(info.data['kos'])} KOS, {'a' if info.data.get('repairer') else 'no'} repairer; "
+               f"details in {info.home / 'devnet.json'}")
 
 
 @devnet.command("down")
@@ -110,7 +114,7 @@ def devnet_status(env: Env, as_json: bool) -> None:
 @click.argument("name")
 @pass_env
 def devnet_restart(env: Env, name: str) -> None:
-    """Stop the KOS replica or holder NAME (when it runs) and start it again with its state."""
+    """Stop the KOS replica, holder or repairer NAME (when it runs) and start it again with its state."""
     from shardkey.devnet import DevnetInfo
     from shardkey.devnet.supervise import restart
 
@@ -438,4 +442,5 @@ from shardkey.cli import (  # noqa: E402,F401  (register commands)
     network_commands,
     redeal_command,
     repair_commands,
+    repairer_commands,
 )

@@ -6,26 +6,22 @@ key, so the KOS key exists before ``shardkey network deploy`` runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, kos, pass_env
-from shardkey.cli.context import Env
+from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, kos
 from shardkey.cli.key_commands import passphrase_option
 from shardkey.cli.lifecycle import (
-    admin_chain,
-    admin_options,
-    chain_progress,
+    Role,
     init_keys,
     init_passphrase,
     new_service_folder,
-    read_cursor,
-    require_funds,
+    role_commands,
     service_address,
     service_chain,
+    state_progress,
     write_config,
 )
 from shardkey.cli.network_commands import address_of
@@ -91,36 +87,14 @@ def kos_role() -> None:
     """Grant or revoke KOS_ROLE on the RetrievalCoordinator (admin)."""
 
 
-def _role_change(env: Env, account_spec: str, as_: str, deployment: Path | None, grant: bool) -> None:
-    chain = admin_chain(env, deployment)
-    address = address_of(account_spec, "ADDRESS")
-    holds = chain.retrievals.has_kos_role(address)
-    if holds == grant:
-        raise UsageError(f"ADDRESS {address}: {'already holds' if grant else 'does not hold'} KOS_ROLE")
-    admin = env.account(as_)
-    if not chain.retrievals.is_admin(admin.address):
-        raise UsageError(f"--as {as_}: {admin.address} is not the RetrievalCoordinator admin")
-    require_funds(chain, admin.address, f"--as {as_}")
-    if grant:
-        chain.retrievals.grant_kos_role(admin, address)
-    else:
-        chain.retrievals.revoke_kos_role(admin, address)
-    click.echo(f"{address}: KOS_ROLE {'granted' if grant else 'revoked'}")
+KOS_ROLE = Role("KOS_ROLE", "RetrievalCoordinator",
+                holds=lambda chain, a: chain.retrievals.has_kos_role(a),
+                is_admin=lambda chain, a: chain.retrievals.is_admin(a),
+                grant=lambda chain, admin, a: chain.retrievals.grant_kos_role(admin, a),
+                revoke=lambda chain, admin, a: chain.retrievals.revoke_kos_role(admin, a))
 
 
-def _role_command(name: str, grant: bool) -> None:
-    @kos_role.command(name)
-    @click.argument("account_spec", metavar="ADDRESS")
-    @admin_options
-    @pass_env
-    def command(env: Env, account_spec: str, as_: str, deployment: Path | None) -> None:
-        _role_change(env, account_spec, as_, deployment, grant)
-
-    command.__doc__ = f"Admin: {name} KOS_ROLE to ADDRESS (an address or its account key file)."
-
-
-_role_command("grant", True)
-_role_command("revoke", False)
+role_commands(kos_role, KOS_ROLE)
 
 
 @kos.command("status")
@@ -138,13 +112,5 @@ def kos_status(config: Path, as_json: bool) -> None:
         "address": address, "chain_id": chain.deployment.chain_id,
         "kos_role": chain.retrievals.has_kos_role(address),
         "hpke_key_matches": bool(expected) and public_key == expected}
-    heartbeat = settings.state_dir / "heartbeat.json"
-    seen = read_cursor(heartbeat, "cursor_block")  # rewritten every poll, the cursor file less often
-    if seen[0] is None:
-        seen = read_cursor(settings.state_dir / "cursor.json")
-    report.update(chain_progress(chain, seen, address))
-    if heartbeat.exists():
-        beat = json.loads(heartbeat.read_text())
-        report.update(heartbeat_ok=beat.get("ok"), heartbeat_at=beat.get("updated_at"),
-                      pending_requests=beat.get("pending"), last_error=beat.get("error"))
+    report.update(state_progress(chain, settings.state_dir, address, {"pending_requests": "pending"}))
     emit(report, as_json)

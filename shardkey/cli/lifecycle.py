@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from shardkey.keys import (
     save_eth_keystore,
     save_hpke_keystore,
 )
-from shardkey.service.startup import NodeSettings, bind, load_deployment, load_keys
+from shardkey.service.startup import AccountSettings, NodeSettings, bind, load_deployment, load_keys
 
 
 def new_service_folder(folder: Path, config_name: str) -> Path:
@@ -55,15 +56,20 @@ def init_passphrase(passphrase_file: Path | None, env_var: str) -> str:
     return read_passphrase(passphrase_file, env_var, ask)
 
 
+def init_account(folder: Path, passphrase: str, account_key: Path | None) -> Path:
+    """The service's account keystore: a given one (checked), else a new one in ``folder``."""
+    if account_key is not None:
+        load_account_file(account_key, lambda: passphrase)  # it must open with this passphrase
+        return account_key.resolve()
+    account_path = folder / "account.json"
+    save_eth_keystore(account_path, Account.create(), passphrase)
+    return account_path
+
+
 def init_keys(folder: Path, hpke_name: str, passphrase: str, suite: str,
               account_key: Path | None, hpke_keystore: Path | None) -> tuple[Path, Path]:
     """The service's account keystore and HPKE keystore: given ones (checked), else new ones."""
-    if account_key is not None:
-        load_account_file(account_key, lambda: passphrase)  # it must open with this passphrase
-        account_path = account_key.resolve()
-    else:
-        account_path = folder / "account.json"
-        save_eth_keystore(account_path, Account.create(), passphrase)
+    account_path = init_account(folder, passphrase, account_key)
     if hpke_keystore is not None:
         load_hpke_keystore(hpke_keystore, passphrase)
         hpke_path = hpke_keystore.resolve()
@@ -91,13 +97,13 @@ def write_config(path: Path, values: Mapping[str, object]) -> None:
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode(), mode=0o600)
 
 
-def service_chain(settings: NodeSettings) -> ShardKeyChain:
+def service_chain(settings: AccountSettings) -> ShardKeyChain:
     """The chain a service's settings point at (deployment file, ``rpc_url`` override,
     ``max_fee_gwei``)."""
     return bind(load_deployment(settings.deployment, settings.rpc_url), settings.max_fee_gwei)
 
 
-def service_address(settings: NodeSettings) -> str:
+def service_address(settings: AccountSettings) -> str:
     """The service's account address, read from its key file without a passphrase."""
     address = inspect_key_file(settings.account_key).address
     if address is None:
@@ -135,6 +141,48 @@ def admin_chain(env: Env, deployment: Path | None) -> ShardKeyChain:
     return env.chain
 
 
+@dataclass(frozen=True)
+class Role:
+    """An access-control role an admin grants: how to read, grant and revoke it."""
+
+    name: str  # e.g. "KOS_ROLE"
+    contract: str  # the contract it is held on, e.g. "RetrievalCoordinator"
+    holds: Callable[[ShardKeyChain, str], bool]
+    is_admin: Callable[[ShardKeyChain, str], bool]
+    grant: Callable[[ShardKeyChain, LocalAccount, str], object]
+    revoke: Callable[[ShardKeyChain, LocalAccount, str], object]
+
+
+def change_role(env: Env, role: Role, address: str, as_: str, deployment: Path | None, grant: bool) -> None:
+    """``<service> role grant|revoke ADDRESS``: checked first (already held, not the admin,
+    no gas funds), then sent."""
+    chain = admin_chain(env, deployment)
+    holds = role.holds(chain, address)
+    if holds == grant:
+        raise UsageError(f"ADDRESS {address}: {'already holds' if grant else 'does not hold'} {role.name}")
+    admin = env.account(as_)
+    if not role.is_admin(chain, admin.address):
+        raise UsageError(f"--as {as_}: {admin.address} is not the {role.contract} admin")
+    require_funds(chain, admin.address, f"--as {as_}")
+    (role.grant if grant else role.revoke)(chain, admin, address)
+    click.echo(f"{address}: {role.name} {'granted' if grant else 'revoked'}")
+
+
+def role_commands(group: click.Group, role: Role) -> None:
+    """``<group> grant|revoke ADDRESS`` for ``role`` (the admin's; see :func:`change_role`)."""
+    from shardkey.cli.network_commands import address_of
+
+    for name, grant in (("grant", True), ("revoke", False)):
+        def command(env: Env, account_spec: str, as_: str, deployment: Path | None,
+                    grant: bool = grant) -> None:
+            change_role(env, role, address_of(account_spec, "ADDRESS"), as_, deployment, grant)
+
+        command.__doc__ = (f"Admin: {name} {role.name} {'to' if grant else 'from'} ADDRESS (an address or "
+                           "its account key file).")
+        wrapped = admin_options(click.make_pass_decorator(Env)(command))
+        group.command(name)(click.argument("account_spec", metavar="ADDRESS")(wrapped))
+
+
 def require_funds(chain: ShardKeyChain, address: str, who: str) -> None:
     """Refuse to send from an account that cannot pay for gas (before anything is sent)."""
     problem = funds_problem(chain.client, address)
@@ -151,6 +199,22 @@ def read_cursor(path: Path, key: str = "block") -> tuple[int | None, float | Non
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"{path}: not a {key} record") from None
     return (None if block is None else int(block)), round(time.time() - path.stat().st_mtime, 1)
+
+
+def state_progress(chain: ShardKeyChain, state_dir: Path, address: str,
+                   fields: Mapping[str, str]) -> dict[str, Any]:
+    """:func:`chain_progress` from a service's heartbeat (else its cursor) in ``state_dir``,
+    plus the heartbeat's state and its ``fields`` (report name -> heartbeat key)."""
+    heartbeat = state_dir / "heartbeat.json"
+    seen = read_cursor(heartbeat, "cursor_block")  # rewritten every poll, the cursor file less often
+    if seen[0] is None:
+        seen = read_cursor(state_dir / "cursor.json")
+    report = chain_progress(chain, seen, address)
+    if heartbeat.exists():
+        beat = json.loads(heartbeat.read_text())
+        report.update(heartbeat_ok=beat.get("ok"), heartbeat_at=beat.get("updated_at"),
+                      last_error=beat.get("error"), **{out: beat.get(key) for out, key in fields.items()})
+    return report
 
 
 def chain_progress(chain: ShardKeyChain, seen: tuple[int | None, float | None],

@@ -25,6 +25,7 @@ moves the placement, so a re-run finds nothing left of what was done.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -41,6 +42,8 @@ from shardkey.errors import ShardKeyError
 from shardkey.faults import crash_point
 
 log = logging.getLogger(__name__)
+
+PROVEN_BAD = "proven bad"  # why a shard proven on chain to be served wrong is repairable
 
 
 class RepairError(ShardKeyError):
@@ -99,7 +102,7 @@ def repairable_shards(chain: ShardKeyChain, registration: Registration, placemen
         elif (index, holder) in released and chain.datasets.shard_released(ds, index):
             out[index] = "released"
         elif (index, holder) in proven:
-            out[index] = "proven bad"
+            out[index] = PROVEN_BAD
     return out
 
 
@@ -126,8 +129,9 @@ class Repairer:
     """Repairs one dataset as ``account`` (its owner or a REPAIRER_ROLE account)."""
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, same_region: bool = False,
-                 timeout: float = 120.0):
+                 timeout: float = 120.0, stop: threading.Event | None = None):
         self.chain, self.account, self.same_region, self.timeout = chain, account, same_region, timeout
+        self.stop = stop  # when set, no new shard is started (the one under way is finished)
         self._clients: dict[str, HolderClient] = {}
         self._load: dict[str, int] = {}
         self._unready: dict[str, str] = {}  # Active holders that do not answer (this run)
@@ -165,6 +169,8 @@ class Repairer:
         result = RepairResult("0x" + dataset_id.hex(), dry_run)
         m = registration.params.m
         for stripe in sorted({i // m for i in todo}):
+            if self._stopping():
+                break
             wanted = {i: todo[i] for i in todo if i // m == stripe}
             self._repair_stripe(registration, placement, holders, stripe, wanted, dry_run, result)
         result.seconds = time.perf_counter() - started
@@ -212,6 +218,8 @@ class Repairer:
             return
         ds = registration.dataset_id
         for plan in doable:
+            if self._stopping():
+                return
             if plan.state == "assigned":
                 plan.resumed = True
             else:
@@ -228,6 +236,9 @@ class Repairer:
             result.bytes_written += len(data)
             self._await_placement(ds, plan)
         result.stripes_repaired += 1
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def _rebuild(self, registration: Registration, placement: Placement, holders: dict[str, HolderInfo],
                  stripe: int, lost: set[int], result: RepairResult) -> dict[int, bytes]:

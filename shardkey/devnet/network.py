@@ -2,7 +2,8 @@
 
 ``up`` starts anvil, creates and funds named accounts, deploys the contracts, registers
 and activates the holders (distinct regions), writes service settings, starts the KOS
-and holder agents in the background, and writes ``HOME/devnet.json``. Running it again
+and holder agents and the repair service (account ``repairer``, granted REPAIRER_ROLE at
+deploy; ``repairer=False`` leaves it out) in the background, and writes ``HOME/devnet.json``. Running it again
 on a devnet whose anvil runs starts again any KOS replica or holder that died, from its
 state folder (:mod:`shardkey.devnet.supervise`); when anvil died the chain is gone, and
 ``up`` says so (:class:`~shardkey.devnet.supervise.ChainLostError`) instead of silently
@@ -33,11 +34,12 @@ from shardkey.devnet.anvil import start_anvil
 from shardkey.devnet.process import DevnetError, is_running, stop
 from shardkey.devnet.regions import region_for
 from shardkey.devnet.spawner import Spawner
-from shardkey.devnet.supervise import chain_lost, revive, service_env, wait_ready
+from shardkey.devnet.supervise import chain_lost, members, revive, service_env, wait_ready
 from shardkey.fsutil import atomic_write_bytes
 from shardkey.keys import save_hpke_keystore, save_plain_account_key
 from shardkey.policy.geo import degrees_to_e6
 
+SUBFOLDERS = ("keys", "kos", "holders", "repairer", "logs", "requests")
 USER_ACCOUNTS = ("admin", "owner", "requester", "client-rep", "provider-rep", "attestor", "outsider")
 FUNDING_WEI = 10_000 * 10**18
 
@@ -67,8 +69,8 @@ class DevnetInfo:
         return {v["address"]: k for k, v in self.data["accounts"].items()}
 
     def services(self) -> list[dict[str, Any]]:
-        """KOS replicas then holders."""
-        return list(self.data["kos"]) + list(self.data["holders"])
+        """KOS replicas, holders, then the repairer."""
+        return members(self.data)
 
     @classmethod
     def load(cls, home: Path) -> DevnetInfo | None:
@@ -102,7 +104,7 @@ def _is_up(info: DevnetInfo) -> bool:
 
 def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 0.5,
        confirmations: int = 1, quiet: bool = False,
-       hpke_suite: HpkeSuiteId = DEFAULT_SUITE) -> DevnetInfo:
+       hpke_suite: HpkeSuiteId = DEFAULT_SUITE, repairer: bool = True) -> DevnetInfo:
     """Start a devnet in ``home``, or bring back the members of the running one that died.
 
     The names brought back are in ``info.data["revived"]`` (not saved). KOS and holder HPKE
@@ -117,15 +119,16 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
         raise chain_lost(home, int(existing.data["anvil"]["pid"]))
     if not 1 <= holders <= 200:
         raise DevnetError(f"--holders must be between 1 and 200, got {holders}")
-    for sub in ("keys", "kos", "holders", "logs", "requests"):
+    for sub in SUBFOLDERS:
         shutil.rmtree(home / sub, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    for sub in ("keys", "kos", "holders", "logs", "requests"):  # secrets inside: owner only
+    for sub in SUBFOLDERS:  # secrets inside: owner only
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     started: list[int] = []
     try:
-        return _start(home, holders, kos_replicas, block_time, confirmations, started, hpke_suite)
+        return _start(home, holders, kos_replicas, block_time, confirmations, started, hpke_suite,
+                      repairer)
     except BaseException:
         for pid in reversed(started):
             stop(pid)
@@ -134,24 +137,26 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
 
 
 def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confirmations: int,
-           started: list[int], hpke_suite: HpkeSuiteId) -> DevnetInfo:
+           started: list[int], hpke_suite: HpkeSuiteId, repairer: bool) -> DevnetInfo:
     # The fork server imports the agents' code while anvil starts and the contracts deploy.
     spawner = Spawner(home / "logs" / "spawner.log", service_env())
     try:
         return _start_with(spawner, home, holders, kos_replicas, block_time, confirmations, started,
-                           hpke_suite)
+                           hpke_suite, repairer)
     finally:
         spawner.close()
 
 
 def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, block_time: float,
-                confirmations: int, started: list[int], hpke_suite: HpkeSuiteId) -> DevnetInfo:
+                confirmations: int, started: list[int], hpke_suite: HpkeSuiteId,
+                repairer: bool) -> DevnetInfo:
     anvil_log = home / "logs" / "anvil.log"
     anvil_pid, rpc_url = start_anvil(anvil_log, block_time=block_time)
     started.append(anvil_pid)
     client = ChainClient(rpc_url)
 
-    names = list(USER_ACCOUNTS) + [f"kos-{i + 1}" if i else "kos" for i in range(kos_replicas)] + \
+    names = list(USER_ACCOUNTS) + (["repairer"] if repairer else []) + \
+        [f"kos-{i + 1}" if i else "kos" for i in range(kos_replicas)] + \
         [f"holder-{i + 1}" for i in range(holders)]
     accounts: dict[str, LocalAccount] = {name: Account.create() for name in names}
     account_entries: dict[str, dict[str, str]] = {}
@@ -230,7 +235,15 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
     with ThreadPoolExecutor(max_workers=min(8, holders)) as pool:
         holder_entries = list(pool.map(setup_holder, range(holders)))
 
-    for entry in [*holder_entries, *kos_entries]:
+    repairer_entry = None
+    if repairer:  # after the holders: it looks at their status from its first poll
+        chain.holders.grant_repairer_role(accounts["admin"], accounts["repairer"].address)
+        repairer_entry = _repairer_entry(home, deployment_path, accounts["repairer"].address, confirmations,
+                                         min(0.25, block_time))
+        repairer_entry["pid"] = spawner.spawn("repairer", Path(repairer_entry["config"]),
+                                              Path(repairer_entry["log"]))
+        started.append(repairer_entry["pid"])
+    for entry in [*holder_entries, *kos_entries, *([repairer_entry] if repairer_entry else [])]:
         wait_ready(entry)
 
     info = {"home": str(home), "rpc_url": rpc_url, "chain_id": client.chain_id,
@@ -238,9 +251,24 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
             "kos_public_key": kos_key.public_key_bytes().hex(), "confirmations": confirmations,
             "anvil": {"pid": anvil_pid, "log": str(anvil_log)},
             "accounts": account_entries, "kos": kos_entries, "holders": holder_entries,
-            "started_at": int(time.time())}
+            "repairer": repairer_entry, "started_at": int(time.time())}
     _write_json(home / "devnet.json", info, mode=0o600)
     return DevnetInfo(home, info)
+
+
+def _repairer_entry(home: Path, deployment_path: Path, address: str, confirmations: int,
+                    poll_interval: float) -> dict[str, Any]:
+    """The repair service's settings file (HOME/repairer/repairer.toml) and devnet entry."""
+    folder = home / "repairer"
+    port = _free_ports(1)[0]
+    config = folder / "repairer.toml"
+    atomic_write_bytes(config, _toml({
+        "deployment": deployment_path, "account_key": home / "keys" / "repairer.key",
+        "state_dir": folder / "state", "confirmations": confirmations, "poll_interval": poll_interval,
+        "scan_interval": 10, "metrics_port": port}), mode=0o600)
+    return {"name": "repairer", "module": "repairer", "address": address, "config": str(config),
+            "state_dir": str(folder / "state"), "metrics_url": f"http://127.0.0.1:{port}",
+            "log": str(home / "logs" / "repairer.log")}
 
 
 def _free_ports(count: int) -> list[int]:
@@ -280,5 +308,5 @@ def status(home: Path) -> list[dict[str, Any]]:
     for entry in info.services():
         rows.append({"name": entry["name"], "pid": entry.get("pid"),
                      "running": bool(entry.get("pid")) and is_running(int(entry["pid"])),
-                     "endpoint": entry.get("endpoint", "")})
+                     "endpoint": entry.get("endpoint", entry.get("metrics_url", ""))})
     return rows

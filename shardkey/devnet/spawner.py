@@ -24,7 +24,8 @@ from typing import IO, Any
 
 from shardkey.errors import ShardKeyError
 
-ENTRY_POINTS = {"holder_agent": "holder_agent.__main__", "kos": "kos.__main__"}
+ENTRY_POINTS = {"holder_agent": "holder_agent.__main__", "kos": "kos.__main__",
+                "repairer": "repairer.__main__"}
 
 
 class SpawnerError(ShardKeyError):
@@ -62,6 +63,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
         importlib.import_module(name)
     importlib.import_module("holder_agent.service")
     importlib.import_module("kos.service")
+    importlib.import_module("repairer.service")
     replies.write(json.dumps({"ready": True}) + "\n")
     replies.flush()
     for line in requests:

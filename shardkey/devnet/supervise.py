@@ -1,6 +1,6 @@
 """Bring devnet members back: ``devnet up`` on a running devnet, ``devnet restart NAME``.
 
-A KOS replica or holder agent that died is started again from the same settings file, so
+A KOS replica, holder agent or the repair service that died is started again from the same settings file, so
 it resumes from its state folder (event cursor, pending requests, stored shards). Anvil
 holds the chain in memory: when it died the chain is gone, and nothing here can bring it
 back; :class:`ChainLostError` says so and what to run.
@@ -50,8 +50,15 @@ def service_env() -> dict[str, str]:
     return env
 
 
+def members(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every service of a ``devnet.json``: KOS replicas, holders, then the repairer (if any)."""
+    repairer = data.get("repairer")
+    return [*data["kos"], *data["holders"], *([repairer] if repairer else [])]
+
+
 def member_ready(entry: dict[str, Any]) -> bool:
-    """Whether a started member answers: a holder's health 200, a KOS's heartbeat by its pid."""
+    """Whether a started member answers: a holder's health 200, a KOS's or the repairer's
+    heartbeat by its pid."""
     if "endpoint" in entry:
         return httpx.get(f"{entry['endpoint']}/v1/health", timeout=1.0).status_code == 200
     heartbeat = Path(entry["state_dir"]) / "heartbeat.json"
@@ -66,6 +73,8 @@ def wait_ready(entry: dict[str, Any]) -> None:
 
 def module_of(entry: dict[str, Any]) -> str:
     """The agent module a devnet entry runs."""
+    if "module" in entry:
+        return str(entry["module"])
     return "holder_agent" if "endpoint" in entry else "kos"
 
 
@@ -78,14 +87,14 @@ def _save(data: dict[str, Any], home: Path) -> None:
 
 
 def revive(home: Path, data: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:
-    """Start again every KOS replica and holder of ``data`` that is not running; their names.
+    """Start again every KOS replica, holder and repairer of ``data`` that is not running; their names.
 
     ``devnet.json`` is rewritten with the new pids; each is waited for until ready.
     """
     anvil_pid = int(data["anvil"]["pid"])
     if not is_running(anvil_pid):
         raise chain_lost(home, anvil_pid)
-    dead = [e for e in [*data["kos"], *data["holders"]]
+    dead = [e for e in members(data)
             if not (e.get("pid") and is_running(int(e["pid"])))]
     if not dead:
         return []
@@ -103,16 +112,16 @@ def revive(home: Path, data: dict[str, Any], env: dict[str, str] | None = None) 
 
 def restart(home: Path, data: dict[str, Any], name: str, env: dict[str, str] | None = None) -> None:
     """Stop the member called ``name`` (when it runs) and start it again with its state."""
-    members = {str(e["name"]): e for e in [*data["kos"], *data["holders"]]}
+    by_name = {str(e["name"]): e for e in members(data)}
     if name == "anvil":
         raise UsageError("anvil cannot be restarted: it holds the chain in memory; "
                          "'shardkey devnet down' then 'shardkey devnet up' starts a new devnet")
-    if name not in members:
-        raise UsageError(f"no devnet member {name!r}; members: {', '.join(members)}")
+    if name not in by_name:
+        raise UsageError(f"no devnet member {name!r}; members: {', '.join(by_name)}")
     anvil_pid = int(data["anvil"]["pid"])
     if not is_running(anvil_pid):
         raise chain_lost(home, anvil_pid)
-    entry = members[name]
+    entry = by_name[name]
     if entry.get("pid"):
         stop(int(entry["pid"]))
     spawner = Spawner(home / "logs" / "spawner.log", env or service_env())

@@ -1,4 +1,4 @@
-"""The service core shared by the KOS and the holder agent.
+"""The service core shared by the KOS, the holder agent and the repair service.
 
 - :mod:`~shardkey.service.exits`: the one table of service exit codes and the errors behind them;
 - :mod:`~shardkey.service.logs`: JSON-lines logging on stderr;
@@ -8,8 +8,9 @@
   :mod:`shardkey.chain.chaintime`, shared with the client;
 - :mod:`~shardkey.service.loop`: poll, back off on failure, stop on an event;
 - :mod:`~shardkey.service.health`: the one health rule (watcher stuck or lagging);
-- :mod:`~shardkey.service.metrics`: every Prometheus metric of both services;
-- :mod:`~shardkey.service.monitor`: ``/health`` and ``/metrics`` on the KOS's metrics port.
+- :mod:`~shardkey.service.metrics`: every Prometheus metric of every service;
+- :mod:`~shardkey.service.monitor`: ``/health`` and ``/metrics`` on the KOS's and the
+  repairer's metrics port.
 
-``kos`` and ``holder_agent`` never import each other; what both need lives here.
+``kos``, ``holder_agent`` and ``repairer`` never import each other; what they share lives here.
 """

@@ -1,6 +1,7 @@
-"""Exit codes of the long-running services (``shardkey kos run``, ``shardkey holder run``).
+"""Exit codes of the long-running services (``shardkey kos run``, ``shardkey holder run``,
+``shardkey repairer run``).
 
-One table for both services, so the same mistake gives the same status in either:
+One table for every service, so the same mistake gives the same status in each:
 
 ====  ==========================================================================
 code  meaning

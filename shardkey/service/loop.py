@@ -7,9 +7,11 @@ test passes another), so the loop is tested without sleeping.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 from shardkey.chain.errors import ChainError
 
@@ -84,3 +86,13 @@ def poll_loop(poll: Callable[[], object], stop: threading.Event, interval: Calla
         succeeded += 1
         sleep(interval())
     return succeeded
+
+
+def stop_on_signals(stop: threading.Event, logger: logging.Logger) -> None:
+    """Set ``stop`` on SIGTERM or SIGINT (logged): the loop ends after the work under way."""
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)

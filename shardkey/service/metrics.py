@@ -1,4 +1,4 @@
-"""Prometheus metrics of the holder agent and the KOS: every name is defined here.
+"""Prometheus metrics of the holder agent, the KOS and the repairer: every name is defined here.
 
 Each service instance owns a :class:`~prometheus_client.CollectorRegistry` (two services
 in one test process never share counters). Labels are bounded and public: an event name
@@ -7,15 +7,22 @@ of the ShardKey contracts or an error class name; never an address, an id or a k
 ================================================  =======  ===================================
 metric                                            service  meaning
 ================================================  =======  ===================================
-``shardkey_<svc>_watcher_lag_blocks``             both     cursor blocks behind head - depth
-``shardkey_<svc>_events_handled_total{event}``    both     contract events handled, by name
-``shardkey_<svc>_rpc_errors_total{kind}``         both     failed chain polls, by error class
-``shardkey_<svc>_polls_total``                    both     successful chain polls
+``shardkey_<svc>_watcher_lag_blocks``             all      cursor blocks behind head - depth
+``shardkey_<svc>_events_handled_total{event}``    all      contract events handled, by name
+``shardkey_<svc>_rpc_errors_total{kind}``         all      failed chain polls, by error class
+``shardkey_<svc>_polls_total``                    all      successful chain polls
 ``shardkey_kos_tokens_issued_total``              KOS      unlock tokens sent (one per holder)
 ``shardkey_holder_deliveries_total``              holder   fragment deliveries sent
 ``shardkey_holder_uploads_total``                 holder   uploads staged
 ``shardkey_holder_bytes_stored``                  holder   bytes in custody (committed)
 ``shardkey_holder_bytes_staged``                  holder   bytes staged, not yet custody
+``shardkey_repairer_shards_repaired_total``       repairer shards rebuilt and placed
+``shardkey_repairer_repair_failures_total``       repairer dataset repairs that failed
+``shardkey_repairer_datasets_due``                repairer datasets due for repair
+``shardkey_repairer_stripes_at_risk``             repairer stripes at/below k + margin good
+``shardkey_repairer_redeal_needed``               repairer datasets with a non-Active
+                                                           fragment holder (owner re-deals)
+``shardkey_repairer_last_pass_block``             repairer block of the last full scan
 ================================================  =======  ===================================
 """
 
@@ -30,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent
 
-__all__ = ["CONTENT_TYPE_LATEST", "HolderMetrics", "KosMetrics", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "HolderMetrics", "KosMetrics", "RepairerMetrics", "ServiceMetrics"]
 
 
 class _Watcher(Protocol):
@@ -40,7 +47,7 @@ class _Watcher(Protocol):
 
 
 class ServiceMetrics:
-    """The metrics both services export, prefixed ``shardkey_<service>_``."""
+    """The metrics every service exports, prefixed ``shardkey_<service>_``."""
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -105,3 +112,23 @@ class KosMetrics(ServiceMetrics):
         super().__init__("kos")
         self.tokens_issued = Counter("shardkey_kos_tokens_issued", "Unlock tokens this replica "
                                      "sent (one per fragment holder)", registry=self.registry)
+
+
+class RepairerMetrics(ServiceMetrics):
+    """The repair service's metrics."""
+
+    def __init__(self) -> None:
+        super().__init__("repairer")
+        self.shards_repaired = Counter("shardkey_repairer_shards_repaired", "Shards rebuilt and "
+                                       "placed on a new holder", registry=self.registry)
+        self.repair_failures = Counter("shardkey_repairer_repair_failures", "Dataset repairs that "
+                                       "failed (retried later with back-off)", registry=self.registry)
+        self.datasets_due = Gauge("shardkey_repairer_datasets_due", "Datasets due for repair at the "
+                                  "last look", registry=self.registry)
+        self.stripes_at_risk = Gauge("shardkey_repairer_stripes_at_risk", "Stripes with at most "
+                                     "k + repair_margin good shards", registry=self.registry)
+        self.redeal_needed = Gauge("shardkey_repairer_redeal_needed", "Datasets whose fragment "
+                                   "holders include a non-Active holder (the owner must re-deal)",
+                                   registry=self.registry)
+        self.last_pass_block = Gauge("shardkey_repairer_last_pass_block", "Chain head at the last "
+                                     "full scan of the Active datasets", registry=self.registry)

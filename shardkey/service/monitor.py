@@ -1,4 +1,4 @@
-"""The KOS's optional monitoring port: ``/health`` and ``/metrics`` on a bound socket.
+"""The optional monitoring port of the KOS and the repairer: ``/health`` and ``/metrics`` on a bound socket.
 
 The socket comes from :func:`shardkey.service.listen.bind_listener` (a taken port is exit
 code 4 before anything else starts); uvicorn serves it from a daemon thread while the
@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shardkey.service.listen import bind_listener
 from shardkey.service.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 
 HealthAnswer = Callable[[], tuple[bool, dict[str, object]]]
@@ -80,3 +82,37 @@ class MonitorServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._listener.close()
+
+
+class Monitored(Protocol):
+    """A service that answers ``/health`` and ``/metrics``."""
+
+    @property
+    def metrics(self) -> ServiceMetrics: ...
+
+    def health_status(self) -> tuple[bool, dict[str, object]]: ...
+
+
+M = TypeVar("M", bound=Monitored)
+
+
+def run_monitored(host: str, port: int | None, build: Callable[[], M], body: Callable[[M], int]) -> int:
+    """Bind the monitoring port (when ``port`` is set; a taken one is exit code 4 before
+    anything else starts), ``build`` the service, serve ``/health`` and ``/metrics`` while
+    ``body`` runs it; return what ``body`` returns."""
+    listener = bind_listener(host, port) if port is not None else None
+    try:
+        service = build()
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
+    monitor = None
+    if listener is not None:
+        monitor = MonitorServer(monitor_app(service.health_status, service.metrics), listener)
+        monitor.start()
+    try:
+        return body(service)
+    finally:
+        if monitor is not None:
+            monitor.stop()

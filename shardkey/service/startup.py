@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from eth_account.signers.local import LocalAccount
 
@@ -29,8 +29,9 @@ from shardkey.service.exits import IdentityError
 from shardkey.settings import resolve_confirmations
 
 
-class NodeSettings(Protocol):
-    """The settings every chain-watching service has (``KosSettings``, ``HolderSettings``)."""
+class AccountSettings(Protocol):
+    """The settings every chain-watching service has (``KosSettings``, ``HolderSettings``,
+    ``RepairerSettings``): a deployment, an account, a confirmation depth."""
 
     @property
     def deployment(self) -> Path: ...
@@ -43,26 +44,40 @@ class NodeSettings(Protocol):
     @property
     def account_key(self) -> Path: ...
     @property
-    def hpke_keystore(self) -> Path: ...
-    @property
     def passphrase_file(self) -> Path | None: ...
     @property
     def confirmations(self) -> int | None: ...
 
 
+class NodeSettings(AccountSettings, Protocol):
+    """The settings of a service that also holds an HPKE key (KOS, holder)."""
+
+    @property
+    def hpke_keystore(self) -> Path: ...
+
+
 @dataclass(frozen=True)
-class Node:
-    """What start-up established: the deployment, the chain, this service's keys and depth."""
+class AccountNode:
+    """What start-up established: the deployment, the chain, this service's account and depth."""
 
     deployment: Deployment
     chain: ShardKeyChain
     account: LocalAccount
-    hpke_key: HpkePrivateKey
     confirmations: int
 
 
 @dataclass(frozen=True)
-class IdentityCheck:
+class Node(AccountNode):
+    """An :class:`AccountNode` whose service also holds an HPKE key (KOS, holder)."""
+
+    hpke_key: HpkePrivateKey
+
+
+N = TypeVar("N", bound=AccountNode, contravariant=True)
+
+
+@dataclass(frozen=True)
+class IdentityCheck(Generic[N]):
     """One check of this service's standing on chain, run once the chain is connected.
 
     ``problem`` returns None when all is well, else what is wrong; ``remedy`` says what to
@@ -70,7 +85,7 @@ class IdentityCheck:
     """
 
     name: str
-    problem: Callable[[Node], str | None]
+    problem: Callable[[N], str | None]
     remedy: str
 
 
@@ -116,6 +131,20 @@ def load_keys(settings: NodeSettings, passphrase_env: str,
     return account, hpke_key
 
 
+def load_account(settings: AccountSettings, passphrase_env: str,
+                 prompt: Callable[[], str] | None = None) -> LocalAccount:
+    """This service's account alone (a service without an HPKE key: the repairer); the
+    passphrase, when the keystore needs one, by the rule of :func:`load_keys`."""
+    def passphrase() -> str:
+        source = str(settings.passphrase_file) if settings.passphrase_file else None
+        return read_passphrase(source, passphrase_env, prompt)
+
+    try:
+        return load_account_file(settings.account_key, passphrase)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{exc}; check account_key, passphrase_file (or {passphrase_env})") from None
+
+
 def bind(deployment: Deployment, max_fee_gwei: float | None = None) -> ShardKeyChain:
     """Bindings of ``deployment`` over every endpoint (fail-over), every transaction's max
     fee per gas capped at ``max_fee_gwei``: the one way the services and the CLI connect."""
@@ -133,17 +162,17 @@ def connect(deployment: Deployment, source: Path, max_fee_gwei: float | None = N
     return chain
 
 
-def _funds_problem(node: Node) -> str | None:
+def _funds_problem(node: AccountNode) -> str | None:
     return funds_problem(node.chain.client, node.account.address)
 
 
-FUNDS_CHECK = IdentityCheck(
+FUNDS_CHECK: IdentityCheck[AccountNode] = IdentityCheck(
     "gas funds", _funds_problem,
     "send ETH to this account from a funded wallet or a faucet, then start again "
     "(`shardkey holder status` / `shardkey kos status` show the balance)")
 
 
-def run_checks(node: Node, checks: Sequence[IdentityCheck]) -> None:
+def run_checks(node: N, checks: Sequence[IdentityCheck[N]]) -> None:
     """Run ``checks`` in order; the first problem raises :class:`IdentityError`."""
     for check in checks:
         problem = check.problem(node)
@@ -152,12 +181,24 @@ def run_checks(node: Node, checks: Sequence[IdentityCheck]) -> None:
 
 
 def start_node(settings: NodeSettings, passphrase_env: str,
-               checks: Sequence[IdentityCheck] = ()) -> Node:
+               checks: Sequence[IdentityCheck[Node]] = ()) -> Node:
     """Deployment, keys, chain id, confirmation depth, ``checks``, then funds; see the module doc."""
     deployment = load_deployment(settings.deployment, settings.rpc_url, settings.rpc_urls)
     account, hpke_key = load_keys(settings, passphrase_env)
     chain = connect(deployment, settings.deployment, settings.max_fee_gwei)
     node = Node(deployment=deployment, chain=chain, account=account, hpke_key=hpke_key,
                 confirmations=resolve_confirmations(settings.confirmations, deployment.chain_id))
+    run_checks(node, (*checks, FUNDS_CHECK))
+    return node
+
+
+def start_account_node(settings: AccountSettings, passphrase_env: str,
+                       checks: Sequence[IdentityCheck[AccountNode]] = ()) -> AccountNode:
+    """:func:`start_node` for a service without an HPKE key (the repairer)."""
+    deployment = load_deployment(settings.deployment, settings.rpc_url, settings.rpc_urls)
+    account = load_account(settings, passphrase_env)
+    chain = connect(deployment, settings.deployment, settings.max_fee_gwei)
+    node = AccountNode(deployment=deployment, chain=chain, account=account,
+                       confirmations=resolve_confirmations(settings.confirmations, deployment.chain_id))
     run_checks(node, (*checks, FUNDS_CHECK))
     return node

@@ -41,10 +41,11 @@ class Cli:
         return next(h for h in self.devnet["holders"] if h["name"] == name)
 
 
-def start_devnet(home: Path, holders: int = 5) -> Cli:
+def start_devnet(home: Path, holders: int = 5, repairer: bool = True) -> Cli:
     cli = Cli(home)
     started = time.monotonic()
-    cli.run("devnet", "up", "--holders", str(holders), "--block-time", "0.25", timeout=180)
+    cli.run("devnet", "up", "--holders", str(holders), "--block-time", "0.25",
+            *(() if repairer else ("--no-repairer",)), timeout=180)
     print(f"devnet up in {time.monotonic() - started:.1f} s")
     return cli
 
@@ -52,8 +53,10 @@ def start_devnet(home: Path, holders: int = 5) -> Cli:
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cli]:
     """A devnet shared by the tests of one module (``DEVNET_HOLDERS`` in the module: how many
-    holders, default 5)."""
-    cli = start_devnet(tmp_path_factory.mktemp("devnet"), getattr(request.module, "DEVNET_HOLDERS", 5))
+    holders, default 5; ``DEVNET_REPAIRER = False``: without the repair service, for a module
+    that moves shards by hand)."""
+    cli = start_devnet(tmp_path_factory.mktemp("devnet"), getattr(request.module, "DEVNET_HOLDERS", 5),
+                       getattr(request.module, "DEVNET_REPAIRER", True))
     try:
         yield cli
     finally:

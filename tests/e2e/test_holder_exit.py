@@ -18,6 +18,7 @@ from shardkey.client.holder_http import HolderClient, HolderRequestError
 
 POLICY = "requesters: [requester, owner]\nthreshold: 2\n"
 DEVNET_HOLDERS = 6  # a stripe of k + p = 5 shards always leaves one holder free for a move
+DEVNET_REPAIRER = False  # shards are moved by hand here (by the service: test_repair_service.py)
 
 
 def _wait(predicate, timeout: float, what: str):

@@ -28,6 +28,7 @@ from shardkey.chain.deployment import Deployment
 from shardkey.chain.model import HolderStatus
 from shardkey.client.holder_http import unready_holders
 from shardkey.devnet.process import is_running, start_detached
+from shardkey.devnet.supervise import members, module_of
 from shardkey.faults import CRASH_ENV, CRASH_STATUS
 from shardkey.keys import load_account_file
 
@@ -90,8 +91,7 @@ class Net:
         return json.loads((self.home / "devnet.json").read_text())
 
     def services(self) -> list[dict[str, Any]]:
-        info = self.info
-        return list(info["kos"]) + list(info["holders"])
+        return members(self.info)
 
     def service(self, name: str) -> dict[str, Any]:
         return next(s for s in self.services() if s["name"] == name)
@@ -108,7 +108,7 @@ class Net:
     def _set_pid(self, name: str, pid: int) -> None:
         path = self.home / "devnet.json"
         info = json.loads(path.read_text())
-        for entry in list(info["kos"]) + list(info["holders"]):
+        for entry in members(info):
             if entry["name"] == name:
                 entry["pid"] = pid
         tmp = path.with_suffix(".tmp")
@@ -151,7 +151,7 @@ class Net:
         """Start a (stopped) service from its config; extra ``env`` such as a crash point."""
         assert not self.alive(name), f"{name} is running"
         entry = self.service(name)
-        module = "kos" if name.startswith("kos") else "holder_agent"
+        module = module_of(entry)
         full_env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
         full_env.update(PYTHONUNBUFFERED="1", **(env or {}))
         pid = start_detached([sys.executable, "-m", module, "--config", entry["config"]],
@@ -163,7 +163,7 @@ class Net:
     def wait_ready(self, name: str, timeout: float = 60) -> None:
         entry = self.service(name)
         deadline = time.monotonic() + timeout
-        if name.startswith("kos"):
+        if "endpoint" not in entry:  # the KOS and the repairer: a heartbeat with their pid
             heartbeat = Path(entry["state_dir"]) / "heartbeat.json"
 
             def ready() -> bool:
@@ -188,6 +188,18 @@ class Net:
         if self.alive(name):
             self.kill(name)
         return self.start(name, env)
+
+    def metrics(self, name: str = "repairer") -> dict[str, float]:
+        """A service's ``/metrics`` (its ``metrics_url``), sample name -> value (unlabelled ones)."""
+        import httpx
+
+        text = httpx.get(f"{self.service(name)['metrics_url']}/metrics", timeout=10).text
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
 
     def log(self, name: str) -> str:
         return Path(self.service(name)["log"]).read_text(errors="replace")
@@ -226,11 +238,14 @@ class Net:
         event = getattr(target.contract.events, name)()
         return list(event.get_logs(from_block=0, argument_filters=filters or None))
 
-    def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 60,
+                 detail: Callable[[], str] | None = None) -> None:
+        """Poll ``check`` until it holds; on time-out fail naming ``what`` (and ``detail()``)."""
         deadline = time.monotonic() + timeout
         while not _safe(check):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+                more = f"\n{detail()}" if detail is not None else ""
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}{more}")
             time.sleep(0.2)
 
     def deliveries(self, request_id: int) -> dict[str, int]:
@@ -296,10 +311,15 @@ def down(home: Path) -> None:
                    capture_output=True, timeout=120, check=False)
 
 
-def running(tmp_path_factory: pytest.TempPathFactory, holders: int) -> Iterator[Net]:
-    """A devnet of ``holders`` holders and one KOS, taken down afterwards (a fixture's body)."""
+def running(tmp_path_factory: pytest.TempPathFactory, holders: int,
+            repairer: bool = False) -> Iterator[Net]:
+    """A devnet of ``holders`` holders and one KOS, taken down afterwards (a fixture's body).
+
+    Without the repair service unless ``repairer``: these tests lose, corrupt and repair
+    shards by hand and check the exact events that follow.
+    """
     home = tmp_path_factory.mktemp("devnet")
-    network = up(home, "--holders", str(holders))
+    network = up(home, "--holders", str(holders), *(() if repairer else ("--no-repairer",)))
     try:
         yield network
     finally:
