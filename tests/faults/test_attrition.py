@@ -6,7 +6,8 @@ more than ``p`` shards of that stripe and more than ``n - t`` fragment holders i
 never more than one at a time. The losses differ: a power cut the admin then marks failed,
 a graceful ``holder exit``, and a holder that vanishes (SIGKILL) marked failed afterwards.
 Between losses the shards are repaired without a key and the fragments re-dealt by the
-owner, both through the CLI as an operator would. At the end, with all three gone, the file
+owner: the repairs by the repair service the devnet runs (nobody runs ``shardkey repair``),
+the re-deals by the owner through the CLI. At the end, with all three gone, the file
 restores byte for byte; every repair and re-deal is an event; every token of every request
 went to a holder of that request's fragment epoch, so no restore asked a lost holder (or any
 holder outside the current set) for a key.
@@ -28,11 +29,12 @@ from tests.faults.conftest import Net, running
 HOLDERS = 8
 POLICY = "requesters: [requester, owner]\nthreshold: 3\n"
 DATA_SIZE = 100_000  # 9 stripes of 3 x 4 KiB: 45 shards over 8 holders
+REPAIR_WITHIN = 120.0  # seconds from a holder's loss on chain to all its shards moved
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    yield from running(tmp_path_factory, HOLDERS)
+    yield from running(tmp_path_factory, HOLDERS, repairer=True)
 
 
 def _victims(net: Net, ds: bytes) -> list[str]:
@@ -55,12 +57,13 @@ def _admin_fail(net: Net, name: str) -> None:
     assert net.chain.holders.holder(net.address(name)).status == HolderStatus.FAILED
 
 
-def _repair(net: Net, dataset: str, lost: list[int]) -> None:
-    """Repair every shard the loss left; a second run finds nothing to do."""
-    report = json.loads(net.run("repair", dataset, "--json").stdout)
-    assert sorted(s["index"] for s in report["shards"]) == lost
-    assert {s["state"] for s in report["shards"]} == {"repaired"}
-    assert json.loads(net.run("repair", dataset, "--json").stdout)["shards"] == []
+def _repaired_by_the_service(net: Net, dataset: str, ds: bytes, holder: str, lost: list[int]) -> None:
+    """Wait until the repair service has moved every shard ``holder`` held; then a repair
+    run by hand finds nothing left to do."""
+    address = net.address(holder)
+    net.wait_for(f"the repair service moving {holder}'s shards {lost}", lambda: all(
+        net.chain.datasets.shard_holder_of(ds, i) != address for i in lost), REPAIR_WITHIN)
+    assert json.loads(net.run("repair", dataset, "--dry-run", "--json").stdout)["shards"] == []
 
 
 def _redeal(net: Net, dataset: str, ds: bytes, leaving: str) -> list[str]:
@@ -95,7 +98,7 @@ def test_the_file_outlives_three_holders_lost_one_at_a_time(net: Net, tmp_path: 
     lost_shards[first] = _held(net, ds, net.address(first))
     net.kill(first)
     _admin_fail(net, first)
-    _repair(net, dataset, lost_shards[first])
+    _repaired_by_the_service(net, dataset, ds, first, lost_shards[first])
     _redeal(net, dataset, ds, first)
     _all_healthy(net, dataset)
 
@@ -103,7 +106,7 @@ def test_the_file_outlives_three_holders_lost_one_at_a_time(net: Net, tmp_path: 
     #    then retires by itself and deletes what it held
     lost_shards[second] = _held(net, ds, net.address(second))
     net.run("holder", "exit", "--config", net.service(second)["config"])
-    _repair(net, dataset, lost_shards[second])
+    _repaired_by_the_service(net, dataset, ds, second, lost_shards[second])
     _redeal(net, dataset, ds, second)
     net.wait_for(f"{second} to retire",
                  lambda: net.chain.holders.holder(net.address(second)).status == HolderStatus.RETIRED, 60)
@@ -115,7 +118,7 @@ def test_the_file_outlives_three_holders_lost_one_at_a_time(net: Net, tmp_path: 
     lost_shards[third] = _held(net, ds, net.address(third))
     net.kill(third)
     _admin_fail(net, third)
-    _repair(net, dataset, lost_shards[third])
+    _repaired_by_the_service(net, dataset, ds, third, lost_shards[third])
     final_set = _redeal(net, dataset, ds, third)
     _all_healthy(net, dataset)
     net.stop(second)  # retired: nothing of the dataset is left there anyway
@@ -137,6 +140,7 @@ def test_the_file_outlives_three_holders_lost_one_at_a_time(net: Net, tmp_path: 
     repaired = Counter(int(e["args"]["shardIndex"]) for e in net.events("datasets", "ShardRepaired",
                                                                         datasetId=ds))
     assert sorted(repaired.elements()) == sorted(i for shards in lost_shards.values() for i in shards)
+    assert net.metrics()["shardkey_repairer_shards_repaired_total"] == sum(map(len, lost_shards.values()))
     assert len(net.events("datasets", "FragmentEpochActivated", datasetId=ds)) == 3
     assert len(net.events("retrievals", "RedealRequested", datasetId=ds)) == 3
     assert {net.chain.datasets.shard_holder_of(ds, i) for i in range(params.shard_count)}.isdisjoint(gone)
