@@ -39,8 +39,9 @@ def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: objec
 
 def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[str],
                kos_public_key: bytes = b"") -> Deployment:
-    """Deploy HolderRegistry, DatasetRegistry and RetrievalCoordinator; name the coordinator
-    to the dataset registry (re-deals and proven shard failures); grant KOS_ROLE.
+    """Deploy HolderRegistry, DatasetRegistry, RetrievalCoordinator and KosCommittee; name the
+    coordinator to the dataset registry (re-deals and proven shard failures); grant KOS_ROLE.
+    The committee has no epoch yet: its admin (``admin``) starts one with the members' keys.
 
     ``start_block`` is the block before the first deployment transaction, so watchers
     starting there miss no event of these contracts.
@@ -49,10 +50,12 @@ def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[
     holders = _deploy(client, "HolderRegistry", admin, admin.address)
     datasets = _deploy(client, "DatasetRegistry", admin, holders)
     coordinator = _deploy(client, "RetrievalCoordinator", admin, admin.address, datasets, holders)
+    committee = _deploy(client, "KosCommittee", admin, admin.address)
     DatasetRegistry(client, datasets).set_retrieval_coordinator(admin, coordinator)
     retrievals = RetrievalCoordinator(client, coordinator)
     for kos in kos_accounts:
         retrievals.grant_kos_role(admin, kos)
     return Deployment(rpc_url=client.rpc_url, chain_id=client.chain_id, start_block=start,
                       holder_registry=holders, dataset_registry=datasets,
-                      retrieval_coordinator=coordinator, kos_public_key=kos_public_key)
+                      retrieval_coordinator=coordinator, kos_public_key=kos_public_key,
+                      kos_committee=committee)
