@@ -70,7 +70,8 @@ class Setup:
         s = self.deal.shares[j][i]
         return bytes([s[0] ^ 0x80]) + s[1:]
 
-    def prove(self, env: ShareEnvelope, j: int, i: int, *, proof=None, commitment=None, root=None, sender=None):
+    def prove(self, env: ShareEnvelope, j: int, i: int, *, proof=None, commitment=None, root=None,
+              sender=None):
         return self.committee.proveWrongShare(
             env.as_tuple(), env.signature, commitment or self.deal.commitments[j][i],
             self.deal.proof(j, i) if proof is None else proof, root or self.deal.root,
