@@ -211,3 +211,26 @@ def test_share_failure_claims(setup, committee, members, outsider):
     # a claim does not stop the proof of the same member's wrong share
     setup.prove(setup.envelope(0, 2, share=setup.wrong(0, 2)), 0, 2)
     assert committee.shareFaultProven(7, members[2], setup.holders[0])
+
+
+@pytest.mark.parametrize("m", [3, 5])
+def test_committee_gas(committee, admin, accounts, chain, m, capsys):
+    """Gas figures for docs/CONTRACTS.md: an epoch of m hybrid-key members; a proof; a claim."""
+    ms = [accounts.generate_test_account() for _ in range(m)]
+    tx = committee.startEpoch([a.address for a in ms], [HYBRID_KEY] * m, 2, sender=admin)
+    epoch = tx.events.filter(committee.CommitteeEpochStarted)[0].epoch
+    holders = [accounts.generate_test_account() for _ in range(2)]
+    for a in holders + ms:
+        chain.provider.set_balance(a.address, 10**21)
+    deal = kc.deal(chain.chain_id, DS, epoch, [h.address for h in holders], [os.urandom(32)] * 2, 2, m,
+                   os.urandom)
+    env = ShareEnvelope(7, DS, bytes.fromhex(holders[0].address[2:]), bytes.fromhex(ms[1].address[2:]), epoch,
+                        bytes(32))
+    env = sign_envelope(_signer(ms[1]), env, chain.chain_id, str(committee.address))
+    proof = committee.proveWrongShare(env.as_tuple(), env.signature, deal.commitments[0][1], deal.proof(0, 1),
+                                      deal.root, sender=holders[0])
+    claim = committee.reportShareFailure(7, DS, epoch, ms[2], 1, sender=holders[0])
+    with capsys.disabled():
+        print(f"\nKosCommittee gas, m={m}: startEpoch {tx.gas_used}, proveWrongShare {proof.gas_used} "
+              f"(proof of {len(deal.proof(0, 1))} nodes), reportShareFailure {claim.gas_used}")
+    assert proof.gas_used < 120_000 and claim.gas_used < 80_000
