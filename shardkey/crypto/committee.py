@@ -32,7 +32,7 @@ from shardkey.crypto.committee_envelope import (
     envelope_digest,
     u64_word,
 )
-from shardkey.crypto.encoding import require_bytes, u8, u256be
+from shardkey.crypto.encoding import require_bytes, u256be
 from shardkey.crypto.errors import (
     CommitteeInputError,
     CommitteeThresholdError,
@@ -269,7 +269,7 @@ def combine_shares(verified: Sequence[VerifiedShare], threshold: int,
             f"{len(seen)} verified committee share(s), {threshold} needed: wait for "
             f"{threshold - len(seen)} more member(s){bad}", bad_members=tuple(rejected))
     chosen = sorted(verified, key=lambda s: s.member_index)[:threshold]
-    return combine([Share(u8(s.member_index + 1, "x")[0], s.value) for s in chosen], threshold)
+    return combine([Share(s.member_index + 1, s.value) for s in chosen], threshold)
 
 
 __all__ = [
