@@ -135,6 +135,16 @@ def commitments_root(holders: Sequence[bytes | str], commitments: Sequence[Seque
     return _tree([_address(h) for h in holders], commitments).root
 
 
+def commitment_rows(flat: Sequence[bytes], holders: int, members: int) -> list[list[bytes]]:
+    """The event's flat commitment list as ``rows[j][i]``; it must hold exactly
+    ``holders * members`` 32-byte entries (a list that does not is a wrong deal)."""
+    if len(flat) != holders * members:
+        raise CommitteeInputError(f"the deal lists {len(flat)} share commitments, {holders} fragment "
+                                  f"holders x {members} members = {holders * members} expected")
+    items = [require_bytes(c, 32, f"commitment #{k}", CommitteeInputError) for k, c in enumerate(flat)]
+    return [items[j * members:(j + 1) * members] for j in range(holders)]
+
+
 def commitment_proof(holders: Sequence[bytes | str], commitments: Sequence[Sequence[bytes]],
                      holder_position: int, member_index: int) -> list[bytes]:
     """Merkle proof of ``c[holder_position][member_index]`` (for ``proveWrongShare``)."""
@@ -282,6 +292,7 @@ __all__ = [
     "combine_shares",
     "commitment_leaf",
     "commitment_proof",
+    "commitment_rows",
     "commitments_root",
     "deal",
     "share_commitment",

@@ -68,6 +68,9 @@ def test_deal_shape_root_and_proofs() -> None:
     assert len(d.shares) == len(d.commitments) == 3 and all(len(r) == 3 for r in d.commitments)
     assert len(set(d.flat_commitments())) == 9
     assert kc.commitments_root(HOLDERS[:3], d.commitments) == d.root
+    assert kc.commitments_root(HOLDERS[:3], kc.commitment_rows(d.flat_commitments(), 3, 3)) == d.root
+    with pytest.raises(CommitteeInputError, match=r"lists 8 share commitments.*9 expected"):
+        kc.commitment_rows(d.flat_commitments()[:-1], 3, 3)
     for j in range(3):
         for i in range(3):
             c = d.commitments[j][i]
