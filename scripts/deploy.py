@@ -5,7 +5,7 @@ and a passphrase file. This script writes the same deployment file, for those wh
 with ape accounts:
 
 - SHARDKEY_DEPLOYER_ALIAS: the ape account (default: test account 0 on a local network);
-  it becomes the admin of HolderRegistry and RetrievalCoordinator.
+  it becomes the admin of HolderRegistry, RetrievalCoordinator and KosCommittee.
 - SHARDKEY_KOS_PUBLIC_KEY (required, hex): the KOS HPKE public key
   (`shardkey keys show kos.hpke.json`); the deployment file carries it.
 - SHARDKEY_KOS_ADDRESS: comma-separated KOS accounts granted KOS_ROLE.
@@ -60,10 +60,13 @@ def main() -> None:
     datasets = deployer.deploy(project.DatasetRegistry, holders)
     coordinator = deployer.deploy(project.RetrievalCoordinator, deployer, datasets, holders)
     datasets.setRetrievalCoordinator(coordinator, sender=deployer)
+    holders.grantRole(holders.FAILURE_PROVER_ROLE(), coordinator, sender=deployer)  # as deploy_all does
+    committee = deployer.deploy(project.KosCommittee, deployer)
     for kos in filter(None, os.environ.get("SHARDKEY_KOS_ADDRESS", "").split(",")):
         coordinator.grantRole(coordinator.KOS_ROLE(), kos.strip(), sender=deployer)
     deployment = Deployment(rpc_url=rpc_url, chain_id=chain.chain_id, start_block=start,
                             holder_registry=str(holders.address), dataset_registry=str(datasets.address),
-                            retrieval_coordinator=str(coordinator.address), kos_public_key=kos_key)
+                            retrieval_coordinator=str(coordinator.address), kos_public_key=kos_key,
+                            kos_committee=str(committee.address))
     deployment.save(out)
     print(f"deployment written to {out}")

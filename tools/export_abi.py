@@ -15,7 +15,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "shardkey" / "chain" / "abi"
-CONTRACTS = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator")
+CONTRACTS = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator", "KosCommittee")
 
 
 def artifact(contract_type: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-CONTRACT_NAMES = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator")
+CONTRACT_NAMES = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator", "KosCommittee")
 
 
 @cache

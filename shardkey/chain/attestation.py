@@ -132,7 +132,7 @@ def find_requested(chain: ShardKeyChain, req: RequestInfo, from_block: int) -> R
     raise RequestEventNotFound(f"no RetrievalRequested event for request {req.request_id} as stored")
 
 
-def _ecdsa_signer(digest: bytes, signature: bytes) -> str | None:
+def ecdsa_signer(digest: bytes, signature: bytes) -> str | None:
     """OpenZeppelin's ``ECDSA.tryRecover``: the signer, or None on any error."""
     if len(signature) != 65:
         return None
@@ -165,7 +165,7 @@ def signature_valid(chain: ShardKeyChain, attestor: str, fields: AttestationFiel
     tag = hex(block) if isinstance(block, int) else block
     code = data_bytes(chain.client.raw("eth_getCode", [attestor, tag]))
     if not code:
-        return _ecdsa_signer(digest, signature) == attestor
+        return ecdsa_signer(digest, signature) == attestor
     return _erc1271_valid(chain, attestor, digest, signature, block)
 
 

@@ -39,9 +39,10 @@ def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: objec
 
 def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[str],
                kos_public_key: bytes = b"") -> Deployment:
-    """Deploy HolderRegistry, DatasetRegistry and RetrievalCoordinator; name the coordinator
-    to the dataset registry (re-deals and proven shard failures) and give it FAILURE_PROVER_ROLE
-    on the holder registry (proven failures fail a holder); grant KOS_ROLE.
+    """Deploy HolderRegistry, DatasetRegistry, RetrievalCoordinator and KosCommittee; name the
+    coordinator to the dataset registry (re-deals and proven shard failures) and give it
+    FAILURE_PROVER_ROLE on the holder registry (proven failures fail a holder); grant KOS_ROLE.
+    The committee has no epoch yet: its admin (``admin``) starts one with the members' keys.
 
     ``start_block`` is the block before the first deployment transaction, so watchers
     starting there miss no event of these contracts.
@@ -50,6 +51,7 @@ def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[
     holders = _deploy(client, "HolderRegistry", admin, admin.address)
     datasets = _deploy(client, "DatasetRegistry", admin, holders)
     coordinator = _deploy(client, "RetrievalCoordinator", admin, admin.address, datasets, holders)
+    committee = _deploy(client, "KosCommittee", admin, admin.address)
     DatasetRegistry(client, datasets).set_retrieval_coordinator(admin, coordinator)
     HolderRegistry(client, holders).grant_failure_prover_role(admin, coordinator)
     retrievals = RetrievalCoordinator(client, coordinator)
@@ -57,4 +59,5 @@ def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[
         retrievals.grant_kos_role(admin, kos)
     return Deployment(rpc_url=client.rpc_url, chain_id=client.chain_id, start_block=start,
                       holder_registry=holders, dataset_registry=datasets,
-                      retrieval_coordinator=coordinator, kos_public_key=kos_public_key)
+                      retrieval_coordinator=coordinator, kos_public_key=kos_public_key,
+                      kos_committee=committee)

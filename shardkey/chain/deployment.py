@@ -6,11 +6,14 @@ exists before the deployment file does. docs/OPERATIONS.md documents every key.
 ``rpc_urls`` (optional) lists several endpoints of the chain, tried in order with
 fail-over (:class:`shardkey.chain.rpc.JsonRpc`); ``rpc_url`` alone is one endpoint, and
 a file with only ``rpc_urls`` takes its first as ``rpc_url``.
+``contracts.KosCommittee`` (the threshold KOS committee) is optional: files written before it
+existed still load, and :meth:`Deployment.require_kos_committee` names the fix (redeploy) for
+code that needs it.
 
 ```json
 {"rpc_url": "...", "rpc_urls": ["...", "..."], "chain_id": 31337, "start_block": 1, "kos_public_key": "<hex>",
  "contracts": {"HolderRegistry": "0x..", "DatasetRegistry": "0x..",
-               "RetrievalCoordinator": "0x.."}}
+               "RetrievalCoordinator": "0x..", "KosCommittee": "0x.."}}
 ```
 """
 
@@ -22,9 +25,11 @@ from pathlib import Path
 
 from eth_utils.address import is_address, to_checksum_address
 
-from shardkey.chain.artifacts import CONTRACT_NAMES
 from shardkey.chain.errors import DeploymentError
 from shardkey.fsutil import atomic_write_bytes
+
+REQUIRED_CONTRACTS = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator")
+COMMITTEE = "KosCommittee"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Deployment:
     retrieval_coordinator: str
     kos_public_key: bytes = b""
     rpc_urls: tuple[str, ...] = ()
+    kos_committee: str = ""
 
     @property
     def urls(self) -> list[str]:
@@ -48,8 +54,19 @@ class Deployment:
     @property
     def addresses(self) -> dict[str, str]:
         """Contract name to address."""
-        return {"HolderRegistry": self.holder_registry, "DatasetRegistry": self.dataset_registry,
-                "RetrievalCoordinator": self.retrieval_coordinator}
+        names = {"HolderRegistry": self.holder_registry, "DatasetRegistry": self.dataset_registry,
+                 "RetrievalCoordinator": self.retrieval_coordinator}
+        if self.kos_committee:
+            names[COMMITTEE] = self.kos_committee
+        return names
+
+    def require_kos_committee(self, source: str = "the deployment file") -> str:
+        """The KosCommittee address, or a :class:`DeploymentError` telling to redeploy."""
+        if not self.kos_committee:
+            raise DeploymentError(f"{source} has no contracts.{COMMITTEE} (deployed before the threshold KOS "
+                                  "committee existed); redeploy with 'shardkey network deploy' (or "
+                                  "'shardkey devnet up' on a devnet) and use the new deployment file")
+        return self.kos_committee
 
     def to_json(self) -> dict[str, object]:
         """The file form."""
@@ -67,9 +84,12 @@ class Deployment:
             contracts = data["contracts"]
             if not isinstance(contracts, dict):
                 raise DeploymentError(f"{source}: contracts must be a mapping")
-            for name in CONTRACT_NAMES:
+            for name in REQUIRED_CONTRACTS:
                 if not is_address(contracts.get(name, "")):
                     raise DeploymentError(f"{source}: contracts.{name} is not an address")
+            committee = contracts.get(COMMITTEE)
+            if committee is not None and not is_address(committee):
+                raise DeploymentError(f"{source}: contracts.{COMMITTEE} is not an address")
             urls = _rpc_urls(data, source)
             return cls(rpc_url=str(data["rpc_url"]) if "rpc_url" in data else urls[0],
                        rpc_urls=tuple(urls), chain_id=int(data["chain_id"]),  # type: ignore[call-overload]
@@ -77,7 +97,8 @@ class Deployment:
                        holder_registry=to_checksum_address(contracts["HolderRegistry"]),
                        dataset_registry=to_checksum_address(contracts["DatasetRegistry"]),
                        retrieval_coordinator=to_checksum_address(contracts["RetrievalCoordinator"]),
-                       kos_public_key=bytes.fromhex(str(data.get("kos_public_key", ""))))
+                       kos_public_key=bytes.fromhex(str(data.get("kos_public_key", ""))),
+                       kos_committee=to_checksum_address(committee) if committee is not None else "")
         except KeyError as exc:
             raise DeploymentError(f"{source}: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:

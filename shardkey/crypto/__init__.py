@@ -54,6 +54,8 @@ from shardkey.crypto.errors import (
 from shardkey.crypto.hpke import (
     HpkePrivateKey,
     HpkeSuiteId,
+    committee_release_info,
+    committee_share_info,
     delivery_info,
     open_sealed,
     seal,
@@ -138,6 +140,8 @@ __all__ = [
     "check_shard",
     "ciphertext_length",
     "combine",
+    "committee_release_info",
+    "committee_share_info",
     "data_shard_indices",
     "decode_blocks",
     "decode_stripe",

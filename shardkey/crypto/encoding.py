@@ -5,6 +5,7 @@ from __future__ import annotations
 from shardkey.crypto.errors import CryptoInputError
 
 U32_MAX = 0xFFFFFFFF
+U64_MAX = (1 << 64) - 1
 U256_MAX = (1 << 256) - 1
 
 
@@ -20,6 +21,13 @@ def u32be(value: int, name: str = "value") -> bytes:
     if not 0 <= value <= U32_MAX:
         raise CryptoInputError(f"{name} must fit in uint32, got {value}")
     return value.to_bytes(4, "big")
+
+
+def u64be(value: int, name: str = "value") -> bytes:
+    """Encode ``value`` as an 8-byte big-endian unsigned integer."""
+    if not isinstance(value, int) or not 0 <= value <= U64_MAX:
+        raise CryptoInputError(f"{name} must fit in uint64, got {value!r}")
+    return value.to_bytes(8, "big")
 
 
 def u256be(value: int, name: str = "value") -> bytes:

@@ -147,3 +147,45 @@ class ShardIntegrityError(CryptoIntegrityError):
 
 class ShardRebuildError(CryptoIntegrityError):
     """Lost shards could not be rebuilt (too few good shards, mixed stripes, a mismatch)."""
+
+
+# --- threshold KOS committee ----------------------------------------------------
+
+
+class CommitteeInputError(CryptoInputError):
+    """Bad committee deal or envelope input (threshold, sizes, lengths, addresses)."""
+
+
+class CommitteeThresholdError(CryptoIntegrityError):
+    """Fewer verified committee shares than the threshold; ``bad_members`` names the rejected ones."""
+
+    def __init__(self, message: str, *, bad_members: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.bad_members = bad_members
+
+
+class ShareRejectedError(CryptoIntegrityError):
+    """A committee member's share envelope was rejected; ``member`` names the member."""
+
+    def __init__(self, message: str, *, member: str) -> None:
+        super().__init__(message)
+        self.member = member
+
+
+class ShareEnvelopeError(ShareRejectedError):
+    """The envelope does not decode, or is for another request, dataset, holder, member or epoch."""
+
+
+class ShareSignatureError(ShareRejectedError):
+    """The envelope's signature does not recover the member (a claim; not provable on chain)."""
+
+
+class ShareCommitmentMismatch(ShareRejectedError):
+    """A share signed by its member does not match its commitment (provable: ``proveWrongShare``).
+
+    ``envelope`` is the decoded :class:`~shardkey.crypto.committee_envelope.ShareEnvelope`, the evidence.
+    """
+
+    def __init__(self, message: str, *, member: str, envelope: object) -> None:
+        super().__init__(message, member=member)
+        self.envelope = envelope

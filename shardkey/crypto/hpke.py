@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
-from shardkey.crypto.encoding import require_bytes, u8, u256be
+from shardkey.crypto.encoding import require_bytes, u8, u64be, u256be
 from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
 
 Rng = Callable[[int], bytes]
@@ -202,15 +202,15 @@ def open_sealed(private_key: HpkePrivateKey, blob: bytes, info: bytes) -> bytes:
 # --- info strings ---------------------------------------------------------------
 
 
-def _address(holder: bytes | str) -> bytes:
+def _address(holder: bytes | str, name: str = "holder") -> bytes:
     if isinstance(holder, str):
         h = holder[2:] if holder[:2].lower() == "0x" else holder
         try:
             raw = bytes.fromhex(h)
         except ValueError:
-            raise HpkeKeyError(f"holder address {holder!r} is not hex") from None
-        return require_bytes(raw, 20, "holder address")
-    return require_bytes(holder, 20, "holder address")
+            raise HpkeKeyError(f"{name} address {holder!r} is not hex") from None
+        return require_bytes(raw, 20, f"{name} address")
+    return require_bytes(holder, 20, f"{name} address")
 
 
 def _word(value: bytes | int, name: str) -> bytes:
@@ -255,3 +255,31 @@ def token_info(chain_id: int, request_id: bytes | int, dataset_id: bytes, holder
 def delivery_info(chain_id: int, request_id: bytes | int, dataset_id: bytes, holder: bytes | str) -> bytes:
     """``shardkey/delivery/v1 | chain_id | request_id | dataset_id | holder:20``."""
     return _request_info(b"delivery/v1", chain_id, request_id, dataset_id, holder)
+
+
+def committee_share_info(chain_id: int, dataset_id: bytes, holder: bytes | str, member: bytes | str,
+                         epoch: int) -> bytes:
+    """``shardkey/kos-share/v1 | chain_id:u256 | dataset_id | holder:20 | member:20 | epoch:u64``.
+
+    The owner seals member ``member``'s share of fragment holder ``holder``'s wrap key under it
+    (threshold KOS, docs/DESIGN.md).
+    """
+    return (
+        INFO_PREFIX
+        + b"kos-share/v1"
+        + u256be(chain_id, "chain_id")
+        + require_bytes(dataset_id, 32, "dataset_id")
+        + _address(holder)
+        + _address(member, "member")
+        + u64be(epoch, "epoch")
+    )
+
+
+def committee_release_info(chain_id: int, request_id: bytes | int, dataset_id: bytes, holder: bytes | str,
+                           member: bytes | str) -> bytes:
+    """``shardkey/kos-release/v1 | chain_id | request_id | dataset_id | holder:20 | member:20``.
+
+    A member seals its signed share envelope to fragment holder ``holder`` under it.
+    """
+    base = _request_info(b"kos-release/v1", chain_id, request_id, dataset_id, holder)
+    return base + _address(member, "member")

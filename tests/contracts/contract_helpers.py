@@ -215,7 +215,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     if not _ERRORS:
         from ape import project
 
-        for name in ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator",
+        for name in ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator", "KosCommittee",
                      "TestERC1271Wallet"):
             for err in project.get_contract(name).contract_type.errors:
                 types = [i.canonical_type for i in err.inputs]

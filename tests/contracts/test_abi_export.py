@@ -14,7 +14,8 @@ import pytest
 EXPORTED = Path(__file__).resolve().parents[2] / "shardkey" / "chain" / "abi"
 
 
-@pytest.mark.parametrize("name", ["HolderRegistry", "DatasetRegistry", "RetrievalCoordinator"])
+@pytest.mark.parametrize("name", ["HolderRegistry", "DatasetRegistry", "RetrievalCoordinator",
+                                  "KosCommittee"])
 def test_exported_artifacts_match_fresh_compile(project, name: str) -> None:
     exported = json.loads((EXPORTED / f"{name}.json").read_text())
     fresh = project.get_contract(name).contract_type.model_dump(mode="json", by_alias=True)

@@ -63,7 +63,8 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
     deployment = json.loads((root / "deployer/deployment.json").read_text())
     assert deployment["chain_id"] == CHAIN_ID and deployment["start_block"] == deployed["start_block"]
     assert deployment["kos_public_key"] == kos["hpke_public_key"].removeprefix("0x")
-    assert set(deployment["contracts"]) == {"HolderRegistry", "DatasetRegistry", "RetrievalCoordinator"}
+    assert set(deployment["contracts"]) == {"HolderRegistry", "DatasetRegistry", "RetrievalCoordinator",
+                                           "KosCommittee"}
 
     # KOS without the role: refused, naming the command that grants it.
     proc = op.run("kos", "run", "--config", "kos-op/kos/kos.toml", check=3, timeout=60)
