@@ -35,6 +35,7 @@ from shardkey.httpauth import NonceCache
 from shardkey.ratelimit import RateLimiter
 from shardkey.service.exits import ServiceExit
 from shardkey.service.health import WatchHealth
+from shardkey.service.heartbeat import write_heartbeat
 from shardkey.service.listen import bind_listener
 from shardkey.service.logs import configure_logging
 from shardkey.service.loop import Backoff, poll_loop, proportional_jitter
@@ -75,6 +76,8 @@ class Agent:
         self.handlers.retry_deferred()
         self.leaving.check()  # Exiting/Failed: refuse uploads, retire once nothing is held
         self.api.health.poll_succeeded(time.monotonic())
+        # `holder status` reads this: the cursor file is saved only every few seconds when idle
+        write_heartbeat(self.settings.data_dir, self.handlers.address, self.watcher.cursor.block)
 
     def gc(self) -> None:
         """Delete staged uploads no registration claimed within ``staging_ttl``."""

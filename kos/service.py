@@ -16,7 +16,6 @@ errors carry the exit codes of :mod:`shardkey.service.exits`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -25,7 +24,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,10 +40,10 @@ from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import RequestInfo, RequestStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
-from shardkey.fsutil import atomic_write_bytes
 from shardkey.ratelimit import RateLimiter
 from shardkey.service.exits import ServiceExit
 from shardkey.service.health import WatchHealth, judge, watcher_lag
+from shardkey.service.heartbeat import write_heartbeat
 from shardkey.service.logs import configure_logging
 from shardkey.service.loop import Backoff, poll_loop, proportional_jitter, stop_on_signals
 from shardkey.service.metrics import KosMetrics
@@ -193,12 +191,8 @@ class KosService:
 
     def write_heartbeat(self, report: PollReport, error: str | None = None) -> None:
         """``state_dir/heartbeat.json``, atomically, 0600 (not fsynced: it is rewritten every poll)."""
-        body = {"pid": os.getpid(), "account": self.account.address, "block": self.last_block,
-                "chain_time": report.chain_time, "cursor_block": self.watcher.cursor.block,
-                "pending": len(self.pending), "ok": error is None, "error": error,
-                "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        atomic_write_bytes(self.state_dir / "heartbeat.json", json.dumps(body).encode(), mode=0o600,
-                           durable=False)
+        write_heartbeat(self.state_dir, self.account.address, self.watcher.cursor.block, error,
+                        block=self.last_block, chain_time=report.chain_time, pending=len(self.pending))
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until ``stop`` is set; a failing poll is logged and retried with back-off.

@@ -23,13 +23,11 @@ code is 0. Start-up (deployment, key, chain id, REPAIRER_ROLE, funds) is
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -43,9 +41,9 @@ from shardkey.chain.watcher import EventWatcher
 from shardkey.client.repair import Repairer
 from shardkey.client.repair_need import RepairNeed, assess
 from shardkey.errors import ShardKeyError
-from shardkey.fsutil import atomic_write_bytes
 from shardkey.service.exits import ServiceExit
 from shardkey.service.health import WatchHealth, judge, watcher_lag
+from shardkey.service.heartbeat import write_heartbeat
 from shardkey.service.logs import configure_logging
 from shardkey.service.loop import Backoff, poll_loop, proportional_jitter, stop_on_signals
 from shardkey.service.metrics import RepairerMetrics
@@ -224,12 +222,8 @@ class RepairService:
 
     def write_heartbeat(self, error: str | None = None) -> None:
         """``state_dir/heartbeat.json``, atomically, 0600 (not fsynced: rewritten every poll)."""
-        body = {"pid": os.getpid(), "account": self.account.address, "block": self.last_block,
-                "cursor_block": self.watcher.cursor.block, "ok": error is None, "error": error,
-                "datasets_due": sum(n.due for n in self.needs.values()),
-                "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        atomic_write_bytes(self.state_dir / "heartbeat.json", json.dumps(body).encode(), mode=0o600,
-                           durable=False)
+        write_heartbeat(self.state_dir, self.account.address, self.watcher.cursor.block, error,
+                        block=self.last_block, datasets_due=sum(n.due for n in self.needs.values()))
 
     def run(self, interval: float) -> None:
         """Poll until :attr:`stop` is set; a failing poll is logged and retried with back-off.

@@ -23,14 +23,13 @@ from shardkey.cli.key_commands import passphrase_option
 from shardkey.cli.lifecycle import (
     admin_chain,
     admin_options,
-    chain_progress,
     init_keys,
     init_passphrase,
     new_service_folder,
-    read_cursor,
     require_funds,
     service_address,
     service_chain,
+    state_progress,
     unlock_service_keys,
     write_config,
 )
@@ -241,5 +240,5 @@ def holder_status(config: Path, as_json: bool) -> None:
 
         stored = committed_datasets(settings.data_dir)
         report["exit"] = exit_progress(chain, address, record.status, stored).as_json()
-    report.update(chain_progress(chain, read_cursor(settings.data_dir / "cursor.json"), address))
+    report.update(state_progress(chain, settings.data_dir, address, {}))
     emit(report, as_json)
