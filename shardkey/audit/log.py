@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shardkey.audit.committee import COMMITTEE_EVENTS, describe_committee, fold_committee
 from shardkey.chain.bindings import PARAM_FIELDS, ShardKeyChain, as_tuple
 from shardkey.chain.events import ChainEvent, EventDecoder
 from shardkey.chain.model import FragmentFailureKind
@@ -103,6 +104,8 @@ def describe(event: ChainEvent, names: Mapping[str, str]) -> dict[str, Any]:
         row["details"] = a.get("endpoint", "")
     elif event.name in DURABILITY_EVENTS:
         _describe_durability(event, names, row)
+    elif event.name in COMMITTEE_EVENTS:
+        describe_committee(event, names, row)
     return row
 
 
@@ -170,6 +173,8 @@ class RequestHistory:
     deliveries: list[str] = field(default_factory=list)
     proofs: list[str] = field(default_factory=list)  # proven shard integrity failures
     claims: list[str] = field(default_factory=list)  # fragment failure claims, by kind
+    released: list[str] = field(default_factory=list)  # KOS committee members that released their shares
+    member_denials: list[str] = field(default_factory=list)  # members that denied, with their reasons
 
 
 def request_histories(events: list[ChainEvent], names: Mapping[str, str]) -> list[RequestHistory]:
@@ -200,4 +205,6 @@ def request_histories(events: list[ChainEvent], names: Mapping[str, str]) -> lis
             h.proofs.append(f"{row['actor']}: {row['details']}")
         elif event.name == "FragmentFailureReported":
             h.claims.append(f"{row['actor']}: {row['details'].removeprefix('claim: ')}")
+        elif event.name in COMMITTEE_EVENTS:
+            fold_committee(event, row, names, h.released, h.member_denials, h.proofs, h.claims)
     return [histories[k] for k in sorted(histories)]

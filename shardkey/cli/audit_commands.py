@@ -55,9 +55,20 @@ def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_ev
             h["deliveries"] = ", ".join(h["deliveries"])
             h["proofs"] = "; ".join(h["proofs"])
             h["claims"] = "; ".join(h["claims"])
+            h["kos_members"] = _members_cell(h.pop("released"), h.pop("member_denials"))
             h["dataset"] = h["dataset"][:10] + ".."
-        emit(histories, False, ["request_id", "requester", "location", "approvals", "outcome", "tokens",
-                                "deliveries", "proofs", "claims"], title="ShardKey access history")
+        emit(histories, False, ["request_id", "requester", "location", "approvals", "outcome", "kos_members",
+                                "tokens", "deliveries", "proofs", "claims"], title="ShardKey access history")
+
+
+def _members_cell(released: list[str], denied: list[str]) -> str:
+    """Which committee members released and which denied (empty for a single-key KOS)."""
+    parts = []
+    if released:
+        parts.append("released: " + ", ".join(released))
+    if denied:
+        parts.append("denied: " + "; ".join(denied))
+    return "; ".join(parts)
 
 
 @audit.command("verify")

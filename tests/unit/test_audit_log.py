@@ -51,3 +51,30 @@ def test_histories_list_proofs_apart_from_claims() -> None:
 def test_an_unknown_claim_kind_is_shown_not_dropped() -> None:
     row = describe(_event("FragmentFailureReported", 1, holder=LIAR, kind=9), NAMES)
     assert row["details"] == "claim: unknown claim kind 9"
+
+
+M1, M2, M3, H1 = ("0x" + c * 20 for c in ("d1", "d2", "d3", "e1"))
+COMMITTEE_NAMES = {M1: "kos-1", M2: "kos-2", M3: "kos-3", H1: "holder-1"}
+
+
+def _committee(name: str, index: int, **args: Any) -> ChainEvent:
+    event = _event(name, index, **args)
+    return ChainEvent(**{**event.__dict__, "contract": "KosCommittee"})
+
+
+def test_histories_name_the_members_that_released_and_those_that_denied_with_reasons() -> None:
+    events = [
+        _committee("SharesReleased", 1, member=M1, committeeEpoch=1, sealedEnvelopes=[b"x"] * 5),
+        _committee("ReleaseDenied", 2, member=M2, reason=15),
+        _committee("ShareFaultProven", 3, member=M3, holder=H1, epoch=1, root=b"\x00" * 32),
+        _committee("ShareFailureReported", 4, member=M2, holder=H1, kind=1),
+    ]
+    rows = [describe(e, COMMITTEE_NAMES) for e in events]
+    assert [r["actor"] for r in rows] == ["kos-1", "kos-2", "holder-1", "holder-1"]
+    assert rows[0]["details"] == "released its shares to 5 fragment holders"
+    assert rows[1]["details"].startswith("member denied: DatasetRevoked")
+    (history,) = request_histories(events, COMMITTEE_NAMES)
+    assert history.released == ["kos-1"]
+    assert [d.split(":")[0] for d in history.member_denials] == ["kos-2"]
+    assert history.proofs == ["kos-3 (KOS member): wrong share to holder-1 (proven)"]
+    assert history.claims == ["holder-1: claim against kos-2: envelope unreadable (did not open or decode)"]
