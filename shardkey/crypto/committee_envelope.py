@@ -129,3 +129,22 @@ def envelope_digest(env: ShareEnvelope, chain_id: int, committee: bytes | str) -
                     + address_word(env.holder, "holder") + address_word(env.member, "member")
                     + u64_word(env.epoch, "epoch") + env.share)
     return keccak(b"\x19\x01" + domain_separator(chain_id, committee) + struct)
+
+
+# --- the committee marker (placeholder until kc-kos lands its version: same names, same bytes) ---
+
+COMMITTEE_MARKER_MAGIC = b"SKC1"
+COMMITTEE_MARKER_LEN = len(COMMITTEE_MARKER_MAGIC) + 8
+
+
+def committee_marker(epoch: int) -> bytes:
+    """``b"SKC1" + u64be(epoch)``: a committee dataset's wrap-key slot (and token payload)."""
+    return COMMITTEE_MARKER_MAGIC + u64be(epoch, "epoch")
+
+
+def parse_committee_marker(blob: bytes) -> int | None:
+    """The committee epoch of a marker, or None when ``blob`` is not one."""
+    blob = bytes(blob)
+    if len(blob) != COMMITTEE_MARKER_LEN or not blob.startswith(COMMITTEE_MARKER_MAGIC):
+        return None
+    return int.from_bytes(blob[len(COMMITTEE_MARKER_MAGIC):], "big")
