@@ -129,3 +129,24 @@ def envelope_digest(env: ShareEnvelope, chain_id: int, committee: bytes | str) -
                     + address_word(env.holder, "holder") + address_word(env.member, "member")
                     + u64_word(env.epoch, "epoch") + env.share)
     return keccak(b"\x19\x01" + domain_separator(chain_id, committee) + struct)
+
+
+# --- the committee marker ------------------------------------------------------------
+
+MARKER_TAG = b"SKC1"
+MARKER_LEN = len(MARKER_TAG) + 8
+
+
+def committee_marker(epoch: int) -> bytes:
+    """``b"SKC1" + u64be(epoch)``: the sealed wrap key slot (and token) of a committee dataset."""
+    if not isinstance(epoch, int) or epoch <= 0:
+        raise CommitteeInputError(f"committee epoch must be a positive uint64, got {epoch!r}")
+    return MARKER_TAG + u64be(epoch, "committee epoch")
+
+
+def parse_committee_marker(blob: bytes) -> int | None:
+    """The committee epoch of a marker, or None when ``blob`` is not one (a legacy sealed key)."""
+    if len(blob) != MARKER_LEN or not blob.startswith(MARKER_TAG):
+        return None
+    epoch = int.from_bytes(blob[len(MARKER_TAG):], "big")
+    return epoch or None
