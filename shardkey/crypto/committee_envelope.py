@@ -131,20 +131,22 @@ def envelope_digest(env: ShareEnvelope, chain_id: int, committee: bytes | str) -
     return keccak(b"\x19\x01" + domain_separator(chain_id, committee) + struct)
 
 
-# --- the committee marker (placeholder until kc-kos lands its version: same names, same bytes) ---
+# --- the committee marker ------------------------------------------------------------
 
-COMMITTEE_MARKER_MAGIC = b"SKC1"
-COMMITTEE_MARKER_LEN = len(COMMITTEE_MARKER_MAGIC) + 8
+MARKER_TAG = b"SKC1"
+MARKER_LEN = len(MARKER_TAG) + 8
 
 
 def committee_marker(epoch: int) -> bytes:
-    """``b"SKC1" + u64be(epoch)``: a committee dataset's wrap-key slot (and token payload)."""
-    return COMMITTEE_MARKER_MAGIC + u64be(epoch, "epoch")
+    """``b"SKC1" + u64be(epoch)``: the sealed wrap key slot (and token) of a committee dataset."""
+    if not isinstance(epoch, int) or epoch <= 0:
+        raise CommitteeInputError(f"committee epoch must be a positive uint64, got {epoch!r}")
+    return MARKER_TAG + u64be(epoch, "committee epoch")
 
 
 def parse_committee_marker(blob: bytes) -> int | None:
-    """The committee epoch of a marker, or None when ``blob`` is not one."""
-    blob = bytes(blob)
-    if len(blob) != COMMITTEE_MARKER_LEN or not blob.startswith(COMMITTEE_MARKER_MAGIC):
+    """The committee epoch of a marker, or None when ``blob`` is not one (a legacy sealed key)."""
+    if len(blob) != MARKER_LEN or not blob.startswith(MARKER_TAG):
         return None
-    return int.from_bytes(blob[len(COMMITTEE_MARKER_MAGIC):], "big")
+    epoch = int.from_bytes(blob[len(MARKER_TAG):], "big")
+    return epoch or None
