@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from shardkey.devnet.process import is_running, stop
 from shardkey.keys import load_account_file
 from tests.e2e.committee_attacker import NOTHING_OPENED
 from tests.e2e.conftest import Cli
+from tests.support.waiting import wait_until
 
 DEVNET_KOS = (3, 2)
 CORRUPT_ENV = "SHARDKEY_CORRUPT_SHARES_FOR"
@@ -41,15 +41,6 @@ approvals:
 threshold: 2
 """
 
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +99,7 @@ def test_store_deals_to_the_committee_and_fetch_restores_byte_for_byte(devnet: C
     record = committee.deal_record(ds, 1, chain.deployment.start_block)
     assert len(record.sealed_shares) == 3 * 3 and record.root == root
     # every holder confirmed custody once the deal was in: the dataset is active
-    _wait(lambda: chain.datasets.dataset(ds).status.name == "ACTIVE", 60, "custody of every holder")
+    wait_until(lambda: chain.datasets.dataset(ds).status.name == "ACTIVE", 60, "custody of every holder")
 
     request_id = _approved(devnet, dataset)
     _fetch_same(devnet, request_id, tmp_path / "restored.bin", data)
@@ -133,18 +124,19 @@ def test_a_wrong_share_is_proven_and_the_holder_waits_for_another_member(
     monkeypatch.delenv(CORRUPT_ENV)
     try:
         request_id = _approved(devnet, dataset)
-        _wait(lambda: committee.share_fault_proven(request_id, bad["address"], target), 90,
-              "the holder's proof of the wrong share")
+        wait_until(lambda: committee.share_fault_proven(request_id, bad["address"], target), 90,
+                   "the holder's proof of the wrong share")
         proven = committee.contract.get_logs("ShareFaultProven", chain.deployment.start_block,
                                              requestId=request_id)
         assert [(e.args["member"], e.args["holder"]) for e in proven] == [(bad["address"], target)]
-        _wait(lambda: chain.retrievals.request(request_id).deliveries >= 2, 60, "the other two deliveries")
+        wait_until(lambda: chain.retrievals.request(request_id).deliveries >= 2, 60,
+                   "the other two deliveries")
         assert not chain.retrievals.delivered(request_id, target)  # one verified share: it waits
         assert not committee.share_fault_proven(request_id, honest["address"], target)
 
         _restart(devnet, target_name)  # what it waits for survives a restart; no second claim
         _restart(devnet, later["name"])
-        _wait(lambda: chain.retrievals.delivered(request_id, target), 90, "the target holder's delivery")
+        wait_until(lambda: chain.retrievals.delivered(request_id, target), 90, "the target holder's delivery")
         _fetch_same(devnet, request_id, tmp_path / "restored.bin", data)
         again = committee.contract.get_logs("ShareFaultProven", chain.deployment.start_block,
                                             requestId=request_id)
@@ -167,8 +159,8 @@ def test_a_denying_and_a_stopped_member_are_named_when_the_fetch_times_out(devne
         request_id = _approved(devnet, dataset)
         denier_account = load_account_file(devnet.home / "keys" / f"{denier['name']}.key")
         chain.client.wait(committee.submit_denial(denier_account, request_id, NOT_ALLOWED_REQUESTER))
-        _wait(lambda: committee.release_state(request_id, live["address"]) == 1, 60,
-              "the live member's release")
+        wait_until(lambda: committee.release_state(request_id, live["address"]) == 1, 60,
+                   "the live member's release")
         assert committee.release_counts(request_id) == (1, 1)
         out = tmp_path / "restored.bin"
         refused = devnet.run("fetch", str(request_id), "-o", str(out), "--timeout", "6", check=4)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from shardkey.chain.committee import sign_envelope
+from shardkey.chain.committee import KosCommittee, sign_envelope
 from shardkey.crypto import committee as kc
 from shardkey.crypto import seal, unpack_bundle
 from shardkey.crypto.committee_envelope import ShareEnvelope, committee_marker, encode_envelope
@@ -101,6 +101,16 @@ def _delivered_bundle(world: World, dealt: Dealt, req: OpenRequest) -> None:
     assert bundle.entries  # opened with w_1 from the members' shares: its fragments
 
 
+def _requested(world: World, members: list[tuple[LocalAccount, HpkePrivateKey]]) \
+        -> tuple[Dealt, OpenRequest, KosCommittee]:
+    """An active committee dataset and an open request for it."""
+    dealt = _committee_dataset(world, members)
+    world.settle()
+    committee = world.chain.committee
+    assert committee is not None
+    return dealt, world.request(dealt.built), committee
+
+
 def test_custody_waits_for_the_owners_deal(world: World, members) -> None:
     dealt = _committee_dataset(world, members, register_deal=False)
     ds = dealt.built.dataset_id
@@ -127,11 +137,7 @@ def test_two_verified_shares_give_a_delivery_the_requester_opens(world: World, m
 
 def test_a_wrong_share_is_proven_and_the_third_member_is_waited_for_across_a_restart(
         world: World, members) -> None:
-    dealt = _committee_dataset(world, members)
-    world.settle()
-    req = world.request(dealt.built)
-    committee = world.chain.committee
-    assert committee is not None
+    dealt, req, committee = _requested(world, members)
     _release(world, members, dealt, req.request_id, 0, flip=True)
     _release(world, members, dealt, req.request_id, 1)
     world.settle()
@@ -151,11 +157,7 @@ def test_a_wrong_share_is_proven_and_the_third_member_is_waited_for_across_a_res
 
 
 def test_an_envelope_that_does_not_open_is_claimed(world: World, members) -> None:
-    dealt = _committee_dataset(world, members)
-    world.settle()
-    req = world.request(dealt.built)
-    committee = world.chain.committee
-    assert committee is not None
+    dealt, req, committee = _requested(world, members)
     _release(world, members, dealt, req.request_id, 1, garbage=True)
     _release(world, members, dealt, req.request_id, 2)
     world.settle()
