@@ -151,12 +151,11 @@ class Orchestrator:
                 current_epoch=dataset.fragment_epoch))
             return Outcome.DROPPED
         fragments = self.deal(req.dataset_id, req.fragment_epoch)
-        committee_epoch = dealt_committee_epoch(fragments.sealed_wrap_keys)
+        if not self.concerns(req):
+            return Outcome.DROPPED  # a committee dataset for a replica, a legacy one for a member
         if self.member is not None:
-            if committee_epoch is None or not self._member_acts(req, committee_epoch):
+            if self.member.acted(rid):
                 return Outcome.DROPPED
-        elif committee_epoch is not None:
-            return Outcome.DROPPED  # dealt to the committee: its members release it
         else:
             if req.tokens_issued >= len(fragments.holders):
                 return Outcome.DROPPED
@@ -181,12 +180,14 @@ class Orchestrator:
             return self._release(req, fragments, cache)
         return self._issue(req, cache)
 
-    def _member_acts(self, req: RequestInfo, committee_epoch: int) -> bool:
-        """Whether this member still has to act on a committee dataset's request."""
-        assert self.member is not None
-        if self.member.index_in(committee_epoch) is None:
-            return False  # dealt to an epoch this account is not a member of
-        return not self.member.acted(req.request_id)
+    def concerns(self, req: RequestInfo) -> bool:
+        """Whether the request is this process's to settle: a legacy dataset's for a replica, a
+        committee dataset's dealt to an epoch it belongs to for a member (immutable facts)."""
+        fragments = self.deal(req.dataset_id, req.fragment_epoch)
+        committee_epoch = dealt_committee_epoch(fragments.sealed_wrap_keys)
+        if self.member is None:
+            return committee_epoch is None
+        return committee_epoch is not None and self.member.index_in(committee_epoch) is not None
 
     def _deferred_by_limit(self, req: RequestInfo, now: int, cache: PollCache) -> bool:
         """Whether issuing must wait for the requester's rate limit (logged once)."""

@@ -172,7 +172,8 @@ class KosService:
                 req = self.chain.retrievals.request(request_id, block)
             except ChainError:
                 return False  # not known at that depth yet
-            if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED):
+            if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED) or \
+                    not self.orchestrator.concerns(req):
                 return True
             if self.member is not None:  # this member's part is done once its act is that deep
                 return self.member.acted(request_id, block)
