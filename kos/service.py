@@ -362,10 +362,13 @@ def run(config_path: Path) -> int:
 def _run_replica(service: KosService, settings: KosSettings) -> int:
     stop = threading.Event()
     stop_on_signals(stop, log)
-    log.info("KOS committee member started" if service.member else "KOS replica started", extra={"fields": {
-        "account": service.account.address, "replicas": service.orchestrator.replicas,
-        "confirmations": service.watcher.confirmations, "pending": len(service.pending),
+    what = "KOS committee member" if service.member else "KOS replica"
+    who: dict[str, object] = {"account": service.account.address}
+    if service.member is None:
+        who["replicas"] = service.orchestrator.replicas
+    log.info(f"{what} started", extra={"fields": {
+        **who, "confirmations": service.watcher.confirmations, "pending": len(service.pending),
         "cursor_block": service.watcher.cursor.block}})
     service.run(stop, settings.poll_interval)
-    log.info("KOS replica stopped")
+    log.info(f"{what} stopped")
     return int(ServiceExit.OK)
