@@ -131,9 +131,7 @@ def recover_signer(digest: bytes, signature: bytes) -> str | None:
     """The EOA that signed ``digest``, as strictly as OpenZeppelin's ``ECDSA.tryRecover`` (the
     contract's check: v 27 or 28, low s), or None: the ``recover`` callable of
     :func:`shardkey.crypto.committee.verify_share`."""
-    # imported here: attestation imports bindings, which imports this module (a cycle when
-    # this module is imported first)
-    from shardkey.chain.attestation import ecdsa_signer
+    from shardkey.chain.attestation import ecdsa_signer  # attestation imports bindings, which import us
 
     return ecdsa_signer(digest, signature)
 
