@@ -3,7 +3,7 @@ ones, give the delivery path the wrap key; and the custody rule of a committee d
 
 docs/DESIGN.md "Threshold KOS (committee)". A dataset's fragment epoch is a committee one when
 every sealed wrap key of it is the committee marker
-(:func:`shardkey.crypto.committee.committee_epoch_of`); its
+(:func:`shardkey.crypto.committee_envelope.dealt_committee_epoch`); its
 ``TokenIssued`` payload is then the marker too, and the wrap key ``w_j`` comes from ``t_k``
 verified shares instead:
 
@@ -36,7 +36,7 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.committee import CommitteeEpoch, KosCommittee, ShareFailureKind, recover_signer
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.model import RequestInfo
-from shardkey.crypto.committee import committee_epoch_of
+from shardkey.crypto.committee_envelope import dealt_committee_epoch
 from shardkey.crypto.errors import CommitteeThresholdError
 from shardkey.crypto.hpke import HpkePrivateKey, committee_release_info
 from shardkey.fsutil import atomic_write_bytes
@@ -93,7 +93,7 @@ class CommitteeShares:
             if sealed_wrap_keys is None:
                 sealed_wrap_keys = self.chain.datasets.fragment_deal(dataset_id, fragment_epoch,
                                                                      self.start_block).sealed_wrap_keys
-            self._modes[key] = committee_epoch_of(sealed_wrap_keys)
+            self._modes[key] = dealt_committee_epoch(sealed_wrap_keys)
         return self._modes[key]
 
     def custody_problem(self, dataset_id: bytes, fragment_epoch: int,

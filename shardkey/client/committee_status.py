@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.model import FragmentDeal, RequestInfo
-from shardkey.crypto.committee import committee_epoch_of
+from shardkey.crypto.committee_envelope import dealt_committee_epoch
 from shardkey.policy.context import DenialReason
 
 
@@ -26,7 +26,7 @@ def committee_not_released(chain: ShardKeyChain, request: RequestInfo, deal: Fra
                            waited: float) -> str | None:
     """Why a committee dataset's request has no tokens (who is silent, who denied and why),
     or None when the request's fragment epoch is not a committee one."""
-    epoch = committee_epoch_of(deal.sealed_wrap_keys)
+    epoch = dealt_committee_epoch(deal.sealed_wrap_keys)
     if epoch is None or chain.committee is None:
         return None
     committee = chain.committee.committee(epoch)

@@ -30,7 +30,6 @@ from shardkey.crypto.committee_envelope import (
     address_word,
     decode_envelope,
     envelope_digest,
-    parse_committee_marker,
     u64_word,
 )
 from shardkey.crypto.encoding import require_bytes, u256be
@@ -194,17 +193,6 @@ def deal(chain_id: int, dataset_id: bytes, epoch: int, holders: Sequence[bytes |
                          root=_tree(addrs, commitments).root)
 
 
-def committee_epoch_of(sealed_wrap_keys: Sequence[bytes]) -> int | None:
-    """The mode of one fragment epoch (one rule, for holders, members and fetch): the committee
-    epoch it was dealt to when every holder's wrap-key slot is the committee marker of one and
-    the same epoch, else None (a legacy epoch sealed to the single KOS key)."""
-    epochs = {parse_committee_marker(bytes(blob)) for blob in sealed_wrap_keys}
-    if len(epochs) != 1:
-        return None
-    (epoch,) = epochs
-    return epoch
-
-
 # --- the holder's side of a release -------------------------------------------------
 
 
@@ -306,7 +294,6 @@ __all__ = [
     "commitment_proof",
     "commitment_rows",
     "commitments_root",
-    "committee_epoch_of",
     "deal",
     "share_commitment",
     "verify_commitment_proof",

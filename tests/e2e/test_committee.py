@@ -26,13 +26,13 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.cli.context import Env
 from shardkey.crypto.committee_envelope import committee_marker
 from shardkey.devnet.process import is_running, stop
+from shardkey.faults import CORRUPT_SHARES_ENV
 from shardkey.keys import load_account_file
 from tests.e2e.committee_attacker import NOTHING_OPENED
 from tests.e2e.conftest import Cli
 from tests.support.waiting import wait_until
 
 DEVNET_KOS = (3, 2)
-CORRUPT_ENV = "SHARDKEY_CORRUPT_SHARES_FOR"
 NOT_ALLOWED_REQUESTER = 1  # DenialReason.NOT_ALLOWED_REQUESTER
 POLICY = """\
 requesters: [requester, owner]
@@ -108,8 +108,8 @@ def test_store_deals_to_the_committee_and_fetch_restores_byte_for_byte(devnet: C
     assert all(len(r.sealed_envelopes) == 3 for r in releases if r.released)
 
 
-def test_a_wrong_share_is_proven_and_the_holder_waits_for_another_member(
-        devnet: Cli, chain: ShardKeyChain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_share_is_proven_and_the_holder_waits_for_another_member(devnet: Cli, chain: ShardKeyChain,
+                                                                         tmp_path: Path) -> None:
     committee = chain.committee
     assert committee is not None
     bad, honest, later = _members(devnet)
@@ -119,9 +119,7 @@ def test_a_wrong_share_is_proven_and_the_holder_waits_for_another_member(
     target_name = next(h["name"] for h in devnet.devnet["holders"] if h["address"] == target)
 
     _stop(later)  # so the holder cannot ignore the wrong share: only `bad` and `honest` release
-    monkeypatch.setenv(CORRUPT_ENV, target)
-    _restart(devnet, bad["name"])
-    monkeypatch.delenv(CORRUPT_ENV)
+    devnet.run("devnet", "restart", bad["name"], env={CORRUPT_SHARES_ENV: target})
     try:
         request_id = _approved(devnet, dataset)
         wait_until(lambda: committee.share_fault_proven(request_id, bad["address"], target), 90,

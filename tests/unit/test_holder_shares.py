@@ -16,9 +16,7 @@ from shardkey.crypto import committee as kc
 from shardkey.crypto import hpke
 from shardkey.crypto.committee_envelope import (
     ShareEnvelope,
-    committee_marker,
     encode_envelope,
-    parse_committee_marker,
 )
 from shardkey.crypto.errors import CommitteeInputError, CommitteeThresholdError
 
@@ -157,10 +155,3 @@ def test_context_refuses_a_deal_list_of_the_wrong_size(dealt) -> None:
                      tuple(m.address for m in MEMBERS), 2, tuple(d.flat_commitments()))
 
 
-def test_mode_of_a_fragment_epoch() -> None:
-    marker = committee_marker(EPOCH)
-    assert len(marker) == 12 and parse_committee_marker(marker) == EPOCH
-    assert kc.committee_epoch_of([marker] * 3) == EPOCH
-    assert kc.committee_epoch_of([marker, marker, committee_marker(EPOCH + 1)]) is None
-    assert kc.committee_epoch_of([marker, b"\x00" * 1100, marker]) is None  # one real sealed key: legacy
-    assert kc.committee_epoch_of([os.urandom(1100)] * 2) is None
