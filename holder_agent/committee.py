@@ -161,6 +161,13 @@ class CommitteeShares:
         entry.tried_at = time.monotonic()
         return collection
 
+    def ready(self, request: RequestInfo) -> bool:
+        """Whether ``t_k`` verified shares of the request are in (judging new releases first)."""
+        collection = self.collections.get(request.request_id)
+        if collection is None or not collection.ready():
+            collection = self.collect(request)
+        return collection is not None and collection.ready()
+
     def wrap_key(self, request: RequestInfo) -> bytearray | None:
         """``w_j`` from ``t_k`` verified shares (the caller wipes it), or None while too few are in."""
         collection = self.collections.get(request.request_id)

@@ -335,8 +335,11 @@ class Handlers:
             log.error("token not answered", extra={"fields": {**fields, "reason": problem}})
             self.committee.forget(request_id)
             return False
+        committee_epoch = self.committee.mode(request.dataset_id, request.fragment_epoch)
+        if committee_epoch is not None and not self.committee.ready(request):
+            return False  # kept waiting: the next SharesReleased (or the recheck) tries again
         if self._deferred_by_limit(request_id, token, request, policy, fields):
-            return False
+            return False  # (after the shares are in: a deferral counts against the requester)
         assert deal is not None  # set whenever problem is None
         wrapped = self.store.read_bundle(request.dataset_id, deal.epoch)
         if wrapped is None:
@@ -345,7 +348,7 @@ class Handlers:
         x = deal.x(self.address)
         wrap_key = bytearray()
         try:
-            if self.committee.mode(request.dataset_id, request.fragment_epoch) is None:
+            if committee_epoch is None:
                 info = token_info(self.chain.client.chain_id, request_id, request.dataset_id, self.address)
                 wrap_key = bytearray(self.hpke_key.open(token, info))
             else:
