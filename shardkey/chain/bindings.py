@@ -13,7 +13,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from shardkey.chain.codec import ZERO_ADDRESS
+from shardkey.chain.codec import ZERO_ADDRESS as ZERO_ADDRESS  # re-exported (callers import it from here)
 from shardkey.chain.codec import checksum as to_checksum_address  # cached EIP-55
 from shardkey.chain.committee import KosCommittee
 from shardkey.chain.connection import ChainClient, SentTx
