@@ -139,7 +139,7 @@ MARKER_LEN = len(MARKER_TAG) + 8
 
 def committee_marker(epoch: int) -> bytes:
     """``b"SKC1" + u64be(epoch)``: the sealed wrap key slot (and token) of a committee dataset."""
-    if not isinstance(epoch, int) or epoch <= 0:
+    if not isinstance(epoch, int) or not 0 < epoch < 1 << 64:
         raise CommitteeInputError(f"committee epoch must be a positive uint64, got {epoch!r}")
     return MARKER_TAG + u64be(epoch, "committee epoch")
 
