@@ -21,32 +21,42 @@ from shardkey.policy import Attestation, DenialReason, Policy
 T = TypeVar("T")
 
 
-class WrapKeyUnsealer:
-    """Capability around the KOS HPKE key: opens wrap keys, never hands out the key."""
+class KeyCapability:
+    """Capability around an HPKE private key: opens 32-byte secrets, never hands out the key."""
 
     def __init__(self, key: HpkePrivateKey, chain_id: int) -> None:
         self._key = key
         self._chain_id = chain_id
 
     def public_key_bytes(self) -> bytes:
-        """The KOS HPKE public key (owners seal wrap keys to it)."""
+        """The HPKE public key (owners seal to it)."""
         return self._key.public_key_bytes()
+
+    def _open32(self, sealed: bytes, info: bytes, refused: Callable[[str], Exception]) -> bytearray:
+        """The 32-byte secret sealed under ``info``, in a bytearray the caller must zero after
+        use; ``refused(why)`` is raised when it does not open or is not 32 bytes."""
+        try:
+            opened = self._key.open(sealed, info)
+        except (HpkeDecryptionError, HpkeKeyError):
+            raise refused("does not open") from None
+        secret = bytearray(opened)
+        del opened  # an immutable copy cannot be wiped; drop the reference at once
+        if len(secret) != 32:
+            wipe(secret)
+            raise refused("is not 32 bytes")
+        return secret
+
+
+class WrapKeyUnsealer(KeyCapability):
+    """The KOS HPKE key (shared by the replicas): opens wrap keys."""
 
     def unseal(self, dataset_id: bytes, position: int, sealed: bytes) -> bytearray:
         """Open the wrap key of fragment holder ``position`` (x = position + 1).
 
         Returns a bytearray the caller must zero after use; raises :class:`WrapKeyInvalid`.
         """
-        try:
-            opened = self._key.open(sealed, wrap_info(self._chain_id, dataset_id, position + 1))
-        except (HpkeDecryptionError, HpkeKeyError):
-            raise WrapKeyInvalid(dataset_id, position) from None
-        key = bytearray(opened)
-        del opened  # an immutable copy cannot be wiped; drop the reference at once
-        if len(key) != 32:
-            wipe(key)
-            raise WrapKeyInvalid(dataset_id, position)
-        return key
+        return self._open32(sealed, wrap_info(self._chain_id, dataset_id, position + 1),
+                            lambda _: WrapKeyInvalid(dataset_id, position))
 
 
 def wipe(buffer: bytearray) -> None:

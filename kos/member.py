@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from eth_account.signers.local import LocalAccount
 
-from kos.checks import wipe
+from kos.checks import KeyCapability, wipe
 from kos.errors import KosError
 from shardkey.chain.committee import CommitteeEpoch, DealRecord, KosCommittee, sign_envelope
 from shardkey.chain.model import FragmentDeal, RequestInfo
@@ -38,8 +38,8 @@ from shardkey.crypto.committee_envelope import (
     dealt_committee_epoch,
     encode_envelope,
 )
-from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
-from shardkey.crypto.hpke import HpkePrivateKey, committee_release_info, committee_share_info, seal
+from shardkey.crypto.errors import HpkeKeyError
+from shardkey.crypto.hpke import committee_release_info, committee_share_info, seal
 from shardkey.faults import corrupt_shares_for
 
 DEAL_CACHE = 256
@@ -61,31 +61,15 @@ class HolderKeyUnusable(KosError):
     """A fragment holder's registered HPKE key cannot be sealed to (nothing is released)."""
 
 
-class ShareOpener:
-    """Capability around the member's HPKE key: opens its shares, never hands out the key."""
-
-    def __init__(self, key: HpkePrivateKey, chain_id: int) -> None:
-        self._key = key
-        self._chain_id = chain_id
-
-    def public_key_bytes(self) -> bytes:
-        """The member's HPKE public key (registered in its committee epochs)."""
-        return self._key.public_key_bytes()
+class ShareOpener(KeyCapability):
+    """A member's own HPKE key: opens its shares of the owners' deals."""
 
     def open(self, dataset_id: bytes, position: int, holder: str, member: str, epoch: int,
              sealed: bytes) -> bytearray:
         """Open share ``(position, member)``; a bytearray the caller must zero after use."""
-        try:
-            opened = self._key.open(sealed, committee_share_info(self._chain_id, dataset_id, holder, member,
-                                                                 epoch))
-        except (HpkeDecryptionError, HpkeKeyError):
-            raise ShareInvalid(dataset_id, position, "does not open with this member's key") from None
-        share = bytearray(opened)
-        del opened  # an immutable copy cannot be wiped; drop the reference at once
-        if len(share) != 32:
-            wipe(share)
-            raise ShareInvalid(dataset_id, position, "is not 32 bytes")
-        return share
+        info = committee_share_info(self._chain_id, dataset_id, holder, member, epoch)
+        return self._open32(sealed, info, lambda why: ShareInvalid(
+            dataset_id, position, f"{why} with this member's key" if why == "does not open" else why))
 
 
 class CommitteeMember:

@@ -56,6 +56,7 @@ from shardkey.client.retrieval import (
 )
 from shardkey.client.store import Rng, choose_holders, send_bundle
 from shardkey.crypto.committee_envelope import dealt_committee_epoch
+from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.shamir import Share, combine, split
 from shardkey.errors import PolicyDenied, ShardKeyError, UsageError
 from shardkey.fsutil import atomic_write_bytes
@@ -226,7 +227,7 @@ def _redeal_with(chain: ShardKeyChain, owner: LocalAccount, dataset: DatasetInfo
                                         list(roots))
         try:
             target.register_deal(chain, owner, dataset_id, epoch, new_holders, rng)
-        except ChainError as exc:
+        except (ChainError, CryptoError) as exc:
             raise RedealError(f"fragment epoch {epoch} of dataset 0x{dataset_id.hex()} is registered but its "
                               f"committee deal was refused ({exc}); it cannot activate: run 'shardkey "
                               "redeal' again (a new re-deal supersedes it)") from None

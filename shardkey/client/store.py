@@ -44,6 +44,7 @@ from shardkey.crypto import (
     validate_params,
     wrap_bundle,
 )
+from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.merkle import merkle_root
 from shardkey.crypto.shamir import holder_fragments_root
 from shardkey.errors import ShardKeyError, UsageError
@@ -210,7 +211,7 @@ def _register_deal(chain: ShardKeyChain, owner: LocalAccount, target: KosTarget,
     registered is revoked and :class:`StoreError` says why."""
     try:
         target.register_deal(chain, owner, dataset_id, 1, fragment_holders, rng)
-    except ChainError as exc:
+    except (ChainError, CryptoError) as exc:  # refused on chain, or a member key nothing seals to
         chain.datasets.revoke(owner, dataset_id)
         raise StoreError(f"the committee deal of dataset 0x{dataset_id.hex()} was refused ({exc}); the "
                          "dataset has been revoked (cancelled) on chain: store it again") from None

@@ -4,6 +4,7 @@ denials with the policy's reason, restarts, and the legacy replica leaving commi
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from kos.orchestrator import Outcome
-from kos.service import KosService
+from kos.service import KosService, build
+from kos.settings import KosSettings
 from shardkey.chain.committee import recover_signer
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import DatasetParams, DatasetStatus, RequestStatus
@@ -29,10 +31,13 @@ from shardkey.crypto.committee import (
 )
 from shardkey.crypto.committee_envelope import committee_marker
 from shardkey.crypto.hpke import HpkePrivateKey, committee_release_info, committee_share_info, seal
+from shardkey.keys import save_hpke_keystore, save_plain_account_key
 from shardkey.policy import DenialReason
+from shardkey.service.exits import IdentityError
 from tests.integration.kos.conftest import Dataset, World
 
 MEMBERS, THRESHOLD = 3, 2
+PASSPHRASE = "member passphrase"  # noqa: S105 - a test keystore's
 
 
 class Committee:
@@ -249,3 +254,33 @@ def test_the_legacy_replica_and_the_members_each_leave_the_others_datasets(commi
     assert len(replica.pending) == 0 and len(member.pending) == 0
     assert committee.contract.release_counts(legacy_request) == (0, 0)
     assert world.chain.retrievals.request(committee_request).tokens_issued == 0
+
+
+def _member_settings(world: World, folder: Path, account: LocalAccount, key: HpkePrivateKey) -> KosSettings:
+    folder.mkdir()
+    (folder / "deployment.json").write_text(json.dumps(world.dev.deployment.to_json()))
+    (folder / "passphrase").write_text(PASSPHRASE)
+    save_plain_account_key(folder / "account.key", account)
+    save_hpke_keystore(folder / "hpke.json", key, PASSPHRASE)
+    return KosSettings(deployment=folder / "deployment.json", account_key=folder / "account.key",
+                       hpke_keystore=folder / "hpke.json", passphrase_file=folder / "passphrase",
+                       state_dir=folder / "state", confirmations=0, committee_member=True)
+
+
+def test_member_start_up_refuses_no_epoch_a_non_member_and_a_key_not_its_own(world: World,
+                                                                             tmp_path: Path) -> None:
+    account, key = world.dev.account("member-1"), HpkePrivateKey.generate(os.urandom)
+    with pytest.raises(IdentityError, match="KOS committee member: the KosCommittee has no epoch yet"):
+        build(_member_settings(world, tmp_path / "early", account, key))
+    committee = Committee(world, tmp_path)  # epoch 1: member-1..3 with their own keys
+    with pytest.raises(IdentityError, match=r"HPKE keystore's public key is not member .*'s key in "
+                                            r"committee epoch 1"):
+        build(_member_settings(world, tmp_path / "wrong-key", account, key))
+    outsider = world.dev.account("outsider")
+    with pytest.raises(IdentityError,
+                       match=f"account {outsider.address} is not a member of committee epoch 1"):
+        build(_member_settings(world, tmp_path / "outsider", outsider, committee.keys[0]))
+
+    service = build(_member_settings(world, tmp_path / "good", committee.accounts[0], committee.keys[0]))
+    assert service.member is not None and service.member.index_in(1) == 0
+    assert not world.chain.retrievals.has_kos_role(committee.accounts[0].address)  # it needs none
