@@ -235,15 +235,14 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
         IRetrievalCoordinator.Request memory r = _coordinator.request(requestId);
         if (!_coordinator.isOpen(requestId)) revert ReleaseRequestNotOpen(requestId);
         uint64 epoch = _dealOf(requestId, r).committeeEpoch;
-        Tally storage tally = _act(requestId, epoch, RELEASED);
+        _act(requestId, epoch, RELEASED);
         address[] memory holders = _datasets.fragmentSet(r.datasetId, r.fragmentEpoch).holders;
         uint256 n = holders.length;
         if (sealedEnvelopes.length != n) revert ReleaseLengthMismatch(requestId, n, sealedEnvelopes.length);
         for (uint256 j = 0; j < n; ++j) {
             if (sealedEnvelopes[j].length == 0) revert ReleaseEmptyEnvelope(requestId, j);
         }
-        uint8 released = tally.released + 1;
-        tally.released = released;
+        uint8 released = ++_tallies[requestId].released;
         emit SharesReleased(requestId, r.datasetId, msg.sender, epoch, sealedEnvelopes);
         if (released == _committees[epoch].threshold) {
             bytes[] memory tokens = new bytes[](n);
@@ -264,9 +263,8 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
             revert ReleaseRequestClosed(requestId, uint8(r.status));
         }
         uint64 epoch = _dealOf(requestId, r).committeeEpoch;
-        Tally storage tally = _act(requestId, epoch, DENIED);
-        uint8 denied = tally.denied + 1;
-        tally.denied = denied;
+        _act(requestId, epoch, DENIED);
+        uint8 denied = ++_tallies[requestId].denied;
         emit ReleaseDenied(requestId, r.datasetId, msg.sender, reason);
         Committee storage c = _committees[epoch];
         if (denied == c.members.length - c.threshold + 1) _coordinator.denyRequest(requestId, reason);
@@ -307,12 +305,11 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
     }
 
     /// @dev The caller, a member of `epoch` that has not acted on `requestId`, does `state`.
-    function _act(uint256 requestId, uint64 epoch, uint8 state) private returns (Tally storage) {
+    function _act(uint256 requestId, uint64 epoch, uint8 state) private {
         if (_indexPlusOne[epoch][msg.sender] == 0) revert CommitteeNotMember(epoch, msg.sender);
         uint8 done = _releaseStates[requestId][msg.sender];
         if (done != 0) revert ReleaseAlreadyDone(requestId, msg.sender, done);
         _releaseStates[requestId][msg.sender] = state;
-        return _tallies[requestId];
     }
 
     /// @dev Root over leaves commitmentLeaf(holders[j], i, commitments[j * m + i]), in that order:
