@@ -13,6 +13,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from shardkey.chain.codec import ZERO_ADDRESS as ZERO_ADDRESS  # re-exported (callers import it from here)
 from shardkey.chain.codec import checksum as to_checksum_address  # cached EIP-55
 from shardkey.chain.committee import KosCommittee
 from shardkey.chain.connection import ChainClient, SentTx
@@ -37,7 +38,6 @@ from shardkey.chain.repair import DatasetRepair
 from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.policy.model import Policy
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 KOS_ROLE = keccak(text="KOS_ROLE")
 REPAIRER_ROLE = keccak(text="REPAIRER_ROLE")
 FAILURE_PROVER_ROLE = keccak(text="FAILURE_PROVER_ROLE")

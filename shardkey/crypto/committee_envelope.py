@@ -143,8 +143,8 @@ def envelope_digest(env: ShareEnvelope, chain_id: int, committee: bytes | str) -
 
 def committee_marker(epoch: int) -> bytes:
     """The 12-byte committee marker of committee epoch ``epoch`` (>= 1)."""
-    if not isinstance(epoch, int) or epoch < 1:
-        raise CommitteeInputError(f"committee epoch must be at least 1, got {epoch!r}")
+    if not isinstance(epoch, int) or not 0 < epoch < 1 << 64:
+        raise CommitteeInputError(f"committee epoch must be at least 1 and fit in uint64, got {epoch!r}")
     return MARKER_MAGIC + u64be(epoch, "committee epoch")
 
 
