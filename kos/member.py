@@ -144,16 +144,19 @@ class CommitteeMember:
 
         Raises :class:`ShareInvalid` (deny 18) or :class:`HolderKeyUnusable` (try again later).
         """
-        epoch = self.epoch(deal.committee_epoch)
-        index = epoch.members.index(self.address)
-        m, holders = len(epoch.members), fragments.holders
-        if len(deal.commitments) != m * len(holders) or len(deal.sealed_shares) != m * len(holders):
-            raise ShareInvalid(req.dataset_id, 0, f"deal lists {len(deal.commitments)} commitments, "
-                                                  f"{m} x {len(holders)} expected")
         marked = dealt_committee_epoch(fragments.sealed_wrap_keys)
         if deal.committee_epoch != marked:
             raise ShareInvalid(req.dataset_id, 0, f"deal is to committee epoch {deal.committee_epoch}, the "
                                                   f"dataset's marker names {marked}")
+        epoch = self.epoch(deal.committee_epoch)
+        index = self.index_in(epoch.epoch)
+        if index is None:
+            raise ShareInvalid(req.dataset_id, 0, f"deal is to committee epoch {epoch.epoch}, which "
+                                                  f"{self.address} is not a member of")
+        m, holders = len(epoch.members), fragments.holders
+        if len(deal.commitments) != m * len(holders) or len(deal.sealed_shares) != m * len(holders):
+            raise ShareInvalid(req.dataset_id, 0, f"deal lists {len(deal.commitments)} commitments, "
+                                                  f"{m} x {len(holders)} expected")
         corrupt = corrupt_shares_for()
         out: list[bytes] = []
         for j, holder in enumerate(holders):

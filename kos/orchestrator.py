@@ -43,7 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -68,7 +68,6 @@ from shardkey.policy import DenialReason
 from shardkey.ratelimit import RateLimiter
 
 log = logging.getLogger("kos.orchestrator")
-T = TypeVar("T")
 
 MAX_ISSUE_ATTEMPTS = 3
 REGISTRATION_CACHE = 256

@@ -14,6 +14,7 @@ from enum import IntEnum
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 
+from shardkey.chain.attestation import ecdsa_signer
 from shardkey.chain.codec import checksum
 from shardkey.chain.connection import ChainClient, SentTx
 from shardkey.chain.errors import ChainError
@@ -131,8 +132,6 @@ def recover_signer(digest: bytes, signature: bytes) -> str | None:
     """The EOA that signed ``digest``, as strictly as OpenZeppelin's ``ECDSA.tryRecover`` (the
     contract's check: v 27 or 28, low s), or None: the ``recover`` callable of
     :func:`shardkey.crypto.committee.verify_share`."""
-    from shardkey.chain.attestation import ecdsa_signer  # attestation imports bindings, which import us
-
     return ecdsa_signer(digest, signature)
 
 

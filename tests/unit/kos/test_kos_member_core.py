@@ -166,3 +166,9 @@ def test_key_problem_names_a_wrong_key_and_a_non_member(setup: Setup) -> None:
                                ShareOpener(setup.member_keys[0], CHAIN_ID), CHAIN_ID, 0)
     assert outsider.index_in(EPOCH) is None
     assert "is not a member of committee epoch 1" in str(outsider.key_problem(EPOCH))
+
+
+def test_a_deal_to_another_committee_epoch_than_the_marker_is_refused(setup: Setup) -> None:
+    record = DealRecord(**{**setup.record.__dict__, "committee_epoch": 2})
+    with pytest.raises(ShareInvalid, match="deal is to committee epoch 2, the dataset's marker names 1"):
+        setup.member(0).envelopes(setup.request, setup.fragments, record, setup.holder_key)
