@@ -5,12 +5,16 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
+import {IDatasetRegistry} from "./interfaces/IDatasetRegistry.sol";
 import {IKosCommittee} from "./interfaces/IKosCommittee.sol";
+import {IRetrievalCoordinator} from "./interfaces/IRetrievalCoordinator.sol";
 
 /**
  * @title KosCommittee
  * @notice See {IKosCommittee}. EIP-712 domain ("ShardKey KOS committee", "1"). The admin
- * (DEFAULT_ADMIN_ROLE) starts epochs. Members sign with EOAs or EIP-1271 wallets.
+ * (DEFAULT_ADMIN_ROLE) starts epochs. Members sign with EOAs or EIP-1271 wallets. Needs KOS_ROLE
+ * on its coordinator (deploy grants it): it issues the tokens and denies requests.
  */
 contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
     bytes32 public constant SHARE_TYPEHASH = keccak256(
@@ -23,6 +27,11 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
     uint256 private constant HYBRID_KEY_LEN = 1216;
     uint8 private constant PROVEN = 1;
     uint8 private constant REPORTED = 2;
+    uint8 private constant RELEASED = 1;
+    uint8 private constant DENIED = 2;
+    uint8 private constant MAX_REASON = uint8(type(IRetrievalCoordinator.DenialReason).max);
+    /// @dev The committee marker's tag: a token is `MARKER_TAG | uint64 committeeEpoch`.
+    bytes4 private constant MARKER_TAG = "SKC1";
 
     struct Committee {
         uint8 threshold;
@@ -36,8 +45,26 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
     mapping(uint64 epoch => mapping(address account => uint256)) private _indexPlusOne;
     mapping(uint256 requestId => mapping(address member => mapping(address holder => uint8))) private _faults;
 
-    constructor(address admin) EIP712("ShardKey KOS committee", "1") {
+    struct Deal {
+        uint64 committeeEpoch;
+        bytes32 root;
+    }
+
+    struct Tally {
+        uint8 released;
+        uint8 denied;
+    }
+
+    IRetrievalCoordinator private immutable _coordinator;
+    IDatasetRegistry private immutable _datasets;
+    mapping(bytes32 datasetId => mapping(uint32 fragmentEpoch => Deal)) private _deals;
+    mapping(uint256 requestId => Tally) private _tallies;
+    mapping(uint256 requestId => mapping(address member => uint8)) private _releaseStates;
+
+    constructor(address admin, IRetrievalCoordinator coordinator_) EIP712("ShardKey KOS committee", "1") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _coordinator = coordinator_;
+        (_datasets,) = coordinator_.registries();
     }
 
     /// @inheritdoc IKosCommittee
@@ -130,10 +157,14 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
         ShareEnvelope calldata env,
         bytes calldata signature,
         bytes32 commitment,
-        bytes32[] calldata proof,
-        bytes32 root
+        bytes32[] calldata proof
     ) external {
         if (msg.sender != env.holder) revert ShareCallerNotHolder(msg.sender, env.holder);
+        IRetrievalCoordinator.Request memory r = _coordinator.request(env.requestId);
+        if (r.datasetId != env.datasetId) revert ShareWrongDataset(env.requestId, env.datasetId, r.datasetId);
+        Deal storage d = _dealOf(env.requestId, r);
+        bytes32 root = d.root;
+        if (env.epoch != d.committeeEpoch) revert ShareWrongEpoch(env.requestId, env.epoch, d.committeeEpoch);
         uint8 index = memberIndex(env.epoch, env.member);
         if (!SignatureChecker.isValidSignatureNow(env.member, shareDigest(env), signature)) {
             revert ShareSignatureInvalid(env.member);
@@ -161,6 +192,150 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
     /// @inheritdoc IKosCommittee
     function shareFaultProven(uint256 requestId, address member, address holder) external view returns (bool) {
         return _faults[requestId][member][holder] & PROVEN != 0;
+    }
+
+    // ----- deals -----
+
+    /// @inheritdoc IKosCommittee
+    function registerDeal(
+        bytes32 datasetId,
+        uint32 fragmentEpoch,
+        bytes32[] calldata commitments,
+        bytes[] calldata sealedShares
+    ) external returns (bytes32 root) {
+        address[] memory holders = _pendingHolders(datasetId, fragmentEpoch);
+        uint64 epoch = _currentEpoch;
+        if (epoch == 0) revert DealNoCommittee();
+        Deal storage d = _deals[datasetId][fragmentEpoch];
+        if (d.committeeEpoch != 0) revert DealAlreadyRegistered(datasetId, fragmentEpoch);
+        uint256 m = _committees[epoch].members.length;
+        uint256 total = holders.length * m;
+        if (commitments.length != total || sealedShares.length != total) {
+            revert DealLengthMismatch(total, commitments.length, sealedShares.length);
+        }
+        for (uint256 k = 0; k < total; ++k) {
+            if (sealedShares[k].length == 0) revert DealEmptyShare(k);
+        }
+        root = _commitmentsRoot(holders, m, commitments);
+        d.committeeEpoch = epoch;
+        d.root = root;
+        emit DealRegistered(datasetId, fragmentEpoch, epoch, root, commitments, sealedShares);
+    }
+
+    /// @inheritdoc IKosCommittee
+    function deal(bytes32 datasetId, uint32 fragmentEpoch) external view returns (uint64, bytes32) {
+        Deal storage d = _deals[datasetId][fragmentEpoch];
+        return (d.committeeEpoch, d.root);
+    }
+
+    // ----- releases -----
+
+    /// @inheritdoc IKosCommittee
+    function releaseShares(uint256 requestId, bytes[] calldata sealedEnvelopes) external {
+        IRetrievalCoordinator.Request memory r = _coordinator.request(requestId);
+        if (!_coordinator.isOpen(requestId)) revert ReleaseRequestNotOpen(requestId);
+        uint64 epoch = _dealOf(requestId, r).committeeEpoch;
+        _act(requestId, epoch, RELEASED);
+        address[] memory holders = _datasets.fragmentSet(r.datasetId, r.fragmentEpoch).holders;
+        uint256 n = holders.length;
+        if (sealedEnvelopes.length != n) revert ReleaseLengthMismatch(requestId, n, sealedEnvelopes.length);
+        for (uint256 j = 0; j < n; ++j) {
+            if (sealedEnvelopes[j].length == 0) revert ReleaseEmptyEnvelope(requestId, j);
+        }
+        uint8 released = ++_tallies[requestId].released;
+        emit SharesReleased(requestId, r.datasetId, msg.sender, epoch, sealedEnvelopes);
+        if (released == _committees[epoch].threshold) {
+            bytes[] memory tokens = new bytes[](n);
+            bytes memory marker = abi.encodePacked(MARKER_TAG, epoch);
+            for (uint256 j = 0; j < n; ++j) {
+                tokens[j] = marker;
+            }
+            _coordinator.issueTokens(requestId, holders, tokens);
+        }
+    }
+
+    /// @inheritdoc IKosCommittee
+    function denyRelease(uint256 requestId, uint8 reason) external {
+        if (reason == 0 || reason > MAX_REASON) revert ReleaseInvalidReason(reason);
+        IRetrievalCoordinator.Request memory r = _coordinator.request(requestId);
+        if (r.status != IRetrievalCoordinator.RequestStatus.Pending
+                && r.status != IRetrievalCoordinator.RequestStatus.Approved) {
+            revert ReleaseRequestClosed(requestId, uint8(r.status));
+        }
+        uint64 epoch = _dealOf(requestId, r).committeeEpoch;
+        _act(requestId, epoch, DENIED);
+        uint8 denied = ++_tallies[requestId].denied;
+        emit ReleaseDenied(requestId, r.datasetId, msg.sender, reason);
+        Committee storage c = _committees[epoch];
+        if (denied == c.members.length - c.threshold + 1) _coordinator.denyRequest(requestId, reason);
+    }
+
+    /// @inheritdoc IKosCommittee
+    function releaseState(uint256 requestId, address member) external view returns (uint8) {
+        return _releaseStates[requestId][member];
+    }
+
+    /// @inheritdoc IKosCommittee
+    function releaseCounts(uint256 requestId) external view returns (uint8 released, uint8 denied) {
+        Tally storage tally = _tallies[requestId];
+        return (tally.released, tally.denied);
+    }
+
+    /// @dev The fragment holders of `fragmentEpoch`, which must be pending, of the caller's dataset.
+    function _pendingHolders(bytes32 datasetId, uint32 fragmentEpoch) private view returns (address[] memory) {
+        (IDatasetRegistry.DatasetStatus status,,, address owner) = _datasets.requestContext(datasetId);
+        if (owner != msg.sender) revert DealNotOwner(datasetId, msg.sender);
+        (uint32 current, uint32 latest) = _datasets.fragmentEpochs(datasetId);
+        if (fragmentEpoch == 0 || fragmentEpoch > latest) revert DealUnknownFragmentEpoch(datasetId, fragmentEpoch);
+        bool pending = fragmentEpoch == 1
+            ? status == IDatasetRegistry.DatasetStatus.Pending
+            : fragmentEpoch > current && status != IDatasetRegistry.DatasetStatus.Revoked;
+        if (!pending) revert DealFragmentEpochNotPending(datasetId, fragmentEpoch);
+        return _datasets.fragmentSet(datasetId, fragmentEpoch).holders;
+    }
+
+    /// @dev The deal of the request's fragment epoch (reverts if none).
+    function _dealOf(uint256 requestId, IRetrievalCoordinator.Request memory r)
+        private
+        view
+        returns (Deal storage d)
+    {
+        d = _deals[r.datasetId][r.fragmentEpoch];
+        if (d.committeeEpoch == 0) revert ReleaseNoDeal(requestId, r.datasetId, r.fragmentEpoch);
+    }
+
+    /// @dev The caller, a member of `epoch` that has not acted on `requestId`, does `state`.
+    function _act(uint256 requestId, uint64 epoch, uint8 state) private {
+        if (_indexPlusOne[epoch][msg.sender] == 0) revert CommitteeNotMember(epoch, msg.sender);
+        uint8 done = _releaseStates[requestId][msg.sender];
+        if (done != 0) revert ReleaseAlreadyDone(requestId, msg.sender, done);
+        _releaseStates[requestId][msg.sender] = state;
+    }
+
+    /// @dev Root over leaves commitmentLeaf(holders[j], i, commitments[j * m + i]), in that order:
+    /// pairs left to right with commutative keccak, an odd last node promoted (shardkey/crypto/merkle.py).
+    function _commitmentsRoot(address[] memory holders, uint256 m, bytes32[] calldata commitments)
+        private
+        pure
+        returns (bytes32)
+    {
+        uint256 len = commitments.length;
+        bytes32[] memory level = new bytes32[](len);
+        for (uint256 k = 0; k < len; ++k) {
+            level[k] = commitmentLeaf(holders[k / m], uint8(k % m), commitments[k]);
+        }
+        while (len > 1) {
+            uint256 half = len / 2;
+            for (uint256 k = 0; k < half; ++k) {
+                level[k] = Hashes.commutativeKeccak256(level[2 * k], level[2 * k + 1]);
+            }
+            if (len % 2 == 1) {
+                level[half] = level[len - 1];
+                ++half;
+            }
+            len = half;
+        }
+        return level[0];
     }
 
     function _record(uint256 requestId, address member, address holder, uint8 flag) private {

@@ -299,7 +299,7 @@ contract RetrievalCoordinator is IRetrievalCoordinator, AccessControl, EIP712 {
         return _shardFailureProven[datasetId][shardIndex][servedHash];
     }
 
-    /// @notice The registries this coordinator reads.
+    /// @inheritdoc IRetrievalCoordinator
     function registries() external view returns (IDatasetRegistry datasetRegistry, IHolderRegistry holderRegistry) {
         return (_datasets, _holders);
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -34,8 +35,10 @@ log = logging.getLogger(__name__)
 class FragmentEpochs:
     """Handlers of ``FragmentsRedealt`` and ``FragmentEpochActivated`` for one holder."""
 
-    def __init__(self, chain: ShardKeyChain, account: LocalAccount, store: Store):
+    def __init__(self, chain: ShardKeyChain, account: LocalAccount, store: Store, *,
+                 custody_problem: Callable[[bytes, int], str | None] = lambda ds, epoch: None):
         self.chain, self.account, self.store = chain, account, store
+        self.custody_problem = custody_problem  # the committee deal rule (holder_agent.committee)
         self.address = account.address
         self.path: Path = store.root / "pending_redeal.json"
         self.pending: dict[tuple[bytes, int], str] = {}  # (dataset, epoch) -> owner
@@ -79,6 +82,11 @@ class FragmentEpochs:
         if current >= epoch or self.chain.datasets.dataset(ds).status != DatasetStatus.ACTIVE:
             log.info("re-deal no longer pending; nothing to confirm", extra={"fields": fields})
             return True
+        waiting = self.custody_problem(ds, epoch)
+        if waiting is not None:
+            log.debug("fragment custody waits for the committee deal",
+                      extra={"fields": {**fields, "reason": waiting}})
+            return False
         try:
             self.store.take_custody(owner, ds, {}, True, epoch)
         except CustodyError as exc:

@@ -27,6 +27,10 @@ raise so the watcher retries the same event.
   (``max_deferred``): a token deferred while it is full is dropped (logged).
   The requester's ephemeral key is read from the request's ``RetrievalRequested``
   event (the contract stores only its hash) and checked against the stored hash.
+- Committee datasets (every wrap-key slot is the committee marker): the ``TokenIssued`` payload
+  is the marker and is not opened; ``w_j`` is combined from ``t_k`` verified member shares
+  (``SharesReleased``, :mod:`holder_agent.committee`), and custody waits for the owner's deal
+  (``DealRegistered``). The delivery path after the wrap key is the same for both modes.
 - ``DatasetRevoked``: logged. Shards stop being served because every download checks
   ``isOpen`` (false once revoked); the committed data is kept (the owner may need the
   evidence, and deleting is not required for safety: nothing is released any more).
@@ -44,6 +48,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
+from holder_agent.committee import CommitteeShares
 from holder_agent.epochs import FragmentEpochs
 from holder_agent.errors import CustodyError
 from holder_agent.kap import problem_of, recheck
@@ -122,7 +127,9 @@ class Handlers:
         self.in_flight: dict[int, _Sent] = {}  # deliveries sent, not yet seen mined
         self._load_pending()
         self._load_deferred()
-        self.epochs = FragmentEpochs(chain, account, store)  # re-dealt bundles (issue 13)
+        self.committee = CommitteeShares(chain, account, hpke_key, store.root, start_block)
+        self.epochs = FragmentEpochs(chain, account, store,  # re-dealt bundles (issue 13)
+                                     custody_problem=self.committee.custody_problem)
 
     def attach(self, watcher: EventWatcher) -> None:
         """Register every handler on ``watcher``."""
@@ -131,6 +138,8 @@ class Handlers:
         watcher.on("DatasetRevoked", self.on_dataset_revoked)
         watcher.on("FragmentsRedealt", self.epochs.on_fragments_redealt)
         watcher.on("FragmentEpochActivated", self.epochs.on_epoch_activated)
+        watcher.on("SharesReleased", self.on_shares_released)
+        watcher.on("DealRegistered", self.on_deal_registered)
         watcher.before_save(self.wait_deliveries)
 
     # --- custody -------------------------------------------------------------
@@ -168,6 +177,11 @@ class Handlers:
         expected = {i: registration.shard_hashes[i] for i in range(params.shard_count)
                     if params.shard_holder(i) == self.address}
         bundle = self.address in params.fragment_holders
+        waiting = self.committee.custody_problem(ds, 1, registration.sealed_wrap_keys)
+        if waiting is not None:
+            log.info("custody waits for the committee deal", extra={"fields": {**fields, "reason": waiting}})
+            self._add_pending(registration)
+            return False
         try:
             moved = self.store.take_custody(registration.owner, ds, expected, bundle)
         except CustodyError as exc:
@@ -217,6 +231,13 @@ class Handlers:
         """(owner, dataset) of registrations still waiting for uploads (kept from GC)."""
         return [(e.registration.owner, ds) for ds, e in self.pending.items()] + self.epochs.staging()
 
+    def on_deal_registered(self, event: ChainEvent) -> None:
+        """The owner's committee deal is in: confirm custody of a registration that waited for it
+        (a re-dealt epoch's custody is retried every poll)."""
+        entry = self.pending.get(bytes(event.args["datasetId"]))
+        if entry is not None and int(event.args["fragmentEpoch"]) == 1:
+            self.try_custody(entry.registration)
+
     def on_dataset_revoked(self, event: ChainEvent) -> None:
         """Stop waiting for uploads of a revoked dataset; keep what is committed."""
         ds = bytes(event.args["datasetId"])
@@ -256,12 +277,42 @@ class Handlers:
             return
         self.deliver(int(event.args["requestId"]), bytes(event.args["token"]))
 
+    def on_shares_released(self, event: ChainEvent) -> None:
+        """A member released its shares: judge them; deliver once ``t_k`` verified shares are in
+        and the token flag is set (the release that reaches the threshold issues the tokens)."""
+        request_id = int(event.args["requestId"])
+        if request_id in self.in_flight or self.chain.retrievals.delivered(request_id, self.address):
+            return
+        request = self.chain.retrievals.request(request_id)
+        collection = self.committee.collect(request)
+        if collection is not None and collection.ready() \
+                and self.chain.retrievals.token_issued(request_id, self.address):
+            self.deliver(request_id, b"")
+
+    def retry_committee(self) -> None:
+        """Try again the committee requests still waiting for shares (after a restart, then
+        every ``RECHECK`` seconds): a closed or answered one is dropped."""
+        for request_id in self.committee.due():
+            if not self.chain.retrievals.is_open(request_id) \
+                    or self.chain.retrievals.delivered(request_id, self.address):
+                self.committee.forget(request_id)
+                continue
+            self.deliver(request_id, b"")
+        self.wait_deliveries()
+
     def deliver(self, request_id: int, token: bytes) -> bool:
-        """Check, open, re-seal and post; True when a delivery was sent by this call."""
+        """Check, get the wrap key, re-seal and post; True when a delivery was sent by this call.
+
+        ``token`` is the ``TokenIssued`` payload: opened for a legacy dataset, ignored for a
+        committee one (it is the marker; the key comes from the members' shares).
+        """
         fields: dict[str, object] = {"request": request_id}
         retrievals = self.chain.retrievals
+        if request_id in self.in_flight:
+            return False  # sent in this round, not mined yet
         if retrievals.delivered(request_id, self.address):
             log.info("fragments already delivered", extra={"fields": fields})
+            self.committee.forget(request_id)
             return False
         request = retrievals.request(request_id)
         fields["dataset"] = "0x" + request.dataset_id.hex()
@@ -282,24 +333,39 @@ class Handlers:
             problem, policy = problem_of(check, request), check.own
         if problem is not None or policy is None:
             log.error("token not answered", extra={"fields": {**fields, "reason": problem}})
+            self.committee.forget(request_id)
             return False
+        committee_epoch = self.committee.mode(request.dataset_id, request.fragment_epoch)
+        if committee_epoch is not None and not self.committee.ready(request):
+            return False  # kept waiting: the next SharesReleased (or the recheck) tries again
         if self._deferred_by_limit(request_id, token, request, policy, fields):
-            return False
+            return False  # (after the shares are in: a deferral counts against the requester)
         assert deal is not None  # set whenever problem is None
         wrapped = self.store.read_bundle(request.dataset_id, deal.epoch)
         if wrapped is None:
             log.error("token not answered: bundle not committed here", extra={"fields": fields})
             return False
         x = deal.x(self.address)
+        wrap_key = bytearray()
         try:
+            if committee_epoch is None:
+                info = token_info(self.chain.client.chain_id, request_id, request.dataset_id, self.address)
+                wrap_key = bytearray(self.hpke_key.open(token, info))
+            else:
+                combined = self.committee.wrap_key(request)
+                if combined is None:
+                    return False  # kept waiting: the next SharesReleased (or the recheck) tries again
+                wrap_key = combined
             # The key is in the request's event only; this raises unless it hashes to the
             # stored ephemeralKeyHash (a chain outage: the watcher retries the token).
             key = self.attestations.ephemeral_key(request)
-            sealed = self._reseal(request_id, request.dataset_id, x, token, wrapped, key)
+            sealed = self._reseal(request_id, request.dataset_id, x, wrap_key, wrapped, key)
         except CryptoError as exc:
             log.error("token not answered: cannot open or re-seal",
                       extra={"fields": {**fields, "error": type(exc).__name__, "detail": str(exc)}})
             return False
+        finally:
+            wrap_key[:] = bytes(len(wrap_key))
         crash_point("holder.before_deliver")
         try:
             sent = retrievals.submit_delivery(self.account, request_id, sealed)
@@ -307,6 +373,7 @@ class Handlers:
             self._log_reverted(exc, fields)
             return False
         self.in_flight[request_id] = _Sent(sent, {**fields, "x": x})
+        self.committee.forget(request_id)
         if self.on_delivered is not None:
             self.on_delivered()
         crash_point("holder.after_deliver_tx")
@@ -410,18 +477,14 @@ class Handlers:
             return "no token issued to this holder"
         return None
 
-    def _reseal(self, request_id: int, dataset_id: bytes, x: int, token: bytes, wrapped: bytes,
+    def _reseal(self, request_id: int, dataset_id: bytes, x: int, wrap_key: bytearray, wrapped: bytes,
                 ephemeral_key: bytes) -> bytes:
-        """Open ``w_j``, decrypt the bundle, seal its plaintext to the requester."""
-        chain_id = self.chain.client.chain_id
-        wrap_key = bytearray(self.hpke_key.open(
-            token, token_info(chain_id, request_id, dataset_id, self.address)))
+        """Decrypt the bundle with ``w_j`` (the caller wipes it), seal its plaintext to the requester."""
         plaintext = bytearray()
         try:
             bundle = unwrap_bundle(bytes(wrap_key), wrapped, dataset_id, x)
             plaintext = bytearray(pack_bundle(bundle))
             return seal(ephemeral_key, bytes(plaintext),
-                        delivery_info(chain_id, request_id, dataset_id, self.address))
+                        delivery_info(self.chain.client.chain_id, request_id, dataset_id, self.address))
         finally:
-            wrap_key[:] = bytes(len(wrap_key))
             plaintext[:] = bytes(len(plaintext))

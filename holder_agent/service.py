@@ -70,10 +70,12 @@ class Agent:
     _last_gc: float = field(default=0.0, init=False)
 
     def poll(self) -> None:
-        """One round: handle confirmed events, retry incomplete custody and deferred deliveries."""
+        """One round: handle confirmed events, retry incomplete custody, deferred deliveries and
+        committee requests waiting for shares."""
         self.watcher.poll_once()
         self.handlers.retry_pending()
         self.handlers.retry_deferred()
+        self.handlers.retry_committee()  # committee requests still waiting for member shares
         self.leaving.check()  # Exiting/Failed: refuse uploads, retire once nothing is held
         self.api.health.poll_succeeded(time.monotonic())
         # `holder status` reads this: the cursor file is saved only every few seconds when idle

@@ -26,6 +26,12 @@ whose transaction is still in flight after that wait is left alone until it is m
 reverts or times out. The service drops a request from its pending set only once its
 settlement is ``confirmations`` blocks deep.
 
+A committee member (``member`` given: :mod:`kos.member`) runs the same checks on the committee
+datasets dealt to an epoch it belongs to (and drops every other request: legacy datasets are the
+replicas', and a legacy replica drops committee datasets): it has no turn to wait for (each
+member acts on its own), drops a request it already released or denied (``releaseState``),
+denies with ``denyRelease`` and, in step 5, posts its signed shares with ``releaseShares``.
+
 Time is always the latest block's timestamp, never the host clock.
 """
 
@@ -37,36 +43,35 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from kos.checks import KapCheck, PollCache, WrapKeyUnsealer, wipe
 from kos.errors import WrapKeyInvalid
 from kos.leader import acts_from
-from shardkey.chain.attestation import AttestationReader
+from kos.member import CommitteeMember, HolderKeyUnusable, ShareInvalid
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import SentTx
 from shardkey.chain.errors import TransactionReverted
-from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import (
-    DatasetInfo,
     DatasetStatus,
     FragmentDeal,
     RequestInfo,
     RequestStatus,
 )
-from shardkey.chain.release import release_reason
-from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
-from shardkey.crypto.hpke import HpkePrivateKey, seal, token_info, wrap_info
+from shardkey.crypto.committee_envelope import dealt_committee_epoch
+from shardkey.crypto.errors import HpkeKeyError
+from shardkey.crypto.hpke import seal, token_info
 from shardkey.faults import crash_point
-from shardkey.policy import Attestation, DenialReason, Policy
+from shardkey.policy import DenialReason
 from shardkey.ratelimit import RateLimiter
 
 log = logging.getLogger("kos.orchestrator")
-T = TypeVar("T")
 
 MAX_ISSUE_ATTEMPTS = 3
 REGISTRATION_CACHE = 256
+SENDS_KEYS = ("issueTokens", "releaseShares")  # transactions whose landing is Outcome.ISSUED
 
 
 class Outcome(enum.Enum):
@@ -84,102 +89,8 @@ class Outcome(enum.Enum):
         return self in (Outcome.ISSUED, Outcome.DENIED, Outcome.DROPPED)
 
 
-class WrapKeyUnsealer:
-    """Capability around the KOS HPKE key: opens wrap keys, never hands out the key."""
-
-    def __init__(self, key: HpkePrivateKey, chain_id: int) -> None:
-        self._key = key
-        self._chain_id = chain_id
-
-    def public_key_bytes(self) -> bytes:
-        """The KOS HPKE public key (owners seal wrap keys to it)."""
-        return self._key.public_key_bytes()
-
-    def unseal(self, dataset_id: bytes, position: int, sealed: bytes) -> bytearray:
-        """Open the wrap key of fragment holder ``position`` (x = position + 1).
-
-        Returns a bytearray the caller must zero after use; raises :class:`WrapKeyInvalid`.
-        """
-        try:
-            opened = self._key.open(sealed, wrap_info(self._chain_id, dataset_id, position + 1))
-        except (HpkeDecryptionError, HpkeKeyError):
-            raise WrapKeyInvalid(dataset_id, position) from None
-        key = bytearray(opened)
-        del opened  # an immutable copy cannot be wiped; drop the reference at once
-        if len(key) != 32:
-            _zero(key)
-            raise WrapKeyInvalid(dataset_id, position)
-        return key
-
-
-def _zero(buffer: bytearray) -> None:
-    buffer[:] = bytes(len(buffer))
-
-
 def _fields(**values: Any) -> dict[str, Any]:
     return {"fields": values}
-
-
-class PollCache:
-    """Chain reads shared by every request of one poll (datasets, policies, holder keys).
-
-    Lives for one poll only, so a revocation, a policy update or a holder key rotation is
-    seen at the next poll. Safe to share between the poll's worker threads.
-    """
-
-    def __init__(self, chain: ShardKeyChain) -> None:
-        self._chain = chain
-        self._lock = threading.Lock()
-        self._values: dict[tuple[Any, ...], Any] = {}
-
-    def _get(self, key: tuple[Any, ...], read: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._values:
-                return cast(T, self._values[key])
-        value = read()
-        with self._lock:
-            return cast(T, self._values.setdefault(key, value))
-
-    def dataset(self, dataset_id: bytes) -> DatasetInfo:
-        """The stored dataset."""
-        return self._get(("dataset", dataset_id), lambda: self._chain.datasets.dataset(dataset_id))
-
-    def policy(self, dataset_id: bytes, version: int) -> Policy:
-        """One policy version of a dataset."""
-        return self._get(("policy", dataset_id, version),
-                         lambda: self._chain.datasets.policy(dataset_id, version))
-
-    def holder_key(self, holder: str) -> bytes:
-        """A holder's registered HPKE public key."""
-        return self._get(("holder", holder),
-                         lambda: self._chain.holders.holder(holder).hpke_public_key)
-
-
-class KapCheck:
-    """The KOS's check of a request against its Key Access Policy before issuing tokens.
-
-    A thin caller of :func:`shardkey.chain.release.release_reason` (the same code the
-    holders run): status, requester and time window at the latest block, the location
-    attestation at ``requestedAt`` with its signature decided by
-    :mod:`shardkey.chain.attestation` (EOA recovery or an EIP-1271 call), approvals
-    recounted per group, then the newest policy version (``KosPolicyMismatch``).
-    """
-
-    def __init__(self, chain: ShardKeyChain, start_block: int) -> None:
-        self._chain = chain
-        self.attestations = AttestationReader(chain, start_block)
-
-    def remember_request(self, event: ChainEvent) -> None:
-        """Watcher handler of ``RetrievalRequested``: keep the attestation for later."""
-        self.attestations.remember(event)
-
-    def reason(self, req: RequestInfo, dataset: DatasetInfo, now: int, cache: PollCache) -> DenialReason:
-        """``NONE`` when the request still meets its policy (and the newest one), else why not."""
-        return release_reason(self._chain, req, dataset, now, self.attestations, cache.policy)
-
-    def attestation(self, req: RequestInfo) -> Attestation | None:
-        """The request's attestation with the verdict on its signature."""
-        return self.attestations.verdict(req)
 
 
 class Orchestrator:
@@ -193,10 +104,12 @@ class Orchestrator:
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, unsealer: WrapKeyUnsealer, *,
                  replicas: Sequence[str] = (), takeover_after: int = 10,
                  issue_limit: RateLimiter | None = None,
-                 on_tokens_sent: Callable[[int], None] | None = None) -> None:
+                 on_tokens_sent: Callable[[int], None] | None = None,
+                 member: CommitteeMember | None = None) -> None:
         self.chain = chain
         self.account = account
         self.unsealer = unsealer
+        self.member = member  # a committee member; None: a legacy replica
         self.on_tokens_sent = on_tokens_sent  # counts tokens sent (metrics)
         self.replicas = list(replicas) or [account.address]
         if account.address not in self.replicas:
@@ -236,11 +149,18 @@ class Orchestrator:
                 request=rid, reason="stale_fragment_epoch", request_epoch=req.fragment_epoch,
                 current_epoch=dataset.fragment_epoch))
             return Outcome.DROPPED
-        if req.tokens_issued >= len(self.deal(req.dataset_id, req.fragment_epoch).holders):
-            return Outcome.DROPPED
-        turn = acts_from(self.replicas, self.account.address, rid, req.approved_at, self.takeover_after)
-        if now < turn:
-            return Outcome.WAITING
+        fragments = self.deal(req.dataset_id, req.fragment_epoch)
+        if not self.concerns(req):
+            return Outcome.DROPPED  # a committee dataset for a replica, a legacy one for a member
+        if self.member is not None:
+            if self.member.acted(rid):
+                return Outcome.DROPPED
+        else:
+            if req.tokens_issued >= len(fragments.holders):
+                return Outcome.DROPPED
+            turn = acts_from(self.replicas, self.account.address, rid, req.approved_at, self.takeover_after)
+            if now < turn:
+                return Outcome.WAITING
         if dataset.status == DatasetStatus.REVOKED:
             return self._deny(rid, DenialReason.DATASET_REVOKED)
         if dataset.status != DatasetStatus.ACTIVE:
@@ -255,7 +175,18 @@ class Orchestrator:
             return self._deny(rid, reason)
         if self._deferred_by_limit(req, now, cache):
             return Outcome.WAITING
+        if self.member is not None:
+            return self._release(req, fragments, cache)
         return self._issue(req, cache)
+
+    def concerns(self, req: RequestInfo) -> bool:
+        """Whether the request is this process's to settle: a legacy dataset's for a replica, a
+        committee dataset's dealt to an epoch it belongs to for a member (immutable facts)."""
+        fragments = self.deal(req.dataset_id, req.fragment_epoch)
+        committee_epoch = dealt_committee_epoch(fragments.sealed_wrap_keys)
+        if self.member is None:
+            return committee_epoch is None
+        return committee_epoch is not None and self.member.index_in(committee_epoch) is not None
 
     def _deferred_by_limit(self, req: RequestInfo, now: int, cache: PollCache) -> bool:
         """Whether issuing must wait for the requester's rate limit (logged once)."""
@@ -285,9 +216,12 @@ class Orchestrator:
         with self._deferred_lock:
             self._deferred.pop(request_id, None)  # e.g. its deadline passed while deferred
         try:
-            sent = self.chain.retrievals.submit_denial(self.account, request_id, int(reason))
+            if self.member is not None:
+                sent = self.member.committee.submit_denial(self.account, request_id, int(reason))
+            else:
+                sent = self.chain.retrievals.submit_denial(self.account, request_id, int(reason))
         except TransactionReverted as exc:
-            if exc.error == "RetrievalInvalidStatus":  # settled meanwhile (another replica?)
+            if exc.error == "RetrievalInvalidStatus" or self._member_done(request_id):
                 log.info("request already settled; dropped", extra=_fields(request=request_id))
                 return Outcome.DROPPED
             raise
@@ -358,10 +292,11 @@ class Orchestrator:
         if receipt is None:
             return None
         self._untrack(request_id)
-        issued = sent.fn.name == "issueTokens"
+        issued = sent.fn.name in SENDS_KEYS
         if issued:
             crash_point("kos.after_issue_tx")
-        log.info("tokens issued" if issued else "denial recorded", extra=_fields(  # the mined hash:
+        log.info(("shares released" if self.member else "tokens issued") if issued else "denial recorded",
+                 extra=_fields(  # the mined hash:
             request=request_id, tx="0x" + bytes(receipt["transactionHash"]).hex(),  # maybe a replacement's
             block=int(receipt["blockNumber"])))
         return Outcome.ISSUED if issued else Outcome.DENIED
@@ -369,6 +304,45 @@ class Orchestrator:
     def _untrack(self, request_id: int) -> None:
         with self._in_flight_lock:
             self._in_flight.pop(request_id, None)
+
+    # --- committee shares ---------------------------------------------------------
+
+    def _member_done(self, request_id: int) -> bool:
+        """Whether this member's release or denial of the request is on chain (a lost race)."""
+        return self.member is not None and self.member.acted(request_id)
+
+    def _release(self, req: RequestInfo, fragments: FragmentDeal, cache: PollCache) -> Outcome:
+        assert self.member is not None
+        rid = req.request_id
+        deal = self.member.deal(req.dataset_id, req.fragment_epoch)
+        if deal is None:
+            log.error("committee dataset without a registered deal", extra=_fields(
+                request=rid, dataset="0x" + req.dataset_id.hex(), fragment_epoch=req.fragment_epoch))
+            return self._deny(rid, DenialReason.KOS_WRAP_KEY_INVALID)
+        try:
+            envelopes = self.member.envelopes(req, fragments, deal, cache.holder_key)
+        except ShareInvalid as exc:
+            log.error("committee share unusable", extra=_fields(
+                request=rid, dataset="0x" + req.dataset_id.hex(), position=exc.position, detail=str(exc)))
+            return self._deny(rid, DenialReason.KOS_WRAP_KEY_INVALID)
+        except HolderKeyUnusable as exc:
+            log.error("holder HPKE key unusable; nothing released",
+                      extra=_fields(request=rid, detail=str(exc)))
+            return Outcome.RETRY
+        crash_point("kos.before_issue")
+        try:
+            sent = self.member.committee.submit_release(self.account, rid, envelopes)
+        except TransactionReverted as exc:
+            if self._member_done(rid):
+                return Outcome.DROPPED
+            log.warning("release transaction refused; re-checking next poll", extra=_fields(
+                request=rid, error=exc.error))
+            return Outcome.RETRY
+        self._track(rid, sent)
+        if self.on_tokens_sent is not None:
+            self.on_tokens_sent(len(envelopes))
+        log.info("shares sent", extra=_fields(request=rid, holders=list(fragments.holders), tx=sent.hex))
+        return Outcome.ISSUED
 
     # --- tokens -----------------------------------------------------------------
 
@@ -427,7 +401,7 @@ class Orchestrator:
                 log.error("holder HPKE key unusable; no token for it", extra=_fields(
                     request=request_id, holder=holder, detail=str(exc)))
             finally:
-                _zero(wrap_key)
+                wipe(wrap_key)
         return tokens
 
     def _post_tokens(self, request_id: int, tokens: dict[str, bytes]) -> Outcome:

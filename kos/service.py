@@ -12,6 +12,11 @@ Logs are JSON lines on stderr; no wrap key, token plaintext, passphrase or key i
 logged. SIGTERM and SIGINT stop the loop after the current poll; the exit code is 0. Start-up
 (deployment, keys, chain id, KOS_ROLE, KOS key) is :mod:`shardkey.service.startup`'s; its
 errors carry the exit codes of :mod:`shardkey.service.exits`.
+
+With ``committee_member = true`` the process is a KOS committee member (:mod:`kos.member`): it
+needs no KOS_ROLE; start-up checks instead that its account is a member of the committee's
+current epoch and that its HPKE key is its registered member key there. The heartbeat then
+also carries ``mode``, the epoch, its member index and the releases it sent.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
 
+from kos.checks import PollCache, WrapKeyUnsealer
 from kos.errors import KosConfigError, KosError
 from kos.leader import PendingSet
-from kos.orchestrator import Orchestrator, Outcome, PollCache, WrapKeyUnsealer
+from kos.member import CommitteeMember, ShareOpener
+from kos.orchestrator import Orchestrator, Outcome
 from kos.settings import KosSettings, load
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
@@ -80,7 +87,7 @@ class KosService:
                  state_dir: Path, *, replicas: Sequence[str] = (), takeover_after: int = 10,
                  confirmations: int = 1, workers: int = DEFAULT_WORKERS,
                  receipt_wait: float = 30.0, issue_limit: RateLimiter | None = None,
-                 health: WatchHealth | None = None) -> None:
+                 health: WatchHealth | None = None, committee_member: bool = False) -> None:
         self.chain = chain
         self.metrics = KosMetrics()
         self.health = health or WatchHealth()
@@ -89,10 +96,12 @@ class KosService:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
+        self.member = _member(chain, account, key) if committee_member else None
+        self.releases = 0  # releaseShares sent (member mode; the heartbeat shows it)
         self.orchestrator = Orchestrator(chain, account, WrapKeyUnsealer(key, chain.client.chain_id),
                                          replicas=replicas, takeover_after=takeover_after,
-                                         issue_limit=issue_limit,
-                                         on_tokens_sent=self.metrics.tokens_issued.inc)
+                                         issue_limit=issue_limit, on_tokens_sent=self._sent,
+                                         member=self.member)
         self.pending = PendingSet(self.state_dir / "pending.json")
         self.watcher = EventWatcher(chain.client, chain.contracts, self.state_dir / "cursor.json",
                                     start_block=chain.deployment.start_block,
@@ -105,6 +114,11 @@ class KosService:
         # Read afresh every poll (max_age 0): its timestamp is "now" for the whole poll.
         self.clock = ChainTime.of(chain.client, max_age=0.0)
         self.last_block = 0
+
+    def _sent(self, count: int) -> None:
+        self.metrics.tokens_issued.inc(count)
+        if self.member is not None:
+            self.releases += 1
 
     def _on_approved(self, event: ChainEvent) -> None:
         request_id = int(event.args["requestId"])
@@ -158,8 +172,11 @@ class KosService:
                 req = self.chain.retrievals.request(request_id, block)
             except ChainError:
                 return False  # not known at that depth yet
-            if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED):
+            if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED) or \
+                    not self.orchestrator.concerns(req):
                 return True
+            if self.member is not None:  # this member's part is done once its act is that deep
+                return self.member.acted(request_id, block)
             if req.status == RequestStatus.APPROVED:
                 holders = cache.dataset(req.dataset_id).params.fragment_holders  # fixed at registration
                 return req.tokens_issued >= len(holders)
@@ -191,8 +208,12 @@ class KosService:
 
     def write_heartbeat(self, report: PollReport, error: str | None = None) -> None:
         """``state_dir/heartbeat.json``, atomically, 0600 (not fsynced: it is rewritten every poll)."""
+        extra: dict[str, object] = {}
+        if self.member is not None:
+            extra = {"mode": "member", "releases": self.releases}
         write_heartbeat(self.state_dir, self.account.address, self.watcher.cursor.block, error,
-                        block=self.last_block, chain_time=report.chain_time, pending=len(self.pending))
+                        block=self.last_block, chain_time=report.chain_time, pending=len(self.pending),
+                        **extra)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until ``stop`` is set; a failing poll is logged and retried with back-off.
@@ -259,6 +280,14 @@ def _all_tokens(service: KosService, request_id: int) -> bool:
 # --- process wiring ----------------------------------------------------------------
 
 
+def _member(chain: ShardKeyChain, account: LocalAccount, key: HpkePrivateKey) -> CommitteeMember:
+    if chain.committee is None:
+        raise KosConfigError("committee_member is set but the deployment has no KosCommittee; redeploy "
+                             "with 'shardkey network deploy'")
+    return CommitteeMember(chain.committee, account, ShareOpener(key, chain.client.chain_id),
+                           chain.client.chain_id, chain.deployment.start_block)
+
+
 def _role_problem(node: Node) -> str | None:
     me = node.account.address
     if node.chain.retrievals.has_kos_role(me):
@@ -273,6 +302,23 @@ def _key_problem(node: Node) -> str | None:
     return None
 
 
+def _member_problem(node: Node) -> str | None:
+    committee = node.chain.committee
+    if committee is None:
+        return "the deployment names no KosCommittee"
+    epoch = committee.current_epoch()
+    if epoch == 0:
+        return "the KosCommittee has no epoch yet"
+    return _member(node.chain, node.account, node.hpke_key).key_problem(epoch)
+
+
+MEMBER_CHECKS = (
+    IdentityCheck("KOS committee member", _member_problem,
+                  "the committee admin starts an epoch listing this account and its HPKE public key "
+                  "(`shardkey kos status --config ...` shows both), or set hpke_keystore and account_key "
+                  "to the member's own"),
+)
+
 KOS_CHECKS = (
     IdentityCheck("KOS role", _role_problem,
                   "the coordinator's admin runs `shardkey kos role grant <address>` (or deploys "
@@ -284,7 +330,13 @@ KOS_CHECKS = (
 
 def build(settings: KosSettings) -> KosService:
     """Start-up checks (deployment, keys, chain id, KOS_ROLE, KOS key), then the replica."""
-    node = start_node(settings, PASSPHRASE_ENV, KOS_CHECKS)
+    node = start_node(settings, PASSPHRASE_ENV, MEMBER_CHECKS if settings.committee_member else KOS_CHECKS)
+    if settings.committee_member:
+        return KosService(node.chain, node.account, node.hpke_key, settings.state_dir,
+                          confirmations=node.confirmations, workers=settings.workers,
+                          issue_limit=RateLimiter(settings.issue_rate_limit, settings.issue_rate_window),
+                          health=WatchHealth(settings.health_max_poll_age, settings.health_max_lag_blocks),
+                          committee_member=True)
     replicas = settings.replicas or [node.account.address]
     if node.account.address not in replicas:
         raise KosConfigError(f"replicas does not list this replica's account {node.account.address}")
@@ -310,10 +362,13 @@ def run(config_path: Path) -> int:
 def _run_replica(service: KosService, settings: KosSettings) -> int:
     stop = threading.Event()
     stop_on_signals(stop, log)
-    log.info("KOS replica started", extra={"fields": {
-        "account": service.account.address, "replicas": service.orchestrator.replicas,
-        "confirmations": service.watcher.confirmations, "pending": len(service.pending),
+    what = "KOS committee member" if service.member else "KOS replica"
+    who: dict[str, object] = {"account": service.account.address}
+    if service.member is None:
+        who["replicas"] = service.orchestrator.replicas
+    log.info(f"{what} started", extra={"fields": {
+        **who, "confirmations": service.watcher.confirmations, "pending": len(service.pending),
         "cursor_block": service.watcher.cursor.block}})
     service.run(stop, settings.poll_interval)
-    log.info("KOS replica stopped")
+    log.info(f"{what} stopped")
     return int(ServiceExit.OK)

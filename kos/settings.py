@@ -35,7 +35,12 @@ class KosSettings(ServiceSettings):
     """This replica's Ethereum account (devnet hex key file or eth-account keystore); needs KOS_ROLE."""
 
     hpke_keystore: Path
-    """The KOS HPKE keystore (shared by every replica); owners seal wrap keys to its public key."""
+    """The KOS HPKE keystore (shared by every replica); owners seal wrap keys to its public key.
+    A committee member's own keystore: its public key is the member's key in the committee epoch."""
+
+    committee_member: bool = False
+    """Run as a KOS committee member (releases its shares of committee datasets with its own
+    account and HPKE key; needs no KOS_ROLE) instead of a replica of the single-key KOS."""
 
     passphrase_file: Path | None = None
     """File holding the keystore passphrase; when unset, ``SHARDKEY_KOS_PASSPHRASE`` is read."""

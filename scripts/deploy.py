@@ -8,7 +8,8 @@ with ape accounts:
   it becomes the admin of HolderRegistry, RetrievalCoordinator and KosCommittee.
 - SHARDKEY_KOS_PUBLIC_KEY (required, hex): the KOS HPKE public key
   (`shardkey keys show kos.hpke.json`); the deployment file carries it.
-- SHARDKEY_KOS_ADDRESS: comma-separated KOS accounts granted KOS_ROLE.
+- SHARDKEY_KOS_ADDRESS: comma-separated KOS accounts granted KOS_ROLE (the KosCommittee gets
+  it too, as with deploy_all: it issues the tokens of committee datasets).
 - SHARDKEY_DEPLOYMENT_OUT (default deployment.json; never overwritten) and
   SHARDKEY_RPC_URL (default: the provider's URI) for the file.
 
@@ -61,9 +62,10 @@ def main() -> None:
     coordinator = deployer.deploy(project.RetrievalCoordinator, deployer, datasets, holders)
     datasets.setRetrievalCoordinator(coordinator, sender=deployer)
     holders.grantRole(holders.FAILURE_PROVER_ROLE(), coordinator, sender=deployer)  # as deploy_all does
-    committee = deployer.deploy(project.KosCommittee, deployer)
-    for kos in filter(None, os.environ.get("SHARDKEY_KOS_ADDRESS", "").split(",")):
-        coordinator.grantRole(coordinator.KOS_ROLE(), kos.strip(), sender=deployer)
+    committee = deployer.deploy(project.KosCommittee, deployer, coordinator)
+    kos_accounts = [k.strip() for k in os.environ.get("SHARDKEY_KOS_ADDRESS", "").split(",") if k.strip()]
+    for kos in [*kos_accounts, str(committee.address)]:  # as deploy_all does
+        coordinator.grantRole(coordinator.KOS_ROLE(), kos, sender=deployer)
     deployment = Deployment(rpc_url=rpc_url, chain_id=chain.chain_id, start_block=start,
                             holder_registry=str(holders.address), dataset_registry=str(datasets.address),
                             retrieval_coordinator=str(coordinator.address), kos_public_key=kos_key,

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IDatasetRegistry} from "./IDatasetRegistry.sol";
+import {IHolderRegistry} from "./IHolderRegistry.sol";
+
 /**
  * @title IRetrievalCoordinator
  * @notice Retrieval requests against a dataset's Key Access Policy, approvals, unlock tokens
@@ -336,6 +339,8 @@ interface IRetrievalCoordinator {
         external
         view
         returns (bool);
+    /// @notice The registries this coordinator reads.
+    function registries() external view returns (IDatasetRegistry datasetRegistry, IHolderRegistry holderRegistry);
     /// @notice The EIP-712 domain separator ("ShardKey", "1", chain id, this contract).
     function domainSeparator() external view returns (bytes32);
     /// @notice EIP-712 digests of the signed types (for off-chain cross-checks). `ShardReceipt`

@@ -28,20 +28,22 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_keys.datatypes import Signature
 from eth_utils.crypto import keccak
 
 from shardkey.chain import eip712
-from shardkey.chain.bindings import ZERO_ADDRESS, ShardKeyChain
-from shardkey.chain.codec import checksum
+from shardkey.chain.codec import ZERO_ADDRESS, checksum
 from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import RequestInfo, RequestOrigin, request_origin
 from shardkey.chain.rpc import RpcError, data_bytes
 from shardkey.policy.context import Attestation
+
+if TYPE_CHECKING:  # bindings imports the committee, which imports ecdsa_signer from here
+    from shardkey.chain.bindings import ShardKeyChain
 
 FIELDS = ("requester", "latE6", "lonE6", "accuracyM", "issuedAt", "nonce")
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")

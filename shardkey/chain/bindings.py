@@ -13,10 +13,12 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from shardkey.chain.codec import ZERO_ADDRESS as ZERO_ADDRESS  # re-exported (callers import it from here)
 from shardkey.chain.codec import checksum as to_checksum_address  # cached EIP-55
+from shardkey.chain.committee import KosCommittee
 from shardkey.chain.connection import ChainClient, SentTx
 from shardkey.chain.contract import BoundContract
-from shardkey.chain.deployment import Deployment
+from shardkey.chain.deployment import COMMITTEE, Deployment
 from shardkey.chain.eip712 import ApprovalSubject, Domain
 from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent
@@ -36,7 +38,6 @@ from shardkey.chain.repair import DatasetRepair
 from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.policy.model import Policy
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 KOS_ROLE = keccak(text="KOS_ROLE")
 REPAIRER_ROLE = keccak(text="REPAIRER_ROLE")
 FAILURE_PROVER_ROLE = keccak(text="FAILURE_PROVER_ROLE")
@@ -404,7 +405,8 @@ class RetrievalCoordinator:
 
 
 class ShardKeyChain:
-    """The three contracts of one deployment over one connection."""
+    """The contracts of one deployment over one connection: the three of every deployment and
+    ``committee`` (the KosCommittee) when the deployment has one (None for older files)."""
 
     def __init__(self, deployment: Deployment, client: ChainClient | None = None):
         self.deployment = deployment
@@ -412,10 +414,15 @@ class ShardKeyChain:
         self.holders = HolderRegistry(self.client, deployment.holder_registry)
         self.datasets = DatasetRegistry(self.client, deployment.dataset_registry)
         self.retrievals = RetrievalCoordinator(self.client, deployment.retrieval_coordinator)
+        self.committee: KosCommittee | None = (
+            KosCommittee(self.client, deployment.kos_committee) if deployment.kos_committee else None)
 
     @property
     def contracts(self) -> dict[str, BoundContract]:
-        """The three contracts by name (for the event watcher)."""
-        return {"HolderRegistry": self.holders.contract,
-                "DatasetRegistry": self.datasets.contract,
-                "RetrievalCoordinator": self.retrievals.contract}
+        """The contracts by name (for the event watcher: the committee's events too, when deployed)."""
+        contracts = {"HolderRegistry": self.holders.contract,
+                     "DatasetRegistry": self.datasets.contract,
+                     "RetrievalCoordinator": self.retrievals.contract}
+        if self.committee is not None:
+            contracts[COMMITTEE] = self.committee.contract
+        return contracts

@@ -21,6 +21,8 @@ from eth_utils.crypto import keccak
 
 from shardkey.chain.artifacts import _abi_type
 
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
 
 @lru_cache(maxsize=4096)
 def checksum(address: str) -> str:

@@ -16,8 +16,9 @@ from eth_typing import Hash32
 
 from shardkey.chain.attestation import ecdsa_signer
 from shardkey.chain.codec import checksum
-from shardkey.chain.connection import ChainClient
+from shardkey.chain.connection import ChainClient, SentTx
 from shardkey.chain.errors import ChainError
+from shardkey.chain.events import ChainEvent
 from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.crypto.committee_envelope import ShareEnvelope, envelope_digest
 
@@ -47,6 +48,77 @@ class CommitteeEpoch:
             raise ChainError(f"{account} is not a member of committee epoch {self.epoch}") from None
 
 
+@dataclass(frozen=True)
+class DealRecord:
+    """The owner's deal of one fragment epoch to a committee epoch (a ``DealRegistered`` event).
+
+    ``commitments`` and ``sealed_shares`` are in deal order: fragment holder ``j``, then member
+    ``i`` (index ``j * m + i``); ``root`` is the contract's root over the commitments."""
+
+    dataset_id: bytes
+    fragment_epoch: int
+    committee_epoch: int
+    root: bytes
+    commitments: tuple[bytes, ...]
+    sealed_shares: tuple[bytes, ...]
+    block_number: int
+
+    def _index(self, holder_position: int, member_index: int, members: int) -> int:
+        if members <= 0 or len(self.commitments) % members:
+            raise ChainError(f"the deal of fragment epoch {self.fragment_epoch} has {len(self.commitments)} "
+                             f"commitments: not a whole number of rows of {members} members")
+        holders = len(self.commitments) // members
+        if not 0 <= holder_position < holders or not 0 <= member_index < members:
+            raise ChainError(f"share ({holder_position}, {member_index}) is outside the deal's "
+                             f"{holders} fragment holders x {members} members")
+        return holder_position * members + member_index
+
+    def commitment(self, holder_position: int, member_index: int, members: int) -> bytes:
+        """``c[j][i]``: the commitment of member ``member_index``'s share for holder ``holder_position``."""
+        return self.commitments[self._index(holder_position, member_index, members)]
+
+    def sealed_share(self, holder_position: int, member_index: int, members: int) -> bytes:
+        """The share of holder ``holder_position``'s wrap key sealed to member ``member_index``."""
+        return self.sealed_shares[self._index(holder_position, member_index, members)]
+
+
+@dataclass(frozen=True)
+class Release:
+    """One member's answer to a request: a ``SharesReleased`` (``released``; ``sealed_envelopes[j]``
+    for fragment holder ``j``) or a ``ReleaseDenied`` event (``reason``, a DenialReason)."""
+
+    request_id: int
+    dataset_id: bytes
+    member: str
+    released: bool
+    reason: int
+    sealed_envelopes: tuple[bytes, ...]
+    block_number: int
+
+
+def release_from_event(event: ChainEvent) -> Release:
+    """A :class:`Release` from a decoded ``SharesReleased`` or ``ReleaseDenied`` event."""
+    args = event.args
+    released = event.name == "SharesReleased"
+    if not released and event.name != "ReleaseDenied":
+        raise ChainError(f"{event.name} is not a committee release event")
+    return Release(request_id=int(args["requestId"]), dataset_id=bytes(args["datasetId"]),
+                   member=checksum(args["member"]), released=released,
+                   reason=0 if released else int(args["reason"]),
+                   sealed_envelopes=tuple(bytes(b) for b in args["sealedEnvelopes"]) if released else (),
+                   block_number=event.block_number)
+
+
+def deal_from_event(event: ChainEvent) -> DealRecord:
+    """A :class:`DealRecord` from a decoded ``DealRegistered`` event."""
+    args = event.args
+    return DealRecord(dataset_id=bytes(args["datasetId"]), fragment_epoch=int(args["fragmentEpoch"]),
+                      committee_epoch=int(args["committeeEpoch"]), root=bytes(args["root"]),
+                      commitments=tuple(bytes(c) for c in args["commitments"]),
+                      sealed_shares=tuple(bytes(s) for s in args["sealedShares"]),
+                      block_number=event.block_number)
+
+
 def sign_envelope(member: LocalAccount, envelope: ShareEnvelope, chain_id: int,
                   committee: str) -> ShareEnvelope:
     """The envelope signed by ``member`` (65-byte r|s|v over its EIP-712 digest)."""
@@ -64,7 +136,7 @@ def recover_signer(digest: bytes, signature: bytes) -> str | None:
 
 
 class KosCommittee:
-    """The committee contract: epochs, members, keys, thresholds; share fault proofs."""
+    """The committee contract: epochs, members, keys, thresholds; deals, releases, share fault proofs."""
 
     def __init__(self, client: ChainClient, address: str):
         self.client = client
@@ -124,11 +196,12 @@ class KosCommittee:
         return self.client.send(fn, admin)
 
     def prove_wrong_share(self, holder: LocalAccount, envelope: ShareEnvelope, commitment: bytes,
-                          proof: Sequence[bytes], root: bytes) -> TxReceipt:
+                          proof: Sequence[bytes]) -> TxReceipt:
         """The envelope's fragment holder proves its member signed a share not matching
-        ``commitment`` (``c[holder][member]`` under ``root``, with its Merkle ``proof``)."""
+        ``commitment`` (``c[holder][member]`` with its Merkle ``proof`` to the root the contract
+        stored for the request's deal)."""
         fn = self.contract.call("proveWrongShare", envelope.as_tuple(), envelope.signature, commitment,
-                                list(proof), root)
+                                list(proof))
         return self.client.send(fn, holder)
 
     def report_share_failure(self, holder: LocalAccount, request_id: int, dataset_id: bytes, epoch: int,
@@ -137,3 +210,54 @@ class KosCommittee:
         fn = self.contract.call("reportShareFailure", request_id, dataset_id, epoch, checksum(member),
                                 int(kind))
         return self.client.send(fn, holder)
+
+    # deals
+    def register_deal(self, owner: LocalAccount, dataset_id: bytes, fragment_epoch: int,
+                      commitments: Sequence[bytes], sealed_shares: Sequence[bytes]) -> TxReceipt:
+        """Owner: deal pending fragment epoch ``fragment_epoch`` to the current committee epoch
+        (both lists in deal order, holder ``j`` then member ``i``)."""
+        fn = self.contract.call("registerDeal", dataset_id, fragment_epoch, [bytes(c) for c in commitments],
+                                [bytes(s) for s in sealed_shares])
+        return self.client.send(fn, owner)
+
+    def deal(self, dataset_id: bytes, fragment_epoch: int) -> tuple[int, bytes]:
+        """``(committee epoch, root)`` of the deal of a fragment epoch; ``(0, 32 zero bytes)`` if none."""
+        epoch, root = self.client.read(self.contract, "deal", dataset_id, fragment_epoch)
+        return int(epoch), bytes(root)
+
+    def deal_record(self, dataset_id: bytes, fragment_epoch: int, from_block: int = 0) -> DealRecord:
+        """The ``DealRegistered`` event of a fragment epoch (commitments, sealed shares);
+        :class:`ChainError` if it was not dealt."""
+        logs = self.contract.get_logs("DealRegistered", from_block, datasetId=dataset_id,
+                                      fragmentEpoch=fragment_epoch)
+        if not logs:
+            raise ChainError(f"no committee deal of fragment epoch {fragment_epoch} of dataset "
+                             f"0x{dataset_id.hex()} (from block {from_block})")
+        return deal_from_event(logs[-1])
+
+    # releases
+    def submit_release(self, member: LocalAccount, request_id: int,
+                       sealed_envelopes: Sequence[bytes]) -> SentTx:
+        """Member: send ``releaseShares`` (one sealed envelope per fragment holder) without waiting."""
+        fn = self.contract.call("releaseShares", request_id, [bytes(e) for e in sealed_envelopes])
+        return self.client.submit(fn, member)
+
+    def submit_denial(self, member: LocalAccount, request_id: int, reason: int) -> SentTx:
+        """Member: send ``denyRelease`` with a DenialReason code without waiting."""
+        return self.client.submit(self.contract.call("denyRelease", request_id, int(reason)), member)
+
+    def release_state(self, request_id: int, member: str) -> int:
+        """0: ``member`` did nothing for ``request_id`` yet, 1: released, 2: denied."""
+        return int(self.client.read(self.contract, "releaseState", request_id, checksum(member)))
+
+    def release_counts(self, request_id: int) -> tuple[int, int]:
+        """``(released, denied)`` so far for ``request_id``."""
+        released, denied = self.client.read(self.contract, "releaseCounts", request_id)
+        return int(released), int(denied)
+
+    def releases(self, request_id: int, from_block: int = 0) -> list[Release]:
+        """Every member's release or denial of ``request_id``, in chain order."""
+        end = self.client.block_number()  # one range for both events
+        events = [*self.contract.get_logs("SharesReleased", from_block, end, requestId=request_id),
+                  *self.contract.get_logs("ReleaseDenied", from_block, end, requestId=request_id)]
+        return [release_from_event(e) for e in sorted(events, key=lambda e: e.position)]

@@ -39,10 +39,12 @@ def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: objec
 
 def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[str],
                kos_public_key: bytes = b"") -> Deployment:
-    """Deploy HolderRegistry, DatasetRegistry, RetrievalCoordinator and KosCommittee; name the
-    coordinator to the dataset registry (re-deals and proven shard failures) and give it
-    FAILURE_PROVER_ROLE on the holder registry (proven failures fail a holder); grant KOS_ROLE.
-    The committee has no epoch yet: its admin (``admin``) starts one with the members' keys.
+    """Deploy HolderRegistry, DatasetRegistry, RetrievalCoordinator and KosCommittee (after the
+    coordinator, which it reads); name the coordinator to the dataset registry (re-deals and proven
+    shard failures) and give it FAILURE_PROVER_ROLE on the holder registry (proven failures fail a
+    holder); grant KOS_ROLE to the KOS accounts and to the committee (its t_k-th release issues the
+    tokens, its denials deny). The committee has no epoch yet: its admin (``admin``) starts one
+    with the members' keys.
 
     ``start_block`` is the block before the first deployment transaction, so watchers
     starting there miss no event of these contracts.
@@ -51,11 +53,11 @@ def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[
     holders = _deploy(client, "HolderRegistry", admin, admin.address)
     datasets = _deploy(client, "DatasetRegistry", admin, holders)
     coordinator = _deploy(client, "RetrievalCoordinator", admin, admin.address, datasets, holders)
-    committee = _deploy(client, "KosCommittee", admin, admin.address)
+    committee = _deploy(client, "KosCommittee", admin, admin.address, coordinator)
     DatasetRegistry(client, datasets).set_retrieval_coordinator(admin, coordinator)
     HolderRegistry(client, holders).grant_failure_prover_role(admin, coordinator)
     retrievals = RetrievalCoordinator(client, coordinator)
-    for kos in kos_accounts:
+    for kos in [*kos_accounts, committee]:
         retrievals.grant_kos_role(admin, kos)
     return Deployment(rpc_url=client.rpc_url, chain_id=client.chain_id, start_block=start,
                       holder_registry=holders, dataset_registry=datasets,

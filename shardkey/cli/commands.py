@@ -60,9 +60,14 @@ def devnet() -> None:
               help="Suite of the KOS and holder HPKE keys (x25519: not post-quantum).")
 @click.option("--no-repairer", is_flag=True,
               help="Do not start the repair service (repairs are then run by hand: `shardkey repair`).")
+@click.option("--kos", "kos_members", default=0, type=click.IntRange(0, 32), metavar="N",
+              help="Also start a KOS committee of N members (each its own account and HPKE key); "
+                   "stores then deal their keys to it.")
+@click.option("--kos-threshold", type=click.IntRange(1, 32), default=None, metavar="T",
+              help="Members needed to release a key (default: a majority of --kos).")
 @pass_env
 def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke_suite: str,
-              no_repairer: bool) -> None:
+              no_repairer: bool, kos_members: int, kos_threshold: int | None) -> None:
     """Start the devnet; on a running one, start again any KOS or holder that died.
 
     When the devnet's anvil died its chain is gone: exits 5 saying what to run.
@@ -71,13 +76,21 @@ def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke
     from shardkey.devnet import up
 
     info = up(env.home, holders=holders, kos_replicas=kos_replicas, block_time=block_time,
-              hpke_suite=parse_suite(hpke_suite), repairer=not no_repairer)
+              hpke_suite=parse_suite(hpke_suite), repairer=not no_repairer, kos_members=kos_members,
+              kos_threshold=kos_threshold)
     revived = info.data.get("revived") or []
     if revived:
         click.echo(f"restarted: {', '.join(revived)} (from their state folders)")
     click.echo(f"devnet up: {info.rpc_url}, {len(info.data['holders'])} holders, "
-               f"{len(info.data['kos'])} KOS, {'a' if info.data.get('repairer') else 'no'} repairer; "
+               f"{len(info.data['kos'])} KOS, {_committee_words(info.data)}"
+               f"{'a' if info.data.get('repairer') else 'no'} repairer; "
                f"details in {info.home / 'devnet.json'}")
+
+
+def _committee_words(data: dict[str, object]) -> str:
+    members = data.get("kos_members") or []
+    assert isinstance(members, list)
+    return f"a KOS committee of {len(members)} (threshold {data.get('kos_threshold')}), " if members else ""
 
 
 @devnet.command("down")

@@ -1,5 +1,8 @@
 """``shardkey kos init|status`` and ``shardkey kos role grant|revoke`` (``kos run`` is in commands).
 
+``status`` reports one replica or committee member (``--config``), or, on a devnet started with
+``--kos N``, every committee member (running, index, key, last block seen, releases, denials).
+
 ``init`` comes first on a new network: the deployment file carries the KOS HPKE public
 key, so the KOS key exists before ``shardkey network deploy`` runs.
 """
@@ -11,7 +14,9 @@ from typing import Any
 
 import click
 
-from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, kos
+from shardkey.chain.bindings import ShardKeyChain
+from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, kos, pass_env
+from shardkey.cli.context import Env
 from shardkey.cli.key_commands import passphrase_option
 from shardkey.cli.lifecycle import (
     Role,
@@ -26,6 +31,7 @@ from shardkey.cli.lifecycle import (
 )
 from shardkey.cli.network_commands import address_of
 from shardkey.cli.output import emit
+from shardkey.devnet.process import is_running
 from shardkey.errors import UsageError
 from shardkey.keys import inspect_key_file
 
@@ -98,19 +104,69 @@ role_commands(kos_role, KOS_ROLE)
 
 
 @kos.command("status")
-@click.option("--config", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="The replica's settings file (from `shardkey kos init`).")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The replica's or member's settings file (from `shardkey kos init`); without it, "
+                   "every KOS committee member of the devnet in --home.")
 @click.option("--json", "as_json", is_flag=True)
-def kos_status(config: Path, as_json: bool) -> None:
-    """KOS_ROLE, key against the deployment, balance, last block seen and lag, heartbeat."""
+@pass_env
+def kos_status(env: Env, config: Path | None, as_json: bool) -> None:
+    """KOS_ROLE (a replica) or committee membership (a member), key, balance, last block seen
+    and lag, heartbeat; a member's releases and denials on chain."""
+    if config is None:
+        emit(_devnet_members(env), as_json, columns=MEMBER_COLUMNS)
+        return
     settings = _settings(config)
     chain = service_chain(settings)
     address = service_address(settings)
     public_key = inspect_key_file(settings.hpke_keystore).public_key
-    expected = chain.deployment.kos_public_key
-    report: dict[str, Any] = {
-        "address": address, "chain_id": chain.deployment.chain_id,
-        "kos_role": chain.retrievals.has_kos_role(address),
-        "hpke_key_matches": bool(expected) and public_key == expected}
-    report.update(state_progress(chain, settings.state_dir, address, {"pending_requests": "pending"}))
+    report: dict[str, Any] = {"address": address, "chain_id": chain.deployment.chain_id}
+    fields = {"pending_requests": "pending"}
+    if settings.committee_member:
+        report.update(mode="member", **member_record(chain, address, public_key))
+        fields["releases_sent"] = "releases"
+    else:
+        expected = chain.deployment.kos_public_key
+        report.update(kos_role=chain.retrievals.has_kos_role(address),
+                      hpke_key_matches=bool(expected) and public_key == expected)
+    report.update(state_progress(chain, settings.state_dir, address, fields))
     emit(report, as_json)
+
+
+MEMBER_COLUMNS = ["name", "address", "running", "member_index", "hpke_key_matches", "last_block_seen",
+                  "lag_blocks", "releases", "denials", "heartbeat_ok"]
+
+
+def member_record(chain: ShardKeyChain, address: str, public_key: bytes | None) -> dict[str, Any]:
+    """A member's standing in the committee's current epoch, and its releases and denials on chain."""
+    committee = chain.committee
+    if committee is None:
+        raise UsageError("the deployment names no KosCommittee: redeploy with 'shardkey network deploy'")
+    epoch = committee.current_epoch()
+    record = committee.committee(epoch) if epoch else None
+    index = record.members.index(address) if record and address in record.members else None
+    start = chain.deployment.start_block
+    return {"committee_epoch": epoch, "threshold": record.threshold if record else None,
+            "member_index": index,
+            "hpke_key_matches": index is not None and record is not None
+            and record.hpke_public_keys[index] == public_key,
+            "releases": len(committee.contract.get_logs("SharesReleased", start, member=address)),
+            "denials": len(committee.contract.get_logs("ReleaseDenied", start, member=address))}
+
+
+def _devnet_members(env: Env) -> list[dict[str, Any]]:
+    info = env.devnet
+    members = (info.data.get("kos_members") or []) if info else []
+    if info is None or not members:
+        raise UsageError(f"no KOS committee devnet in {env.home} ('shardkey devnet up --kos N' starts "
+                         "one); pass --config FILE for a replica or member elsewhere")
+    chain = env.chain
+    rows = []
+    for entry in members:
+        public_key = bytes.fromhex(str(entry.get("hpke_public_key", "")))
+        row: dict[str, Any] = {"name": entry["name"], "address": entry["address"],
+                               "running": bool(entry.get("pid")) and is_running(int(entry["pid"]))}
+        row.update(member_record(chain, str(entry["address"]), public_key))
+        row.update(state_progress(chain, Path(entry["state_dir"]), str(entry["address"]),
+                                  {"pending_requests": "pending"}))
+        rows.append(row)
+    return rows

@@ -3,9 +3,11 @@
 docs/DESIGN.md "Retrieve" step 5. Fragments come from ``FragmentsDelivered`` events, sealed
 to the request's ephemeral key; each holder's fragments are checked against its registered
 fragments root (a wrong one is claimed on chain as ``Wrong``, the holder named, and its
-fragments dropped). Any ``t`` good holders rebuild every data shard key (shard format v2:
-parity shards have none). A holder with a token that never delivered is claimed ``Missing``,
-and only once the request's deadline has passed on chain (before that it may still deliver).
+fragments dropped). A timeout with too few tokens names the KOS, or for a committee dataset
+the members that neither released nor denied and those that denied. Any ``t`` good holders
+rebuild every data shard key (shard format v2: parity shards have none). A holder with a
+token that never delivered is claimed ``Missing``, and only once the request's deadline has
+passed on chain (before that it may still deliver).
 Shards are downloaded stripe by stripe (data positions first, parity as fallback), each
 checked against its registered SHA-256; any ``k`` good shards decode to the stripe's ``k``
 data ciphertexts, which are then decrypted; a holder that serves a wrong shard is proven on
@@ -36,6 +38,7 @@ from shardkey.chain.eip712 import recover, served_message
 from shardkey.chain.model import FragmentDeal, FragmentFailureKind, Registration, RequestInfo, RequestStatus
 from shardkey.chain.placement import Placement
 from shardkey.chain.repair import deal_from_registration
+from shardkey.client.committee_status import committee_not_released
 from shardkey.client.holder_http import HolderClient, HolderRequestError
 from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
 from shardkey.crypto import data_shard_indices, open_stripe, trim_stripe
@@ -123,8 +126,7 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
         if len(seen) == len(deal.holders) or time.monotonic() > deadline:
             missing = [h for h in deal.holders if h not in seen]
             report_missing_fragments(chain, requester, request, deal.holders, seen, result)
-            not_released = kos_not_released(chain, request.request_id, deal.threshold,
-                                            time.monotonic() - waiting_since)
+            not_released = kos_not_released(chain, request, deal, time.monotonic() - waiting_since)
             if not_released is not None:
                 raise RestoreError(not_released)
             claimed = (f" (claimed missing on chain: {', '.join(result.missing_fragment_holders)})"
@@ -136,15 +138,21 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
         time.sleep(0.2)
 
 
-def kos_not_released(chain: ShardKeyChain, request_id: int, threshold: int,
+def kos_not_released(chain: ShardKeyChain, request: RequestInfo, deal: FragmentDeal,
                      waited: float) -> str | None:
     """Why no fragments came when the KOS issued fewer tokens than the threshold, else None.
 
-    Holders deliver only for a token, so missing deliveries then say nothing about them.
+    Holders deliver only for a token, so missing deliveries then say nothing about them. For a
+    committee dataset the message names the members that neither released nor denied, and
+    those that denied (:mod:`shardkey.client.committee_status`).
     """
+    request_id, threshold = request.request_id, deal.threshold
     info = chain.retrievals.request(request_id)
     if info.tokens_issued >= threshold:
         return None
+    committee = committee_not_released(chain, info, deal, waited)
+    if committee is not None:
+        return committee
     return (f"the KOS has not released request {request_id}: it is {info.status.name.lower()} and "
             f"{info.tokens_issued} of the {threshold} unlock tokens needed were issued after waiting "
             f"{waited:.0f} s; holders deliver fragments only for a token: check that the KOS runs "

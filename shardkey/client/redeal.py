@@ -5,14 +5,17 @@ through ``requestRedeal`` (the same policy, attestation and approvals as any ret
 audit trail shows purpose Redeal), collects and checks the fragments exactly as ``fetch``
 does (:func:`shardkey.client.fetch.collect_fragments`), rebuilds each data shard key, splits
 it afresh ``t'``-of-``n'`` for the new holders, wraps each new bundle under a fresh wrap key
-sealed to the KOS exactly as ``store`` does (:func:`shardkey.client.store.send_bundle`),
-uploads the bundles as fragment epoch ``latest + 1``, registers the epoch
-(``redealFragments``) and waits until every new holder confirmed custody
-(``FragmentEpochActivated``). No shard is re-encrypted.
+exactly as ``store`` does (:func:`shardkey.client.store.send_bundle`: sealed to the KOS, or
+dealt to the KOS committee's current epoch), uploads the bundles as fragment epoch
+``latest + 1``, registers the epoch (``redealFragments``, then ``registerDeal`` for a
+committee) and waits until every new holder confirmed custody (``FragmentEpochActivated``).
+No shard is re-encrypted.
 
 Resumable: the request id is kept beside its ephemeral key (``redeal-<dataset>.json``) until
 the epoch is registered, so a re-run after a crash reuses an approved, unused request; once
-an epoch is pending a re-run only waits for its activation. Key material is zeroed after
+an epoch is pending a re-run only waits for its activation (a pending committee epoch without its
+deal, left by a crash or a refused ``registerDeal``, can never activate: a re-run re-deals again,
+which supersedes it). Key material is zeroed after
 use (the rebuilt keys are bytearrays wiped in ``finally``).
 """
 
@@ -35,6 +38,7 @@ from shardkey.chain.errors import ChainError
 from shardkey.chain.model import (
     DatasetInfo,
     DatasetStatus,
+    FragmentDeal,
     HolderStatus,
     RequestInfo,
     RequestPurpose,
@@ -42,6 +46,7 @@ from shardkey.chain.model import (
 )
 from shardkey.client.fetch import FetchResult, collect_fragments, request_deal, wait_for_approval
 from shardkey.client.holder_http import HolderClient, unready_holders
+from shardkey.client.kos_target import kos_target
 from shardkey.client.retrieval import (
     RequestOutcome,
     SignedAttestation,
@@ -50,6 +55,8 @@ from shardkey.client.retrieval import (
     request_retrieval,
 )
 from shardkey.client.store import Rng, choose_holders, send_bundle
+from shardkey.crypto.committee_envelope import dealt_committee_epoch
+from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.shamir import Share, combine, split
 from shardkey.errors import PolicyDenied, ShardKeyError, UsageError
 from shardkey.fsutil import atomic_write_bytes
@@ -163,8 +170,10 @@ def redeal(chain: ShardKeyChain, owner: LocalAccount, dataset_id: bytes, keys_di
         raise UsageError(f"dataset 0x{dataset_id.hex()} is {dataset.status.name.lower()}: only an active "
                          "dataset is re-dealt")
     current, latest = chain.datasets.fragment_epochs(dataset_id)
-    if latest > current:  # a run before this one registered the epoch: wait for it
-        pending = chain.datasets.fragment_deal(dataset_id, latest, chain.deployment.start_block)
+    pending = (chain.datasets.fragment_deal(dataset_id, latest, chain.deployment.start_block)
+               if latest > current else None)
+    if pending is not None and not _deal_missing(chain, pending):
+        # a run before this one registered the epoch: wait for it
         _wait_epoch(chain, dataset_id, latest, pending.holders, deadline)
         _state_path(keys_dir, dataset_id).unlink(missing_ok=True)
         return RedealResult(dataset_id, pending.redeal_request_id, latest, pending.holders,
@@ -208,18 +217,25 @@ def _redeal_with(chain: ShardKeyChain, owner: LocalAccount, dataset: DatasetInfo
     endpoints = {a: chain.holders.holder(a).endpoint for a in new_holders}
     clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, endpoints[a], owner, clock) for a in new_holders}
-    kos_key, chain_id = chain.deployment.kos_public_key, chain.client.chain_id
+    target = kos_target(chain)
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            sent = [pool.submit(send_bundle, clients[h], dataset_id, j + 1, fragments[j], kos_key,
-                                chain_id, rng, epoch) for j, h in enumerate(new_holders)]
+            sent = [pool.submit(send_bundle, clients[h], dataset_id, j + 1, fragments[j], target, rng, epoch)
+                    for j, h in enumerate(new_holders)]
             sealed_wraps, roots = zip(*(f.result() for f in sent), strict=True)
+        chain.datasets.redeal_fragments(owner, dataset_id, request_id, new_holders, t, list(sealed_wraps),
+                                        list(roots))
+        try:
+            target.register_deal(chain, owner, dataset_id, epoch, new_holders, rng)
+        except (ChainError, CryptoError) as exc:
+            raise RedealError(f"fragment epoch {epoch} of dataset 0x{dataset_id.hex()} is registered but its "
+                              f"committee deal was refused ({exc}); it cannot activate: run 'shardkey "
+                              "redeal' again (a new re-deal supersedes it)") from None
     finally:
+        target.wipe()
         fragments.clear()
         for client in clients.values():
             client.close()
-    chain.datasets.redeal_fragments(owner, dataset_id, request_id, new_holders, t, list(sealed_wraps),
-                                    list(roots))
     if chain.retrievals.request(request_id).status == RequestStatus.APPROVED:
         chain.retrievals.complete(owner, request_id)
     forget_ephemeral_key(keys_dir, request_id)
@@ -227,6 +243,13 @@ def _redeal_with(chain: ShardKeyChain, owner: LocalAccount, dataset: DatasetInfo
     _wait_epoch(chain, dataset_id, epoch, tuple(new_holders), deadline)
     return RedealResult(dataset_id, request_id, epoch, tuple(new_holders), t,
                         old_holders=old.holders, fetch=collected)
+
+
+def _deal_missing(chain: ShardKeyChain, pending: FragmentDeal) -> bool:
+    """Whether a pending fragment epoch is dealt to the committee but has no registered deal."""
+    if chain.committee is None or dealt_committee_epoch(pending.sealed_wrap_keys) is None:
+        return False
+    return chain.committee.deal(pending.dataset_id, pending.epoch)[0] == 0
 
 
 def _split_again(shares: dict[int, dict[int, bytes]], xs: list[int], t: int, n: int,

@@ -4,13 +4,15 @@ Pipeline (docs/DESIGN.md "Store", shard format v2): read the file stripe by stri
 each of its ``k`` data blocks under a fresh key (STREAM AES-256-GCM); erasure-code the ``k``
 ciphertexts into ``p`` parity shards; hash every shard; upload it to its placement holder;
 split each data shard key t-of-n (parity shards have no key). Then wrap each fragment holder's bundle
-under a fresh wrap key sealed to the KOS, register the dataset, and wait until every
-holder has confirmed custody. Work on stripes runs in a thread pool (AES-GCM, SHA-256
+under a fresh wrap key, register the dataset with each wrap key sealed to the KOS
+(:mod:`shardkey.client.kos_target`: or, when the deployment has a KOS committee epoch, the
+committee marker, followed by ``registerDeal`` with the wrap keys split to the committee), and
+wait until every holder has confirmed custody. Work on stripes runs in a thread pool (AES-GCM, SHA-256
 and zfec release the GIL); uploads run concurrently across holders. Memory stays
 bounded by the number of stripes in flight.
 
-If registration never becomes active (a holder did not confirm in time) the dataset is
-revoked so nothing is left pending on chain, and the error names the holders.
+If registration never becomes active (a holder did not confirm in time), or the committee deal
+is refused, the dataset is revoked so nothing is left pending on chain, and the error names why.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from eth_utils.crypto import keccak
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
+from shardkey.chain.errors import ChainError
 from shardkey.chain.model import DatasetParams, DatasetStatus, HolderInfo, HolderStatus
 from shardkey.client.holder_http import HolderClient
+from shardkey.client.kos_target import KosTarget, kos_target
 from shardkey.crypto import (
     FragmentBundle,
     seal_stripe,
@@ -40,7 +44,7 @@ from shardkey.crypto import (
     validate_params,
     wrap_bundle,
 )
-from shardkey.crypto.hpke import seal, wrap_info
+from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.merkle import merkle_root
 from shardkey.crypto.shamir import holder_fragments_root
 from shardkey.errors import ShardKeyError, UsageError
@@ -117,8 +121,7 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
     deployment = chain.deployment
-    if not deployment.kos_public_key:
-        raise UsageError("the deployment file has no kos_public_key")
+    target = kos_target(chain)
     policy.validate()
     holder_infos = [chain.holders.holder(a) for a in chain.holders.addresses()]
     m = options.k + options.p
@@ -149,12 +152,14 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
             while in_flight:
                 _collect(in_flight.popleft(), hashes, fragments, progress)
             timings["shards"] = time.perf_counter() - started - timings["setup"]
-            chain_id = chain.client.chain_id
             bundles = [pool.submit(send_bundle, clients[holder], dataset_id, position + 1,
-                                   fragments[position], deployment.kos_public_key, chain_id, rng)
+                                   fragments[position], target, rng)
                        for position, holder in enumerate(fragment_holders)]
             sealed_wraps, roots = zip(*(f.result() for f in bundles), strict=True)
         fragments.clear()
+    except BaseException:
+        target.wipe()
+        raise
     finally:
         for client in clients.values():
             client.close()
@@ -163,7 +168,13 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
                            threshold=options.threshold, shard_holders=tuple(shard_holders),
                            fragment_holders=tuple(fragment_holders))
     mark = time.perf_counter()
-    receipt = chain.datasets.register(owner, salt, params, policy, hashes, list(sealed_wraps), list(roots))
+    try:
+        receipt = chain.datasets.register(owner, salt, params, policy, hashes, list(sealed_wraps),
+                                          list(roots))
+    except BaseException:
+        target.wipe()
+        raise
+    _register_deal(chain, owner, target, dataset_id, fragment_holders, rng)
     timings["register"] = time.perf_counter() - mark
     mark = time.perf_counter()
     _wait_active(chain, owner, dataset_id, options.activation_timeout)
@@ -194,17 +205,29 @@ def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreO
             key[:] = bytes(len(key))
 
 
+def _register_deal(chain: ShardKeyChain, owner: LocalAccount, target: KosTarget, dataset_id: bytes,
+                   fragment_holders: list[str], rng: Rng) -> None:
+    """The committee deal of fragment epoch 1 (legacy: nothing); refused, the dataset just
+    registered is revoked and :class:`StoreError` says why."""
+    try:
+        target.register_deal(chain, owner, dataset_id, 1, fragment_holders, rng)
+    except (ChainError, CryptoError) as exc:  # refused on chain, or a member key nothing seals to
+        chain.datasets.revoke(owner, dataset_id)
+        raise StoreError(f"the committee deal of dataset 0x{dataset_id.hex()} was refused ({exc}); the "
+                         "dataset has been revoked (cancelled) on chain: store it again") from None
+
+
 def send_bundle(client: HolderClient, dataset_id: bytes, x: int, fragments: dict[int, bytes],
-                kos_public_key: bytes, chain_id: int, rng: Rng, epoch: int = 1) -> tuple[bytes, bytes]:
+                target: KosTarget, rng: Rng, epoch: int = 1) -> tuple[bytes, bytes]:
     """Wrap fragment holder ``x``'s bundle under a fresh key and upload it (for fragment
-    epoch ``epoch``: a re-deal uploads the next one); return the wrap key sealed to the KOS
-    and the bundle's fragments root."""
+    epoch ``epoch``: a re-deal uploads the next one); return the registry slot for the wrap
+    key (sealed to the KOS, or the committee marker: :meth:`KosTarget.slot`) and the
+    bundle's fragments root."""
     wrap_key = bytearray(rng(32))
     try:
         bundle = FragmentBundle.build(dataset_id, x, fragments)
         client.put_bundle(dataset_id, wrap_bundle(bytes(wrap_key), bundle, rng), epoch)
-        return (seal(kos_public_key, bytes(wrap_key), wrap_info(chain_id, dataset_id, x)),
-                holder_fragments_root(dataset_id, x, fragments))
+        return target.slot(dataset_id, x - 1, wrap_key), holder_fragments_root(dataset_id, x, fragments)
     finally:
         wrap_key[:] = bytes(len(wrap_key))
 

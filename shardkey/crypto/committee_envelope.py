@@ -1,5 +1,12 @@
-"""The signed share envelope a committee member sends a fragment holder, and the EIP-712
-digest the member signs (recomputed by ``KosCommittee.shareDigest``).
+"""The signed share envelope a committee member sends a fragment holder, the EIP-712
+digest the member signs (recomputed by ``KosCommittee.shareDigest``), and the committee
+marker that makes a dataset a committee dataset.
+
+Committee marker (12 bytes): ``b"SKC1" | committee_epoch:u64be``. A fragment epoch whose
+sealed wrap key slot (``DatasetRegistered`` / ``FragmentsRedealt``) is the marker of one
+committee epoch *for every holder* is dealt to that committee epoch; otherwise each slot is a
+wrap key sealed to the single KOS key (the legacy path). :func:`dealt_committee_epoch` is that
+rule, in this one place.
 
 Layout v1 (docs/ARCHITECTURE.md, 210 bytes, big-endian)::
 
@@ -15,6 +22,7 @@ Digest (EIP-712, domain ``name="ShardKey KOS committee"``, ``version="1"``, ``ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_hash.auto import keccak
@@ -29,6 +37,8 @@ DOMAIN_NAME = "ShardKey KOS committee"
 DOMAIN_VERSION = "1"
 DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,"
                          b"address verifyingContract)")
+MARKER_MAGIC = b"SKC1"
+MARKER_LEN = len(MARKER_MAGIC) + 8
 SHARE_TYPEHASH = keccak(b"KosShare(uint256 requestId,bytes32 datasetId,address holder,address member,"
                         b"uint64 epoch,bytes32 share)")
 
@@ -129,3 +139,33 @@ def envelope_digest(env: ShareEnvelope, chain_id: int, committee: bytes | str) -
                     + address_word(env.holder, "holder") + address_word(env.member, "member")
                     + u64_word(env.epoch, "epoch") + env.share)
     return keccak(b"\x19\x01" + domain_separator(chain_id, committee) + struct)
+
+
+def committee_marker(epoch: int) -> bytes:
+    """The 12-byte committee marker of committee epoch ``epoch`` (>= 1)."""
+    if not isinstance(epoch, int) or not 0 < epoch < 1 << 64:
+        raise CommitteeInputError(f"committee epoch must be at least 1 and fit in uint64, got {epoch!r}")
+    return MARKER_MAGIC + u64be(epoch, "committee epoch")
+
+
+def parse_committee_marker(blob: bytes) -> int | None:
+    """The committee epoch of a marker; None when ``blob`` is not one (a sealed wrap key)."""
+    blob = bytes(blob)
+    if len(blob) != MARKER_LEN or not blob.startswith(MARKER_MAGIC):
+        return None
+    epoch = int.from_bytes(blob[len(MARKER_MAGIC):], "big")
+    return epoch if epoch >= 1 else None
+
+
+def is_committee_marker(blob: bytes) -> bool:
+    """Whether ``blob`` is a committee marker."""
+    return parse_committee_marker(blob) is not None
+
+
+def dealt_committee_epoch(sealed_wrap_keys: Sequence[bytes]) -> int | None:
+    """The committee epoch a fragment epoch is dealt to, or None for a legacy (single KOS key)
+    deal: every slot must be the marker of the same committee epoch."""
+    epochs = {parse_committee_marker(blob) for blob in sealed_wrap_keys}
+    if len(epochs) != 1:
+        return None
+    return epochs.pop()

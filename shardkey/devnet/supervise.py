@@ -1,9 +1,9 @@
 """Bring devnet members back: ``devnet up`` on a running devnet, ``devnet restart NAME``.
 
-A KOS replica, holder agent or the repair service that died is started again from the same settings file, so
-it resumes from its state folder (event cursor, pending requests, stored shards). Anvil
-holds the chain in memory: when it died the chain is gone, and nothing here can bring it
-back; :class:`ChainLostError` says so and what to run.
+A KOS replica, KOS committee member, holder agent or the repair service that died is started
+again from the same settings file, so it resumes from its state folder (event cursor, pending
+requests, stored shards). Anvil holds the chain in memory: when it died the chain is gone, and
+nothing here can bring it back; :class:`ChainLostError` says so and what to run.
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ def service_env() -> dict[str, str]:
 
 
 def members(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every service of a ``devnet.json``: KOS replicas, holders, then the repairer (if any)."""
+    """Every service of a ``devnet.json``: KOS replicas, committee members (if any), holders,
+    then the repairer (if any)."""
     repairer = data.get("repairer")
-    return [*data["kos"], *data["holders"], *([repairer] if repairer else [])]
+    return [*data["kos"], *data.get("kos_members", []), *data["holders"], *([repairer] if repairer else [])]
 
 
 def member_ready(entry: dict[str, Any]) -> bool:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from holder_agent.kap import recheck_reason, recheck_request
-from kos.orchestrator import KapCheck, PollCache
+from kos.checks import KapCheck, PollCache
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.deployment import Deployment

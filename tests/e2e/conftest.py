@@ -20,9 +20,10 @@ class Cli:
 
     home: Path
 
-    def run(self, *args: str, check: int | None = 0,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    def run(self, *args: str, check: int | None = 0, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``env``: extra environment variables (e.g. a fault hook for a restarted member)."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         proc = subprocess.run([sys.executable, "-m", "shardkey", "--home", str(self.home), *args],
                               capture_output=True, text=True, timeout=timeout, env=env, check=False)
         if check is not None and proc.returncode != check:
@@ -40,12 +41,18 @@ class Cli:
     def holder(self, name: str) -> dict:
         return next(h for h in self.devnet["holders"] if h["name"] == name)
 
+    def kos_member(self, name: str) -> dict:
+        """A KOS committee member's ``devnet.json`` entry (``kos-member-1``, ...)."""
+        return next(m for m in self.devnet["kos_members"] if m["name"] == name)
 
-def start_devnet(home: Path, holders: int = 5, repairer: bool = True) -> Cli:
+
+def start_devnet(home: Path, holders: int = 5, repairer: bool = True,
+                 kos: tuple[int, int] | None = None) -> Cli:
     cli = Cli(home)
     started = time.monotonic()
+    committee = ("--kos", str(kos[0]), "--kos-threshold", str(kos[1])) if kos else ()
     cli.run("devnet", "up", "--holders", str(holders), "--block-time", "0.25",
-            *(() if repairer else ("--no-repairer",)), timeout=180)
+            *(() if repairer else ("--no-repairer",)), *committee, timeout=180)
     print(f"devnet up in {time.monotonic() - started:.1f} s")
     return cli
 
@@ -54,9 +61,11 @@ def start_devnet(home: Path, holders: int = 5, repairer: bool = True) -> Cli:
 def devnet(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cli]:
     """A devnet shared by the tests of one module (``DEVNET_HOLDERS`` in the module: how many
     holders, default 5; ``DEVNET_REPAIRER = False``: without the repair service, for a module
-    that moves shards by hand)."""
+    that moves shards by hand; ``DEVNET_KOS = (3, 2)``: with a KOS committee of 3 members,
+    threshold 2, listed in ``devnet.json`` under ``kos_members``)."""
     cli = start_devnet(tmp_path_factory.mktemp("devnet"), getattr(request.module, "DEVNET_HOLDERS", 5),
-                       getattr(request.module, "DEVNET_REPAIRER", True))
+                       getattr(request.module, "DEVNET_REPAIRER", True),
+                       getattr(request.module, "DEVNET_KOS", None))
     try:
         yield cli
     finally:

@@ -8,27 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.model import HolderStatus
 from shardkey.cli.context import Env
 from shardkey.client.holder_http import HolderClient, HolderRequestError
+from tests.support.waiting import wait_until
 
 POLICY = "requesters: [requester, owner]\nthreshold: 2\n"
 DEVNET_HOLDERS = 6  # a stripe of k + p = 5 shards always leaves one holder free for a move
 DEVNET_REPAIRER = False  # shards are moved by hand here (by the service: test_repair_service.py)
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_exiting_holder_serves_then_retires_when_it_holds_nothing(devnet, tmp_path: Path) -> None:
@@ -67,7 +57,7 @@ def test_exiting_holder_serves_then_retires_when_it_holds_nothing(devnet, tmp_pa
             return exc.status == 403 and "this holder is exiting" in str(exc)
         return False
 
-    _wait(refused, 30, "the exiting holder refusing uploads")
+    wait_until(refused, 30, "the exiting holder refusing uploads")
     client.close()
 
     # it still serves: a fetch needs its shards and its delivery like any other
@@ -91,9 +81,9 @@ def test_exiting_holder_serves_then_retires_when_it_holds_nothing(devnet, tmp_pa
         chain.datasets.confirm_shard_placement(env.account(by_address[target]), ds, index)
     assert chain.datasets.shards_held(ds, entry["address"]) == 0
 
-    _wait(lambda: chain.holders.holder(entry["address"]).status == HolderStatus.RETIRED, 60,
-          "the agent calling completeExit")
-    _wait(lambda: not store_dir.exists(), 30, "the retired holder deleting its data")
+    wait_until(lambda: chain.holders.holder(entry["address"]).status == HolderStatus.RETIRED, 60,
+               "the agent calling completeExit")
+    wait_until(lambda: not store_dir.exists(), 30, "the retired holder deleting its data")
     # the chain shows Retired once completeExit is mined, a moment before the agent's own
     # send returns and it logs the exit
-    _wait(lambda: "exit complete" in Path(entry["log"]).read_text(), 30, "the agent logging its exit")
+    wait_until(lambda: "exit complete" in Path(entry["log"]).read_text(), 30, "the agent logging its exit")

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import RequestPurpose, RequestStatus
 from shardkey.cli.context import Env
 from shardkey.devnet.process import stop
+from tests.support.waiting import wait_until
 
 POLICY = """\
 requesters: [requester, owner]
@@ -27,16 +27,6 @@ approvals:
   - {group: client, members: [client-rep], required: 1}
 threshold: 2
 """
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _bundles(devnet, name: str, dataset: str) -> list[str]:
@@ -70,7 +60,7 @@ def test_redeal_moves_fragments_to_a_new_set(devnet, tmp_path: Path) -> None:
     # old[0] goes away; a request approved while it is down leaves it an undelivered token
     stop(int(devnet.holder(old[0])["pid"]))
     served = int(_approved_request(devnet, dataset))
-    _wait(lambda: chain.retrievals.request(served).deliveries >= 2, 60, "two deliveries of the old set")
+    wait_until(lambda: chain.retrievals.request(served).deliveries >= 2, 60, "two deliveries of the old set")
     assert chain.retrievals.token_issued(served, devnet.holder(old[0])["address"])
     stale = devnet.json("request", dataset)["request"]  # made under epoch 1, approved after the re-deal
 
@@ -86,8 +76,8 @@ def test_redeal_moves_fragments_to_a_new_set(devnet, tmp_path: Path) -> None:
          "--fragment-holders", ",".join(new), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
-        rid = _wait(lambda: next((i for i in range(count + 1, chain.retrievals.request_count() + 1)
-                                  if chain.retrievals.request(i).purpose == RequestPurpose.REDEAL), None),
+        rid = wait_until(lambda: next((i for i in range(count + 1, chain.retrievals.request_count() + 1)
+                         if chain.retrievals.request(i).purpose == RequestPurpose.REDEAL), None),
                     60, "the re-deal request")
         assert chain.retrievals.request(rid).status == RequestStatus.PENDING  # the policy's approvals
         devnet.run("approve", str(rid), "--as", "client-rep", "--yes")
@@ -102,9 +92,9 @@ def test_redeal_moves_fragments_to_a_new_set(devnet, tmp_path: Path) -> None:
     assert [by_address[a] for a in chain.datasets.fragment_set(ds).holders] == new
 
     # superseded bundles deleted; the new holders keep only epoch 2's
-    _wait(lambda: _bundles(devnet, old[2], dataset) == [], 30, f"{old[2]} deleting its old bundle")
+    wait_until(lambda: _bundles(devnet, old[2], dataset) == [], 30, f"{old[2]} deleting its old bundle")
     for name in new:
-        _wait(lambda n=name: _bundles(devnet, n, dataset) == ["bundles/2"], 30, f"{name}'s bundle")
+        wait_until(lambda n=name: _bundles(devnet, n, dataset) == ["bundles/2"], 30, f"{name}'s bundle")
 
     # the stopped holder's old token is worthless on chain now
     with pytest.raises(TransactionReverted) as refused:
@@ -114,7 +104,8 @@ def test_redeal_moves_fragments_to_a_new_set(devnet, tmp_path: Path) -> None:
     # a request made under epoch 1 is skipped by the KOS with a named reason, not reverted
     devnet.run("approve", str(stale), "--as", "client-rep", "--yes")
     kos_log = Path(devnet.devnet["kos"][0]["log"])
-    _wait(lambda: "stale_fragment_epoch" in kos_log.read_text(), 30, "the KOS skipping the stale request")
+    wait_until(lambda: "stale_fragment_epoch" in kos_log.read_text(), 30,
+               "the KOS skipping the stale request")
     assert chain.retrievals.request(stale).tokens_issued == 0
 
     # a fetch after it restores byte for byte from the new set (old[0] is still down)

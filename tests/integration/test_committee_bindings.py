@@ -1,7 +1,9 @@
-"""The KosCommittee bindings against the real contract on anvil, driven by the pure committee
-crypto: an owner's deal sealed to real members' HPKE keys, members' signed envelopes sealed to a
-holder, the holder's checks and combine, and the on-chain proof of a member's wrong share. The
-Python and Solidity digests and commitments agree over random fields."""
+"""The KosCommittee bindings against the real contracts on anvil, driven by the pure committee
+crypto: an owner's deal of a registered dataset sealed to real members' HPKE keys (root computed
+on chain), members' signed envelopes sealed to the holders and released for a real request (the
+t_k-th issues the marker tokens), the holder's checks and combine, the on-chain proof of a
+member's wrong share against the stored root, and members' denials. The Python and Solidity
+digests and commitments agree over random fields."""
 
 from __future__ import annotations
 
@@ -10,17 +12,23 @@ import os
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.committee import KosCommittee, recover_signer, sign_envelope
-from shardkey.chain.errors import TransactionReverted
+from shardkey.chain.errors import ChainError, TransactionReverted
+from shardkey.chain.model import DatasetParams, RequestStatus
+from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto import committee as kc
 from shardkey.crypto.committee_envelope import (
     ShareEnvelope,
+    committee_marker,
     decode_envelope,
     encode_envelope,
     envelope_digest,
+    parse_committee_marker,
 )
 from shardkey.crypto.errors import ShareCommitmentMismatch
 from shardkey.crypto.hpke import (
@@ -30,6 +38,7 @@ from shardkey.crypto.hpke import (
     committee_share_info,
     seal,
 )
+from shardkey.policy.model import Policy
 
 
 def _addr(account: LocalAccount) -> bytes:
@@ -62,58 +71,181 @@ def test_epochs_read_back(devchain, committee) -> None:
                              [keys[0].public_key_bytes()], 2)
 
 
-def test_store_release_combine_and_prove_a_wrong_share(devchain, committee) -> None:
+K, P, SHARD_SIZE, STRIPES = 3, 2, 1024, 2
+
+
+def _register_committee_dataset(devchain, holders: list[LocalAccount], epoch: int) -> bytes:
+    """A Pending dataset whose two fragment holders' wrap key slots are the committee marker."""
+    chain: ShardKeyChain = devchain.chain
+    owner = devchain.account("owner")
+    salt, count = os.urandom(32), STRIPES * (K + P)
+    fragment = holders[:2]
+    params = DatasetParams(merkle_root=keccak(b"root"), k=K, p=P, shard_size=SHARD_SIZE,
+                           plaintext_length=STRIPES * K * SHARD_SIZE, shard_count=count, threshold=2,
+                           shard_holders=tuple(h.address for h in holders[:5]),
+                           fragment_holders=tuple(h.address for h in fragment))
+    chain.datasets.register(owner, salt, params, Policy(), [keccak(bytes([i])) for i in range(count)],
+                            [committee_marker(epoch)] * len(fragment),
+                            [keccak(b"fr%d" % i) for i in range(len(fragment))])
+    return chain.datasets.compute_dataset_id(owner.address, salt)
+
+
+def _confirm(devchain, holders: list[LocalAccount], dataset_id: bytes) -> None:
+    for h in holders[:5]:
+        devchain.chain.datasets.confirm_custody(h, dataset_id)
+
+
+def _request(devchain, dataset_id: bytes) -> int:
+    chain: ShardKeyChain = devchain.chain
+    chain.retrievals.request_retrieval(devchain.account("requester"), dataset_id, b"epk")
+    return chain.retrievals.request_count()
+
+
+def test_deal_release_combine_and_prove_a_wrong_share(devchain, committee, tmp_path) -> None:
+    """Owner deals (root computed on chain), members open their shares from the DealRegistered
+    event and release through the bindings, the t_k-th release issues the marker tokens; the
+    holder reads the releases, combines, and proves member 1's wrong share against the stored root.
+    A watcher over ``chain.contracts`` sees the committee's events."""
     contract, members, member_keys = committee
-    chain_id, dataset_id, request_id = devchain.client.chain_id, os.urandom(32), 41
-    holders = devchain.register_holders(2)
-    wrap_keys = [os.urandom(32) for _ in holders]
-    deal = kc.deal(chain_id, dataset_id, 1, [h.address for h in holders], wrap_keys, 2, 3, os.urandom)
-    # store: the owner seals share (j, i) to member i
-    sealed = [[seal(member_keys[i].public_key_bytes(), deal.shares[j][i],
-                    committee_share_info(chain_id, dataset_id, _addr(h), _addr(m), 1))
-               for i, m in enumerate(members)] for j, h in enumerate(holders)]
-    # release to holder 0: each member opens its share and seals a signed envelope to the holder;
-    # member 1 cheats with a wrong share
-    holder, holder_key = holders[0], devchain.holder_keys["holder-1"]
-    released = []
-    for i, m in enumerate(members):
-        share = member_keys[i].open(sealed[0][i], committee_share_info(chain_id, dataset_id, _addr(holder),
-                                                                       _addr(m), 1))
-        if i == 1:
-            share = bytes(b ^ 0xFF for b in share)
-        env = sign_envelope(m, ShareEnvelope(request_id, dataset_id, _addr(holder), _addr(m), 1, share),
-                            chain_id, contract.address)
-        info = committee_release_info(chain_id, request_id, dataset_id, holder.address, m.address)
-        released.append(seal(holder_key.public_key_bytes(), encode_envelope(env), info))
-    # the holder opens, checks and combines; the wrong share is named and proven on chain
+    chain: ShardKeyChain = devchain.chain
+    assert chain.committee is not None and chain.committee.address == contract.address
+    assert chain.retrievals.has_kos_role(contract.address)  # deploy_all grants it
+    chain_id, owner = devchain.client.chain_id, devchain.account("owner")
+    holders = devchain.register_holders(5)
+    fragment = holders[:2]
+    dataset_id = _register_committee_dataset(devchain, holders, 1)
+    wrap_keys = [os.urandom(32) for _ in fragment]
+    deal = kc.deal(chain_id, dataset_id, 1, [h.address for h in fragment], wrap_keys, 2, 3, os.urandom)
+    sealed = [seal(member_keys[i].public_key_bytes(), deal.shares[j][i],
+                   committee_share_info(chain_id, dataset_id, _addr(h), _addr(m), 1))
+              for j, h in enumerate(fragment) for i, m in enumerate(members)]
+    assert contract.deal(dataset_id, 1) == (0, b"\0" * 32)
+    receipt = contract.register_deal(owner, dataset_id, 1, deal.flat_commitments(), sealed)
+    assert contract.deal(dataset_id, 1) == (1, deal.root)
+    with pytest.raises(TransactionReverted) as again:
+        contract.register_deal(owner, dataset_id, 1, deal.flat_commitments(), sealed)
+    assert again.value.error == "DealAlreadyRegistered"
+    record = contract.deal_record(dataset_id, 1, devchain.deployment.start_block)
+    assert (record.dataset_id, record.fragment_epoch, record.committee_epoch, record.root) == (
+        dataset_id, 1, 1, deal.root)
+    assert record.block_number == receipt["blockNumber"]
+    assert record.commitment(1, 2, 3) == deal.commitments[1][2] and record.sealed_share(1, 2, 3) == sealed[5]
+    with pytest.raises(ChainError, match="no committee deal"):
+        contract.deal_record(dataset_id, 2, devchain.deployment.start_block)
+    _confirm(devchain, holders, dataset_id)
+    request_id = _request(devchain, dataset_id)
+
+    # each member opens its share of every holder's key from the event and releases them all;
+    # member 1 cheats on holder 0
+    def release(i: int) -> None:
+        m, envelopes = members[i], []
+        for j, h in enumerate(fragment):
+            share = member_keys[i].open(record.sealed_share(j, i, 3),
+                                        committee_share_info(chain_id, dataset_id, _addr(h), _addr(m), 1))
+            expected = record.commitment(j, i, 3)
+            assert kc.share_commitment(chain_id, dataset_id, h.address, i, 1, share) == expected
+            if i == 1 and j == 0:
+                share = bytes(b ^ 0xFF for b in share)
+            env = sign_envelope(m, ShareEnvelope(request_id, dataset_id, _addr(h), _addr(m), 1, share),
+                                chain_id, contract.address)
+            info = committee_release_info(chain_id, request_id, dataset_id, h.address, m.address)
+            envelopes.append(seal(devchain.holder_keys[f"holder-{j + 1}"].public_key_bytes(),
+                                  encode_envelope(env), info))
+        devchain.client.wait(contract.submit_release(m, request_id, envelopes))
+
+    release(1)
+    assert contract.release_state(request_id, members[1].address) == 1
+    assert contract.release_counts(request_id) == (1, 0)
+    assert not chain.retrievals.token_issued(request_id, fragment[0].address)
+    release(0)
+    assert contract.release_counts(request_id) == (2, 0)
+    assert all(chain.retrievals.token_issued(request_id, h.address) for h in fragment)
+    tokens = chain.retrievals.contract.get_logs("TokenIssued", devchain.deployment.start_block,
+                                                requestId=request_id)
+    assert [(bytes(t.args["token"]), t.args["holder"]) for t in tokens] == [
+        (committee_marker(1), h.address) for h in fragment]
+    assert parse_committee_marker(bytes(tokens[0].args["token"])) == 1
+    with pytest.raises(TransactionReverted) as twice:
+        contract.submit_release(members[0], request_id, [b"x", b"y"])
+    assert twice.value.error == "ReleaseAlreadyDone"
+
+    # the holder: every release from the chain, opened, verified, combined; the wrong one proven
+    holder, holder_key = fragment[0], devchain.holder_keys["holder-1"]
+    releases = contract.releases(request_id, devchain.deployment.start_block)
+    assert [(r.member, r.released, r.reason, len(r.sealed_envelopes)) for r in releases] == [
+        (members[1].address, True, 0, 2), (members[0].address, True, 0, 2)]
     epoch = contract.committee(1)
     verified, bad = [], []
-    for i, m in enumerate(members):
-        info = committee_release_info(chain_id, request_id, dataset_id, holder.address, m.address)
-        slot = kc.ShareSlot(chain_id, contract.address, request_id, dataset_id, holder.address, m.address,
-                            epoch.index_of(m.address), 1)
+    for r in releases:
+        info = committee_release_info(chain_id, request_id, dataset_id, holder.address, r.member)
+        i = epoch.index_of(r.member)
+        slot = kc.ShareSlot(chain_id, contract.address, request_id, dataset_id, holder.address, r.member,
+                            i, 1)
         try:
-            verified.append(kc.verify_share(holder_key.open(released[i], info), slot, deal.commitments[0][i],
-                                            recover_signer))
+            verified.append(kc.verify_share(holder_key.open(r.sealed_envelopes[0], info), slot,
+                                            record.commitment(0, i, 3), recover_signer))
         except ShareCommitmentMismatch as exc:
-            assert exc.member == members[1].address
             bad.append(exc.member)
-            evidence = exc.envelope
-            assert isinstance(evidence, ShareEnvelope)
-            receipt = contract.prove_wrong_share(holder, evidence, deal.commitments[0][i], deal.proof(0, i),
-                                                 deal.root)
+            assert isinstance(exc.envelope, ShareEnvelope)
+            rows = kc.commitment_rows(record.commitments, len(fragment), 3)
+            proof = kc.commitment_proof([h.address for h in fragment], rows, 0, i)
+            receipt = contract.prove_wrong_share(holder, exc.envelope, record.commitment(0, i, 3), proof)
             [event] = contract.contract.process_receipt("ShareFaultProven", receipt)
-            assert (event.args["requestId"], event.args["member"], event.args["holder"]) == (
-                request_id, members[1].address, holder.address)
+            assert (event.args["requestId"], event.args["member"], event.args["holder"],
+                    bytes(event.args["root"])) == (request_id, members[1].address, holder.address, deal.root)
     assert bad == [members[1].address]
+    release(2)  # a third member's share lets the holder combine t_k honest ones
+    third = contract.releases(request_id, devchain.deployment.start_block)[-1]
+    info = committee_release_info(chain_id, request_id, dataset_id, holder.address, third.member)
+    slot = kc.ShareSlot(chain_id, contract.address, request_id, dataset_id, holder.address, third.member,
+                        2, 1)
+    verified.append(kc.verify_share(holder_key.open(third.sealed_envelopes[0], info), slot,
+                                    record.commitment(0, 2, 3), recover_signer))
     assert kc.combine_shares(verified, epoch.threshold, bad) == wrap_keys[0]
     assert contract.share_fault_proven(request_id, members[1].address, holder.address)
     assert not contract.share_fault_proven(request_id, members[0].address, holder.address)
-    # an honest member's share cannot be proven wrong
-    honest = decode_envelope(holder_key.open(released[0], committee_release_info(
+    honest = decode_envelope(holder_key.open(releases[1].sealed_envelopes[0], committee_release_info(
         chain_id, request_id, dataset_id, holder.address, members[0].address)))
     with pytest.raises(TransactionReverted, match="ShareMatchesCommitment"):
-        contract.prove_wrong_share(holder, honest, deal.commitments[0][0], deal.proof(0, 0), deal.root)
+        contract.prove_wrong_share(holder, honest, record.commitment(0, 0, 3),
+                                   kc.commitment_proof([h.address for h in fragment],
+                                                       kc.commitment_rows(record.commitments, 2, 3), 0, 0))
+
+    # the committee's events reach a watcher of the deployment's contracts
+    seen: list[str] = []
+    watcher = EventWatcher(devchain.client, chain.contracts, tmp_path / "cursor.json",
+                           start_block=devchain.deployment.start_block, confirmations=0)
+    for name in ("DealRegistered", "SharesReleased", "ShareFaultProven", "TokenIssued"):
+        watcher.on(name, lambda e: seen.append(e.name))
+    watcher.poll_once()
+    assert seen == ["DealRegistered", "SharesReleased", "SharesReleased", "TokenIssued", "TokenIssued",
+                    "ShareFaultProven", "SharesReleased"]
+
+
+def test_denials_through_the_bindings(devchain, committee) -> None:
+    """m - t_k + 1 = 2 denials deny the request; releases() lists them with their reasons."""
+    contract, members, _ = committee
+    chain: ShardKeyChain = devchain.chain
+    holders = devchain.register_holders(5)
+    dataset_id = _register_committee_dataset(devchain, holders, 1)
+    deal = kc.deal(devchain.client.chain_id, dataset_id, 1, [h.address for h in holders[:2]],
+                   [os.urandom(32)] * 2, 2, 3, os.urandom)
+    contract.register_deal(devchain.account("owner"), dataset_id, 1, deal.flat_commitments(), [b"s"] * 6)
+    _confirm(devchain, holders, dataset_id)
+    request_id = _request(devchain, dataset_id)
+    devchain.client.wait(contract.submit_denial(members[0], request_id, 17))
+    assert chain.retrievals.request(request_id).status is RequestStatus.APPROVED
+    devchain.client.wait(contract.submit_denial(members[2], request_id, 18))
+    info = chain.retrievals.request(request_id)
+    assert (info.status, info.denial_reason) == (RequestStatus.DENIED, 18)
+    assert contract.release_counts(request_id) == (0, 2)
+    assert contract.release_state(request_id, members[2].address) == 2
+    assert contract.release_state(request_id, members[1].address) == 0
+    assert [(r.member, r.released, r.reason, r.sealed_envelopes) for r in contract.releases(request_id)] == [
+        (members[0].address, False, 17, ()), (members[2].address, False, 18, ())]
+    with pytest.raises(TransactionReverted) as closed:
+        contract.submit_release(members[1], request_id, [b"e", b"e"])
+    assert closed.value.error == "ReleaseRequestNotOpen"
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
