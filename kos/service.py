@@ -14,9 +14,9 @@ logged. SIGTERM and SIGINT stop the loop after the current poll; the exit code i
 errors carry the exit codes of :mod:`shardkey.service.exits`.
 
 With ``committee_member = true`` the process is a KOS committee member (:mod:`kos.member`): it
-needs no KOS_ROLE; start-up checks instead that its account is a member of the committee's
-current epoch and that its HPKE key is its registered member key there. The heartbeat then
-also carries ``mode``, the epoch, its member index and the releases it sent.
+needs no KOS_ROLE; start-up checks instead that its account is a member of a committee epoch
+(the newest, or an older one whose datasets it still serves) with its HPKE key registered
+there. The heartbeat then also carries ``mode``, the epoch, its member index and the releases it sent.
 """
 
 from __future__ import annotations
@@ -306,10 +306,21 @@ def _member_problem(node: Node) -> str | None:
     committee = node.chain.committee
     if committee is None:
         return "the deployment names no KosCommittee"
-    epoch = committee.current_epoch()
-    if epoch == 0:
+    newest = committee.current_epoch()
+    if newest == 0:
         return "the KosCommittee has no epoch yet"
-    return _member(node.chain, node.account, node.hpke_key).key_problem(epoch)
+    # a member retired from the newest epoch still serves the datasets dealt to its older ones
+    member = _member(node.chain, node.account, node.hpke_key)
+    problems = [member.key_problem(epoch) for epoch in range(newest, 0, -1)]
+    if any(problem is None for problem in problems):
+        return None
+    as_member = [p for epoch, p in zip(range(newest, 0, -1), problems, strict=True)
+                 if member.index_in(epoch) is not None]
+    if as_member:
+        return as_member[0]
+    if newest == 1:
+        return problems[0]
+    return f"account {member.address} is not a member of any committee epoch (1..{newest})"
 
 
 MEMBER_CHECKS = (

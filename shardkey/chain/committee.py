@@ -22,6 +22,13 @@ from shardkey.chain.events import ChainEvent
 from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.crypto.committee_envelope import ShareEnvelope, envelope_digest
 
+# Gas a release or denial may need above its estimate when it lands after another member's:
+# the threshold release issues a token per fragment holder (measured: about 28,500 each on top
+# of the call, 142k for 5 holders), the deciding denial calls denyRequest (about 35k).
+THRESHOLD_ISSUE_GAS = 40_000
+TOKEN_GAS_PER_HOLDER = 40_000
+DENY_REQUEST_GAS = 60_000
+
 
 class ShareFailureKind(IntEnum):
     """``IKosCommittee.ShareFailureKind`` (append-only)."""
@@ -240,11 +247,16 @@ class KosCommittee:
                        sealed_envelopes: Sequence[bytes]) -> SentTx:
         """Member: send ``releaseShares`` (one sealed envelope per fragment holder) without waiting."""
         fn = self.contract.call("releaseShares", request_id, [bytes(e) for e in sealed_envelopes])
-        return self.client.submit(fn, member)
+        # estimated below the threshold, it may land as the release that reaches it (another
+        # member's mined first) and then also issues the n tokens: room for that, or it runs out
+        return self.client.submit(fn, member, extra_gas=THRESHOLD_ISSUE_GAS
+                                  + TOKEN_GAS_PER_HOLDER * len(sealed_envelopes))
 
     def submit_denial(self, member: LocalAccount, request_id: int, reason: int) -> SentTx:
         """Member: send ``denyRelease`` with a DenialReason code without waiting."""
-        return self.client.submit(self.contract.call("denyRelease", request_id, int(reason)), member)
+        # the denial that makes t_k releases impossible also denies the request on the coordinator
+        return self.client.submit(self.contract.call("denyRelease", request_id, int(reason)), member,
+                                  extra_gas=DENY_REQUEST_GAS)
 
     def release_state(self, request_id: int, member: str) -> int:
         """0: ``member`` did nothing for ``request_id`` yet, 1: released, 2: denied."""

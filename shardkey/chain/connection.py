@@ -257,12 +257,13 @@ class ChainClient:
         """
         return self.wait(self.submit(fn, signer, value=value))
 
-    def submit(self, fn: Call | Any, signer: LocalAccount, *, value: int = 0) -> SentTx:
+    def submit(self, fn: Call | Any, signer: LocalAccount, *, value: int = 0, extra_gas: int = 0) -> SentTx:
         """Preflight, sign and send a transaction without waiting for it to be mined.
 
         Raises :class:`TransactionReverted` (nothing sent) when the call would revert.
         Several submissions from one account in a row get consecutive nonces, so they can
-        all land in the same block.
+        all land in the same block. ``extra_gas`` raises the limit above the estimate for a
+        call whose cost depends on transactions that may land before it (only gas used is paid).
         """
         call = as_call(fn)
         sender = signer.address
@@ -277,8 +278,9 @@ class ChainClient:
         fees = self._fee_params()
         with self._nonce_lock:
             nonce = self._next_nonce(sender)
+            limit = int(gas * GAS_MARGIN) + 10_000 + extra_gas
             tx: dict[str, Any] = {**_target(call), "data": call.data, "value": value, "nonce": nonce,
-                  "gas": int(gas * GAS_MARGIN) + 10_000, "chainId": self.chain_id, "type": 2, **fees}
+                  "gas": limit, "chainId": self.chain_id, "type": 2, **fees}
             tx_hash = self._broadcast(call, tx, signer)
         now = time.monotonic()
         with self._pending_lock:

@@ -284,3 +284,12 @@ def test_member_start_up_refuses_no_epoch_a_non_member_and_a_key_not_its_own(wor
     service = build(_member_settings(world, tmp_path / "good", committee.accounts[0], committee.keys[0]))
     assert service.member is not None and service.member.index_in(1) == 0
     assert not world.chain.retrievals.has_kos_role(committee.accounts[0].address)  # it needs none
+
+    # epoch 2 retires member-1: it still starts (it serves the datasets dealt to epoch 1); the
+    # outsider is still refused, now for every epoch
+    committee.contract.start_epoch(world.dev.accounts["admin"], [a.address for a in committee.accounts[1:]],
+                                   [k.public_key_bytes() for k in committee.keys[1:]], THRESHOLD)
+    retired = build(_member_settings(world, tmp_path / "retired", committee.accounts[0], committee.keys[0]))
+    assert retired.member is not None and retired.member.index_in(2) is None
+    with pytest.raises(IdentityError, match=r"is not a member of any committee epoch \(1\.\.2\)"):
+        build(_member_settings(world, tmp_path / "outsider-2", outsider, committee.keys[0]))
