@@ -448,6 +448,7 @@ def holder_run(config: Path) -> None:
 
 from shardkey.cli import (  # noqa: E402,F401  (register commands)
     audit_commands,
+    committee_commands,
     demo_command,
     holder_commands,
     key_commands,
