@@ -105,6 +105,7 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"requests in {kos['blocks']} block(s)"
                      + (f", then a block every {kos['block_time_s']} s)" if "block_time_s" in kos else ")")
                      + ("" if kos["all_tokens"] else " INCOMPLETE"), "< 10"))
+    rows += _committee_rows(r.get("committee"))
     scale = r.get("scale")
     if scale:
         rows.append((f"{scale['shards']:,}-shard dataset: store / fetch / audit verify (s)",
@@ -115,6 +116,32 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append((f"devnet up, {many['holders']} holders (s)", f"{many['seconds']:.1f}", "< 60"))
     for name, err in r.get("failures", {}).items():
         rows.append((f"section {name}", "FAILED: " + err.splitlines()[-1][:200] if err else "FAILED", ""))
+    return rows
+
+
+def _committee_rows(c: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    if not c:
+        return []
+    rows = []
+    single = c.get("single_kos_fetch")
+    for shape in (v for k, v in sorted(c.items()) if k.startswith("members_")):
+        name = f"committee {shape['members']} members, threshold {shape['threshold']}"
+        rows.append((f"{name}: 100 requests in one block -> all tokens (s)",
+                     f"{shape['seconds']:.2f} ({shape['tokens_per_s']:.0f} tokens/s, "
+                     f"{shape['shares_released_per_s']:.0f} shares/s; requests in "
+                     f"{shape['blocks']} block(s), then a block every {c['block_time_s']} s)"
+                     + ("" if shape["all_tokens"] else " INCOMPLETE"),
+                     "< 10"))
+        gas = shape["gas"]
+        rows.append((f"{name}: gas per member per request (releaseShares, {c['holders']} holders)",
+                     f"{gas['gas_per_member_per_request']:,.0f} (below threshold "
+                     f"{gas['gas_release_below_threshold']:,.0f}, the one reaching it "
+                     f"{gas['gas_release_reaching_threshold']:,.0f}); per request, all members "
+                     f"{gas['gas_per_request_all_members']:,.0f}", ""))
+        fetch = shape["fetch_1mib"]
+        rows.append((f"{name}: request + fetch of 1 MiB (s, median of {fetch['runs']})",
+                     f"{fetch['seconds_median']:.2f} ({fetch['ratio_to_single_kos']:.2f}x the single KOS's "
+                     f"{single['seconds_median']:.2f})" if single else f"{fetch['seconds_median']:.2f}", ""))
     return rows
 
 

@@ -40,9 +40,10 @@ approvals:
 threshold: 3
 """
 # kos runs last on the shared devnet: it leaves the chain mining on a 1 s interval.
-# repair and holders bring up devnets of their own.
-SECTIONS = ("devnet", "throughput", "format", "small", "gas", "redeal", "repair", "scale", "kos", "holders")
-OWN_DEVNET = ("repair", "holders")
+# repair, committee and holders bring up devnets of their own.
+SECTIONS = ("devnet", "throughput", "format", "small", "gas", "redeal", "repair", "scale", "kos", "committee",
+            "holders")
+OWN_DEVNET = ("repair", "committee", "holders")
 
 
 def log(message: str) -> None:
@@ -428,68 +429,27 @@ class Suite:
 
     # KOS ----------------------------------------------------------------------------------------
     def section_kos(self) -> None:
+        """100 requests in one block, one KOS: seconds until every request has all its tokens."""
+        from bench.kosload import BLOCK_TIME_S, burst, request_blocks
         count = 100
         chain = self.dev.chain()
-        client = chain.client
         src = self.work / "kos.bin"
         random_file(src, 4096)
         _, stored = self.dev.store(src, self.open_policy, "--shard-size", "4096")
         dataset_id = bytes.fromhex(stored["dataset"][2:])
         holders = len(chain.datasets.dataset(dataset_id).params.fragment_holders)
-        requester = self.dev.account("requester")
-        fn = chain.retrievals.contract.functions.requestRetrieval
-        zero = "0x" + "00" * 20
-        attestation = (zero, 0, 0, 0, 0, b"\0" * 32)
-        first = client.call(chain.retrievals.contract.functions.requestCount()) + 1
-        nonce = client.w3.eth.get_transaction_count(requester.address, "pending")
-        gas_price = 2 * client.w3.eth.gas_price + 10**9
-        signed = []
-        for i in range(count):
-            tx = fn(dataset_id, os.urandom(32), attestation, zero, b"").build_transaction(
-                {"from": requester.address, "nonce": nonce + i, "gas": 400_000, "gasPrice": gas_price,
-                 "chainId": client.chain_id})
-            signed.append(requester.sign_transaction(tx).raw_transaction)
-        kos_pid = int(self.dev.info["kos"][0]["pid"])
-        cpu_before = process_cpu_seconds(kos_pid)
-        start_block = client.block_number()
-        # Mining stopped (interval and automine) so the 100 requests share one block; then
-        # blocks every second, no automine, as on a real chain: the KOS's token
-        # transactions wait for the next block like everyone's (anvil takes whole seconds
-        # over RPC, and cannot go back to the devnet's automine-plus-interval mode).
-        self.rpc("evm_setIntervalMining", [0])
-        self.rpc("evm_setAutomine", [False])
-        try:
-            for raw in signed:
-                client.w3.eth.send_raw_transaction(raw)
-            self.rpc("evm_mine", [])
-            mined = time.monotonic()
-            block = start_block + 1
-        finally:
-            self.rpc("evm_setIntervalMining", [1])
-        ids = set(range(first, first + count))
-        tokens: dict[int, int] = {}
-        event = chain.retrievals.contract.events.TokenIssued
-        settled_at = None
-        scanned = block - 1  # only new blocks each round: the watcher must not load the machine
-        while time.monotonic() - mined < 120:
-            head = client.block_number()
-            if head > scanned:
-                for entry in event().get_logs(from_block=scanned + 1, to_block=head):
-                    rid = int(entry["args"]["requestId"])
-                    tokens[rid] = tokens.get(rid, 0) + 1
-                scanned = head
-            if sum(1 for r in ids if tokens.get(r, 0) >= holders) == count:
-                settled_at = time.monotonic()
-                break
-            time.sleep(0.05)
-        seconds = (settled_at or time.monotonic()) - mined
-        kos_cpu = process_cpu_seconds(kos_pid) - cpu_before
-        requested = chain.retrievals.contract.events.RetrievalRequested().get_logs(from_block=start_block + 1)
-        blocks = len({int(e["blockNumber"]) for e in requested if int(e["args"]["requestId"]) in ids})
-        self.results["kos"] = {"requests": count, "blocks": blocks, "seconds": seconds, "block_time_s": 1,
-                               "all_tokens": settled_at is not None, "kos_cpu_s": kos_cpu,
-                               "tokens_per_s": count * holders / seconds, "requests_per_s": count / seconds}
+        b = burst(self, self.dev, dataset_id, holders, count, [int(self.dev.info["kos"][0]["pid"])])
+        self.results["kos"] = {"requests": count, "blocks": request_blocks(chain, b), "seconds": b.seconds,
+                               "block_time_s": BLOCK_TIME_S, "all_tokens": b.settled_at is not None,
+                               "kos_cpu_s": b.cpu_seconds, "tokens_per_s": count * holders / b.seconds,
+                               "requests_per_s": count / b.seconds}
         log(f"KOS: {self.results['kos']}")
+
+    def section_committee(self) -> None:
+        """The threshold KOS committee: 3 of 2 and 5 of 3 under the same burst (bench/committee.py)."""
+        from bench.committee import run_committee
+        self.results["committee"] = run_committee(self)
+        log(f"committee: {self.results['committee']}")
 
     # scale ------------------------------------------------------------------------------------------
     def section_scale(self) -> None:
