@@ -244,14 +244,31 @@ contract KosCommittee is IKosCommittee, AccessControl, EIP712 {
         }
         uint8 released = ++_tallies[requestId].released;
         emit SharesReleased(requestId, r.datasetId, msg.sender, epoch, sealedEnvelopes);
-        if (released == _committees[epoch].threshold) {
-            bytes[] memory tokens = new bytes[](n);
-            bytes memory marker = abi.encodePacked(MARKER_TAG, epoch);
-            for (uint256 j = 0; j < n; ++j) {
-                tokens[j] = marker;
-            }
-            _coordinator.issueTokens(requestId, holders, tokens);
+        if (released == _committees[epoch].threshold) _issueMarkers(requestId, holders, epoch);
+    }
+
+    /// @dev The marker token to every fragment holder that has no token yet: another KOS_ROLE
+    /// account (a single-key KOS run beside the committee) may have posted one first, and the
+    /// coordinator refuses a second, which would otherwise revert the threshold release.
+    function _issueMarkers(uint256 requestId, address[] memory holders, uint64 epoch) private {
+        uint256 n = holders.length;
+        bool[] memory has = new bool[](n);
+        uint256 count = 0;
+        for (uint256 j = 0; j < n; ++j) {
+            has[j] = _coordinator.tokenIssued(requestId, holders[j]);
+            if (!has[j]) ++count;
         }
+        if (count == 0) return;
+        address[] memory missing = new address[](count);
+        bytes[] memory tokens = new bytes[](count);
+        bytes memory marker = abi.encodePacked(MARKER_TAG, epoch);
+        uint256 k = 0;
+        for (uint256 j = 0; j < n; ++j) {
+            if (has[j]) continue;
+            missing[k] = holders[j];
+            tokens[k++] = marker;
+        }
+        _coordinator.issueTokens(requestId, missing, tokens);
     }
 
     /// @inheritdoc IKosCommittee

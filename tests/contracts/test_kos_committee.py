@@ -301,6 +301,27 @@ def test_the_threshold_release_issues_marker_tokens(kit, committee, coordinator,
     assert committee.releaseCounts(rid) == (3, 0)
 
 
+def test_a_token_another_kos_role_account_posted_first_does_not_block_the_threshold_release(
+        committee, coordinator, dealt, members, kos):
+    """A single-key KOS run beside the committee (KOS_ROLE too) tokened one holder first: the
+    t_k-th release still lands and tokens the others (the coordinator refuses a second token)."""
+    rid = dealt.request()
+    first = dealt.holders[0]
+    coordinator.issueTokens(rid, [first], [b"legacy"], sender=kos)
+    dealt.release(rid, 0)
+    tx = dealt.release(rid, 1)
+    tokens = [(t.holder, bytes(t.token)) for t in tx.events if t.event_name == "TokenIssued"]
+    assert tokens == [(h.address, committee_marker(1)) for h in dealt.holders[1:]]
+    assert all(coordinator.tokenIssued(rid, h) for h in dealt.holders)
+    assert coordinator.request(rid).tokensIssued == len(dealt.holders)
+    # every holder tokened already: the threshold release issues nothing and still lands
+    rid2 = dealt.request()
+    coordinator.issueTokens(rid2, list(dealt.holders), [b"legacy"] * len(dealt.holders), sender=kos)
+    dealt.release(rid2, 2)
+    tx = dealt.release(rid2, 0)
+    assert [e.event_name for e in tx.events] == ["SharesReleased"]
+
+
 def test_release_rules(kit, committee, dealt, members, gds, approvers):
     rid = dealt.request()
     with reverts("CommitteeNotMember", 1, members[3]):
