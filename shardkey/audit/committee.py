@@ -24,15 +24,6 @@ def _named(address: str, names: Mapping[str, str]) -> str:
     return names.get(address, address)
 
 
-def reason_text(code: int) -> str:
-    """``label: description`` of a denial reason code (or the bare code if unknown)."""
-    try:
-        reason = DenialReason(code)
-    except ValueError:
-        return f"unknown reason {code}"
-    return f"{reason.label}: {reason.description}"
-
-
 def describe_committee(event: ChainEvent, names: Mapping[str, str], row: dict[str, Any]) -> None:
     """Fill ``row`` (actor, details) for one committee event."""
     a = event.args
@@ -50,7 +41,7 @@ def describe_committee(event: ChainEvent, names: Mapping[str, str], row: dict[st
         row["details"] = f"released its shares to {len(a['sealedEnvelopes'])} fragment holders"
     elif event.name == "ReleaseDenied":
         row["actor"] = _named(a["member"], names)
-        row["details"] = f"member denied: {reason_text(int(a['reason']))}"
+        row["details"] = f"member denied: {DenialReason.text(int(a['reason']))}"
     elif event.name == "ShareFaultProven":
         row["actor"] = _named(a["holder"], names)
         row["details"] = (f"proved {_named(a['member'], names)} signed a share that does not match its "
@@ -68,7 +59,7 @@ def fold_committee(event: ChainEvent, row: Mapping[str, Any], names: Mapping[str
     if event.name == "SharesReleased":
         released.append(str(row["actor"]))
     elif event.name == "ReleaseDenied":
-        denied.append(f"{row['actor']}: {reason_text(int(a['reason']))}")
+        denied.append(f"{row['actor']}: {DenialReason.text(int(a['reason']))}")
     elif event.name == "ShareFaultProven":
         proofs.append(f"{_named(a['member'], names)} (KOS member): wrong share to {row['actor']} (proven)")
     elif event.name == "ShareFailureReported":

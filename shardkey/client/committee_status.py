@@ -14,14 +14,6 @@ from shardkey.crypto.committee_envelope import dealt_committee_epoch
 from shardkey.policy.context import DenialReason
 
 
-def _reason(code: int) -> str:
-    try:
-        reason = DenialReason(code)
-    except ValueError:
-        return f"reason {code}"
-    return f"{reason.label}: {reason.description}"
-
-
 def committee_not_released(chain: ShardKeyChain, request: RequestInfo, deal: FragmentDeal,
                            waited: float) -> str | None:
     """Why a committee dataset's request has no tokens (who is silent, who denied and why),
@@ -39,7 +31,8 @@ def committee_not_released(chain: ShardKeyChain, request: RequestInfo, deal: Fra
         else:
             denied[release.member.lower()] = release.reason
     silent = [m for m in committee.members if m.lower() not in released and m.lower() not in denied]
-    refusals = [f"{m} ({_reason(denied[m.lower()])})" for m in committee.members if m.lower() in denied]
+    refusals = [f"{m} ({DenialReason.text(denied[m.lower()])})" for m in committee.members
+                if m.lower() in denied]
     return (f"the KOS committee has not released request {request.request_id}: {len(released)} of the "
             f"{committee.threshold} member releases needed (committee epoch {epoch}, "
             f"{len(committee.members)} members) after waiting {waited:.0f} s; "

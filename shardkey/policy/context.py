@@ -71,6 +71,15 @@ class DenialReason(IntEnum):
         """The contract's enum name (``OutsideRegions``), as shown to users and auditors."""
         return "".join(word.capitalize() for word in self.name.split("_"))
 
+    @classmethod
+    def text(cls, code: int) -> str:
+        """``Label: description`` of a reason code read from the chain (an unknown one is named)."""
+        try:
+            reason = cls(code)
+        except ValueError:
+            return f"unknown reason {code}"
+        return f"{reason.label}: {reason.description}"
+
 
 class DatasetStatus(IntEnum):
     """Dataset lifecycle status, as in ``DatasetRegistry`` (the one enum of the code base;
