@@ -1,4 +1,4 @@
-"""Typed bindings of the three ShardKey contracts.
+"""Typed bindings of the ShardKey contracts (registries, coordinator, KOS committee).
 
 One class per contract. Reads return domain dataclasses (``shardkey.chain.model``);
 writes take the signing account explicitly and return the receipt. ``ShardKeyChain``

@@ -78,7 +78,8 @@ def network() -> None:
 def network_deploy(env: Env, rpc_url: str, as_: str, kos_hpke_key: Path | None,
                    kos_public_key_hex: str | None, kos_addresses: tuple[str, ...], chain_id: int | None,
                    output: Path, as_json: bool, passphrase_file: Path | None) -> None:
-    """Deploy the three contracts, grant KOS_ROLE, write the deployment file (-o)."""
+    """Deploy the four contracts (the KOS committee holds KOS_ROLE), grant KOS_ROLE to the KOS
+    accounts, write the deployment file (-o)."""
     if output.exists():
         raise UsageError(f"-o {output}: already exists; a deployment file is never overwritten")
     if not output.parent.is_dir():
