@@ -6,10 +6,8 @@ with ape accounts:
 
 - SHARDKEY_DEPLOYER_ALIAS: the ape account (default: test account 0 on a local network);
   it becomes the admin of HolderRegistry, RetrievalCoordinator and KosCommittee.
-- SHARDKEY_KOS_PUBLIC_KEY (required, hex): the KOS HPKE public key
-  (`shardkey keys show kos.hpke.json`); the deployment file carries it.
-- SHARDKEY_KOS_ADDRESS: comma-separated KOS accounts granted KOS_ROLE (the KosCommittee gets
-  it too, as with deploy_all: it issues the tokens of committee datasets).
+- The KosCommittee alone gets KOS_ROLE, as with deploy_all; the admin then starts its first
+  epoch with the members' accounts and HPKE keys (`shardkey kos committee start`).
 - SHARDKEY_DEPLOYMENT_OUT (default deployment.json; never overwritten) and
   SHARDKEY_RPC_URL (default: the provider's URI) for the file.
 
@@ -46,12 +44,6 @@ def main() -> None:
     out = Path(os.environ.get("SHARDKEY_DEPLOYMENT_OUT", "deployment.json"))
     if out.exists():
         _fail(f"{out} already exists; a deployment file is never overwritten")
-    try:
-        kos_key = bytes.fromhex(os.environ.get("SHARDKEY_KOS_PUBLIC_KEY", "").removeprefix("0x"))
-    except ValueError:
-        _fail("SHARDKEY_KOS_PUBLIC_KEY is not hex")
-    if not kos_key:
-        _fail("set SHARDKEY_KOS_PUBLIC_KEY to the KOS HPKE public key (`shardkey keys show`)")
     rpc_url = os.environ.get("SHARDKEY_RPC_URL") or str(getattr(chain.provider, "uri", "") or "")
     if not rpc_url:
         _fail("set SHARDKEY_RPC_URL: the provider has no URI to put in the deployment file")
@@ -63,12 +55,10 @@ def main() -> None:
     datasets.setRetrievalCoordinator(coordinator, sender=deployer)
     holders.grantRole(holders.FAILURE_PROVER_ROLE(), coordinator, sender=deployer)  # as deploy_all does
     committee = deployer.deploy(project.KosCommittee, deployer, coordinator)
-    kos_accounts = [k.strip() for k in os.environ.get("SHARDKEY_KOS_ADDRESS", "").split(",") if k.strip()]
-    for kos in [*kos_accounts, str(committee.address)]:  # as deploy_all does
-        coordinator.grantRole(coordinator.KOS_ROLE(), kos, sender=deployer)
+    coordinator.grantRole(coordinator.KOS_ROLE(), committee, sender=deployer)  # as deploy_all does
     deployment = Deployment(rpc_url=rpc_url, chain_id=chain.chain_id, start_block=start,
                             holder_registry=str(holders.address), dataset_registry=str(datasets.address),
-                            retrieval_coordinator=str(coordinator.address), kos_public_key=kos_key,
+                            retrieval_coordinator=str(coordinator.address),
                             kos_committee=str(committee.address))
     deployment.save(out)
     print(f"deployment written to {out}")

@@ -270,7 +270,7 @@ class RetrievalCoordinator:
         return bool(self.client.read(self.contract, "hasRole", KOS_ROLE, to_checksum_address(account)))
 
     def grant_kos_role(self, admin: LocalAccount, account: str) -> TxReceipt:
-        """Admin: let ``account`` act as a KOS replica."""
+        """Admin: let ``account`` issue tokens and deny requests (only the KosCommittee should)."""
         fn = self.contract.call("grantRole", KOS_ROLE, to_checksum_address(account))
         return self.client.send(fn, admin)
 
@@ -405,8 +405,7 @@ class RetrievalCoordinator:
 
 
 class ShardKeyChain:
-    """The contracts of one deployment over one connection: the three of every deployment and
-    ``committee`` (the KosCommittee) when the deployment has one (None for older files)."""
+    """The four contracts of one deployment over one connection."""
 
     def __init__(self, deployment: Deployment, client: ChainClient | None = None):
         self.deployment = deployment
@@ -414,15 +413,10 @@ class ShardKeyChain:
         self.holders = HolderRegistry(self.client, deployment.holder_registry)
         self.datasets = DatasetRegistry(self.client, deployment.dataset_registry)
         self.retrievals = RetrievalCoordinator(self.client, deployment.retrieval_coordinator)
-        self.committee: KosCommittee | None = (
-            KosCommittee(self.client, deployment.kos_committee) if deployment.kos_committee else None)
+        self.committee = KosCommittee(self.client, deployment.kos_committee)
 
     @property
     def contracts(self) -> dict[str, BoundContract]:
-        """The contracts by name (for the event watcher: the committee's events too, when deployed)."""
-        contracts = {"HolderRegistry": self.holders.contract,
-                     "DatasetRegistry": self.datasets.contract,
-                     "RetrievalCoordinator": self.retrievals.contract}
-        if self.committee is not None:
-            contracts[COMMITTEE] = self.committee.contract
-        return contracts
+        """The contracts by name (for the event watcher)."""
+        return {"HolderRegistry": self.holders.contract, "DatasetRegistry": self.datasets.contract,
+                "RetrievalCoordinator": self.retrievals.contract, COMMITTEE: self.committee.contract}

@@ -6,7 +6,6 @@ package's ``shardkey/chain/abi`` export, so deploying never compiles or download
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from eth_abi.abi import encode
@@ -37,12 +36,11 @@ def _deploy(client: ChainClient, name: str, deployer: LocalAccount, *args: objec
     return str(receipt["contractAddress"])
 
 
-def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[str],
-               kos_public_key: bytes = b"") -> Deployment:
+def deploy_all(client: ChainClient, admin: LocalAccount) -> Deployment:
     """Deploy HolderRegistry, DatasetRegistry, RetrievalCoordinator and KosCommittee (after the
     coordinator, which it reads); name the coordinator to the dataset registry (re-deals and proven
     shard failures) and give it FAILURE_PROVER_ROLE on the holder registry (proven failures fail a
-    holder); grant KOS_ROLE to the KOS accounts and to the committee (its t_k-th release issues the
+    holder); grant KOS_ROLE to the committee, and to no one else (its t_k-th release issues the
     tokens, its denials deny). The committee has no epoch yet: its admin (``admin``) starts one
     with the members' keys.
 
@@ -56,10 +54,7 @@ def deploy_all(client: ChainClient, admin: LocalAccount, kos_accounts: Sequence[
     committee = _deploy(client, "KosCommittee", admin, admin.address, coordinator)
     DatasetRegistry(client, datasets).set_retrieval_coordinator(admin, coordinator)
     HolderRegistry(client, holders).grant_failure_prover_role(admin, coordinator)
-    retrievals = RetrievalCoordinator(client, coordinator)
-    for kos in [*kos_accounts, committee]:
-        retrievals.grant_kos_role(admin, kos)
+    RetrievalCoordinator(client, coordinator).grant_kos_role(admin, committee)
     return Deployment(rpc_url=client.rpc_url, chain_id=client.chain_id, start_block=start,
                       holder_registry=holders, dataset_registry=datasets,
-                      retrieval_coordinator=coordinator, kos_public_key=kos_public_key,
-                      kos_committee=committee)
+                      retrieval_coordinator=coordinator, kos_committee=committee)

@@ -1,17 +1,16 @@
 """Where the ShardKey contracts live on a chain: a small JSON file.
 
-``shardkey network deploy`` writes it; every service and command reads it. The KOS HPKE
-public key (to which owners seal wrap keys) travels in the same file, so the KOS key
-exists before the deployment file does. docs/OPERATIONS.md documents every key.
+``shardkey network deploy`` writes it; every service and command reads it.
+docs/OPERATIONS.md documents every key. No KOS key travels in it: owners deal wrap keys to the
+members of the ``KosCommittee``'s current epoch, whose HPKE keys are on chain.
 ``rpc_urls`` (optional) lists several endpoints of the chain, tried in order with
 fail-over (:class:`shardkey.chain.rpc.JsonRpc`); ``rpc_url`` alone is one endpoint, and
 a file with only ``rpc_urls`` takes its first as ``rpc_url``.
-``contracts.KosCommittee`` (the threshold KOS committee) is optional: files written before it
-existed still load, and :meth:`Deployment.require_kos_committee` names the fix (redeploy) for
-code that needs it.
+A file written before the committee (no ``contracts.KosCommittee``, or a ``kos_public_key``: the
+single-key KOS it named is gone) is refused with the fix: redeploy.
 
 ```json
-{"rpc_url": "...", "rpc_urls": ["...", "..."], "chain_id": 31337, "start_block": 1, "kos_public_key": "<hex>",
+{"rpc_url": "...", "rpc_urls": ["...", "..."], "chain_id": 31337, "start_block": 1,
  "contracts": {"HolderRegistry": "0x..", "DatasetRegistry": "0x..",
                "RetrievalCoordinator": "0x..", "KosCommittee": "0x.."}}
 ```
@@ -28,8 +27,10 @@ from eth_utils.address import is_address, to_checksum_address
 from shardkey.chain.errors import DeploymentError
 from shardkey.fsutil import atomic_write_bytes
 
-REQUIRED_CONTRACTS = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator")
 COMMITTEE = "KosCommittee"
+REQUIRED_CONTRACTS = ("HolderRegistry", "DatasetRegistry", "RetrievalCoordinator", COMMITTEE)
+REDEPLOY = ("redeploy with 'shardkey network deploy' (or 'shardkey devnet up' on a devnet), start a KOS "
+            "committee epoch ('shardkey kos committee start') and use the new deployment file")
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,8 @@ class Deployment:
     holder_registry: str
     dataset_registry: str
     retrieval_coordinator: str
-    kos_public_key: bytes = b""
+    kos_committee: str
     rpc_urls: tuple[str, ...] = ()
-    kos_committee: str = ""
 
     @property
     def urls(self) -> list[str]:
@@ -54,25 +54,13 @@ class Deployment:
     @property
     def addresses(self) -> dict[str, str]:
         """Contract name to address."""
-        names = {"HolderRegistry": self.holder_registry, "DatasetRegistry": self.dataset_registry,
-                 "RetrievalCoordinator": self.retrieval_coordinator}
-        if self.kos_committee:
-            names[COMMITTEE] = self.kos_committee
-        return names
-
-    def require_kos_committee(self, source: str = "the deployment file") -> str:
-        """The KosCommittee address, or a :class:`DeploymentError` telling to redeploy."""
-        if not self.kos_committee:
-            raise DeploymentError(f"{source} has no contracts.{COMMITTEE} (deployed before the threshold KOS "
-                                  "committee existed); redeploy with 'shardkey network deploy' (or "
-                                  "'shardkey devnet up' on a devnet) and use the new deployment file")
-        return self.kos_committee
+        return {"HolderRegistry": self.holder_registry, "DatasetRegistry": self.dataset_registry,
+                "RetrievalCoordinator": self.retrieval_coordinator, COMMITTEE: self.kos_committee}
 
     def to_json(self) -> dict[str, object]:
         """The file form."""
         data: dict[str, object] = {"rpc_url": self.rpc_url, "chain_id": self.chain_id,
-                                   "start_block": self.start_block, "contracts": self.addresses,
-                                   "kos_public_key": self.kos_public_key.hex()}
+                                   "start_block": self.start_block, "contracts": self.addresses}
         if self.rpc_urls:
             data["rpc_urls"] = list(self.rpc_urls)
         return data
@@ -84,12 +72,14 @@ class Deployment:
             contracts = data["contracts"]
             if not isinstance(contracts, dict):
                 raise DeploymentError(f"{source}: contracts must be a mapping")
+            if COMMITTEE not in contracts or "kos_public_key" in data:
+                what = "names a single KOS key (kos_public_key)" if "kos_public_key" in data \
+                    else f"has no contracts.{COMMITTEE}"
+                raise DeploymentError(f"{source} {what}: it was written before the KOS became a threshold "
+                                      f"committee, and no KOS serves it any more; {REDEPLOY}")
             for name in REQUIRED_CONTRACTS:
                 if not is_address(contracts.get(name, "")):
                     raise DeploymentError(f"{source}: contracts.{name} is not an address")
-            committee = contracts.get(COMMITTEE)
-            if committee is not None and not is_address(committee):
-                raise DeploymentError(f"{source}: contracts.{COMMITTEE} is not an address")
             urls = _rpc_urls(data, source)
             return cls(rpc_url=str(data["rpc_url"]) if "rpc_url" in data else urls[0],
                        rpc_urls=tuple(urls), chain_id=int(data["chain_id"]),  # type: ignore[call-overload]
@@ -97,8 +87,7 @@ class Deployment:
                        holder_registry=to_checksum_address(contracts["HolderRegistry"]),
                        dataset_registry=to_checksum_address(contracts["DatasetRegistry"]),
                        retrieval_coordinator=to_checksum_address(contracts["RetrievalCoordinator"]),
-                       kos_public_key=bytes.fromhex(str(data.get("kos_public_key", ""))),
-                       kos_committee=to_checksum_address(committee) if committee is not None else "")
+                       kos_committee=to_checksum_address(contracts[COMMITTEE]))
         except KeyError as exc:
             raise DeploymentError(f"{source}: missing key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:

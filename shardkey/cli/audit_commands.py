@@ -62,7 +62,7 @@ def audit_log(env: Env, dataset: str | None, as_json: bool, as_csv: bool, all_ev
 
 
 def _members_cell(released: list[str], denied: list[str]) -> str:
-    """Which committee members released and which denied (empty for a single-key KOS)."""
+    """Which committee members released and which denied."""
     parts = []
     if released:
         parts.append("released: " + ", ".join(released))

@@ -49,48 +49,42 @@ def cli(ctx: click.Context, home: Path | None, network_file: Path | None,
 # ---------------------------------------------------------------- devnet
 @cli.group()
 def devnet() -> None:
-    """Run a local network: anvil, contracts, KOS, holder agents and the repair service."""
+    """Run a local network: anvil, contracts, a KOS committee, holder agents and the repair service."""
 
 
 @devnet.command("up")
 @click.option("--holders", default=5, show_default=True, type=click.IntRange(1, 200))
-@click.option("--kos-replicas", default=1, show_default=True, type=click.IntRange(1, 5))
 @click.option("--block-time", default=0.5, show_default=True, type=click.FloatRange(0.05, 15))
 @click.option("--hpke-suite", type=click.Choice(HPKE_SUITES), default=DEFAULT_HPKE_SUITE, show_default=True,
-              help="Suite of the KOS and holder HPKE keys (x25519: not post-quantum).")
+              help="Suite of the KOS members' and holders' HPKE keys (x25519: not post-quantum).")
 @click.option("--no-repairer", is_flag=True,
               help="Do not start the repair service (repairs are then run by hand: `shardkey repair`).")
-@click.option("--kos", "kos_members", default=0, type=click.IntRange(0, 32), metavar="N",
-              help="Also start a KOS committee of N members (each its own account and HPKE key); "
-                   "stores then deal their keys to it.")
+@click.option("--kos", "kos_members", default=3, show_default=True, type=click.IntRange(1, 32), metavar="N",
+              help="KOS committee members (each its own account, HPKE key and process); stores deal "
+                   "their wrap keys to them.")
 @click.option("--kos-threshold", type=click.IntRange(1, 32), default=None, metavar="T",
               help="Members needed to release a key (default: a majority of --kos).")
 @pass_env
-def devnet_up(env: Env, holders: int, kos_replicas: int, block_time: float, hpke_suite: str,
-              no_repairer: bool, kos_members: int, kos_threshold: int | None) -> None:
-    """Start the devnet; on a running one, start again any KOS or holder that died.
+def devnet_up(env: Env, holders: int, block_time: float, hpke_suite: str, no_repairer: bool,
+              kos_members: int, kos_threshold: int | None) -> None:
+    """Start the devnet; on a running one, start again any KOS member or holder that died.
 
     When the devnet's anvil died its chain is gone: exits 5 saying what to run.
     """
     from shardkey.crypto.hpke import parse_suite
     from shardkey.devnet import up
 
-    info = up(env.home, holders=holders, kos_replicas=kos_replicas, block_time=block_time,
+    info = up(env.home, holders=holders, block_time=block_time,
               hpke_suite=parse_suite(hpke_suite), repairer=not no_repairer, kos_members=kos_members,
               kos_threshold=kos_threshold)
     revived = info.data.get("revived") or []
     if revived:
         click.echo(f"restarted: {', '.join(revived)} (from their state folders)")
     click.echo(f"devnet up: {info.rpc_url}, {len(info.data['holders'])} holders, "
-               f"{len(info.data['kos'])} KOS, {_committee_words(info.data)}"
+               f"a KOS committee of {len(info.data['kos_members'])} "
+               f"(threshold {info.data['kos_threshold']}), "
                f"{'a' if info.data.get('repairer') else 'no'} repairer; "
                f"details in {info.home / 'devnet.json'}")
-
-
-def _committee_words(data: dict[str, object]) -> str:
-    members = data.get("kos_members") or []
-    assert isinstance(members, list)
-    return f"a KOS committee of {len(members)} (threshold {data.get('kos_threshold')}), " if members else ""
 
 
 @devnet.command("down")
@@ -127,7 +121,7 @@ def devnet_status(env: Env, as_json: bool) -> None:
 @click.argument("name")
 @pass_env
 def devnet_restart(env: Env, name: str) -> None:
-    """Stop the KOS replica, holder or repairer NAME (when it runs) and start it again with its state."""
+    """Stop the KOS member, holder or repairer NAME (when it runs) and start it again with its state."""
     from shardkey.devnet import DevnetInfo
     from shardkey.devnet.supervise import restart
 
@@ -424,7 +418,7 @@ def kos() -> None:
 @kos.command("run")
 @click.option("--config", required=True, type=click.Path(path_type=Path))
 def kos_run(config: Path) -> None:
-    """Run a KOS replica in the foreground; exits with the service's status (docs/KOS.md)."""
+    """Run a KOS committee member in the foreground; exits with the service's status (docs/KOS.md)."""
     from kos.service import run
     from shardkey.service.exits import run_service
 

@@ -31,14 +31,6 @@ def committee() -> None:
     """The KOS committee: members, HPKE keys and threshold per epoch (on chain)."""
 
 
-def _committee(chain: Any) -> KosCommittee:
-    if chain.committee is None:
-        raise UsageError("this deployment has no KosCommittee contract; redeploy with "
-                         "`shardkey network deploy`")
-    found: KosCommittee = chain.committee
-    return found
-
-
 def member_public_key(spec: str, option: str) -> bytes:
     """An HPKE public key given as 0x-hex or as the member's HPKE keystore (its clear header)."""
     if spec.startswith("0x"):
@@ -88,7 +80,7 @@ def committee_start(env: Env, members: tuple[str, ...], threshold: int, as_json:
     if threshold > len(parsed):
         raise UsageError(f"--threshold {threshold}: more than the {len(parsed)} member(s) given")
     chain = admin_chain(env, deployment)
-    contract = _committee(chain)
+    contract: KosCommittee = chain.committee
     admin = env.account(as_)
     require_funds(chain, admin.address, f"--as {as_}")
     contract.start_epoch(admin, accounts, [k for _, k in parsed], threshold)
@@ -103,7 +95,7 @@ def committee_start(env: Env, members: tuple[str, ...], threshold: int, as_json:
 @pass_env
 def committee_show(env: Env, epoch: int | None, deployment: Path | None, as_json: bool) -> None:
     """The members (index, account, HPKE key fingerprint) and threshold of an epoch."""
-    contract = _committee(admin_chain(env, deployment))
+    contract: KosCommittee = admin_chain(env, deployment).committee
     if contract.current_epoch() == 0:
         raise UsageError("no committee epoch was started yet: `shardkey kos committee start --member "
                          "ACCOUNT=HPKE_KEY ... --threshold T --as ADMIN`")

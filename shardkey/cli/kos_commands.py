@@ -1,10 +1,9 @@
 """``shardkey kos init|status`` and ``shardkey kos role grant|revoke`` (``kos run`` is in commands).
 
-``status`` reports one replica or committee member (``--config``), or, on a devnet started with
-``--kos N``, every committee member (running, index, key, last block seen, releases, denials).
-
-``init`` comes first on a new network: the deployment file carries the KOS HPKE public
-key, so the KOS key exists before ``shardkey network deploy`` runs.
+Every KOS is a member of the threshold committee. ``init`` makes a member's keys and settings;
+the committee admin then names the member (its account and HPKE public key) in
+``shardkey kos committee start``. ``status`` reports one member (``--config``) or every member of
+the devnet in ``--home`` (running, index, key, last block seen, releases, denials).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from shardkey.cli.lifecycle import (
     state_progress,
     write_config,
 )
-from shardkey.cli.network_commands import address_of
 from shardkey.cli.output import emit
 from shardkey.devnet.process import is_running
 from shardkey.errors import UsageError
@@ -51,46 +49,41 @@ def _settings(config: Path) -> Any:
               help="Where the deployment file is or will be (it may not exist yet).")
 @click.option("--hpke-suite", type=click.Choice(HPKE_SUITES), default=DEFAULT_HPKE_SUITE, show_default=True)
 @click.option("--hpke-keystore", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
-              help="Another replica's KOS HPKE keystore (every replica shares one key).")
+              help="Use this HPKE keystore instead of making one.")
 @click.option("--account-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Use this account keystore instead of making one.")
-@click.option("--replica", "replicas", multiple=True,
-              help="Every replica's account (address or key file) in leader order; repeatable.")
 @click.option("--confirmations", type=click.IntRange(0, 256), default=None,
               help="Blocks deep an event must be (default: 1 on the devnet, 12 elsewhere).")
 @click.option("--json", "as_json", is_flag=True)
 @passphrase_option
 def kos_init(folder: Path, deployment: Path, hpke_suite: str, hpke_keystore: Path | None,
-             account_key: Path | None, replicas: tuple[str, ...], confirmations: int | None,
-             as_json: bool, passphrase_file: Path | None) -> None:
-    """Make DIR (0700): account and KOS HPKE keystores, state folder (0700), kos.toml."""
+             account_key: Path | None, confirmations: int | None, as_json: bool,
+             passphrase_file: Path | None) -> None:
+    """Make DIR (0700): a committee member's account and HPKE keystores, state folder (0700), kos.toml."""
     folder = folder.resolve()
-    replica_addresses = [address_of(spec, "--replica") for spec in replicas]
     config = new_service_folder(folder, CONFIG_NAME)
     passphrase = init_passphrase(passphrase_file, PASSPHRASE_ENV)
     account_path, hpke_path = init_keys(folder, "kos.hpke.json", passphrase, hpke_suite, account_key,
                                         hpke_keystore)
     address = inspect_key_file(account_path).address
-    if replica_addresses and address not in replica_addresses:
-        raise UsageError(f"--replica: the list does not name this replica's account {address}")
     state_dir = folder / "state"
     state_dir.mkdir(mode=0o700, exist_ok=True)
     write_config(config, {
         "deployment": deployment.resolve(), "account_key": account_path, "hpke_keystore": hpke_path,
         "passphrase_file": passphrase_file.resolve() if passphrase_file else None,
-        "state_dir": state_dir, "confirmations": confirmations,
-        "replicas": replica_addresses or None})
+        "state_dir": state_dir, "confirmations": confirmations})
     public_key = inspect_key_file(hpke_path).public_key or b""
     emit({"config": str(config), "address": address, "hpke_keystore": str(hpke_path),
           "hpke_public_key": "0x" + public_key.hex(),
-          "next": f"fund {address}; the deployer passes --kos-hpke-key {hpke_path} (or "
-                  f"--kos-public-key) and --kos-address {address} to `shardkey network deploy`"},
+          "next": f"fund {address}; the committee admin names this member with `shardkey kos committee "
+                  f"start --member {address}={hpke_path}` beside the others"},
          as_json)
 
 
 @kos.group("role")
 def kos_role() -> None:
-    """Grant or revoke KOS_ROLE on the RetrievalCoordinator (admin)."""
+    """Grant or revoke KOS_ROLE on the RetrievalCoordinator (admin). Only the KosCommittee contract
+    should hold it: any other holder could issue tokens without the committee."""
 
 
 KOS_ROLE = Role("KOS_ROLE", "RetrievalCoordinator",
@@ -105,13 +98,13 @@ role_commands(kos_role, KOS_ROLE)
 
 @kos.command("status")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="The replica's or member's settings file (from `shardkey kos init`); without it, "
+              help="The member's settings file (from `shardkey kos init`); without it, "
                    "every KOS committee member of the devnet in --home.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_env
 def kos_status(env: Env, config: Path | None, as_json: bool) -> None:
-    """KOS_ROLE (a replica) or committee membership (a member), key, balance, last block seen
-    and lag, heartbeat; a member's releases and denials on chain."""
+    """A member's committee membership and key, balance, last block seen and lag, heartbeat, and its
+    releases and denials on chain."""
     if config is None:
         emit(_devnet_members(env), as_json, columns=MEMBER_COLUMNS)
         return
@@ -119,16 +112,10 @@ def kos_status(env: Env, config: Path | None, as_json: bool) -> None:
     chain = service_chain(settings)
     address = service_address(settings)
     public_key = inspect_key_file(settings.hpke_keystore).public_key
-    report: dict[str, Any] = {"address": address, "chain_id": chain.deployment.chain_id}
-    fields = {"pending_requests": "pending"}
-    if settings.committee_member:
-        report.update(mode="member", **member_record(chain, address, public_key))
-        fields["releases_sent"] = "releases"
-    else:
-        expected = chain.deployment.kos_public_key
-        report.update(kos_role=chain.retrievals.has_kos_role(address),
-                      hpke_key_matches=bool(expected) and public_key == expected)
-    report.update(state_progress(chain, settings.state_dir, address, fields))
+    report: dict[str, Any] = {"address": address, "chain_id": chain.deployment.chain_id,
+                              **member_record(chain, address, public_key)}
+    report.update(state_progress(chain, settings.state_dir, address,
+                                 {"pending_requests": "pending", "releases_sent": "releases"}))
     emit(report, as_json)
 
 
@@ -139,8 +126,6 @@ MEMBER_COLUMNS = ["name", "address", "running", "member_index", "hpke_key_matche
 def member_record(chain: ShardKeyChain, address: str, public_key: bytes | None) -> dict[str, Any]:
     """A member's standing in the committee's current epoch, and its releases and denials on chain."""
     committee = chain.committee
-    if committee is None:
-        raise UsageError("the deployment names no KosCommittee: redeploy with 'shardkey network deploy'")
     epoch = committee.current_epoch()
     record = committee.committee(epoch) if epoch else None
     index = record.members.index(address) if record and address in record.members else None
@@ -157,8 +142,8 @@ def _devnet_members(env: Env) -> list[dict[str, Any]]:
     info = env.devnet
     members = (info.data.get("kos_members") or []) if info else []
     if info is None or not members:
-        raise UsageError(f"no KOS committee devnet in {env.home} ('shardkey devnet up --kos N' starts "
-                         "one); pass --config FILE for a replica or member elsewhere")
+        raise UsageError(f"no devnet in {env.home} ('shardkey devnet up' starts one); pass --config FILE "
+                         "for a member elsewhere")
     chain = env.chain
     rows = []
     for entry in members:

@@ -19,7 +19,7 @@ def committee_not_released(chain: ShardKeyChain, request: RequestInfo, deal: Fra
     """Why a committee dataset's request has no tokens (who is silent, who denied and why),
     or None when the request's fragment epoch is not a committee one."""
     epoch = dealt_committee_epoch(deal.sealed_wrap_keys)
-    if epoch is None or chain.committee is None:
+    if epoch is None:
         return None
     committee = chain.committee.committee(epoch)
     start = chain.client.blocks_at(request.requested_at, chain.deployment.start_block)[0]

@@ -3,8 +3,8 @@
 docs/DESIGN.md "Retrieve" step 5. Fragments come from ``FragmentsDelivered`` events, sealed
 to the request's ephemeral key; each holder's fragments are checked against its registered
 fragments root (a wrong one is claimed on chain as ``Wrong``, the holder named, and its
-fragments dropped). A timeout with too few tokens names the KOS, or for a committee dataset
-the members that neither released nor denied and those that denied. Any ``t`` good holders
+fragments dropped). A timeout with too few tokens names the committee members that neither
+released nor denied and those that denied. Any ``t`` good holders
 rebuild every data shard key (shard format v2: parity shards have none). A holder with a
 token that never delivered is claimed ``Missing``, and only once the request's deadline has
 passed on chain (before that it may still deliver).
@@ -140,11 +140,11 @@ def collect_fragments(chain: ShardKeyChain, requester: LocalAccount, request: Re
 
 def kos_not_released(chain: ShardKeyChain, request: RequestInfo, deal: FragmentDeal,
                      waited: float) -> str | None:
-    """Why no fragments came when the KOS issued fewer tokens than the threshold, else None.
+    """Why no fragments came when the KOS committee issued fewer tokens than the threshold, else None.
 
-    Holders deliver only for a token, so missing deliveries then say nothing about them. For a
-    committee dataset the message names the members that neither released nor denied, and
-    those that denied (:mod:`shardkey.client.committee_status`).
+    Holders deliver only for a token, so missing deliveries then say nothing about them. The
+    message names the members that neither released nor denied, and those that denied
+    (:mod:`shardkey.client.committee_status`).
     """
     request_id, threshold = request.request_id, deal.threshold
     info = chain.retrievals.request(request_id)
@@ -153,10 +153,10 @@ def kos_not_released(chain: ShardKeyChain, request: RequestInfo, deal: FragmentD
     committee = committee_not_released(chain, info, deal, waited)
     if committee is not None:
         return committee
-    return (f"the KOS has not released request {request_id}: it is {info.status.name.lower()} and "
-            f"{info.tokens_issued} of the {threshold} unlock tokens needed were issued after waiting "
-            f"{waited:.0f} s; holders deliver fragments only for a token: check that the KOS runs "
-            "(its /health and log; 'shardkey devnet status' on the devnet)")
+    return (f"no KOS will release request {request_id}: its fragment epoch {deal.epoch} is not dealt to a "
+            f"KOS committee epoch (not every wrap key slot is the committee marker: it was not stored by "
+            f"'shardkey store'), so {info.tokens_issued} of the {threshold} unlock tokens needed were issued "
+            f"after waiting {waited:.0f} s; the owner moves it to the committee with 'shardkey redeal'")
 
 
 def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Registration,

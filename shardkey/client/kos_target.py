@@ -1,15 +1,14 @@
-"""Where the owner's wrap keys go at store and re-deal: the KOS committee, else the single KOS key.
+"""Where the owner's wrap keys go at store and re-deal: the KOS committee's current epoch.
 
-The mode is decided once per store or re-deal (:func:`kos_target`): when the deployment has a
-``KosCommittee`` with a current epoch, every fragment holder's wrap key ``w_j`` is split
-``t_k``-of-``m`` to that epoch's members (docs/DESIGN.md "Threshold KOS (committee)") and the
-dataset registry slot gets the committee marker; otherwise ``w_j`` is sealed to the deployment's
-``kos_public_key`` as before; a deployment with neither is a :class:`UsageError`.
+:func:`kos_target` reads the ``KosCommittee``'s current epoch once per store or re-deal; every
+fragment holder's wrap key ``w_j`` is split ``t_k``-of-``m`` to that epoch's members
+(docs/DESIGN.md "Threshold KOS (committee)") and the dataset registry slot gets the committee
+marker. A deployment whose committee has no epoch yet is a :class:`UsageError`.
 
-Committee flow: :meth:`KosTarget.slot` keeps a wipeable copy of each ``w_j`` (the bundle is
-encrypted under it as today) and answers the marker; once the registry has the fragment epoch,
-:meth:`KosTarget.register_deal` splits every key, seals share ``(j, i)`` to member ``i``'s HPKE key
-under ``committee_share_info`` and posts ``registerDeal``. :meth:`KosTarget.wipe` zeroes the copies.
+:meth:`KosTarget.slot` keeps a wipeable copy of each ``w_j`` (the bundle is encrypted under it)
+and answers the marker; once the registry has the fragment epoch, :meth:`KosTarget.register_deal`
+splits every key, seals share ``(j, i)`` to member ``i``'s HPKE key under ``committee_share_info``
+and posts ``registerDeal``. :meth:`KosTarget.wipe` zeroes the copies.
 """
 
 from __future__ import annotations
@@ -25,41 +24,31 @@ from shardkey.chain.committee import CommitteeEpoch
 from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.crypto.committee import deal as committee_deal
 from shardkey.crypto.committee_envelope import committee_marker
-from shardkey.crypto.hpke import committee_share_info, seal, wrap_info
+from shardkey.crypto.hpke import committee_share_info, seal
 from shardkey.crypto.shamir import Rng
 from shardkey.errors import UsageError
 
 
 @dataclass
 class KosTarget:
-    """The key holder(s) of one store or re-deal; see the module docstring."""
+    """The committee epoch one store or re-deal deals to; see the module docstring."""
 
     chain_id: int
-    kos_public_key: bytes = b""
-    committee: CommitteeEpoch | None = None
+    committee: CommitteeEpoch
     _keys: dict[int, bytearray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def mode(self) -> str:
-        """``committee`` or ``legacy``."""
-        return "committee" if self.committee is not None else "legacy"
-
-    def slot(self, dataset_id: bytes, position: int, wrap_key: bytes | bytearray) -> bytes:
-        """The registry's sealed wrap key slot of fragment holder ``position`` (x = position + 1)."""
-        if self.committee is None:
-            info = wrap_info(self.chain_id, dataset_id, position + 1)
-            return seal(self.kos_public_key, bytes(wrap_key), info)
+    def slot(self, position: int, wrap_key: bytes | bytearray) -> bytes:
+        """The registry's wrap key slot of fragment holder ``position`` (x = position + 1): the
+        committee marker; a copy of ``wrap_key`` is kept for :meth:`register_deal`."""
         with self._lock:
             self._keys[position] = bytearray(wrap_key)
         return committee_marker(self.committee.epoch)
 
     def register_deal(self, chain: ShardKeyChain, owner: LocalAccount, dataset_id: bytes,
-                      fragment_epoch: int, holders: Sequence[str], rng: Rng) -> TxReceipt | None:
-        """Committee mode: deal the kept wrap keys of ``holders`` (fragment epoch ``fragment_epoch``)
-        and post ``registerDeal``; legacy mode: nothing to do (None). Wipes the kept keys."""
-        if self.committee is None:
-            return None
+                      fragment_epoch: int, holders: Sequence[str], rng: Rng) -> TxReceipt:
+        """Deal the kept wrap keys of ``holders`` (fragment epoch ``fragment_epoch``) and post
+        ``registerDeal``. Wipes the kept keys."""
         epoch = self.committee
         try:
             made = committee_deal(self.chain_id, dataset_id, epoch.epoch, holders,
@@ -73,7 +62,6 @@ class KosTarget:
                   for j, holder in enumerate(holders) for i, member in enumerate(epoch.members)]
         commitments = made.flat_commitments()
         del made  # the shares are immutable bytes: drop them as soon as they are sealed
-        assert chain.committee is not None  # a committee epoch came from it
         return chain.committee.register_deal(owner, dataset_id, fragment_epoch, commitments, sealed)
 
     def wipe(self) -> None:
@@ -85,12 +73,10 @@ class KosTarget:
 
 
 def kos_target(chain: ShardKeyChain) -> KosTarget:
-    """The committee's current epoch when there is one, else the deployment's KOS key."""
-    chain_id = chain.client.chain_id
+    """The committee's current epoch, or a :class:`UsageError` when none was started."""
     committee = chain.committee
-    if committee is not None and committee.current_epoch() > 0:
-        return KosTarget(chain_id, committee=committee.committee())
-    if chain.deployment.kos_public_key:
-        return KosTarget(chain_id, kos_public_key=chain.deployment.kos_public_key)
-    raise UsageError("the deployment has neither a KOS committee epoch nor a kos_public_key: deploy with "
-                     "'shardkey network deploy' (it names the KOS key, or start a committee epoch)")
+    if committee.current_epoch() == 0:
+        raise UsageError("the KOS committee has no epoch yet, so no KOS could release this dataset: the "
+                         "committee admin starts one with `shardkey kos committee start --member "
+                         "ACCOUNT=HPKE_KEY ... --threshold T`")
+    return KosTarget(chain.client.chain_id, committee.committee())

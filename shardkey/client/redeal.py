@@ -5,10 +5,10 @@ through ``requestRedeal`` (the same policy, attestation and approvals as any ret
 audit trail shows purpose Redeal), collects and checks the fragments exactly as ``fetch``
 does (:func:`shardkey.client.fetch.collect_fragments`), rebuilds each data shard key, splits
 it afresh ``t'``-of-``n'`` for the new holders, wraps each new bundle under a fresh wrap key
-exactly as ``store`` does (:func:`shardkey.client.store.send_bundle`: sealed to the KOS, or
-dealt to the KOS committee's current epoch), uploads the bundles as fragment epoch
-``latest + 1``, registers the epoch (``redealFragments``, then ``registerDeal`` for a
-committee) and waits until every new holder confirmed custody (``FragmentEpochActivated``).
+exactly as ``store`` does (:func:`shardkey.client.store.send_bundle`: dealt to the KOS
+committee's current epoch), uploads the bundles as fragment epoch ``latest + 1``, registers
+the epoch (``redealFragments``, then ``registerDeal``) and waits until every new holder
+confirmed custody (``FragmentEpochActivated``).
 No shard is re-encrypted.
 
 Resumable: the request id is kept beside its ephemeral key (``redeal-<dataset>.json``) until
@@ -247,7 +247,7 @@ def _redeal_with(chain: ShardKeyChain, owner: LocalAccount, dataset: DatasetInfo
 
 def _deal_missing(chain: ShardKeyChain, pending: FragmentDeal) -> bool:
     """Whether a pending fragment epoch is dealt to the committee but has no registered deal."""
-    if chain.committee is None or dealt_committee_epoch(pending.sealed_wrap_keys) is None:
+    if dealt_committee_epoch(pending.sealed_wrap_keys) is None:
         return False
     return chain.committee.deal(pending.dataset_id, pending.epoch)[0] == 0
 

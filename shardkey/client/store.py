@@ -4,12 +4,11 @@ Pipeline (docs/DESIGN.md "Store", shard format v2): read the file stripe by stri
 each of its ``k`` data blocks under a fresh key (STREAM AES-256-GCM); erasure-code the ``k``
 ciphertexts into ``p`` parity shards; hash every shard; upload it to its placement holder;
 split each data shard key t-of-n (parity shards have no key). Then wrap each fragment holder's bundle
-under a fresh wrap key, register the dataset with each wrap key sealed to the KOS
-(:mod:`shardkey.client.kos_target`: or, when the deployment has a KOS committee epoch, the
-committee marker, followed by ``registerDeal`` with the wrap keys split to the committee), and
-wait until every holder has confirmed custody. Work on stripes runs in a thread pool (AES-GCM, SHA-256
-and zfec release the GIL); uploads run concurrently across holders. Memory stays
-bounded by the number of stripes in flight.
+under a fresh wrap key, register the dataset with the KOS committee's marker in each wrap key
+slot, post ``registerDeal`` with the wrap keys split to the committee's current epoch
+(:mod:`shardkey.client.kos_target`), and wait until every holder has confirmed custody. Work on
+stripes runs in a thread pool (AES-GCM, SHA-256 and zfec release the GIL); uploads run
+concurrently across holders. Memory stays bounded by the number of stripes in flight.
 
 If registration never becomes active (a holder did not confirm in time), or the committee deal
 is refused, the dataset is revoked so nothing is left pending on chain, and the error names why.
@@ -207,8 +206,8 @@ def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreO
 
 def _register_deal(chain: ShardKeyChain, owner: LocalAccount, target: KosTarget, dataset_id: bytes,
                    fragment_holders: list[str], rng: Rng) -> None:
-    """The committee deal of fragment epoch 1 (legacy: nothing); refused, the dataset just
-    registered is revoked and :class:`StoreError` says why."""
+    """The committee deal of fragment epoch 1; refused, the dataset just registered is revoked
+    and :class:`StoreError` says why."""
     try:
         target.register_deal(chain, owner, dataset_id, 1, fragment_holders, rng)
     except (ChainError, CryptoError) as exc:  # refused on chain, or a member key nothing seals to
@@ -221,13 +220,12 @@ def send_bundle(client: HolderClient, dataset_id: bytes, x: int, fragments: dict
                 target: KosTarget, rng: Rng, epoch: int = 1) -> tuple[bytes, bytes]:
     """Wrap fragment holder ``x``'s bundle under a fresh key and upload it (for fragment
     epoch ``epoch``: a re-deal uploads the next one); return the registry slot for the wrap
-    key (sealed to the KOS, or the committee marker: :meth:`KosTarget.slot`) and the
-    bundle's fragments root."""
+    key (the committee marker: :meth:`KosTarget.slot`) and the bundle's fragments root."""
     wrap_key = bytearray(rng(32))
     try:
         bundle = FragmentBundle.build(dataset_id, x, fragments)
         client.put_bundle(dataset_id, wrap_bundle(bytes(wrap_key), bundle, rng), epoch)
-        return target.slot(dataset_id, x - 1, wrap_key), holder_fragments_root(dataset_id, x, fragments)
+        return target.slot(x - 1, wrap_key), holder_fragments_root(dataset_id, x, fragments)
     finally:
         wrap_key[:] = bytes(len(wrap_key))
 

@@ -4,9 +4,9 @@ marker that makes a dataset a committee dataset.
 
 Committee marker (12 bytes): ``b"SKC1" | committee_epoch:u64be``. A fragment epoch whose
 sealed wrap key slot (``DatasetRegistered`` / ``FragmentsRedealt``) is the marker of one
-committee epoch *for every holder* is dealt to that committee epoch; otherwise each slot is a
-wrap key sealed to the single KOS key (the legacy path). :func:`dealt_committee_epoch` is that
-rule, in this one place.
+committee epoch *for every holder* is dealt to that committee epoch; any other fragment epoch
+is one no KOS serves (the owner's client writes only markers). :func:`dealt_committee_epoch`
+is that rule, in this one place.
 
 Layout v1 (docs/ARCHITECTURE.md, 210 bytes, big-endian)::
 
@@ -163,8 +163,8 @@ def is_committee_marker(blob: bytes) -> bool:
 
 
 def dealt_committee_epoch(sealed_wrap_keys: Sequence[bytes]) -> int | None:
-    """The committee epoch a fragment epoch is dealt to, or None for a legacy (single KOS key)
-    deal: every slot must be the marker of the same committee epoch."""
+    """The committee epoch a fragment epoch is dealt to, or None when it is not a committee deal
+    (no KOS serves it): every slot must be the marker of the same committee epoch."""
     epochs = {parse_committee_marker(blob) for blob in sealed_wrap_keys}
     if len(epochs) != 1:
         return None

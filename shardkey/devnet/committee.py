@@ -1,11 +1,11 @@
-"""The devnet's KOS committee (``shardkey devnet up --kos N --kos-threshold T``).
+"""The devnet's KOS committee (``shardkey devnet up --kos N --kos-threshold T``; default 3 and 2).
 
 Each member has its own account (``kos-member-I``), its own HPKE keystore and passphrase in
-``HOME/kos/members/kos-member-I/`` and its own settings file (``committee_member = true``);
-the admin starts committee epoch 1 with the members in index order and threshold ``T``, so
-every store on this devnet deals to the committee. The members are listed in ``devnet.json``
-under ``kos_members`` (name, address, pid, config, data dir, state dir, HPKE keystore, log) and
-supervised like the KOS replicas (:mod:`shardkey.devnet.supervise`).
+``HOME/kos/members/kos-member-I/`` and its own settings file; the admin starts committee epoch 1
+with the members in index order and threshold ``T``, so every store on this devnet deals to the
+committee. The members are listed in ``devnet.json`` under ``kos_members`` (name, address, pid,
+config, data dir, state dir, HPKE keystore, log) and supervised like the holders
+(:mod:`shardkey.devnet.supervise`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from shardkey.fsutil import atomic_write_bytes
 from shardkey.keys import save_hpke_keystore
 
 MAX_MEMBERS = 32
+DEFAULT_MEMBERS = 3  # threshold 2: one member may be down, no one member can release
 
 
 def member_names(count: int) -> list[str]:
@@ -34,12 +35,8 @@ def member_names(count: int) -> list[str]:
 
 def check_committee(members: int, threshold: int | None) -> int:
     """The threshold for ``members`` (default: a majority); a bad pair is a :class:`DevnetError`."""
-    if not 0 <= members <= MAX_MEMBERS:
+    if not 1 <= members <= MAX_MEMBERS:
         raise DevnetError(f"--kos must be between 1 and {MAX_MEMBERS}, got {members}")
-    if members == 0:
-        if threshold is not None:
-            raise DevnetError("--kos-threshold needs --kos N (the committee size)")
-        return 0
     t = threshold if threshold is not None else members // 2 + 1
     if not 1 <= t <= members:
         raise DevnetError(f"--kos-threshold must be between 1 and --kos ({members}), got {t}")
@@ -66,8 +63,7 @@ def setup_members(home: Path, client: ChainClient, committee: str, admin: LocalA
         state_dir = folder / "state"
         atomic_write_bytes(config, toml({
             **settings, "account_key": home / "keys" / f"{name}.key", "hpke_keystore": folder / "hpke.json",
-            "passphrase_file": folder / "passphrase", "state_dir": state_dir,
-            "committee_member": True}), mode=0o600)
+            "passphrase_file": folder / "passphrase", "state_dir": state_dir}), mode=0o600)
         entries.append({"name": name, "module": "kos", "address": accounts[name].address,
                         "config": str(config), "data_dir": str(folder), "state_dir": str(state_dir),
                         "hpke_keystore": str(folder / "hpke.json"),

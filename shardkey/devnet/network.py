@@ -1,12 +1,12 @@
 """``shardkey devnet up|down|status``: a whole ShardKey network on loopback.
 
-``up`` starts anvil, creates and funds named accounts, deploys the contracts, registers
-and activates the holders (distinct regions), writes service settings, starts the KOS
-and holder agents and the repair service (account ``repairer``, granted REPAIRER_ROLE at
-deploy; ``repairer=False`` leaves it out) in the background, and writes ``HOME/devnet.json``.
-With ``kos_members=N`` it also starts a KOS committee of N member processes, threshold
-``kos_threshold`` (:mod:`shardkey.devnet.committee`), so stores deal to the committee. Running it again
-on a devnet whose anvil runs starts again any KOS replica or holder that died, from its
+``up`` starts anvil, creates and funds named accounts, deploys the contracts, starts KOS
+committee epoch 1 of ``kos_members`` member processes with threshold ``kos_threshold``
+(default 3 members, threshold 2: :mod:`shardkey.devnet.committee`), registers and activates the
+holders (distinct regions), writes service settings, starts the members, the holder agents and
+the repair service (account ``repairer``, granted REPAIRER_ROLE at deploy; ``repairer=False``
+leaves it out) in the background, and writes ``HOME/devnet.json``. Running it again on a
+devnet whose anvil runs starts again any KOS member or holder that died, from its
 state folder (:mod:`shardkey.devnet.supervise`); when anvil died the chain is gone, and
 ``up`` says so (:class:`~shardkey.devnet.supervise.ChainLostError`) instead of silently
 starting another. ``down`` stops every process it started, by pid.
@@ -33,7 +33,7 @@ from shardkey.chain.connection import ChainClient
 from shardkey.chain.deploy import deploy_all
 from shardkey.crypto.hpke import DEFAULT_SUITE, HpkePrivateKey, HpkeSuiteId
 from shardkey.devnet.anvil import start_anvil
-from shardkey.devnet.committee import check_committee, member_names, setup_members
+from shardkey.devnet.committee import DEFAULT_MEMBERS, check_committee, member_names, setup_members
 from shardkey.devnet.process import DevnetError, is_running, stop
 from shardkey.devnet.regions import region_for
 from shardkey.devnet.spawner import Spawner
@@ -72,7 +72,7 @@ class DevnetInfo:
         return {v["address"]: k for k, v in self.data["accounts"].items()}
 
     def services(self) -> list[dict[str, Any]]:
-        """KOS replicas, committee members, holders, then the repairer."""
+        """KOS committee members, holders, then the repairer."""
         return members(self.data)
 
     @classmethod
@@ -105,9 +105,8 @@ def _is_up(info: DevnetInfo) -> bool:
     return is_running(int(info.data["anvil"]["pid"]))
 
 
-def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 0.5,
-       confirmations: int = 1, quiet: bool = False,
-       hpke_suite: HpkeSuiteId = DEFAULT_SUITE, repairer: bool = True, kos_members: int = 0,
+def up(home: Path, holders: int = 5, block_time: float = 0.5, confirmations: int = 1,
+       hpke_suite: HpkeSuiteId = DEFAULT_SUITE, repairer: bool = True, kos_members: int = DEFAULT_MEMBERS,
        kos_threshold: int | None = None) -> DevnetInfo:
     """Start a devnet in ``home``, or bring back the members of the running one that died.
 
@@ -132,8 +131,7 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     started: list[int] = []
     try:
-        return _start(home, holders, kos_replicas, block_time, confirmations, started, hpke_suite,
-                      repairer, committee)
+        return _start(home, holders, block_time, confirmations, started, hpke_suite, repairer, committee)
     except BaseException:
         for pid in reversed(started):
             stop(pid)
@@ -141,28 +139,26 @@ def up(home: Path, holders: int = 5, kos_replicas: int = 1, block_time: float = 
         raise
 
 
-def _start(home: Path, holders: int, kos_replicas: int, block_time: float, confirmations: int,
-           started: list[int], hpke_suite: HpkeSuiteId, repairer: bool,
-           committee: tuple[int, int]) -> DevnetInfo:
+def _start(home: Path, holders: int, block_time: float, confirmations: int, started: list[int],
+           hpke_suite: HpkeSuiteId, repairer: bool, committee: tuple[int, int]) -> DevnetInfo:
     # The fork server imports the agents' code while anvil starts and the contracts deploy.
     spawner = Spawner(home / "logs" / "spawner.log", service_env())
     try:
-        return _start_with(spawner, home, holders, kos_replicas, block_time, confirmations, started,
-                           hpke_suite, repairer, committee)
+        return _start_with(spawner, home, holders, block_time, confirmations, started, hpke_suite,
+                           repairer, committee)
     finally:
         spawner.close()
 
 
-def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, block_time: float,
-                confirmations: int, started: list[int], hpke_suite: HpkeSuiteId,
-                repairer: bool, committee: tuple[int, int]) -> DevnetInfo:
+def _start_with(spawner: Spawner, home: Path, holders: int, block_time: float, confirmations: int,
+                started: list[int], hpke_suite: HpkeSuiteId, repairer: bool,
+                committee: tuple[int, int]) -> DevnetInfo:
     anvil_log = home / "logs" / "anvil.log"
     anvil_pid, rpc_url = start_anvil(anvil_log, block_time=block_time)
     started.append(anvil_pid)
     client = ChainClient(rpc_url)
 
     names = list(USER_ACCOUNTS) + (["repairer"] if repairer else []) + \
-        [f"kos-{i + 1}" if i else "kos" for i in range(kos_replicas)] + \
         member_names(committee[0]) + [f"holder-{i + 1}" for i in range(holders)]
     accounts: dict[str, LocalAccount] = {name: Account.create() for name in names}
     account_entries: dict[str, dict[str, str]] = {}
@@ -172,14 +168,7 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
         save_plain_account_key(key_file, account)
         account_entries[name] = {"address": account.address, "key_file": str(key_file)}
 
-    kos_names = [n for n in names if n.startswith("kos") and not n.startswith("kos-member-")]
-    deployment = deploy_all(client, accounts["admin"], [accounts[n].address for n in kos_names])
-    kos_key = HpkePrivateKey.generate(os.urandom, hpke_suite)
-    kos_dir = home / "kos"
-    passphrase = os.urandom(24).hex()
-    atomic_write_bytes(kos_dir / "passphrase", passphrase.encode(), mode=0o600)
-    save_hpke_keystore(kos_dir / "kos.hpke.json", kos_key, passphrase)
-    deployment = type(deployment)(**{**deployment.__dict__, "kos_public_key": kos_key.public_key_bytes()})
+    deployment = deploy_all(client, accounts["admin"])
     deployment_path = home / "deployment.json"
     _write_json(deployment_path, deployment.to_json())
     chain = ShardKeyChain(deployment, client)
@@ -187,25 +176,13 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
     # Agents poll the chain; 50 of them polling every 0.25 s saturate a small machine, so
     # larger devnets poll less often (docs/PERFORMANCE.md).
     poll_interval = min(block_time, max(0.25, holders * 0.02))
-    kos_entries: list[dict[str, Any]] = []
-    for name in kos_names:
-        state_dir = kos_dir / name
-        config = kos_dir / f"{name}.toml"
-        atomic_write_bytes(config, _toml({
-            "deployment": deployment_path, "account_key": home / "keys" / f"{name}.key",
-            "hpke_keystore": kos_dir / "kos.hpke.json", "passphrase_file": kos_dir / "passphrase",
-            "state_dir": state_dir, "confirmations": confirmations,
-            "poll_interval": min(0.25, block_time),
-            "replicas": [accounts[n].address for n in kos_names]}), mode=0o600)
-        kos_entries.append({"name": name, "address": accounts[name].address, "config": str(config),
-                            "state_dir": str(state_dir), "log": str(home / "logs" / f"{name}.log")})
     member_entries = setup_members(home, client, deployment.kos_committee, accounts["admin"], accounts,
                                    member_names(committee[0]), committee[1], hpke_suite, _toml, {
                                        "deployment": deployment_path, "confirmations": confirmations,
-                                       "poll_interval": min(0.25, block_time)}) if committee[0] else []
-    # The KOS needs no holder to start: its start-up (imports, keystore) overlaps with the
+                                       "poll_interval": min(0.25, block_time)})
+    # A member needs no holder to start: its start-up (imports, keystore) overlaps with the
     # holders' registration below.
-    for entry in [*kos_entries, *member_entries]:
+    for entry in member_entries:
         entry["pid"] = spawner.spawn("kos", Path(entry["config"]), Path(entry["log"]))
         started.append(entry["pid"])
 
@@ -253,15 +230,14 @@ def _start_with(spawner: Spawner, home: Path, holders: int, kos_replicas: int, b
         repairer_entry["pid"] = spawner.spawn("repairer", Path(repairer_entry["config"]),
                                               Path(repairer_entry["log"]))
         started.append(repairer_entry["pid"])
-    for entry in [*holder_entries, *kos_entries, *member_entries,
+    for entry in [*holder_entries, *member_entries,
                   *([repairer_entry] if repairer_entry else [])]:
         wait_ready(entry)
 
     info = {"home": str(home), "rpc_url": rpc_url, "chain_id": client.chain_id,
             "deployment": str(deployment_path), "contracts": deployment.addresses,
-            "kos_public_key": kos_key.public_key_bytes().hex(), "confirmations": confirmations,
-            "anvil": {"pid": anvil_pid, "log": str(anvil_log)},
-            "accounts": account_entries, "kos": kos_entries, "kos_members": member_entries,
+            "confirmations": confirmations, "anvil": {"pid": anvil_pid, "log": str(anvil_log)},
+            "accounts": account_entries, "kos_members": member_entries,
             "kos_threshold": committee[1], "holders": holder_entries,
             "repairer": repairer_entry, "started_at": int(time.time())}
     _write_json(home / "devnet.json", info, mode=0o600)

@@ -1,6 +1,6 @@
 """Bring devnet members back: ``devnet up`` on a running devnet, ``devnet restart NAME``.
 
-A KOS replica, KOS committee member, holder agent or the repair service that died is started
+A KOS committee member, holder agent or the repair service that died is started
 again from the same settings file, so it resumes from its state folder (event cursor, pending
 requests, stored shards). Anvil holds the chain in memory: when it died the chain is gone, and
 nothing here can bring it back; :class:`ChainLostError` says so and what to run.
@@ -51,10 +51,9 @@ def service_env() -> dict[str, str]:
 
 
 def members(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every service of a ``devnet.json``: KOS replicas, committee members (if any), holders,
-    then the repairer (if any)."""
+    """Every service of a ``devnet.json``: KOS committee members, holders, then the repairer (if any)."""
     repairer = data.get("repairer")
-    return [*data["kos"], *data.get("kos_members", []), *data["holders"], *([repairer] if repairer else [])]
+    return [*data["kos_members"], *data["holders"], *([repairer] if repairer else [])]
 
 
 def member_ready(entry: dict[str, Any]) -> bool:
@@ -88,7 +87,7 @@ def _save(data: dict[str, Any], home: Path) -> None:
 
 
 def revive(home: Path, data: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:
-    """Start again every KOS replica, holder and repairer of ``data`` that is not running; their names.
+    """Start again every KOS member, holder and repairer of ``data`` that is not running; their names.
 
     ``devnet.json`` is rewritten with the new pids; each is waited for until ready.
     """

@@ -106,7 +106,7 @@ class HolderMetrics(ServiceMetrics):
 
 
 class KosMetrics(ServiceMetrics):
-    """A KOS replica's metrics."""
+    """A KOS committee member's metrics."""
 
     def __init__(self) -> None:
         super().__init__("kos")

@@ -61,8 +61,9 @@ def start_devnet(home: Path, holders: int = 5, repairer: bool = True,
 def devnet(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cli]:
     """A devnet shared by the tests of one module (``DEVNET_HOLDERS`` in the module: how many
     holders, default 5; ``DEVNET_REPAIRER = False``: without the repair service, for a module
-    that moves shards by hand; ``DEVNET_KOS = (3, 2)``: with a KOS committee of 3 members,
-    threshold 2, listed in ``devnet.json`` under ``kos_members``)."""
+    that moves shards by hand; ``DEVNET_KOS = (m, t)``: a KOS committee of m members, threshold
+    t, instead of the devnet's default 3 and 2; the members are in ``devnet.json`` under
+    ``kos_members``)."""
     cli = start_devnet(tmp_path_factory.mktemp("devnet"), getattr(request.module, "DEVNET_HOLDERS", 5),
                        getattr(request.module, "DEVNET_REPAIRER", True),
                        getattr(request.module, "DEVNET_KOS", None))

@@ -1,5 +1,5 @@
 """Threshold KOS end to end on a real devnet with a committee of 3 members, threshold 2
-(``devnet up --kos 3 --kos-threshold 2``: anvil, the contracts, three member processes, holder
+(``devnet up``'s default: anvil, the contracts, three member processes, holder
 processes, HTTP): store deals every wrap key to the committee; a fetch restores byte for byte
 once two members released; a member that signs a wrong share is proven wrong on chain
 (``ShareFaultProven``) by the holder, which waits for the third member (across its own
@@ -32,7 +32,6 @@ from tests.e2e.committee_attacker import NOTHING_OPENED
 from tests.e2e.conftest import Cli
 from tests.support.waiting import wait_until
 
-DEVNET_KOS = (3, 2)
 NOT_ALLOWED_REQUESTER = 1  # DenialReason.NOT_ALLOWED_REQUESTER
 POLICY = """\
 requesters: [requester, owner]

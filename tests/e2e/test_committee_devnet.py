@@ -1,4 +1,4 @@
-"""``shardkey devnet up --kos 3 --kos-threshold 2``: member processes with their own accounts and
+"""``shardkey devnet up`` (a KOS committee of 3, threshold 2, by default): member processes with their own accounts and
 keys, ``store`` dealing to the committee, members releasing per request, supervision and
 ``shardkey kos status``. (The holders' side of a committee retrieval: tests/e2e/test_committee.py.)"""
 
@@ -21,7 +21,6 @@ from shardkey.crypto.committee_envelope import committee_marker
 from shardkey.crypto.hpke import committee_share_info
 from shardkey.keys import load_hpke_keystore
 
-DEVNET_KOS = (3, 2)
 OPEN_POLICY = "requesters: [requester]\nthreshold: 3\n"
 
 
@@ -60,8 +59,8 @@ def test_devnet_lists_members_with_their_own_keys_and_status_shows_them(devnet) 
         [(m["name"], i, True, True) for i, m in enumerate(members)]
     assert all(r["last_block_seen"] is not None for r in rows)
     one = devnet.json("kos", "status", "--config", members[1]["config"])
-    assert (one["mode"], one["member_index"], one["hpke_key_matches"], one["committee_epoch"]) == \
-        ("member", 1, True, 1)
+    assert (one["member_index"], one["hpke_key_matches"], one["committee_epoch"], one["threshold"]) == \
+        (1, True, 1, 2)
 
 
 def test_store_deals_to_the_committee_and_each_member_opens_its_shares(devnet, tmp_path: Path) -> None:

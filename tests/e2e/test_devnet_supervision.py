@@ -1,8 +1,8 @@
 """Devnet supervision and the CLI's error messages, with real processes.
 
-A killed KOS makes ``devnet status`` exit 5, a fetch of an approved request says the KOS
-has not released (not that holders are missing), ``devnet up`` brings the KOS back from
-its state folder, and the request is then served. ``devnet restart NAME`` restarts one
+Two killed KOS members (of 3, threshold 2) make ``devnet status`` exit 5, a fetch of an
+approved request names the silent members (not missing holders), ``devnet up`` brings them
+back from their state folders, and the request is then served. ``devnet restart NAME`` restarts one
 member. A remote RPC that does not answer is named, without the devnet hint; a dead
 devnet anvil is named as such. The ``devnet`` fixture is this module's own (module scope);
 the module's last test kills its anvil.
@@ -42,27 +42,36 @@ def store(devnet: Cli, tmp_path: Path, data: bytes) -> str:
     return str(out["dataset"])
 
 
-def test_killed_kos_status_exits_5_fetch_names_the_kos_and_up_brings_it_back(devnet: Cli,
-                                                                             tmp_path: Path) -> None:
-    kos = devnet.devnet["kos"][0]
-    kill(int(kos["pid"]))
+def test_killed_kos_members_status_exits_5_fetch_names_them_and_up_brings_them_back(devnet: Cli,
+                                                                                   tmp_path: Path) -> None:
+    # the devnet's committee is 3 members, threshold 2: two down and nothing can be released
+    members = devnet.devnet["kos_members"][:2]
+    for member in members:
+        kill(int(member["pid"]))
     status = devnet.run("devnet", "status", check=5)
-    assert "down: kos;" in status.stderr and "'shardkey devnet up' starts them again" in status.stderr
+    assert "down: kos-member-1, kos-member-2;" in status.stderr
+    assert "'shardkey devnet up' starts them again" in status.stderr
 
     data = os.urandom(100_000)
     dataset = store(devnet, tmp_path, data)
     request = devnet.json("request", dataset)
     assert request["state"] == "approved"
+    deadline = time.monotonic() + 30
+    while devnet.json("kos", "status")[2]["releases"] < 1:  # the third member runs and releases
+        assert time.monotonic() < deadline, "kos-member-3 never released"
+        time.sleep(0.5)
     out = tmp_path / "restored.bin"
     refused = devnet.run("fetch", str(request["request"]), "-o", str(out), "--timeout", "4", check=4)
-    assert (f"the KOS has not released request {request['request']}: it is approved and 0 of the "
-            "3 unlock tokens needed were issued after waiting") in refused.stderr
+    assert (f"the KOS committee has not released request {request['request']}: 1 of the 2 member "
+            "releases needed (committee epoch 1, 3 members)") in refused.stderr
+    silent = refused.stderr.split("no answer from: ")[1].split(";")[0]
+    assert silent.split(", ") == [m["address"] for m in members]
     assert "fragment holders needed" not in refused.stderr
     assert not out.exists()
 
     revived = devnet.run("devnet", "up")
-    assert "restarted: kos (from their state folders)" in revived.stdout
-    assert devnet.devnet["kos"][0]["pid"] != kos["pid"]
+    assert "restarted: kos-member-1, kos-member-2 (from their state folders)" in revived.stdout
+    assert [m["pid"] for m in devnet.devnet["kos_members"][:2]] != [m["pid"] for m in members]
     devnet.run("devnet", "status")  # everything runs again: exit 0
     devnet.run("fetch", str(request["request"]), "-o", str(out))
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
@@ -81,7 +90,8 @@ def test_restart_name_restarts_one_holder_with_its_state(devnet: Cli) -> None:
 def test_restart_refuses_anvil_and_unknown_names(devnet: Cli) -> None:
     assert "holds the chain in memory" in devnet.run("devnet", "restart", "anvil", check=2).stderr
     unknown = devnet.run("devnet", "restart", "holder-99", check=2)
-    assert "no devnet member 'holder-99'; members: kos, holder-1" in unknown.stderr
+    assert "no devnet member 'holder-99'; members: kos-member-1, kos-member-2, kos-member-3, holder-1" \
+        in unknown.stderr
 
 
 def test_a_remote_rpc_that_does_not_answer_is_named_without_the_devnet_hint(devnet: Cli,

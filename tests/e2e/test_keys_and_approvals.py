@@ -54,10 +54,14 @@ def everything_under(home: Path) -> list[tuple[Path, bytes]]:
 
 def test_devnet_and_request_keys_are_hybrid_by_default(devnet, tmp_path: Path) -> None:
     home = devnet.home
-    kos_key = load_hpke_keystore(home / "kos" / "kos.hpke.json", (home / "kos" / "passphrase").read_text())
-    assert kos_key.suite is HpkeSuiteId.MLKEM768_X25519
     on_chain = chain(devnet)
-    assert len(on_chain.deployment.kos_public_key) == HYBRID_PUBLIC_LEN
+    committee = on_chain.committee.committee()
+    for i, entry in enumerate(devnet.devnet["kos_members"]):
+        data_dir = Path(entry["data_dir"])
+        key = load_hpke_keystore(data_dir / "hpke.json", (data_dir / "passphrase").read_text())
+        assert key.suite is HpkeSuiteId.MLKEM768_X25519, entry["name"]
+        assert committee.hpke_public_keys[i] == key.public_key_bytes()
+        assert len(key.public_key_bytes()) == HYBRID_PUBLIC_LEN
     for entry in devnet.devnet["holders"]:
         data_dir = Path(entry["data_dir"])
         key = load_hpke_keystore(data_dir / "hpke.json", (data_dir / "passphrase").read_text())

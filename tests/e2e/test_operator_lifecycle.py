@@ -39,39 +39,44 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
         (root / party / "pass").write_text(PASSPHRASE + "\n")
         os.chmod(root / party / "pass", 0o600)
 
-    # KOS operator: keys first, since the deployment file carries the KOS public key.
+    # Deployer: a V3 keystore, funded, then the deploy. No KOS key goes in the deployment file:
+    # the committee's members and their HPKE keys are recorded on chain.
+    admin = op.json("keys", "new", "--kind", "eth", "-o", "deployer/admin.json",
+                    "--passphrase-file", "deployer/pass")
+    assert json.loads((root / "deployer/admin.json").read_text())["version"] == 3
+    op.fund(admin["address"])
+    deployed = op.json("network", "deploy", "--rpc", op.rpc_url, "--as", "deployer/admin.json",
+                       "--passphrase-file", "deployer/pass", "--chain-id", str(CHAIN_ID),
+                       "-o", "deployer/deployment.json")
+    assert deployed["next"] == "shardkey kos committee start"
+    deployment = json.loads((root / "deployer/deployment.json").read_text())
+    assert deployment["chain_id"] == CHAIN_ID and deployment["start_block"] == deployed["start_block"]
+    assert "kos_public_key" not in deployment
+    assert set(deployment["contracts"]) == {"HolderRegistry", "DatasetRegistry", "RetrievalCoordinator",
+                                           "KosCommittee"}
+
+    # KOS operator: a committee member's keys and settings.
     kos = op.json("kos", "init", "kos-op/kos", "--deployment", "deployer/deployment.json",
                   "--passphrase-file", "kos-op/pass", "--confirmations", "1")
     assert (root / "kos-op/kos/kos.toml").exists()
     assert oct((root / "kos-op/kos").stat().st_mode & 0o777) == "0o700"
     assert oct((root / "kos-op/kos/state").stat().st_mode & 0o777) == "0o700"
+    assert "kos committee start --member" in kos["next"]
     shown = op.json("keys", "show", "kos-op/kos/kos.hpke.json")
     assert shown["kind"] == "hpke" and shown["public_key"] == kos["hpke_public_key"]
     assert shown["suite"] == "mlkem768-x25519" and "ciphertext" not in shown
-
-    # Deployer: a V3 keystore, funded, then the deploy.
-    admin = op.json("keys", "new", "--kind", "eth", "-o", "deployer/admin.json",
-                    "--passphrase-file", "deployer/pass")
-    assert json.loads((root / "deployer/admin.json").read_text())["version"] == 3
     listed = op.json("keys", "list", "kos-op/kos")
     assert {r["kind"] for r in listed} == {"eth", "hpke"}
     assert all("crypto" not in r and "ciphertext" not in r for r in listed)
-    op.fund(admin["address"])
-    deployed = op.json("network", "deploy", "--rpc", op.rpc_url, "--as", "deployer/admin.json",
-                       "--passphrase-file", "deployer/pass", "--kos-hpke-key", "kos-op/kos/kos.hpke.json",
-                       "--chain-id", str(CHAIN_ID), "-o", "deployer/deployment.json")
-    deployment = json.loads((root / "deployer/deployment.json").read_text())
-    assert deployment["chain_id"] == CHAIN_ID and deployment["start_block"] == deployed["start_block"]
-    assert deployment["kos_public_key"] == kos["hpke_public_key"].removeprefix("0x")
-    assert set(deployment["contracts"]) == {"HolderRegistry", "DatasetRegistry", "RetrievalCoordinator",
-                                           "KosCommittee"}
 
-    # KOS without the role: refused, naming the command that grants it.
+    # A member no committee epoch names: refused, saying what to do.
     proc = op.run("kos", "run", "--config", "kos-op/kos/kos.toml", check=3, timeout=60)
-    assert "shardkey kos role grant" in proc.stderr, proc.stderr
-    op.run("kos", "role", "grant", kos["address"], "--as", "deployer/admin.json",
-           "--deployment", "deployer/deployment.json", "--passphrase-file", "deployer/pass")
-    # With the role but no ETH: refused at start-up, saying what to do.
+    assert "the committee admin starts an epoch" in proc.stderr, proc.stderr
+    epoch = op.json("kos", "committee", "start", "--member", f"{kos['address']}=kos-op/kos/kos.hpke.json",
+                    "--threshold", "1", "--as", "deployer/admin.json", "--deployment",
+                    "deployer/deployment.json", "--passphrase-file", "deployer/pass", "--json")
+    assert epoch["epoch"] == 1 and epoch["members"][0]["address"] == kos["address"]
+    # Named, but no ETH: refused at start-up, saying what to do.
     proc = op.run("kos", "run", "--config", "kos-op/kos/kos.toml", check=3, timeout=60)
     assert "gas funds" in proc.stderr and kos["address"] in proc.stderr and "send ETH" in proc.stderr
     op.fund(kos["address"])
@@ -118,7 +123,8 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
         assert isinstance(status["last_block_seen"], int) and 0 <= status["lag_blocks"] <= 5
 
         kos_status = status_when_saved(op, "kos", "kos-op/kos/kos.toml")
-        assert kos_status["kos_role"] is True and kos_status["hpke_key_matches"] is True
+        assert kos_status["committee_epoch"] == 1 and kos_status["member_index"] == 0
+        assert kos_status["hpke_key_matches"] is True and kos_status["threshold"] == 1
         assert kos_status["heartbeat_ok"] is True and kos_status["funded"] is True
         assert 0 <= kos_status["lag_blocks"] <= 5
 
@@ -144,9 +150,11 @@ def test_deploy_keys_and_lifecycle_from_an_empty_folder(operator: Operator) -> N
         actors = {(r["event"], r["actor"]) for r in rows}
         assert ("HolderRegistered", "holder-1") in actors and ("HolderActivated", "admin") in actors, rows
 
-        op.run("kos", "role", "revoke", kos["address"], "--as", "deployer/admin.json",
-               "--deployment", "deployer/deployment.json", "--passphrase-file", "deployer/pass")
-        assert op.json("kos", "status", "--config", "kos-op/kos/kos.toml")["kos_role"] is False
+        # KOS_ROLE is the committee contract's alone: the member's account does not hold it
+        proc = op.run("kos", "role", "revoke", kos["address"], "--as", "deployer/admin.json",
+                      "--deployment", "deployer/deployment.json", "--passphrase-file", "deployer/pass",
+                      check=2)
+        assert "does not hold KOS_ROLE" in proc.stderr
     finally:
         assert end(kos_proc) == 0, kos_log.read_text()
         if holder_proc is not None:
@@ -166,7 +174,7 @@ def test_each_operator_command_refuses_bad_input_with_exit_2(operator: Operator)
     assert kos_key["suite"] == "x25519"
     op.fund(admin["address"])
     deploy = ("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/admin.json", "--passphrase-file",
-              "bad/pass", "--kos-hpke-key", "bad/kos.json")
+              "bad/pass")
     op.run(*deploy, "-o", "bad/deployment.json")
     outsider = op.json("keys", "new", "--kind", "eth", "-o", "bad/outsider.json", "--passphrase-file",
                        "bad/pass")
@@ -187,15 +195,12 @@ def test_each_operator_command_refuses_bad_input_with_exit_2(operator: Operator)
         (("keys", "show", "bad/notes.txt"), "not a hex private key"),
         (("keys", "list", "bad/missing"), "no such folder"),
         ((*deploy, "-o", "bad/deployment.json"), "already exists"),
-        (("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/admin.json", "--passphrase-file", "bad/pass",
-          "-o", "bad/d2.json"), "--kos-hpke-key"),
-        ((*deploy[:-2], "--kos-hpke-key", "bad/admin.json", "-o", "bad/d2.json"), "not an HPKE keystore"),
-        ((*deploy, "--kos-address", "0x1234", "-o", "bad/d2.json"), "--kos-address"),
+        ((*deploy, "--kos-hpke-key", "bad/kos.json", "-o", "bad/d2.json"), "No such option: --kos-hpke-key"),
         ((*deploy, "--chain-id", "1", "-o", "bad/d2.json"), "--chain-id 1"),
         (("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/admin.json", "--passphrase-file",
-          "bad/wrong", "--kos-hpke-key", "bad/kos.json", "-o", "bad/d2.json"), "wrong passphrase"),
-        (("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/nobody.json", "--kos-hpke-key",
-          "bad/kos.json", "-o", "bad/d2.json"), "--as bad/nobody.json"),
+          "bad/wrong", "-o", "bad/d2.json"), "wrong passphrase"),
+        (("network", "deploy", "--rpc", op.rpc_url, "--as", "bad/nobody.json", "-o", "bad/d2.json"),
+         "--as bad/nobody.json"),
         (("holder", "init", "bad/h", "--deployment", "bad/deployment.json", "--listen-port", "9",
           "--passphrase-file", "bad/pass"), "already exists"),
         (("holder", "init", "bad/h2", "--deployment", "bad/deployment.json", "--listen-port", "0"),
@@ -211,7 +216,12 @@ def test_each_operator_command_refuses_bad_input_with_exit_2(operator: Operator)
         (("holder", "activate", "0x1234", *admin_args), "HOLDER"),
         (("holder", "activate", outsider["address"], *admin_args), "not registered"),
         (("holder", "retire", outsider["address"], *admin_args), "not registered"),
-        (("kos", "init", "bad/h", "--deployment", "bad/deployment.json", "--replica", "nope"), "--replica"),
+        (("kos", "init", "bad/notes.txt", "--deployment", "bad/deployment.json", "--passphrase-file",
+          "bad/pass"), "exists and is not a folder"),
+        (("kos", "committee", "start", "--member", f"{outsider['address']}=bad/kos.json", "--threshold", "2",
+          *admin_args), "--threshold 2: more than the 1 member(s) given"),
+        (("kos", "committee", "start", "--member", f"{outsider['address']}=bad/admin.json", "--threshold",
+          "1", *admin_args), "an account keystore, not an HPKE keystore"),
         (("kos", "role", "grant", "nope", *admin_args), "ADDRESS"),
         (("kos", "role", "revoke", outsider["address"], *admin_args), "does not hold KOS_ROLE"),
         (("kos", "role", "grant", outsider["address"], "--as", "bad/outsider.json", "--deployment",

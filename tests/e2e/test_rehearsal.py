@@ -6,8 +6,8 @@ hostile proxy (tests/support/hostile_rpc.py) runs as a real process: it caps ``e
 at 10 blocks, rotating through every refusal message it knows, answers 15 % of calls with
 429, and lags its head now and then. Every service and every command reaches the chain only
 through it (the deployment's ``rpc_url``); only the faucet (``anvil_setBalance``) talks to
-anvil. Each party works in its own folder: deployer, KOS operator, three holder operators in
-three regions, owner, requester, two approvers, auditor.
+anvil. Each party works in its own folder: deployer, two KOS committee members (2 of 2),
+three holder operators in three regions, owner, requester, two approvers, auditor.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tests.support.hostile_rpc import REFUSALS
 from tests.support.operator import PASSPHRASE, Operator, end, wait_for
 
 CHAIN_ID = 4343
+KOS_OPS = ("kos-op-1", "kos-op-2")
 RANGE_CAP = 10
 REPO = Path(__file__).resolve().parents[2]
 HOLDERS = {"holder-eu": ("eu-west", "48.8566", "2.3522"), "holder-us": ("us-east", "40.7128", "-74.0060"),
@@ -105,31 +106,36 @@ def _deliveries(endpoint: str) -> float:
 
 def test_a_network_from_nothing_behind_a_hostile_provider(network: Network) -> None:
     op, root, started = network.op, network.op.root, time.monotonic()
-    parties = ("deployer", "kos-op", *HOLDERS, "owner", "requester", "approver-1", "approver-2", "auditor")
+    parties = ("deployer", *KOS_OPS, *HOLDERS, "owner", "requester", "approver-1", "approver-2", "auditor")
     for party in parties:
         _party(root, party)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    logs = {name: root / f"{name}.log" for name in ("kos", *HOLDERS)}
+    logs = {name: root / f"{name}.log" for name in (*KOS_OPS, *HOLDERS)}
     try:
-        # KOS operator first: the deployment file carries the KOS public key.
-        kos = op.json("kos", "init", "kos-op/kos", "--deployment", "deployer/deployment.json",
-                      "--passphrase-file", "kos-op/pass", "--confirmations", "2")
         # Deployer.
         admin = op.json("keys", "new", "--kind", "eth", "-o", "deployer/admin.json",
                         "--passphrase-file", "deployer/pass")
         op.fund(admin["address"])
         op.run("network", "deploy", "--rpc", network.proxy_url, "--as", "deployer/admin.json",
-               "--passphrase-file", "deployer/pass", "--kos-hpke-key", "kos-op/kos/kos.hpke.json",
-               "--chain-id", str(CHAIN_ID), "-o", "deployer/deployment.json")
+               "--passphrase-file", "deployer/pass", "--chain-id", str(CHAIN_ID),
+               "-o", "deployer/deployment.json")
         deployment = json.loads((root / "deployer/deployment.json").read_text())
         assert deployment["rpc_url"] == network.proxy_url  # every service and command goes through it
         admin_args = ("--as", "deployer/admin.json", "--deployment", "deployer/deployment.json",
                       "--passphrase-file", "deployer/pass")
-        op.run("kos", "role", "grant", kos["address"], *admin_args)
-        op.fund(kos["address"])
-        procs["kos"] = op.start("kos", "run", "--config", "kos-op/kos/kos.toml", log=logs["kos"])
-        heartbeat = root / "kos-op/kos/state/heartbeat.json"
-        wait_for(lambda: json.loads(heartbeat.read_text())["ok"], 90, "KOS", procs["kos"], logs["kos"])
+        # Two KOS operators; the deployer starts committee epoch 1 with both, threshold 2.
+        kos_members = []
+        for name in KOS_OPS:
+            kos = op.json("kos", "init", f"{name}/kos", "--deployment", "deployer/deployment.json",
+                          "--passphrase-file", f"{name}/pass", "--confirmations", "2")
+            op.fund(kos["address"])
+            kos_members += ["--member", f"{kos['address']}={name}/kos/kos.hpke.json"]
+        op.run("kos", "committee", "start", *kos_members, "--threshold", "2", *admin_args)
+        for name in KOS_OPS:
+            procs[name] = op.start("kos", "run", "--config", f"{name}/kos/kos.toml", log=logs[name])
+        for name in KOS_OPS:
+            heartbeat = root / name / "kos/state/heartbeat.json"
+            wait_for(lambda h=heartbeat: json.loads(h.read_text())["ok"], 90, name, procs[name], logs[name])
 
         # Three holder operators in three regions.
         endpoints: dict[str, str] = {}
@@ -221,23 +227,26 @@ def test_a_network_from_nothing_behind_a_hostile_provider(network: Network) -> N
         assert _deliveries(ap) >= 1
         print(f"holder caught up and served after {time.monotonic() - started:.0f} s")
 
-        # The KOS killed; a request approved while it is down is served once it is back.
-        procs["kos"].kill()
-        procs["kos"].wait(timeout=10)
+        # One KOS member killed (2 of 2 needed); a request approved while it is down is served once
+        # it is back: it catches up from its cursor.
+        down = KOS_OPS[0]
+        procs[down].kill()
+        procs[down].wait(timeout=10)
 
         def while_kos_is_down(rid: int) -> None:
             approved_at = network.head()
-            while network.head() < approved_at + 5:  # well past the KOS's confirmation depth
+            while network.head() < approved_at + 5:  # well past the members' confirmation depth
                 time.sleep(0.5)
             rows = json.loads(op.run("--network", "auditor/network.yaml", "audit", "log", "--dataset",
                                      dataset, "--json").stdout)
             (pending,) = [h for h in rows["requests"] if h["request_id"] == rid]
             assert pending["tokens"] == [] and sorted(pending["approvals"]) == ["approver-1", "approver-2"]
-            procs["kos"] = op.start("kos", "run", "--config", "kos-op/kos/kos.toml", log=logs["kos"])
+            assert len(pending["released"]) == 1, pending  # the running member did its part
+            procs[down] = op.start("kos", "run", "--config", f"{down}/kos/kos.toml", log=logs[down])
 
         third = retrieve("requester/report-3.bin", while_kos_is_down)
-        kos_log = logs["kos"].read_text()
-        assert f'"request": {third}' in kos_log and "tokens issued" in kos_log, kos_log[-3000:]
+        kos_log = logs[down].read_text()
+        assert f'"request": {third}' in kos_log and "shares released" in kos_log, kos_log[-3000:]
 
         # The auditor, with addresses only, reads the whole history.
         rows = json.loads(op.run("--network", "auditor/network.yaml", "audit", "log", "--json").stdout)

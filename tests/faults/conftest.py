@@ -163,7 +163,7 @@ class Net:
     def wait_ready(self, name: str, timeout: float = 60) -> None:
         entry = self.service(name)
         deadline = time.monotonic() + timeout
-        if "endpoint" not in entry:  # the KOS and the repairer: a heartbeat with their pid
+        if "endpoint" not in entry:  # a KOS member and the repairer: a heartbeat with their pid
             heartbeat = Path(entry["state_dir"]) / "heartbeat.json"
 
             def ready() -> bool:
@@ -252,6 +252,16 @@ class Net:
         """Holder name -> number of FragmentsDelivered events for the request."""
         return self._per_holder("FragmentsDelivered", request_id)
 
+    def releases(self, request_id: int) -> dict[str, int]:
+        """KOS member name -> number of its ``SharesReleased`` events for the request."""
+        names = {m["address"].lower(): m["name"] for m in self.info["kos_members"]}
+        counts: dict[str, int] = {}
+        for release in self.chain.committee.releases(request_id):
+            if release.released:
+                name = names[release.member.lower()]
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def tokens(self, request_id: int) -> dict[str, int]:
         """Holder name -> number of TokenIssued events for the request."""
         return self._per_holder("TokenIssued", request_id)
@@ -313,7 +323,8 @@ def down(home: Path) -> None:
 
 def running(tmp_path_factory: pytest.TempPathFactory, holders: int,
             repairer: bool = False) -> Iterator[Net]:
-    """A devnet of ``holders`` holders and one KOS, taken down afterwards (a fixture's body).
+    """A devnet of ``holders`` holders and the default KOS committee (3 members, threshold 2),
+    taken down afterwards (a fixture's body).
 
     Without the repair service unless ``repairer``: these tests lose, corrupt and repair
     shards by hand and check the exact events that follow.
@@ -328,7 +339,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, holders: int,
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    """A devnet of 5 holders and one KOS for the tests of one module."""
+    """A devnet of 5 holders and a KOS committee of 3 (threshold 2) for the tests of one module."""
     yield from running(tmp_path_factory, 5)
 
 

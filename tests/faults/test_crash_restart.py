@@ -123,20 +123,27 @@ def test_holder_crash_before_and_after_delivery_tx(net: Net, tmp_path: Path) -> 
     assert net.deliveries(rid) == {f"holder-{i}": 1 for i in range(1, 6)}
 
 
-def test_kos_crash_before_and_after_token_tx(net: Net, tmp_path: Path) -> None:
+def test_kos_members_crash_before_and_after_their_release_tx(net: Net, tmp_path: Path) -> None:
     data = os.urandom(20_000)
     dataset = net.store(tmp_path, data)
-    net.restart("kos", {CRASH: "kos.before_issue"})
+    for name in ("kos-member-1", "kos-member-2"):
+        net.restart(name, {CRASH: "kos.before_issue"})
     rid = net.request(dataset)
-    net.wait_dead("kos")
-    assert net.tokens(rid) == {}  # approved, no token yet
-    net.start("kos", {CRASH: "kos.after_issue_tx"})  # the request is in its pending set
-    net.wait_dead("kos")
-    assert net.tokens(rid) == {f"holder-{i}": 1 for i in range(1, 6)}
-    net.start("kos")  # restarts with the request pending: finds every token issued, drops it
+    net.wait_dead("kos-member-1")
+    net.wait_dead("kos-member-2")
+    net.wait_for("kos-member-3's release", lambda: net.releases(rid) == {"kos-member-3": 1})
+    assert net.tokens(rid) == {}  # approved, 1 of the 2 releases needed: no token yet
+    net.start("kos-member-1", {CRASH: "kos.after_issue_tx"})  # the request is in its pending set
+    net.wait_dead("kos-member-1")
+    assert net.crashed_at("kos-member-1", "kos.after_issue_tx")
+    assert net.tokens(rid) == {f"holder-{i}": 1 for i in range(1, 6)}  # its release was the 2nd
+    for name in ("kos-member-1", "kos-member-2"):  # back with the request pending: both drop it
+        net.start(name)
     out = tmp_path / "restored.bin"
     net.fetch(rid, out)
     assert out.read_bytes() == data
+    time.sleep(1)
+    assert net.releases(rid) == {"kos-member-1": 1, "kos-member-3": 1}  # none twice, none needless
     assert net.tokens(rid) == {f"holder-{i}": 1 for i in range(1, 6)}
     assert net.deliveries(rid) == {f"holder-{i}": 1 for i in range(1, 6)}
 
@@ -145,16 +152,18 @@ def test_every_service_resumes_from_its_cursor_after_a_crash_between_handler_and
         net: Net, tmp_path: Path) -> None:
     data = os.urandom(20_000)
     dataset = net.store(tmp_path, data)
-    for name in ("kos", "holder-4", "holder-5"):
+    for name in ("kos-member-1", "kos-member-2", "holder-4", "holder-5"):
         net.restart(name, {CRASH: "watcher.after_handler"})
     rid = net.request(dataset)
-    # KOS: dies after handling RetrievalRequested, before saving the cursor; the holders die
+    # Members: die after handling RetrievalRequested, before saving the cursor; the holders die
     # after delivering (TokenIssued handled), before saving theirs.
-    net.wait_dead("kos")
-    net.start("kos")
+    for name in ("kos-member-1", "kos-member-2"):
+        net.wait_dead(name)
+        net.start(name)
     net.wait_dead("holder-4")
     net.wait_dead("holder-5")
-    assert all(net.crashed_at(n, "watcher.after_handler") for n in ("kos", "holder-4", "holder-5"))
+    assert all(net.crashed_at(n, "watcher.after_handler")
+               for n in ("kos-member-1", "kos-member-2", "holder-4", "holder-5"))
     net.start("holder-4")
     net.start("holder-5")
     net.wait_for("every delivery", lambda: len(net.deliveries(rid)) == 5)

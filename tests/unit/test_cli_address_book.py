@@ -20,7 +20,8 @@ ADDRESS = "0x" + "11" * 20
 
 def _network(tmp_path: Path, body: str) -> Env:
     deployment = Deployment(rpc_url="http://127.0.0.1:9", chain_id=4242, start_block=1,
-                            holder_registry=ADDRESS, dataset_registry=ADDRESS, retrieval_coordinator=ADDRESS)
+                            holder_registry=ADDRESS, dataset_registry=ADDRESS, retrieval_coordinator=ADDRESS,
+                            kos_committee=ADDRESS)
     (tmp_path / "deployment.json").write_text(json.dumps(deployment.to_json()))
     (tmp_path / "network.yaml").write_text(body)
     return Env(home=tmp_path / "home", network_file=tmp_path / "network.yaml")

@@ -15,7 +15,7 @@ ADDRESS = "0x" + "11" * 20
 def _deployment_file(tmp_path: Path) -> Path:
     deployment = Deployment(rpc_url="https://eth-sepolia.example/v2/SECRETKEY", chain_id=11155111,
                             start_block=1, holder_registry=ADDRESS, dataset_registry=ADDRESS,
-                            retrieval_coordinator=ADDRESS)
+                            retrieval_coordinator=ADDRESS, kos_committee=ADDRESS)
     path = tmp_path / "deployment.json"
     path.write_text(json.dumps(deployment.to_json()))
     return path

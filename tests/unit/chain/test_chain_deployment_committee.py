@@ -1,5 +1,5 @@
-"""The deployment file's KosCommittee address: optional, so files written before the committee
-existed still load; code that needs it gets an error telling to redeploy."""
+"""The deployment file names the KosCommittee and no KOS key: a file written before the
+committee (no KosCommittee, or the single KOS key it named) is refused with the fix."""
 
 from __future__ import annotations
 
@@ -8,23 +8,26 @@ import pytest
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.errors import DeploymentError
 
-OLD = {"rpc_url": "http://a:1", "chain_id": 5,
-       "contracts": {"HolderRegistry": "0x" + "11" * 20, "DatasetRegistry": "0x" + "22" * 20,
-                     "RetrievalCoordinator": "0x" + "33" * 20}}
+THREE = {"HolderRegistry": "0x" + "11" * 20, "DatasetRegistry": "0x" + "22" * 20,
+         "RetrievalCoordinator": "0x" + "33" * 20}
+NEW = {"rpc_url": "http://a:1", "chain_id": 5, "contracts": {**THREE, "KosCommittee": "0x" + "44" * 20}}
 
 
-def test_an_old_file_loads_and_names_the_fix_when_the_committee_is_needed() -> None:
-    old = Deployment.from_json(OLD, "old.json")
-    assert old.kos_committee == "" and "KosCommittee" not in old.to_json()["contracts"]  # type: ignore[operator]
-    with pytest.raises(DeploymentError, match=r"old.json has no contracts.KosCommittee.*redeploy"):
-        old.require_kos_committee("old.json")
+@pytest.mark.parametrize(("data", "what"), [
+    ({**NEW, "contracts": THREE}, "has no contracts.KosCommittee"),
+    ({**NEW, "kos_public_key": "ab" * 32}, r"names a single KOS key \(kos_public_key\)"),
+])
+def test_a_file_from_before_the_committee_is_refused_naming_the_fix(data: dict[str, object], what: str) -> None:
+    with pytest.raises(DeploymentError, match=rf"old.json {what}: .*no KOS serves it.*redeploy with "
+                                              r"'shardkey network deploy'.*shardkey kos committee start"):
+        Deployment.from_json(data, "old.json")
 
 
 def test_the_committee_address_round_trips_and_is_checked() -> None:
-    data = {**OLD, "contracts": {**OLD["contracts"], "KosCommittee": "0x" + "44" * 20}}  # type: ignore[dict-item]
-    new = Deployment.from_json(data)
-    assert new.require_kos_committee() == "0x" + "44" * 20
+    new = Deployment.from_json(NEW)
+    assert new.kos_committee == "0x" + "44" * 20
+    assert "kos_public_key" not in new.to_json()
     assert Deployment.from_json(new.to_json()) == new
-    bad = {**OLD, "contracts": {**OLD["contracts"], "KosCommittee": "nope"}}  # type: ignore[dict-item]
+    bad = {**NEW, "contracts": {**THREE, "KosCommittee": "nope"}}
     with pytest.raises(DeploymentError, match=r"contracts\.KosCommittee is not an address"):
         Deployment.from_json(bad, "bad.json")

@@ -12,7 +12,7 @@ from shardkey.chain.errors import DeploymentError
 from shardkey.service.startup import load_deployment
 
 CONTRACTS = {"HolderRegistry": "0x" + "11" * 20, "DatasetRegistry": "0x" + "22" * 20,
-             "RetrievalCoordinator": "0x" + "33" * 20}
+             "RetrievalCoordinator": "0x" + "33" * 20, "KosCommittee": "0x" + "44" * 20}
 
 
 def test_rpc_url_alone_is_one_endpoint_and_rpc_urls_several_in_order() -> None:
