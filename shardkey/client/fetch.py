@@ -38,7 +38,7 @@ from shardkey.chain.eip712 import recover, served_message
 from shardkey.chain.model import FragmentDeal, FragmentFailureKind, Registration, RequestInfo, RequestStatus
 from shardkey.chain.placement import Placement
 from shardkey.chain.repair import deal_from_registration
-from shardkey.client.committee_status import committee_not_released
+from shardkey.client.committee_status import committee_deniers, committee_not_released
 from shardkey.client.holder_http import HolderClient, HolderRequestError
 from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
 from shardkey.crypto import data_shard_indices, open_stripe, trim_stripe
@@ -76,7 +76,8 @@ def wait_for_approval(chain: ShardKeyChain, request_id: int, deadline: float) ->
             raise RestoreError(f"request {request_id} does not exist on this chain")
         if info.status == RequestStatus.DENIED:
             reason = DenialReason(info.denial_reason)
-            raise PolicyDenied(f"request {request_id} was denied: {reason.label} ({reason.description})")
+            raise PolicyDenied(f"request {request_id} was denied: {reason.label} ({reason.description})"
+                               f"{committee_deniers(chain, info)}")
         if info.status in (RequestStatus.APPROVED, RequestStatus.COMPLETED):
             return info
         if time.monotonic() > deadline:

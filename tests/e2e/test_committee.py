@@ -4,9 +4,9 @@ processes, HTTP): store deals every wrap key to the committee; a fetch restores 
 once two members released; a member that signs a wrong share is proven wrong on chain
 (``ShareFaultProven``) by the holder, which waits for the third member (across its own
 restart) so the fetch still succeeds; with one member denying and one stopped the fetch fails
-naming both; with one member stopped it is served; and an attacker process holding one
-member's keystore, copies of every holder's data folder and the chain's deal events opens no
-bundle, while the same process given two members' keystores does (the control)."""
+naming both; a request two members deny is denied and the fetch names both deniers; with one
+member stopped it is served; and an attacker process holding one member's keystore, copies of
+every holder's data folder and the chain's deal events opens no bundle, while the same process given two members' keystores does (the control)."""
 
 from __future__ import annotations
 
@@ -166,6 +166,30 @@ def test_a_denying_and_a_stopped_member_are_named_when_the_fetch_times_out(devne
         assert f"no answer from: {silent['address']};" in message
         assert f"denied by: {denier['address']} (NotAllowedRequester" in message
         assert live["address"] not in message
+        assert not out.exists()
+    finally:
+        devnet.run("devnet", "up")
+
+
+def test_a_request_two_members_deny_is_denied_and_the_fetch_names_both(devnet: Cli, chain: ShardKeyChain,
+                                                                      tmp_path: Path) -> None:
+    committee = chain.committee
+    _, first, second = _members(devnet)
+    dataset, _ = _store(devnet, tmp_path, os.urandom(20_000))
+    _stop(first)
+    _stop(second)
+    try:
+        request_id = _approved(devnet, dataset)
+        for member in (first, second):  # more than m - t_k = 1 denials: the committee denies
+            account = load_account_file(devnet.home / "keys" / f"{member['name']}.key")
+            chain.client.wait(committee.submit_denial(account, request_id, NOT_ALLOWED_REQUESTER))
+        assert chain.retrievals.request(request_id).status.name == "DENIED"
+        out = tmp_path / "restored.bin"
+        refused = devnet.run("fetch", str(request_id), "-o", str(out), check=3)
+        assert f"request {request_id} was denied: NotAllowedRequester" in refused.stderr
+        assert (f"denied by the KOS committee members: {first['address']} (NotAllowedRequester"
+                in refused.stderr), refused.stderr
+        assert f"{second['address']} (NotAllowedRequester" in refused.stderr
         assert not out.exists()
     finally:
         devnet.run("devnet", "up")

@@ -17,7 +17,8 @@ NEW = {"rpc_url": "http://a:1", "chain_id": 5, "contracts": {**THREE, "KosCommit
     ({**NEW, "contracts": THREE}, "has no contracts.KosCommittee"),
     ({**NEW, "kos_public_key": "ab" * 32}, r"names a single KOS key \(kos_public_key\)"),
 ])
-def test_a_file_from_before_the_committee_is_refused_naming_the_fix(data: dict[str, object], what: str) -> None:
+def test_a_file_from_before_the_committee_is_refused_naming_the_fix(data: dict[str, object],
+                                                                   what: str) -> None:
     with pytest.raises(DeploymentError, match=rf"old.json {what}: .*no KOS serves it.*redeploy with "
                                               r"'shardkey network deploy'.*shardkey kos committee start"):
         Deployment.from_json(data, "old.json")
