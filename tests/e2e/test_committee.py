@@ -6,7 +6,8 @@ once two members released; a member that signs a wrong share is proven wrong on 
 restart) so the fetch still succeeds; with one member denying and one stopped the fetch fails
 naming both; a request two members deny is denied and the fetch names both deniers; with one
 member stopped it is served; and an attacker process holding one member's keystore, copies of
-every holder's data folder and the chain's deal events opens no bundle, while the same process given two members' keystores does (the control)."""
+every holder's data folder and the chain's deal events opens no bundle, while the same process
+given two members' keystores does (the control)."""
 
 from __future__ import annotations
 

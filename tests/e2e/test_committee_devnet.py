@@ -1,6 +1,7 @@
 """``shardkey devnet up`` (a KOS committee of 3, threshold 2, by default): member processes with
 their own accounts and keys, ``store`` dealing to the committee, members releasing per request,
-supervision and ``shardkey kos status``. (The holders' side of a committee retrieval: tests/e2e/test_committee.py.)"""
+supervision and ``shardkey kos status``. (The holders' side of a committee retrieval:
+tests/e2e/test_committee.py.)"""
 
 from __future__ import annotations
 
