@@ -7,7 +7,9 @@ digests and commitments agree over random fields."""
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 
 import pytest
 from eth_account import Account
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.committee import KosCommittee, recover_signer, sign_envelope
+from shardkey.chain.connection import ChainClient, SentTx
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.model import DatasetParams, RequestStatus
 from shardkey.chain.watcher import EventWatcher
@@ -39,6 +42,8 @@ from shardkey.crypto.hpke import (
     seal,
 )
 from shardkey.policy.model import Policy
+from tests.support.hostile_rpc import HostileRpc, ProxyConfig, hostile_rpc
+from tests.support.waiting import wait_until
 
 
 def _addr(account: LocalAccount) -> bytes:
@@ -48,7 +53,7 @@ def _addr(account: LocalAccount) -> bytes:
 @pytest.fixture
 def committee(devchain):
     """Epoch 1 of three members with X25519 keys, threshold 2."""
-    contract = KosCommittee(devchain.client, devchain.deployment.require_kos_committee())
+    contract = KosCommittee(devchain.client, devchain.deployment.kos_committee)
     members = [devchain.account(f"member-{i}") for i in range(3)]
     keys = [HpkePrivateKey.generate(os.urandom, HpkeSuiteId.X25519) for _ in members]
     contract.start_epoch(devchain.accounts["admin"], [m.address for m in members],
@@ -246,6 +251,43 @@ def test_denials_through_the_bindings(devchain, committee) -> None:
     with pytest.raises(TransactionReverted) as closed:
         contract.submit_release(members[1], request_id, [b"e", b"e"])
     assert closed.value.error == "ReleaseRequestNotOpen"
+
+
+def _held(proxy: HostileRpc, count: int) -> bool:
+    return proxy.held() == count
+
+
+def test_a_release_estimated_before_another_lands_still_issues_the_tokens(devchain, committee) -> None:
+    """Two members estimate their releases at the same state (neither is the threshold one yet)
+    while a slow provider holds the first transaction; the second lands as the t_k-th release
+    and must carry the gas of issuing every token, which its estimate did not include."""
+    contract, members, _ = committee
+    chain: ShardKeyChain = devchain.chain
+    holders = devchain.register_holders(5)
+    dataset_id = _register_committee_dataset(devchain, holders, 1)
+    deal = kc.deal(devchain.client.chain_id, dataset_id, 1, [h.address for h in holders[:2]],
+                   [os.urandom(32)] * 2, 2, 3, os.urandom)
+    contract.register_deal(devchain.account("owner"), dataset_id, 1, deal.flat_commitments(), [b"s"] * 6)
+    _confirm(devchain, holders, dataset_id)
+    request_id = _request(devchain, dataset_id)
+    with hostile_rpc(devchain.client.rpc_url, ProxyConfig(range_cap=None, hold_sends=True)) as proxy:
+        sent: list[SentTx] = []
+        threads = []
+        for member in members[:2]:  # each member its own connection, as its own process has
+            slow = KosCommittee(ChainClient(proxy.url), contract.address)
+            thread = threading.Thread(target=lambda m=member, c=slow: sent.append(
+                c.submit_release(m, request_id, [b"e", b"e"])))
+            thread.start()
+            threads.append(thread)
+            wait_until(functools.partial(_held, proxy, len(threads)), 30, "the release to reach the provider")
+        assert contract.release_counts(request_id) == (0, 0)  # both estimated with no release in
+        proxy.release_sends()
+        for thread in threads:
+            thread.join(30)
+    receipts = [devchain.client.wait(tx) for tx in sent]
+    assert [r["status"] for r in receipts] == [1, 1]
+    assert contract.release_counts(request_id) == (2, 0)
+    assert all(chain.retrievals.token_issued(request_id, h.address) for h in holders[:2])
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

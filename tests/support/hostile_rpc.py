@@ -9,7 +9,10 @@ It forwards every call to ``upstream`` (anvil) and, on the way:
 - now and then (``lag_every`` calls) lags its head by up to ``max_lag`` blocks for a
   while: ``eth_blockNumber`` answers the lagged head and ``eth_getLogs`` past it is
   refused with "block range extends beyond current head block";
-- answers 503 to everything while ``down`` is set (fail-over tests).
+- answers 503 to everything while ``down`` is set (fail-over tests);
+- holds every ``eth_sendRawTransaction`` while ``hold_sends`` is set, until
+  :meth:`HostileRpc.release_sends` forwards them one by one in arrival order (a provider whose
+  mempool propagation is slow: a transaction estimated now may land after one sent later).
 
 Use :func:`hostile_rpc` in tests (a thread; ``proxy.url`` and ``proxy.stats``), or run
 it as a process for a whole system behind it (it prints its URL; ``GET /stats`` answers
@@ -61,6 +64,7 @@ class ProxyConfig:
     seed: int = 12
     rate_limit_next: int = 0  # the next this many calls are answered 429 (then counts down)
     refusals: list[int] | None = None  # indexes into REFUSALS to cycle through (None: all)
+    hold_sends: bool = False  # hold eth_sendRawTransaction until release_sends()
 
 
 @dataclass
@@ -95,7 +99,34 @@ class HostileRpc:
         self._refusal = 0
         self._lag = 0
         self._lag_left = 0
+        self._held: list[tuple[threading.Event, threading.Event]] = []  # (go, forwarded)
         self.url = ""
+
+    def held(self) -> int:
+        """How many sends are held now."""
+        with self._lock:
+            return len(self._held)
+
+    def release_sends(self, timeout: float = 30) -> None:
+        """Forward every held send, one at a time in arrival order (each answered before the next
+        goes), and stop holding new ones."""
+        with self._lock:
+            self.config.hold_sends = False
+            held, self._held = self._held, []
+        for go, forwarded in held:
+            go.set()
+            if not forwarded.wait(timeout):
+                raise TimeoutError("a held transaction was not forwarded")
+
+    def _hold(self, call: dict[str, Any]) -> dict[str, Any]:
+        go, forwarded = threading.Event(), threading.Event()
+        with self._lock:
+            self._held.append((go, forwarded))
+        go.wait()
+        try:
+            return self._forward(call)
+        finally:
+            forwarded.set()
 
     def _forward(self, call: dict[str, Any]) -> dict[str, Any]:
         reply: dict[str, Any] = self._http.post(self.upstream, json=call).json()
@@ -136,6 +167,8 @@ class HostileRpc:
             refused = self._refuse_logs(call)
             if refused is not None:
                 return 200, {}, refused
+        if method == "eth_sendRawTransaction" and config.hold_sends:
+            return 200, {}, self._hold(call)
         return 200, {}, self._forward(call)
 
     def _refuse_logs(self, call: dict[str, Any]) -> dict[str, Any] | None:
