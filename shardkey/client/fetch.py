@@ -157,7 +157,8 @@ def kos_not_released(chain: ShardKeyChain, request: RequestInfo, deal: FragmentD
     return (f"no KOS will release request {request_id}: its fragment epoch {deal.epoch} is not dealt to a "
             f"KOS committee epoch (not every wrap key slot is the committee marker: it was not stored by "
             f"'shardkey store'), so {info.tokens_issued} of the {threshold} unlock tokens needed were issued "
-            f"after waiting {waited:.0f} s; the owner moves it to the committee with 'shardkey redeal'")
+            f"after waiting {waited:.0f} s; no member will ever release it (a re-deal needs their tokens "
+            f"too): the owner stores the file again with 'shardkey store'")
 
 
 def _open_delivery(chain: ShardKeyChain, request: RequestInfo, registration: Registration,
