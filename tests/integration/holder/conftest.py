@@ -86,8 +86,8 @@ class World:
     requester: LocalAccount
     agent: Agent
     http: TestClient
-    members: list[Member]
     extra_agents: list[Agent] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)  # the committee epoch datasets are dealt to
 
     @property
     def me(self) -> str:
@@ -140,6 +140,8 @@ class World:
         are the committee marker and the keys are kept for the deal (nothing sent yet).
         Every holder holds shards; ``fragment_holders`` (default: all) hold the fragments."""
         policy = policy or Policy()
+        if not self.members:  # a World built without the fixture (a module-wide one) starts it here
+            self.members = self.dev.members or self.dev.start_committee(3, 2)
         salt = os.urandom(32)
         ds = self.chain.datasets.compute_dataset_id(self.owner.address, salt)
         data = os.urandom(length)
