@@ -297,7 +297,7 @@ async def put_bundle(ctx: ApiContext, request: Request) -> Response:
     """Stage this holder's wrapped fragment bundle (signed by the uploading owner).
     ---
     summary: Upload the wrapped fragment bundle
-    description: Same rules as a shard upload; the bundle is only ever decrypted with an unlock token.
+    description: Same rules as a shard upload; the bundle opens only with a wrap key the committee released.
     parameters: [{$ref: "#/components/parameters/DatasetId"}]
     requestBody:
       required: true

@@ -1,11 +1,12 @@
 """Committee datasets at a fragment holder: collect the members' released shares, act on bad
 ones, give the delivery path the wrap key; and the custody rule of a committee deal.
 
-docs/DESIGN.md "Threshold KOS (committee)". A dataset's fragment epoch is a committee one when
-every sealed wrap key of it is the committee marker
-(:func:`shardkey.crypto.committee_envelope.dealt_committee_epoch`); its
-``TokenIssued`` payload is then the marker too, and the wrap key ``w_j`` comes from ``t_k``
-verified shares instead:
+docs/DESIGN.md "Threshold KOS (committee)". The committee is the network's only KOS: a
+fragment epoch is served only when every sealed wrap key of it is the committee marker of one
+epoch (:func:`shardkey.crypto.committee_envelope.dealt_committee_epoch`); any other is not a
+dataset this network serves (custody refused for good, requests not answered). The
+``TokenIssued`` payload is the marker: it only says the threshold was reached; the wrap key
+``w_j`` comes from ``t_k`` verified shares:
 
 - ``SharesReleased`` for a request whose fragment epoch names this holder: every release of the
   request is read from chain and judged (:func:`holder_agent.shares.judge`). A share that is
@@ -16,8 +17,8 @@ verified shares instead:
   from the chain's envelopes. What must survive is the list of requests still waiting for
   shares and the claims already sent, in ``committee_requests.json``; the waiting requests are
   tried again after a restart and every ``RECHECK`` seconds.
-- Custody: a holder confirms custody of a committee fragment epoch only once the owner's deal
-  for it is registered (``KosCommittee.deal``) with the marker's committee epoch.
+- Custody: a holder confirms custody of a fragment epoch only once the owner's deal for it is
+  registered (``KosCommittee.deal``) with the marker's committee epoch.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ RECHECK = 60.0  # seconds between two tries of a request still waiting for share
 FAULT_DONE = ("ShareFaultAlreadyRecorded",)  # the contract's "already done" answer to a claim/proof
 REPORTED_KIND = {Verdict.UNREADABLE: ShareFailureKind.UNREADABLE,
                  Verdict.BAD_SIGNATURE: ShareFailureKind.BAD_SIGNATURE}
+
+
+NOT_SERVED = ("its wrap-key slots are not the committee marker of one epoch: not a dataset this network "
+              "serves (the KOS is the committee, which holds no single-key wrap keys)")
+
+
+@dataclass(frozen=True)
+class CustodyBlock:
+    """Why custody of a fragment epoch is not confirmed now: ``final`` when never (not a
+    committee fragment epoch), else it waits for the owner's deal."""
+
+    reason: str
+    final: bool
 
 
 @dataclass
@@ -86,8 +100,9 @@ class CommitteeShares:
 
     def mode(self, dataset_id: bytes, fragment_epoch: int,
              sealed_wrap_keys: Sequence[bytes] | None = None) -> int | None:
-        """The committee epoch of the dataset's fragment epoch, None when it is legacy (cached:
-        a fragment epoch's wrap keys never change)."""
+        """The committee epoch the fragment epoch is dealt to, None when it is not a committee
+        fragment epoch: not one this network serves (cached: a fragment epoch's wrap keys never
+        change)."""
         key = (bytes(dataset_id), fragment_epoch)
         if key not in self._modes:
             if sealed_wrap_keys is None:
@@ -97,25 +112,26 @@ class CommitteeShares:
         return self._modes[key]
 
     def custody_problem(self, dataset_id: bytes, fragment_epoch: int,
-                        sealed_wrap_keys: Sequence[bytes] | None = None) -> str | None:
-        """Why custody of this fragment epoch must wait (the owner's committee deal is not
-        registered for the marker's epoch yet), or None (legacy, or the deal is in)."""
+                        sealed_wrap_keys: Sequence[bytes] | None = None) -> CustodyBlock | None:
+        """Why custody of this fragment epoch is refused (not a committee one) or must wait (the
+        owner's deal is not registered for the marker's epoch yet); None once the deal is in."""
         epoch = self.mode(dataset_id, fragment_epoch, sealed_wrap_keys)
         if epoch is None:
-            return None
+            return CustodyBlock(NOT_SERVED, final=True)
         dealt_epoch, root = self.committee.deal(dataset_id, fragment_epoch)
         if dealt_epoch == epoch and any(root):
             return None
         if dealt_epoch:
-            return (f"the owner's committee deal is for committee epoch {dealt_epoch}, the dataset's "
-                    f"wrap-key slots name epoch {epoch}")
-        return f"the owner's committee deal for fragment epoch {fragment_epoch} is not registered yet"
+            return CustodyBlock(f"the owner's committee deal is for committee epoch {dealt_epoch}, the "
+                                f"dataset's wrap-key slots name epoch {epoch}", final=False)
+        return CustodyBlock(f"the owner's committee deal for fragment epoch {fragment_epoch} is not "
+                            "registered yet", final=False)
 
     # --- collecting shares ----------------------------------------------------
 
     def context(self, request: RequestInfo) -> ShareContext | None:
         """What this holder judges the request's releases against; None when it is not a
-        fragment holder of the request's epoch, or the epoch is not a committee one."""
+        fragment holder of the request's epoch, or the epoch is not a committee one (not served)."""
         ds, fe = request.dataset_id, request.fragment_epoch
         fragment_set = self.chain.datasets.fragment_set(ds, fe)
         if self.address not in fragment_set.holders:
@@ -245,4 +261,4 @@ class CommitteeShares:
                                               {str(k): str(v) for k, v in entry.get("claimed", {}).items()})
 
 
-__all__ = ["CommitteeShares"]
+__all__ = ["NOT_SERVED", "CommitteeShares", "CustodyBlock"]

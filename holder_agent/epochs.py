@@ -3,7 +3,7 @@
 A re-deal (docs/DESIGN.md "Re-deal") registers fragment epoch ``e`` with ``FragmentsRedealt``.
 A holder named in it takes custody of the bundle the owner staged for that epoch (checked as
 at registration: staged by the dataset's owner, a plausible wrapped bundle; its fragments
-root is checked by whoever opens it, the KOS's wrap key being the only way in) and confirms
+root is checked by whoever opens it, the committee-dealt wrap key being the only way in) and confirms
 with ``confirmFragmentCustody``. Until then the claim is kept in ``pending_redeal.json`` and
 retried every poll, so a restart does not lose it. On ``FragmentEpochActivated`` the holder
 deletes its bundles of every other epoch of the dataset: the chain refuses tokens and
@@ -20,6 +20,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
+from holder_agent.committee import CustodyBlock
 from holder_agent.errors import CustodyError
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain
@@ -36,7 +37,7 @@ class FragmentEpochs:
     """Handlers of ``FragmentsRedealt`` and ``FragmentEpochActivated`` for one holder."""
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, store: Store, *,
-                 custody_problem: Callable[[bytes, int], str | None] = lambda ds, epoch: None):
+                 custody_problem: Callable[[bytes, int], CustodyBlock | None]):
         self.chain, self.account, self.store = chain, account, store
         self.custody_problem = custody_problem  # the committee deal rule (holder_agent.committee)
         self.address = account.address
@@ -82,10 +83,14 @@ class FragmentEpochs:
         if current >= epoch or self.chain.datasets.dataset(ds).status != DatasetStatus.ACTIVE:
             log.info("re-deal no longer pending; nothing to confirm", extra={"fields": fields})
             return True
-        waiting = self.custody_problem(ds, epoch)
-        if waiting is not None:
+        blocked = self.custody_problem(ds, epoch)
+        if blocked is not None and blocked.final:
+            log.error("re-dealt fragment epoch refused for good; custody not confirmed",
+                      extra={"fields": {**fields, "reason": blocked.reason}})
+            return True
+        if blocked is not None:
             log.debug("fragment custody waits for the committee deal",
-                      extra={"fields": {**fields, "reason": waiting}})
+                      extra={"fields": {**fields, "reason": blocked.reason}})
             return False
         try:
             self.store.take_custody(owner, ds, {}, True, epoch)

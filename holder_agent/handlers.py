@@ -3,8 +3,8 @@
 Each handler is idempotent: before any transaction it checks on chain that the action is
 still needed (custody not yet confirmed, fragments not yet delivered), and it treats the
 contract's "already done" errors as success. So a restart, a rewound cursor or a second
-agent run never acts twice. Domain failures (bad staged data, a token that does not
-open, a policy the holder's own check refuses) are logged and skipped; chain outages
+agent run never acts twice. Domain failures (bad staged data, a wrap key that does not
+open the bundle, a policy the holder's own check refuses) are logged and skipped; chain outages
 raise so the watcher retries the same event.
 
 - ``DatasetRegistered`` naming this holder: refuse for good (logged, never confirmed) a
@@ -14,23 +14,25 @@ raise so the watcher retries the same event.
   ``confirmCustody``. Incomplete staging is logged and retried whenever the uploader's
   staging folder changes, for at most ``pending_blocks`` blocks after the registration;
   then it is dropped (logged).
-- ``TokenIssued`` to this holder: re-check the request on chain and its policy
-  off chain (:mod:`holder_agent.kap`), open the token, decrypt the bundle, re-seal it to
-  the requester's ephemeral key, send ``deliverFragments``. Deliveries are not waited
-  for one by one: the watcher waits for all of them (:meth:`Handlers.wait_deliveries`)
-  before it saves its cursor, so a burst of tokens is answered in one block, and an
-  event is only passed for good once its delivery is mined. When the policy is open
-  to anyone (no requester list), each delivery costs this holder a transaction on
-  anyone's request: deliveries per requester are rate limited on chain time and one
-  over the limit is deferred (logged, kept in ``deferred_deliveries.json``, answered
+- ``DatasetRegistered`` whose wrap-key slots are not the committee marker: refused for good
+  (logged), like a bad root: the committee is the network's only KOS, nothing could unlock it.
+  Custody of a committee dataset waits for the owner's deal (``DealRegistered``).
+- ``SharesReleased`` for a request whose fragment epoch names this holder: the releases are
+  judged (:mod:`holder_agent.committee`); ``w_j`` is combined from ``t_k`` verified shares.
+- ``TokenIssued`` to this holder (the committee's marker, issued by the release that reaches
+  ``t_k``; it says only that the threshold was reached, its payload is not used): re-check the
+  request on chain and its policy off chain (:mod:`holder_agent.kap`), combine ``w_j``, decrypt
+  the bundle, re-seal it to the requester's ephemeral key, send ``deliverFragments``.
+  Deliveries are not waited for one by one: the watcher waits for all of them
+  (:meth:`Handlers.wait_deliveries`) before it saves its cursor, so a burst of tokens is
+  answered in one block, and an event is only passed for good once its delivery is mined.
+  When the policy is open to anyone (no requester list), each delivery costs this holder a
+  transaction on anyone's request: deliveries per requester are rate limited on chain time
+  and one over the limit is deferred (logged, kept in ``deferred_deliveries.json``, answered
   by :meth:`Handlers.retry_deferred` once the window allows). The list is bounded
-  (``max_deferred``): a token deferred while it is full is dropped (logged).
+  (``max_deferred``): a request deferred while it is full is dropped (logged).
   The requester's ephemeral key is read from the request's ``RetrievalRequested``
   event (the contract stores only its hash) and checked against the stored hash.
-- Committee datasets (every wrap-key slot is the committee marker): the ``TokenIssued`` payload
-  is the marker and is not opened; ``w_j`` is combined from ``t_k`` verified member shares
-  (``SharesReleased``, :mod:`holder_agent.committee`), and custody waits for the owner's deal
-  (``DealRegistered``). The delivery path after the wrap key is the same for both modes.
 - ``DatasetRevoked``: logged. Shards stop being served because every download checks
   ``isOpen`` (false once revoked); the committed data is kept (the owner may need the
   evidence, and deleting is not required for safety: nothing is released any more).
@@ -41,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +51,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from holder_agent.committee import CommitteeShares
+from holder_agent.committee import NOT_SERVED, CommitteeShares
 from holder_agent.epochs import FragmentEpochs
 from holder_agent.errors import CustodyError
 from holder_agent.kap import problem_of, recheck
@@ -62,7 +65,7 @@ from shardkey.chain.model import DatasetStatus, Registration, RequestInfo
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto import pack_bundle, seal, unwrap_bundle
 from shardkey.crypto.errors import CryptoError
-from shardkey.crypto.hpke import HpkePrivateKey, delivery_info, token_info
+from shardkey.crypto.hpke import HpkePrivateKey, delivery_info
 from shardkey.crypto.merkle import root_commits_to
 from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
@@ -74,6 +77,7 @@ log = logging.getLogger(__name__)
 PENDING_RECHECK = 60.0  # seconds between status checks of a registration awaiting uploads
 PENDING_CUSTODY_BLOCKS = 7200  # blocks a registration is retried for (about a day at 12 s)
 MAX_DEFERRED = 1024  # default of the holder setting max_deferred_deliveries
+MAX_REFUSED = 4096  # requests refused for good remembered (in memory) so each is logged once
 
 
 @dataclass
@@ -89,9 +93,8 @@ class _Pending:
 
 @dataclass
 class _Deferred:
-    """A token whose delivery waits for the requester's rate limit (chain time)."""
+    """A request whose delivery waits for the requester's rate limit (chain time)."""
 
-    token: bytes
     retry_at: int
 
 
@@ -125,6 +128,7 @@ class Handlers:
         # One reader: the request's event gives both the attestation and the ephemeral key.
         self.attestations = AttestationReader(chain, start_block)
         self.in_flight: dict[int, _Sent] = {}  # deliveries sent, not yet seen mined
+        self.refused: OrderedDict[int, None] = OrderedDict()  # refused for good (oldest first)
         self._load_pending()
         self._load_deferred()
         self.committee = CommitteeShares(chain, account, hpke_key, store.root, start_block)
@@ -177,9 +181,14 @@ class Handlers:
         expected = {i: registration.shard_hashes[i] for i in range(params.shard_count)
                     if params.shard_holder(i) == self.address}
         bundle = self.address in params.fragment_holders
-        waiting = self.committee.custody_problem(ds, 1, registration.sealed_wrap_keys)
-        if waiting is not None:
-            log.info("custody waits for the committee deal", extra={"fields": {**fields, "reason": waiting}})
+        blocked = self.committee.custody_problem(ds, 1, registration.sealed_wrap_keys)
+        if blocked is not None and blocked.final:
+            log.error("custody refused for good", extra={"fields": {**fields, "reason": blocked.reason}})
+            self._drop_pending(ds)
+            return True
+        if blocked is not None:
+            log.info("custody waits for the committee deal",
+                     extra={"fields": {**fields, "reason": blocked.reason}})
             self._add_pending(registration)
             return False
         try:
@@ -272,10 +281,10 @@ class Handlers:
     # --- delivery ------------------------------------------------------------
 
     def on_token_issued(self, event: ChainEvent) -> None:
-        """Deliver fragments for a token addressed to this holder."""
+        """Deliver fragments for a token (the threshold marker) addressed to this holder."""
         if to_checksum_address(event.args["holder"]) != self.address:
             return
-        self.deliver(int(event.args["requestId"]), bytes(event.args["token"]))
+        self.deliver(int(event.args["requestId"]))
 
     def on_shares_released(self, event: ChainEvent) -> None:
         """A member released its shares: judge them; deliver once ``t_k`` verified shares are in
@@ -287,7 +296,7 @@ class Handlers:
         collection = self.committee.collect(request)
         if collection is not None and collection.ready() \
                 and self.chain.retrievals.token_issued(request_id, self.address):
-            self.deliver(request_id, b"")
+            self.deliver(request_id)
 
     def retry_committee(self) -> None:
         """Try again the committee requests still waiting for shares (after a restart, then
@@ -297,26 +306,28 @@ class Handlers:
                     or self.chain.retrievals.delivered(request_id, self.address):
                 self.committee.forget(request_id)
                 continue
-            self.deliver(request_id, b"")
+            self.deliver(request_id)
         self.wait_deliveries()
 
-    def deliver(self, request_id: int, token: bytes) -> bool:
-        """Check, get the wrap key, re-seal and post; True when a delivery was sent by this call.
-
-        ``token`` is the ``TokenIssued`` payload: opened for a legacy dataset, ignored for a
-        committee one (it is the marker; the key comes from the members' shares).
-        """
+    def deliver(self, request_id: int) -> bool:
+        """Check, combine the wrap key from the members' shares, re-seal and post; True when a
+        delivery was sent by this call (the token on chain only says the threshold was reached)."""
         fields: dict[str, object] = {"request": request_id}
         retrievals = self.chain.retrievals
         if request_id in self.in_flight:
             return False  # sent in this round, not mined yet
+        if request_id in self.refused:
+            return False  # refused for good in this run, logged then
         if retrievals.delivered(request_id, self.address):
             log.info("fragments already delivered", extra={"fields": fields})
             self.committee.forget(request_id)
             return False
+        is_open = retrievals.is_open(request_id)
+        if is_open and not retrievals.token_issued(request_id, self.address):
+            return False  # the committee's threshold is not reached yet: its token comes with it
         request = retrievals.request(request_id)
         fields["dataset"] = "0x" + request.dataset_id.hex()
-        problem = self._chain_problem(request_id)
+        problem = None if is_open else "request not open (not approved, expired, or dataset revoked)"
         dataset = self.chain.datasets.dataset(request.dataset_id)
         if problem is None and dataset.status == DatasetStatus.REVOKED:
             problem = "dataset revoked"
@@ -327,42 +338,36 @@ class Handlers:
             request.dataset_id, request.fragment_epoch)
         if deal is not None and self.address not in deal.holders:
             problem = "this holder is not a fragment holder of the dataset's current epoch"
+        if problem is None and self.committee.mode(request.dataset_id, request.fragment_epoch) is None:
+            problem = NOT_SERVED
         policy: Policy | None = None
         if problem is None:
             check = recheck(self.chain, request, dataset, self.attestations)
             problem, policy = problem_of(check, request), check.own
         if problem is not None or policy is None:
-            log.error("token not answered", extra={"fields": {**fields, "reason": problem}})
-            self.committee.forget(request_id)
+            self._refuse(request_id, "token not answered", {**fields, "reason": problem})
             return False
-        committee_epoch = self.committee.mode(request.dataset_id, request.fragment_epoch)
-        if committee_epoch is not None and not self.committee.ready(request):
+        if not self.committee.ready(request):
             return False  # kept waiting: the next SharesReleased (or the recheck) tries again
-        if self._deferred_by_limit(request_id, token, request, policy, fields):
+        if self._deferred_by_limit(request_id, request, policy, fields):
             return False  # (after the shares are in: a deferral counts against the requester)
         assert deal is not None  # set whenever problem is None
         wrapped = self.store.read_bundle(request.dataset_id, deal.epoch)
         if wrapped is None:
-            log.error("token not answered: bundle not committed here", extra={"fields": fields})
+            self._refuse(request_id, "token not answered: bundle not committed here", fields)
             return False
         x = deal.x(self.address)
-        wrap_key = bytearray()
+        wrap_key = self.committee.wrap_key(request)
+        if wrap_key is None:
+            return False  # kept waiting: the next SharesReleased (or the recheck) tries again
         try:
-            if committee_epoch is None:
-                info = token_info(self.chain.client.chain_id, request_id, request.dataset_id, self.address)
-                wrap_key = bytearray(self.hpke_key.open(token, info))
-            else:
-                combined = self.committee.wrap_key(request)
-                if combined is None:
-                    return False  # kept waiting: the next SharesReleased (or the recheck) tries again
-                wrap_key = combined
             # The key is in the request's event only; this raises unless it hashes to the
             # stored ephemeralKeyHash (a chain outage: the watcher retries the token).
             key = self.attestations.ephemeral_key(request)
             sealed = self._reseal(request_id, request.dataset_id, x, wrap_key, wrapped, key)
         except CryptoError as exc:
-            log.error("token not answered: cannot open or re-seal",
-                      extra={"fields": {**fields, "error": type(exc).__name__, "detail": str(exc)}})
+            self._refuse(request_id, "token not answered: cannot open or re-seal",
+                         {**fields, "error": type(exc).__name__, "detail": str(exc)})
             return False
         finally:
             wrap_key[:] = bytes(len(wrap_key))
@@ -379,7 +384,7 @@ class Handlers:
         crash_point("holder.after_deliver_tx")
         return True
 
-    def _deferred_by_limit(self, request_id: int, token: bytes, request: RequestInfo,
+    def _deferred_by_limit(self, request_id: int, request: RequestInfo,
                            policy: Policy, fields: dict[str, object]) -> bool:
         """Whether the delivery must wait for the requester's rate limit (then kept, unless
         ``max_deferred`` are kept already: then it is dropped, logged).
@@ -391,29 +396,34 @@ class Handlers:
         if policy.requesters:  # only listed requesters can ask: their number bounds the cost
             return False
         now = self.chain.client.latest_timestamp()
+        kept = self.deferred.get(request_id)
+        if kept is not None and kept.retry_at > now:
+            # Whatever path asks first (a member's release, the committee recheck after a
+            # restart that forgot the counts), a deferred delivery waits for its retry time.
+            return True
         admission = self.deliveries.admit(request.requester, request_id, now)
         if admission.allowed:
             if self.deferred.pop(request_id, None) is not None:
                 self._save_deferred()
             return False
         if request_id not in self.deferred and len(self.deferred) >= self.max_deferred:
-            # Past the bound the token is not kept: the list (and its file) stays bounded
+            # Past the bound the request is not kept: the list (and its file) stays bounded
             # whatever an open policy lets anyone request. The request's deadline still
             # applies; the requester can report the fragments missing.
-            log.error("delivery dropped: deferred list full", extra={"fields": {
+            self._refuse(request_id, "delivery dropped: deferred list full", {
                 **fields, "requester": request.requester, "deferred": len(self.deferred),
-                "max_deferred": self.max_deferred}})
+                "max_deferred": self.max_deferred})
             return True
         if request_id not in self.deferred:
             log.warning("delivery deferred: requester over its rate limit", extra={"fields": {
                 **fields, "requester": request.requester, "retry_at": admission.retry_at,
                 "limit": self.deliveries.limit, "window": self.deliveries.window}})
-        self.deferred[request_id] = _Deferred(token, admission.retry_at)
+        self.deferred[request_id] = _Deferred(admission.retry_at)
         self._save_deferred()
         return True
 
     def retry_deferred(self) -> None:
-        """Deliver the deferred tokens whose requester's window allows it now (chain time);
+        """Deliver the deferred requests whose requester's window allows it now (chain time);
         each is checked again from the start, so a request closed meanwhile is dropped."""
         if not self.deferred:
             return
@@ -422,14 +432,14 @@ class Handlers:
             if entry.retry_at > now:
                 continue
             # A chain outage raises here and keeps the entry for the next poll.
-            self.deliver(request_id, entry.token)  # re-deferred if still over the limit
+            self.deliver(request_id)  # re-deferred if still over the limit
             if self.deferred.get(request_id) is entry:  # answered or refused for good
                 del self.deferred[request_id]
         self._save_deferred()
         self.wait_deliveries()
 
     def _save_deferred(self) -> None:
-        data = {str(rid): {"token": e.token.hex(), "retry_at": e.retry_at}
+        data = {str(rid): {"retry_at": e.retry_at}
                 for rid, e in self.deferred.items()}
         atomic_write_bytes(self.deferred_path, json.dumps(data).encode())
 
@@ -441,7 +451,7 @@ class Handlers:
                 log.error("delivery dropped: deferred list full", extra={"fields": {
                     "request": int(rid), "max_deferred": self.max_deferred}})
                 continue
-            self.deferred[int(rid)] = _Deferred(bytes.fromhex(entry["token"]), int(entry["retry_at"]))
+            self.deferred[int(rid)] = _Deferred(int(entry["retry_at"]))
 
     def wait_deliveries(self) -> None:
         """Wait until every delivery sent so far is mined, and log each outcome.
@@ -470,12 +480,15 @@ class Handlers:
         level = logging.INFO if exc.error == "RetrievalAlreadyDelivered" else logging.WARNING
         log.log(level, "deliverFragments reverted", extra={"fields": {**fields, "error": exc.error}})
 
-    def _chain_problem(self, request_id: int) -> str | None:
-        if not self.chain.retrievals.is_open(request_id):
-            return "request not open (not approved, expired, or dataset revoked)"
-        if not self.chain.retrievals.token_issued(request_id, self.address):
-            return "no token issued to this holder"
-        return None
+    def _refuse(self, request_id: int, message: str, fields: dict[str, object]) -> None:
+        """Log a request refused for good once: its shares are dropped, and the other events
+        that would deliver it (the threshold's ``SharesReleased`` and ``TokenIssued`` come in one
+        transaction, a later member's release) return at once, for the last ``MAX_REFUSED``."""
+        log.error(message, extra={"fields": fields})
+        self.committee.forget(request_id)
+        self.refused[request_id] = None
+        while len(self.refused) > MAX_REFUSED:
+            self.refused.popitem(last=False)
 
     def _reseal(self, request_id: int, dataset_id: bytes, x: int, wrap_key: bytearray, wrapped: bytes,
                 ephemeral_key: bytes) -> bytes:

@@ -1,8 +1,8 @@
 """The holder's own check of a request's Key Access Policy before it releases fragments.
 
-The chain already enforced the policy when the request was made, and the KOS checked it
-again; the holder checks once more (fail closed) with its own reads, through the very
-code the KOS runs (:func:`shardkey.chain.release.release_reason`):
+The chain already enforced the policy when the request was made, and each committee member
+checked it again before releasing its shares; the holder checks once more (fail closed) with
+its own reads, through the very code the members run (:func:`shardkey.chain.release.release_reason`):
 
 - dataset status, requester and the time conditions against the *latest block*;
 - the location attestation of the request's ``RetrievalRequested`` event, judged at
@@ -10,7 +10,7 @@ code the KOS runs (:func:`shardkey.chain.release.release_reason`):
   recovery, or an EIP-1271 call for a contract attestor);
 - every approval group has its count;
 - all of it under the version the request was made under and, when the owner published a
-  newer one since, under the current version too: a token issued under v1 is not served
+  newer one since, under the current version too: a request released under v1 is not served
   once v2 excludes the requester (``KosPolicyMismatch``).
 """
 

@@ -92,7 +92,7 @@ class HolderSettings(ServiceSettings):
     """Seconds of chain time of the delivery rate window."""
 
     max_deferred_deliveries: int = Field(default=1024, ge=1)
-    """Deferred deliveries kept at most (``deferred_deliveries.json``); a token deferred
+    """Deferred deliveries kept at most (``deferred_deliveries.json``); a request deferred
     while the list is full is dropped and logged (``delivery dropped: deferred list full``),
     not answered."""
 

@@ -1,6 +1,7 @@
 """The repair, exit and re-deal bindings against the real contracts on anvil, and the audit
-rows they leave: a failed holder's shard repaired, an exit completed, the keys re-dealt to a
-new fragment set whose wrap keys and roots the bindings read back as the current deal."""
+rows they leave: a failed holder's shard repaired, an exit completed, the keys released by the
+committee and re-dealt to a new fragment set whose wrap-key slots (the committee marker) and
+roots the bindings read back as the current deal."""
 
 from __future__ import annotations
 
@@ -18,28 +19,32 @@ from shardkey.policy.model import Policy
 K, P, SHARD_SIZE, STRIPES = 3, 2, 1024, 2
 
 
-def _register(devchain, holders) -> bytes:
+def _register(devchain, holders) -> tuple[bytes, list[bytes]]:
+    """A dataset dealt to the committee; its wrap-key slots."""
     chain: ShardKeyChain = devchain.chain
     owner = devchain.account("owner")
     salt = os.urandom(32)
+    dataset_id = chain.datasets.compute_dataset_id(owner.address, salt)
     count = STRIPES * (K + P)
     params = DatasetParams(merkle_root=keccak(b"root"), k=K, p=P, shard_size=SHARD_SIZE,
                            plaintext_length=STRIPES * K * SHARD_SIZE, shard_count=count, threshold=2,
                            shard_holders=tuple(h.address for h in holders[:5]),
                            fragment_holders=tuple(h.address for h in holders[1:4]))
+    slots, deal = devchain.slots(dataset_id, [os.urandom(32) for _ in range(3)])
     chain.datasets.register(owner, salt, params, Policy(), [keccak(bytes([i])) for i in range(count)],
-                            [b"wrap-%d" % i for i in range(3)], [keccak(b"fr%d" % i) for i in range(3)])
-    dataset_id = chain.datasets.compute_dataset_id(owner.address, salt)
+                            slots, [keccak(b"fr%d" % i) for i in range(3)])
+    deal(owner, 1, params.fragment_holders)
     for h in holders[:5]:
         chain.datasets.confirm_custody(h, dataset_id)
-    return dataset_id
+    return dataset_id, slots
 
 
 def test_repair_exit_and_redeal_through_the_bindings(devchain) -> None:
     chain: ShardKeyChain = devchain.chain
-    admin, kos, owner = devchain.accounts["admin"], devchain.accounts["kos"], devchain.account("owner")
+    admin, owner = devchain.accounts["admin"], devchain.account("owner")
     holders = devchain.register_holders(7)
-    ds = _register(devchain, holders)
+    members = devchain.start_committee(3, 2)
+    ds, slots = _register(devchain, holders)
     assert chain.datasets.retrieval_coordinator() == chain.deployment.retrieval_coordinator
     assert [chain.datasets.shards_held(ds, h.address) for h in holders[:5]] == [2] * 5
 
@@ -74,12 +79,17 @@ def test_repair_exit_and_redeal_through_the_bindings(devchain) -> None:
     info = chain.retrievals.request(rid)
     assert (info.purpose, info.fragment_epoch) == (RequestPurpose.REDEAL, 1)
     fs1 = chain.datasets.fragment_set(ds)
-    chain.retrievals.issue_tokens(kos, rid, list(fs1.holders[:2]), [b"t1", b"t2"])
+    for member in members[:2]:  # the committee's threshold release tokens every fragment holder
+        devchain.release(member, rid)
+    assert all(chain.retrievals.token_issued(rid, h) for h in fs1.holders)
     new_set = [holders[5].address, holders[6].address, holders[1].address]
-    wraps, roots = [b"w2-%d" % i for i in range(3)], [keccak(b"r2-%d" % i) for i in range(3)]
+    wraps, deal = devchain.slots(ds, [os.urandom(32) for _ in range(3)])
+    roots = [keccak(b"r2-%d" % i) for i in range(3)]
     chain.datasets.redeal_fragments(owner, ds, rid, new_set, 2, wraps, roots)
+    deal(owner, 2, new_set)
+    assert devchain.committee.deal(ds, 2)[0] == devchain.committee.current_epoch()
     assert chain.datasets.fragment_epochs(ds) == (1, 2)
-    assert chain.datasets.fragment_deal(ds).sealed_wrap_keys == tuple(b"wrap-%d" % i for i in range(3))
+    assert chain.datasets.fragment_deal(ds).sealed_wrap_keys == tuple(slots)
     for h in (holders[5], holders[6], holders[1]):
         chain.datasets.confirm_fragment_custody(h, ds, 2)
     deal = chain.datasets.fragment_deal(ds)

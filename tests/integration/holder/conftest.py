@@ -1,12 +1,14 @@
 """Holder agent fixtures: a real dataset (erasure coding, shard encryption, Shamir, bundles,
-wrap keys sealed to the KOS) registered on anvil, and an in-process holder agent
-(``assemble_agent`` + Starlette ``TestClient``) acting as holder-1 of three."""
+wrap keys dealt 2 of 3 to a committee epoch) registered on anvil, and an in-process holder
+agent (``assemble_agent`` + Starlette ``TestClient``) acting as holder-1 of three. The test
+plays the owner and the three committee members (``World.release``, ``World.unlock``)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,18 +25,15 @@ from shardkey.crypto import (
     HpkePrivateKey,
     MerkleTree,
     holder_fragments_root,
-    seal,
     seal_stripe,
     split,
     stripe_bounds,
     stripe_count,
-    token_info,
     wrap_bundle,
-    wrap_info,
 )
 from shardkey.httpauth import sign_request
 from shardkey.policy.model import Policy
-from tests.support.devchain import DevChain
+from tests.support.devchain import DevChain, Member, Tamper
 
 with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what the project uses
     warnings.simplefilter("ignore")
@@ -54,8 +53,9 @@ class BuiltDataset:
     tree: MerkleTree
     wrap_keys: list[bytes]
     wrapped_bundles: list[bytes]
-    sealed_wrap_keys: list[bytes]
+    sealed_wrap_keys: list[bytes]  # the committee marker in every slot
     fragment_roots: list[bytes]
+    deal: Callable[..., Any]  # posts registerDeal (once: it wipes the dealt keys)
 
     def my_shards(self, holder: str) -> list[int]:
         """Indices placed at ``holder``."""
@@ -87,6 +87,7 @@ class World:
     agent: Agent
     http: TestClient
     extra_agents: list[Agent] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)  # the committee epoch datasets are dealt to
 
     @property
     def me(self) -> str:
@@ -133,9 +134,14 @@ class World:
     # --- datasets ---------------------------------------------------------------------
 
     def build(self, policy: Policy | None = None, length: int = 4000, k: int = 2, p: int = 1,
-              shard_size: int = 1024, threshold: int = 2) -> BuiltDataset:
-        """Encrypt, encode (shard format v2), split and wrap a random file (nothing sent yet)."""
+              shard_size: int = 1024, threshold: int = 2,
+              fragment_holders: list[LocalAccount] | None = None) -> BuiltDataset:
+        """Encrypt, encode (shard format v2), split and wrap a random file; the wrap-key slots
+        are the committee marker and the keys are kept for the deal (nothing sent yet).
+        Every holder holds shards; ``fragment_holders`` (default: all) hold the fragments."""
         policy = policy or Policy()
+        if not self.members:  # a World built without the fixture (a module-wide one) starts it here
+            self.members = self.dev.members or self.dev.start_committee(3, 2)
         salt = os.urandom(32)
         ds = self.chain.datasets.compute_dataset_id(self.owner.address, salt)
         data = os.urandom(length)
@@ -149,22 +155,21 @@ class World:
         hashes = [hashlib.sha256(c).digest() for c in shards]
         tree = MerkleTree.from_digests(hashes)
         addresses = tuple(h.address for h in self.holders)
-        shares = {i: split(key, threshold, len(addresses), os.urandom) for i, key in keys.items()}
-        chain_id = self.dev.client.chain_id
-        kos_pk = self.dev.kos_key.public_key_bytes()
-        wrap_keys, wrapped, sealed, roots = [], [], [], []
-        for j in range(len(addresses)):
+        fragment_addresses = tuple(h.address for h in fragment_holders or self.holders)
+        shares = {i: split(key, threshold, len(fragment_addresses), os.urandom) for i, key in keys.items()}
+        wrap_keys, wrapped, roots = [], [], []
+        for j in range(len(fragment_addresses)):
             fragments = {i: s[j].value for i, s in shares.items()}
             w = os.urandom(32)
             wrap_keys.append(w)
             wrapped.append(wrap_bundle(w, FragmentBundle.build(ds, j + 1, fragments), os.urandom))
-            sealed.append(seal(kos_pk, w, wrap_info(chain_id, ds, j + 1)))
             roots.append(holder_fragments_root(ds, j + 1, fragments))
+        sealed, deal = self.dev.slots(ds, wrap_keys)
         params = DatasetParams(merkle_root=tree.root, k=k, p=p, shard_size=shard_size,
                                plaintext_length=length, shard_count=len(shards), threshold=threshold,
-                               shard_holders=addresses, fragment_holders=addresses)
+                               shard_holders=addresses, fragment_holders=fragment_addresses)
         return BuiltDataset(ds, salt, params, policy, shards, hashes, tree, wrap_keys, wrapped,
-                            sealed, roots)
+                            sealed, roots, deal)
 
     def upload(self, built: BuiltDataset, skip: set[int] | None = None, bundle: bool = True) -> None:
         """The owner uploads holder-1's shards and bundle (signed PUTs)."""
@@ -177,13 +182,20 @@ class World:
             reply = self.put(self.owner, f"/v1/datasets/{built.hex}/bundle", built.wrapped_bundles[0])
             assert reply.status_code == 201, reply.text
 
-    def register(self, built: BuiltDataset, others_confirm: bool = True) -> None:
-        """Register on chain; the simulated holders 2 and 3 confirm custody at once."""
+    def register(self, built: BuiltDataset, others_confirm: bool = True, deal: bool = True) -> None:
+        """Register on chain and deal to the committee (unless ``deal`` is False: then
+        :meth:`register_deal` later); the simulated holders 2 and 3 confirm custody at once."""
         self.chain.datasets.register(self.owner, built.salt, built.params, built.policy,
                                      built.shard_hashes, built.sealed_wrap_keys, built.fragment_roots)
+        if deal:
+            self.register_deal(built)
         if others_confirm:
             for holder in self.holders[1:]:
                 self.chain.datasets.confirm_custody(holder, built.dataset_id)
+
+    def register_deal(self, built: BuiltDataset) -> None:
+        """The owner's ``registerDeal`` of the dataset's first fragment epoch."""
+        built.deal(self.owner, 1, built.params.fragment_holders)
 
     def active_dataset(self, policy: Policy | None = None) -> BuiltDataset:
         """Built, uploaded, registered, custody confirmed by the agent: Active."""
@@ -205,14 +217,16 @@ class World:
         request_id = int(events[0].args["requestId"])
         return OpenRequest(request_id, requester, ephemeral)
 
-    def issue_token(self, built: BuiltDataset, request_id: int, holder_index: int = 0,
-                    wrap_key: bytes | None = None) -> None:
-        """Act as the KOS: seal holder j's wrap key to its HPKE key and post the token."""
-        holder = self.holders[holder_index].address
-        key = self.dev.holder_keys[f"holder-{holder_index + 1}"]
-        info = token_info(self.dev.client.chain_id, request_id, built.dataset_id, holder)
-        token = seal(key.public_key_bytes(), wrap_key or built.wrap_keys[holder_index], info)
-        self.chain.retrievals.issue_tokens(self.dev.accounts["kos"], request_id, [holder], [token])
+    def release(self, request_id: int, member: int, tamper: Tamper | None = None) -> None:
+        """Committee member ``member`` releases its shares of the request to every holder."""
+        self.dev.release(self.members[member], request_id, tamper)
+
+    def unlock(self, request_id: int, members: tuple[int, ...] = (0, 1)) -> None:
+        """Honest releases from ``members`` (the threshold, 2): the last one issues the marker
+        tokens to every fragment holder."""
+        for member in members:
+            self.release(request_id, member)
+        assert self.chain.retrievals.token_issued(request_id, self.me)
 
     def deliveries(self, request_id: int) -> list[Any]:
         event = self.chain.retrievals.contract.events.FragmentsDelivered()
@@ -228,8 +242,10 @@ class World:
 @pytest.fixture
 def world(devchain: DevChain, tmp_path: Path) -> World:
     holders = devchain.register_holders(3)
+    members = devchain.start_committee(3, 2)
     owner, requester = devchain.account("owner"), devchain.account("requester")
-    partial = World(devchain, tmp_path, holders, owner, requester, agent=None, http=None)  # type: ignore[arg-type]
+    partial = World(devchain, tmp_path, holders, owner, requester, agent=None, http=None,  # type: ignore[arg-type]
+                    members=members)
     partial.agent = partial.make_agent(tmp_path / "holder-1")
     partial.http = TestClient(create_app(partial.agent.api))
     return partial

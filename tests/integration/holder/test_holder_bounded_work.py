@@ -41,7 +41,7 @@ def test_deliveries_over_the_rate_limit_are_deferred_not_dropped(world, caplog) 
     built = world.active_dataset(Policy())  # open to anyone
     requests = [world.request(built) for _ in range(3)]
     for req in requests:
-        world.issue_token(built, req.request_id)
+        world.unlock(req.request_id)
     world.settle()
     delivered = [world.chain.retrievals.delivered(r.request_id, world.me) for r in requests]
     assert delivered == [True, True, False]
@@ -52,7 +52,7 @@ def test_deliveries_over_the_rate_limit_are_deferred_not_dropped(world, caplog) 
     assert [r.fields["request"] for r in deferred] == [third]
     # another requester has its own allowance
     other = world.request(built, world.dev.account("second-requester"))
-    world.issue_token(built, other.request_id)
+    world.unlock(other.request_id)
     world.settle()
     assert world.chain.retrievals.delivered(other.request_id, world.me)
     # still inside the window (and after a restart): still deferred
@@ -77,7 +77,7 @@ def test_listed_requesters_are_not_rate_limited(world) -> None:
     built = world.active_dataset(Policy(requesters=(world.requester.address,)))
     requests = [world.request(built) for _ in range(3)]
     for req in requests:
-        world.issue_token(built, req.request_id)
+        world.unlock(req.request_id)
     world.settle()
     assert all(world.chain.retrievals.delivered(r.request_id, world.me) for r in requests)
     assert agent.handlers.deferred == {}
@@ -89,7 +89,7 @@ def test_a_deferred_delivery_whose_request_closed_is_not_answered(world) -> None
     built = world.active_dataset(Policy(approval_window=300))
     first, second = world.request(built), world.request(built)
     for req in (first, second):
-        world.issue_token(built, req.request_id)
+        world.unlock(req.request_id)
     world.settle()
     assert world.chain.retrievals.delivered(first.request_id, world.me)
     assert second.request_id in agent.handlers.deferred
@@ -108,7 +108,7 @@ def test_the_deferred_list_is_bounded_and_a_token_past_it_is_dropped_logged(worl
     built = world.active_dataset(Policy())  # open to anyone
     requests = [world.request(built) for _ in range(3)]
     for req in requests:
-        world.issue_token(built, req.request_id)
+        world.unlock(req.request_id)
     world.settle()
     first, second, third = (r.request_id for r in requests)
     assert world.chain.retrievals.delivered(first, world.me)
@@ -129,7 +129,7 @@ def test_a_rate_limited_delivery_reads_the_policy_once(world, monkeypatch) -> No
     world.agent = agent
     built = world.active_dataset(Policy())
     req = world.request(built)
-    world.issue_token(built, req.request_id)
+    world.unlock(req.request_id)
     reads: list[tuple[bytes, int]] = []
     datasets = agent.handlers.chain.datasets
     real = datasets.policy

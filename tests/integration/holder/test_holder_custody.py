@@ -209,3 +209,18 @@ def test_receipts_reread_each_shard_at_most_once_per_stamp_and_period(world, mon
     for _ in range(3):
         world.http.get(url)
     assert reads[str(mine[0])] == 3 and reads[str(mine[1])] == 2
+
+
+def test_a_registration_whose_slots_are_not_the_committee_marker_is_refused_for_good(world, caplog) -> None:
+    """The committee is the network's only KOS: slots it does not name (a single-key KOS's
+    sealed wrap keys, say) could never be unlocked, so custody is refused, not waited for."""
+    caplog.set_level(logging.INFO, logger="holder_agent.handlers")
+    built = world.build()
+    built.sealed_wrap_keys = [os.urandom(120) for _ in world.holders]
+    world.upload(built)
+    world.register(built)  # with a committee deal all the same
+    world.settle()
+    assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert built.dataset_id not in world.agent.handlers.pending
+    refused = [r for r in caplog.records if r.getMessage() == "custody refused for good"]
+    assert len(refused) == 1 and "not a dataset this network serves" in refused[0].fields["reason"]

@@ -1,4 +1,6 @@
-"""Unlock tokens: delivery the requester can open and verify; refusals; idempotency."""
+"""Deliveries once the committee's threshold is reached (``World.unlock``: two members release,
+the marker tokens are issued): delivery the requester can open and verify; refusals;
+idempotency."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def _open_delivery(world, built, req) -> bytes:
 def test_token_gives_a_delivery_that_verifies(world) -> None:
     built = world.active_dataset()
     req = world.request(built)
-    world.issue_token(built, req.request_id)
+    world.unlock(req.request_id)
     world.settle()
     assert world.chain.retrievals.delivered(req.request_id, world.me)
     bundle = unpack_bundle(_open_delivery(world, built, req), dataset_id=built.dataset_id, x=1)
@@ -36,13 +38,22 @@ def test_token_gives_a_delivery_that_verifies(world) -> None:
     assert holder_fragments_root(built.dataset_id, 1, bundle.entries) == built.fragment_roots[0]
 
 
-def test_token_for_another_holder_is_ignored(world) -> None:
-    built = world.active_dataset()
+def test_a_dataset_whose_fragments_are_elsewhere_is_not_answered(world) -> None:
+    """Holder-1 holds shards only: the committee's tokens go to holders 2 and 3, the releases
+    carry no envelope for it; it neither delivers nor waits for shares."""
+    built = world.build(fragment_holders=world.holders[1:])
+    world.upload(built, bundle=False)
+    world.register(built)
+    world.settle()
+    assert world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
     req = world.request(built)
-    world.issue_token(built, req.request_id, holder_index=1)
+    for member in (0, 1):
+        world.release(req.request_id, member)
+    assert not world.chain.retrievals.token_issued(req.request_id, world.me)
+    assert world.chain.retrievals.token_issued(req.request_id, world.holders[1].address)
     world.settle()
     assert world.deliveries(req.request_id) == []
-    assert not world.chain.retrievals.delivered(req.request_id, world.me)
+    assert world.agent.handlers.committee.waiting == {}
 
 
 def _refusals(caplog) -> list[str]:
@@ -50,10 +61,16 @@ def _refusals(caplog) -> list[str]:
             for r in caplog.records if r.getMessage().startswith("token not answered")]
 
 
-def test_token_that_does_not_open_is_not_answered(world, caplog) -> None:
-    built = world.active_dataset()
+def test_a_dealt_wrap_key_that_does_not_open_the_bundle_is_not_answered(world, caplog) -> None:
+    """The owner dealt holder-2's wrap key in holder-1's slot: the shares verify against the
+    deal's commitments, the key they combine to does not open holder-1's bundle."""
+    built = world.build()
+    built.deal = world.dev.slots(built.dataset_id, [built.wrap_keys[1], *built.wrap_keys[1:]])[1]
+    world.upload(built)
+    world.register(built)
+    world.settle()
     req = world.request(built)
-    world.issue_token(built, req.request_id, wrap_key=built.wrap_keys[1])  # holder-2's wrap key
+    world.unlock(req.request_id)
     world.settle()
     assert world.deliveries(req.request_id) == []
     assert _refusals(caplog) == ["BundleUnwrapError"]
@@ -65,7 +82,7 @@ def test_off_chain_policy_check_refuses_after_window(world, caplog) -> None:
     req = world.request(built)
     world.advance(120)  # still inside the approval window, past the policy's not_after
     assert world.chain.retrievals.is_open(req.request_id)
-    world.issue_token(built, req.request_id)
+    world.unlock(req.request_id)
     world.settle()
     assert world.deliveries(req.request_id) == []
     assert len(_refusals(caplog)) == 1 and "TOO_LATE" in _refusals(caplog)[0]
@@ -88,7 +105,7 @@ def test_attested_request_is_delivered_after_the_attestation_aged(world) -> None
     request_id = int(world.chain.retrievals.contract.functions.requestCount().call())
     assert world.chain.retrievals.is_open(request_id)
     world.advance(300)  # older than max_attestation_age now: judged at request time
-    world.issue_token(built, request_id)
+    world.unlock(request_id)
     world.settle()
     req = OpenRequest(request_id, world.requester, ephemeral)
     bundle = unpack_bundle(_open_delivery(world, built, req), dataset_id=built.dataset_id, x=1)
@@ -98,12 +115,10 @@ def test_attested_request_is_delivered_after_the_attestation_aged(world) -> None
 def test_handler_twice_and_restart_from_cursor_deliver_once(world, tmp_path) -> None:
     built = world.active_dataset()
     req = world.request(built)
-    world.issue_token(built, req.request_id)
+    world.unlock(req.request_id)
     world.dev.mine()
-    token = world.chain.retrievals.contract.events.TokenIssued().get_logs(
-        from_block=0, argument_filters={"requestId": req.request_id})[0]["args"]["token"]
-    assert world.agent.handlers.deliver(req.request_id, bytes(token)) is True
-    assert world.agent.handlers.deliver(req.request_id, bytes(token)) is False
+    assert world.agent.handlers.deliver(req.request_id) is True
+    assert world.agent.handlers.deliver(req.request_id) is False
     world.settle()  # the watcher's own run of the handler: already delivered
     assert len(world.deliveries(req.request_id)) == 1
 
@@ -127,13 +142,11 @@ def test_tokens_handled_in_one_poll_are_all_sent_before_any_is_waited_for(world,
     built = world.active_dataset()
     requests = [world.request(built) for _ in range(3)]
     for req in requests:
-        world.issue_token(built, req.request_id)
+        world.unlock(req.request_id)
     world.dev.mine()
     handlers = world.agent.handlers
     for req in requests:
-        token = world.chain.retrievals.contract.get_logs(
-            "TokenIssued", 0, requestId=req.request_id)[0].args["token"]
-        assert handlers.deliver(req.request_id, bytes(token)) is True
+        assert handlers.deliver(req.request_id) is True
     assert sorted(handlers.in_flight) == [r.request_id for r in requests]  # sent, not waited for
     handlers.wait_deliveries()
     assert handlers.in_flight == {}
@@ -145,7 +158,7 @@ def test_tokens_handled_in_one_poll_are_all_sent_before_any_is_waited_for(world,
 def test_the_watcher_waits_for_deliveries_before_it_saves_its_cursor(world) -> None:
     built = world.active_dataset()
     req = world.request(built)
-    world.issue_token(built, req.request_id)
+    world.unlock(req.request_id)
     world.settle()  # handles TokenIssued, sends the delivery, then saves the cursor
     assert world.agent.handlers.in_flight == {}
     assert world.chain.retrievals.delivered(req.request_id, world.me)

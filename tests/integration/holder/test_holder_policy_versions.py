@@ -1,8 +1,9 @@
-"""The holder judges a token under the dataset's current policy version too, as the KOS does.
+"""The holder judges a request under the dataset's current policy version too, as the
+committee members do.
 
-A request made (and approved) under v1 still holds a valid token after the owner published
-v2; if v2 no longer allows the requester, the holder must not serve it
-(``KosPolicyMismatch``, the reason the KOS gives for the same case).
+A request made (and approved) under v1 still gets the committee's token after the owner
+published v2 (the test's members release all the same); if v2 no longer allows the requester,
+the holder must not serve it (``KosPolicyMismatch``, the reason a member gives for the same case).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def test_token_under_superseded_policy_is_not_served(world, caplog) -> None:
     someone = world.dev.account("someone-else")
     world.chain.datasets.update_policy(world.owner, built.dataset_id, Policy(requesters=(someone.address,)))
     assert world.chain.datasets.dataset(built.dataset_id).policy_version == 2
-    world.issue_token(built, req.request_id)  # the token is valid on chain: v1 approved it
+    world.unlock(req.request_id)  # the token is valid on chain: v1 approved the request
     world.settle()
     assert world.deliveries(req.request_id) == []
     assert not world.chain.retrievals.delivered(req.request_id, world.me)
@@ -36,7 +37,7 @@ def test_token_under_superseded_policy_that_still_allows_is_served(world) -> Non
     req = world.request(built)
     world.chain.datasets.update_policy(world.owner, built.dataset_id,
                                        Policy(requesters=(world.requester.address,)))
-    world.issue_token(built, req.request_id)
+    world.unlock(req.request_id)
     world.settle()
     assert world.chain.retrievals.delivered(req.request_id, world.me)
 
@@ -47,7 +48,7 @@ def test_current_version_adding_approvals_stops_delivery(world, caplog) -> None:
     approver = world.dev.account("approver")
     world.chain.datasets.update_policy(world.owner, built.dataset_id,
                                        Policy(groups=(ApprovalGroup("legal", (approver.address,), 1),)))
-    world.issue_token(built, req.request_id)
+    world.unlock(req.request_id)
     world.settle()
     assert world.deliveries(req.request_id) == []
     assert _refusals(caplog)[-1].startswith("policy v1: KOS_POLICY_MISMATCH")
