@@ -80,7 +80,8 @@ class World:
         self.member_keys += keys
         self.threshold = threshold
 
-    def _committee_started(self) -> None:
+    def ensure_committee(self) -> None:
+        """Start the default committee epoch unless one was started."""
         if not self.members:
             self.start_committee()
 
@@ -98,7 +99,7 @@ class World:
         ``sealed_to``: the slots hold the wrap keys sealed to that one key instead (the removed
         single-key KOS's format): a dataset no committee member serves.
         """
-        self._committee_started()
+        self.ensure_committee()
         policy = policy or self.policy()
         target = kos_target(self.chain)
         assert target.mode == "committee"
@@ -167,7 +168,7 @@ class World:
                issue_limit: RateLimiter | None = None, health: WatchHealth | None = None,
                chain: Any = None) -> KosService:
         """Committee member ``i`` in process, with its own state directory (``member-{i+1}``)."""
-        self._committee_started()
+        self.ensure_committee()
         return KosService(chain or self.chain, self.members[i], self.member_keys[i],
                           self.tmp / (state or f"member-{i + 1}"), confirmations=confirmations,
                           issue_limit=issue_limit, health=health)
