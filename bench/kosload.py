@@ -1,11 +1,11 @@
 """A burst of retrieval requests in one block, and the wait until every one has its tokens.
 
-Used by the single-KOS section (``kos``) and by the committee section (``committee``), so both
-measure the same thing the same way: 100 requests mined in one block with mining stopped,
-then a block every second with no automine, as on a real chain (the services' transactions
-wait for the next block like everyone's). "Settled" is every request holding a
-``TokenIssued`` for each of its fragment holders (with a committee that event fires in the
-transaction of the ``t_k``-th member's release).
+Used by the single-KOS section (``kos``: a 1-of-1 committee member) and by the committee section
+(``committee``: 3 of 2, 5 of 3), so all measure the same thing the same way: 100 requests mined
+in one block with mining stopped, then a block every second with no automine, as on a real
+chain (the services' transactions wait for the next block like everyone's). "Settled" is every
+request holding a ``TokenIssued`` for each of its fragment holders (it fires in the transaction
+of the ``t_k``-th member's release).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m kos --config FILE``: run one KOS replica."""
+"""``python -m kos --config FILE``: run one KOS committee member."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from shardkey.service.exits import run_service
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the replica; a ShardKey error is one line and a service exit code."""
-    parser = argparse.ArgumentParser(prog="python -m kos", description="ShardKey KOS replica")
+    """Parse arguments, run the member; a ShardKey error is one line and a service exit code."""
+    parser = argparse.ArgumentParser(prog="python -m kos", description="ShardKey KOS committee member")
     parser.add_argument("--config", type=Path, required=True, help="KOS settings TOML file")
     args = parser.parse_args(argv)
     from kos.service import run  # after argument parsing: --help stays fast

@@ -1,6 +1,6 @@
-"""What the KOS checks and opens, shared by a legacy replica and a committee member: the KOS
-key capability (:class:`WrapKeyUnsealer`), the chain reads of one poll (:class:`PollCache`)
-and the Key Access Policy check (:class:`KapCheck`, the one policy engine)."""
+"""What a KOS committee member checks and opens: the HPKE key capability
+(:class:`KeyCapability`), the chain reads of one poll (:class:`PollCache`) and the Key Access
+Policy check (:class:`KapCheck`, the one policy engine)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from kos.errors import WrapKeyInvalid
 from shardkey.chain.attestation import AttestationReader
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import DatasetInfo, RequestInfo
 from shardkey.chain.release import release_reason
 from shardkey.crypto.errors import HpkeDecryptionError, HpkeKeyError
-from shardkey.crypto.hpke import HpkePrivateKey, wrap_info
+from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.policy import Attestation, DenialReason, Policy
 
 T = TypeVar("T")
@@ -45,18 +44,6 @@ class KeyCapability:
             wipe(secret)
             raise refused("is not 32 bytes")
         return secret
-
-
-class WrapKeyUnsealer(KeyCapability):
-    """The KOS HPKE key (shared by the replicas): opens wrap keys."""
-
-    def unseal(self, dataset_id: bytes, position: int, sealed: bytes) -> bytearray:
-        """Open the wrap key of fragment holder ``position`` (x = position + 1).
-
-        Returns a bytearray the caller must zero after use; raises :class:`WrapKeyInvalid`.
-        """
-        return self._open32(sealed, wrap_info(self._chain_id, dataset_id, position + 1),
-                            lambda _: WrapKeyInvalid(dataset_id, position))
 
 
 def wipe(buffer: bytearray) -> None:
@@ -100,7 +87,7 @@ class PollCache:
 
 
 class KapCheck:
-    """The KOS's check of a request against its Key Access Policy before issuing tokens.
+    """A member's check of a request against its Key Access Policy before releasing shares.
 
     A thin caller of :func:`shardkey.chain.release.release_reason` (the same code the
     holders run): status, requester and time window at the latest block, the location

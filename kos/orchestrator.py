@@ -1,36 +1,34 @@
-"""The KOS decision logic: re-check an approved request's KAP, then issue or deny.
+"""A committee member's decision logic: re-check an approved request's KAP, then release or deny.
 
 For each pending request, at every poll (handlers are idempotent; the chain is asked
 whether the action is still needed before every transaction):
 
-1. read the request; not Approved (denied, completed, ...) -> drop; every token issued
-   -> drop; not yet this replica's turn (:mod:`kos.leader`) -> wait;
+1. read the request; not Approved (denied, completed, ...) -> drop; made under a superseded
+   fragment epoch -> drop; its dataset not a committee dataset dealt (``registerDeal``) to
+   an epoch this member belongs to -> drop (logged once per dataset: not one this member
+   serves); this member's release or denial already on chain (``releaseState``) -> drop;
 2. dataset revoked -> deny 15; approval deadline passed -> deny 16 (whatever else
-   ``isOpen`` checks, the ``issueTokens`` preflight refuses, and the request is tried
-   again next poll);
+   ``isOpen`` checks, the contract's preflight refuses, and the request is tried again next
+   poll);
 3. the Key Access Policy version the request was made under, off chain
    (:class:`KapCheck`), then the newest version if the owner published
    one since (a failure there is ``KosPolicyMismatch``, 17);
 4. where the policy is open to anyone (no requester list), at most ``issue_limit``
-   requests per requester are issued within its window of chain time; one over it is
-   deferred (logged once, left ``WAITING`` in the pending set, issued once the window
-   allows), never dropped: each issue costs the KOS and every fragment holder a
+   requests per requester are released within its window of chain time; one over it is
+   deferred (logged once, left ``WAITING`` in the pending set, released once the window
+   allows), never dropped: each release costs the member and every fragment holder a
    transaction, and anyone could ask;
-5. unseal each missing holder's wrap key (failure -> deny ``KosWrapKeyInvalid``, 18),
-   re-seal it to the holder's registered HPKE key, post all tokens in one transaction.
+5. open this member's share of each fragment holder's wrap key (:mod:`kos.member`; one that
+   does not open or match its commitment -> deny ``KosWrapKeyInvalid``, 18), seal each to its
+   holder and post them all in one ``releaseShares``. Denials go out with ``denyRelease``.
 
-A poll sends one transaction per request without waiting (consecutive nonces), then
-waits once for all of them (:meth:`Orchestrator.wait_in_flight`), so a burst of
-approvals is served in the next block rather than one block per request. A request
-whose transaction is still in flight after that wait is left alone until it is mined,
-reverts or times out. The service drops a request from its pending set only once its
-settlement is ``confirmations`` blocks deep.
-
-A committee member (``member`` given: :mod:`kos.member`) runs the same checks on the committee
-datasets dealt to an epoch it belongs to (and drops every other request: legacy datasets are the
-replicas', and a legacy replica drops committee datasets): it has no turn to wait for (each
-member acts on its own), drops a request it already released or denied (``releaseState``),
-denies with ``denyRelease`` and, in step 5, posts its signed shares with ``releaseShares``.
+Each member acts on its own (no turns): the contract counts releases and issues the marker
+tokens at the ``t_k``-th. A poll sends one transaction per request without waiting
+(consecutive nonces), then waits once for all of them (:meth:`Orchestrator.wait_in_flight`),
+so a burst of approvals is served in the next block rather than one block per request. A
+request whose transaction is still in flight after that wait is left alone until it is mined,
+reverts or times out. The service drops a request from its pending set only once this
+member's act is ``confirmations`` blocks deep.
 
 Time is always the latest block's timestamp, never the host clock.
 """
@@ -42,14 +40,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
-from kos.checks import KapCheck, PollCache, WrapKeyUnsealer, wipe
-from kos.errors import WrapKeyInvalid
-from kos.leader import acts_from
+from kos.checks import KapCheck, PollCache
 from kos.member import CommitteeMember, HolderKeyUnusable, ShareInvalid
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import SentTx
@@ -61,26 +55,23 @@ from shardkey.chain.model import (
     RequestStatus,
 )
 from shardkey.crypto.committee_envelope import dealt_committee_epoch
-from shardkey.crypto.errors import HpkeKeyError
-from shardkey.crypto.hpke import seal, token_info
 from shardkey.faults import crash_point
 from shardkey.policy import DenialReason
 from shardkey.ratelimit import RateLimiter
 
 log = logging.getLogger("kos.orchestrator")
 
-MAX_ISSUE_ATTEMPTS = 3
 REGISTRATION_CACHE = 256
-SENDS_KEYS = ("issueTokens", "releaseShares")  # transactions whose landing is Outcome.ISSUED
+RELEASE = "releaseShares"  # the transaction whose landing is Outcome.ISSUED
 
 
 class Outcome(enum.Enum):
     """What one pass over a request did."""
 
-    ISSUED = "issued"  # tokens sent, or seen mined; done once confirmed on chain
+    ISSUED = "issued"  # shares released, or seen mined; done once confirmed on chain
     DENIED = "denied"  # denial sent, or seen mined; done once confirmed
-    DROPPED = "dropped"  # nothing left to do (settled, or done by another replica)
-    WAITING = "waiting"  # another replica's turn; check again next poll
+    DROPPED = "dropped"  # nothing left to do (settled, done already, or not this member's)
+    WAITING = "waiting"  # in flight or deferred by the rate limit; check again next poll
     RETRY = "retry"  # could not act now (race, RPC failure); check again next poll
 
     @property
@@ -94,27 +85,20 @@ def _fields(**values: Any) -> dict[str, Any]:
 
 
 class Orchestrator:
-    """Settles approved requests: re-checks the KAP, then issues tokens or denies.
+    """Settles approved requests for one member: re-checks the KAP, then releases or denies.
 
     Stateless between polls apart from caches of immutable chain data; whether an action
     is still needed is read from the chain each time, so calling :meth:`process` twice
-    (or from two replicas) never issues a token twice.
+    never releases twice (and the contract refuses a second release anyway).
     """
 
-    def __init__(self, chain: ShardKeyChain, account: LocalAccount, unsealer: WrapKeyUnsealer, *,
-                 replicas: Sequence[str] = (), takeover_after: int = 10,
+    def __init__(self, chain: ShardKeyChain, member: CommitteeMember, *,
                  issue_limit: RateLimiter | None = None,
-                 on_tokens_sent: Callable[[int], None] | None = None,
-                 member: CommitteeMember | None = None) -> None:
+                 on_release_sent: Callable[[int], None] | None = None) -> None:
         self.chain = chain
-        self.account = account
-        self.unsealer = unsealer
-        self.member = member  # a committee member; None: a legacy replica
-        self.on_tokens_sent = on_tokens_sent  # counts tokens sent (metrics)
-        self.replicas = list(replicas) or [account.address]
-        if account.address not in self.replicas:
-            raise ValueError(f"{account.address} is not in the replica list")
-        self.takeover_after = takeover_after
+        self.member = member
+        self.account = member.account
+        self.on_release_sent = on_release_sent  # counts envelopes sent (metrics)
         self.kap = KapCheck(chain, start_block=chain.deployment.start_block)
         self._registrations: OrderedDict[tuple[bytes, int], FragmentDeal] = OrderedDict()
         self._registrations_lock = threading.Lock()
@@ -123,7 +107,9 @@ class Orchestrator:
         # never sends a second (doomed) transaction for it.
         self._in_flight: dict[int, SentTx] = {}
         self._in_flight_lock = threading.Lock()
-        self.issue_limit = issue_limit  # token issues per requester where anyone may ask
+        self.issue_limit = issue_limit  # releases per requester where anyone may ask
+        self._not_served: set[tuple[bytes, int]] = set()  # (dataset, fragment epoch) logged once
+        self._not_served_lock = threading.Lock()
         self._deferred: dict[int, int] = {}  # request -> chain time it may be issued from
         self._deferred_lock = threading.Lock()
 
@@ -151,16 +137,10 @@ class Orchestrator:
             return Outcome.DROPPED
         fragments = self.deal(req.dataset_id, req.fragment_epoch)
         if not self.concerns(req):
-            return Outcome.DROPPED  # a committee dataset for a replica, a legacy one for a member
-        if self.member is not None:
-            if self.member.acted(rid):
-                return Outcome.DROPPED
-        else:
-            if req.tokens_issued >= len(fragments.holders):
-                return Outcome.DROPPED
-            turn = acts_from(self.replicas, self.account.address, rid, req.approved_at, self.takeover_after)
-            if now < turn:
-                return Outcome.WAITING
+            self._log_not_served(req)
+            return Outcome.DROPPED
+        if self.member.acted(rid):
+            return Outcome.DROPPED
         if dataset.status == DatasetStatus.REVOKED:
             return self._deny(rid, DenialReason.DATASET_REVOKED)
         if dataset.status != DatasetStatus.ACTIVE:
@@ -175,21 +155,38 @@ class Orchestrator:
             return self._deny(rid, reason)
         if self._deferred_by_limit(req, now, cache):
             return Outcome.WAITING
-        if self.member is not None:
-            return self._release(req, fragments, cache)
-        return self._issue(req, cache)
+        return self._release(req, fragments, cache)
 
     def concerns(self, req: RequestInfo) -> bool:
-        """Whether the request is this process's to settle: a legacy dataset's for a replica, a
-        committee dataset's dealt to an epoch it belongs to for a member (immutable facts)."""
+        """Whether the request is this member's to settle: its dataset's slots carry the marker
+        of a committee epoch this member belongs to, and the owner's deal is registered (the
+        contract takes neither a release nor a denial without one). Immutable facts: a deal can
+        only be registered before the dataset is Active, so before any request."""
+        return self._not_served_because(req) is None
+
+    def _not_served_because(self, req: RequestInfo) -> str | None:
         fragments = self.deal(req.dataset_id, req.fragment_epoch)
         committee_epoch = dealt_committee_epoch(fragments.sealed_wrap_keys)
-        if self.member is None:
-            return committee_epoch is None
-        return committee_epoch is not None and self.member.index_in(committee_epoch) is not None
+        if committee_epoch is None:
+            return "not a committee dataset: this network does not serve it"
+        if self.member.index_in(committee_epoch) is None:
+            return f"dealt to committee epoch {committee_epoch}, which this member is not part of"
+        if self.member.deal(req.dataset_id, req.fragment_epoch) is None:
+            return "a committee dataset whose owner registered no deal: no member can release or deny it"
+        return None
+
+    def _log_not_served(self, req: RequestInfo) -> None:
+        """Log once per (dataset, fragment epoch) why this member leaves its requests alone."""
+        key = (req.dataset_id, req.fragment_epoch)
+        with self._not_served_lock:
+            if key in self._not_served:
+                return
+            self._not_served.add(key)
+        log.warning("request for a dataset this member does not serve; dropped", extra=_fields(
+            request=req.request_id, dataset="0x" + req.dataset_id.hex(), why=self._not_served_because(req)))
 
     def _deferred_by_limit(self, req: RequestInfo, now: int, cache: PollCache) -> bool:
-        """Whether issuing must wait for the requester's rate limit (logged once)."""
+        """Whether releasing must wait for the requester's rate limit (logged once)."""
         if self.issue_limit is None:
             return False
         if cache.policy(req.dataset_id, req.policy_version).requesters:
@@ -202,7 +199,7 @@ class Orchestrator:
             first = req.request_id not in self._deferred
             self._deferred[req.request_id] = admission.retry_at
         if first:
-            log.warning("token issue deferred: requester over its rate limit", extra=_fields(
+            log.warning("release deferred: requester over its rate limit", extra=_fields(
                 request=req.request_id, requester=req.requester, retry_at=admission.retry_at,
                 limit=self.issue_limit.limit, window=self.issue_limit.window))
         return True
@@ -216,10 +213,7 @@ class Orchestrator:
         with self._deferred_lock:
             self._deferred.pop(request_id, None)  # e.g. its deadline passed while deferred
         try:
-            if self.member is not None:
-                sent = self.member.committee.submit_denial(self.account, request_id, int(reason))
-            else:
-                sent = self.chain.retrievals.submit_denial(self.account, request_id, int(reason))
+            sent = self.member.committee.submit_denial(self.account, request_id, int(reason))
         except TransactionReverted as exc:
             if exc.error == "RetrievalInvalidStatus" or self._member_done(request_id):
                 log.info("request already settled; dropped", extra=_fields(request=request_id))
@@ -284,7 +278,7 @@ class Orchestrator:
         """The outcome once the transaction is mined or reverted (and untracked), else None."""
         try:
             receipt = self.chain.client.receipt(sent)
-        except TransactionReverted as exc:  # lost a race (another replica?): look again
+        except TransactionReverted as exc:  # lost a race (the request settled?): look again
             self._untrack(request_id)
             log.warning("transaction reverted; re-checking next poll", extra=_fields(
                 request=request_id, tx=sent.hex, error=exc.error))
@@ -292,10 +286,10 @@ class Orchestrator:
         if receipt is None:
             return None
         self._untrack(request_id)
-        issued = sent.fn.name in SENDS_KEYS
+        issued = sent.fn.name == RELEASE
         if issued:
             crash_point("kos.after_issue_tx")
-        log.info(("shares released" if self.member else "tokens issued") if issued else "denial recorded",
+        log.info("shares released" if issued else "denial recorded",
                  extra=_fields(  # the mined hash:
             request=request_id, tx="0x" + bytes(receipt["transactionHash"]).hex(),  # maybe a replacement's
             block=int(receipt["blockNumber"])))
@@ -309,16 +303,13 @@ class Orchestrator:
 
     def _member_done(self, request_id: int) -> bool:
         """Whether this member's release or denial of the request is on chain (a lost race)."""
-        return self.member is not None and self.member.acted(request_id)
+        return self.member.acted(request_id)
 
     def _release(self, req: RequestInfo, fragments: FragmentDeal, cache: PollCache) -> Outcome:
-        assert self.member is not None
         rid = req.request_id
         deal = self.member.deal(req.dataset_id, req.fragment_epoch)
-        if deal is None:
-            log.error("committee dataset without a registered deal", extra=_fields(
-                request=rid, dataset="0x" + req.dataset_id.hex(), fragment_epoch=req.fragment_epoch))
-            return self._deny(rid, DenialReason.KOS_WRAP_KEY_INVALID)
+        if deal is None:  # concerns() saw it registered; deals are never removed
+            return Outcome.RETRY
         try:
             envelopes = self.member.envelopes(req, fragments, deal, cache.holder_key)
         except ShareInvalid as exc:
@@ -339,12 +330,12 @@ class Orchestrator:
                 request=rid, error=exc.error))
             return Outcome.RETRY
         self._track(rid, sent)
-        if self.on_tokens_sent is not None:
-            self.on_tokens_sent(len(envelopes))
+        if self.on_release_sent is not None:
+            self.on_release_sent(len(envelopes))
         log.info("shares sent", extra=_fields(request=rid, holders=list(fragments.holders), tx=sent.hex))
         return Outcome.ISSUED
 
-    # --- tokens -----------------------------------------------------------------
+    # --- fragment deals -----------------------------------------------------------
 
     def deal(self, dataset_id: bytes, epoch: int) -> FragmentDeal:
         """The fragment holders and sealed wrap keys of one epoch (the registration's for epoch
@@ -359,73 +350,3 @@ class Orchestrator:
             while len(self._registrations) > REGISTRATION_CACHE:
                 self._registrations.popitem(last=False)
             return deal
-
-    def _missing(self, request_id: int, holders: Sequence[str], none_issued: bool) -> list[str]:
-        if none_issued:
-            return list(holders)
-        return [h for h in holders if not self.chain.retrievals.token_issued(request_id, h)]
-
-    def _issue(self, req: RequestInfo, cache: PollCache) -> Outcome:
-        rid = req.request_id
-        deal = self.deal(req.dataset_id, req.fragment_epoch)
-        missing = self._missing(rid, deal.holders, req.tokens_issued == 0)
-        if not missing:
-            return Outcome.DROPPED
-        try:
-            tokens = self._make_tokens(rid, deal, missing, cache)
-        except WrapKeyInvalid as exc:
-            log.error("wrap key does not open", extra=_fields(
-                request=rid, dataset="0x" + req.dataset_id.hex(), position=exc.position))
-            return self._deny(rid, DenialReason.KOS_WRAP_KEY_INVALID)
-        if not tokens:
-            return Outcome.RETRY
-        outcome = self._post_tokens(rid, tokens)
-        if outcome is Outcome.ISSUED and len(tokens) < len(missing):
-            return Outcome.RETRY  # some holder's key was unusable: try it again next poll
-        return outcome
-
-    def _make_tokens(self, request_id: int, deal: FragmentDeal, missing: Sequence[str],
-                     cache: PollCache) -> dict[str, bytes]:
-        chain_id = self.chain.client.chain_id
-        tokens: dict[str, bytes] = {}
-        positions = {h: j for j, h in enumerate(deal.holders)}
-        for holder in missing:
-            j = positions[holder]
-            wrap_key = self.unsealer.unseal(deal.dataset_id, j, deal.sealed_wrap_keys[j])
-            try:
-                public_key = cache.holder_key(holder)
-                info = token_info(chain_id, request_id, deal.dataset_id, holder)
-                # any buffer works; a bytes copy of the wrap key could not be wiped
-                tokens[holder] = seal(public_key, wrap_key, info)  # type: ignore[arg-type]
-            except HpkeKeyError as exc:  # the holder's registered key is unusable: skip it
-                log.error("holder HPKE key unusable; no token for it", extra=_fields(
-                    request=request_id, holder=holder, detail=str(exc)))
-            finally:
-                wipe(wrap_key)
-        return tokens
-
-    def _post_tokens(self, request_id: int, tokens: dict[str, bytes]) -> Outcome:
-        for _ in range(MAX_ISSUE_ATTEMPTS):
-            holders = list(tokens)
-            crash_point("kos.before_issue")
-            try:
-                sent = self.chain.retrievals.submit_tokens(
-                    self.account, request_id, holders, [tokens[h] for h in holders])
-            except TransactionReverted as exc:
-                if exc.error != "RetrievalTokenAlreadyIssued":
-                    log.warning("token transaction refused; re-checking next poll", extra=_fields(
-                        request=request_id, error=exc.error))
-                    return Outcome.RETRY
-                tokens = {h: t for h, t in tokens.items()
-                          if not self.chain.retrievals.token_issued(request_id, h)}
-                log.info("another replica issued some tokens", extra=_fields(
-                    request=request_id, still_missing=len(tokens)))
-                if not tokens:
-                    return Outcome.DROPPED
-                continue
-            self._track(request_id, sent)
-            if self.on_tokens_sent is not None:
-                self.on_tokens_sent(len(holders))
-            log.info("tokens sent", extra=_fields(request=request_id, holders=holders, tx=sent.hex))
-            return Outcome.ISSUED
-        return Outcome.RETRY

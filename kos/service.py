@@ -1,22 +1,19 @@
-"""A KOS replica: settings, keys, the event watcher and the poll loop.
+"""A KOS committee member: settings, keys, the event watcher and the poll loop.
 
 Each poll (every ``poll_interval`` seconds):
 
 1. the watcher hands confirmed ``RetrievalApproved`` events to a handler that adds the
    request to the persisted pending set (saved before the cursor moves past the event);
 2. every pending request is settled by :class:`kos.orchestrator.Orchestrator` on a small
-   thread pool (reads of one poll share a :class:`~kos.orchestrator.PollCache`);
-3. ``state_dir/heartbeat.json`` is rewritten (pid, last block seen, pending count).
+   thread pool (reads of one poll share a :class:`~kos.checks.PollCache`);
+3. ``state_dir/heartbeat.json`` is rewritten (pid, last block seen, pending count, releases sent).
 
-Logs are JSON lines on stderr; no wrap key, token plaintext, passphrase or key is ever
-logged. SIGTERM and SIGINT stop the loop after the current poll; the exit code is 0. Start-up
-(deployment, keys, chain id, KOS_ROLE, KOS key) is :mod:`shardkey.service.startup`'s; its
-errors carry the exit codes of :mod:`shardkey.service.exits`.
-
-With ``committee_member = true`` the process is a KOS committee member (:mod:`kos.member`): it
-needs no KOS_ROLE; start-up checks instead that its account is a member of a committee epoch
-(the newest, or an older one whose datasets it still serves) with its HPKE key registered
-there. The heartbeat then also carries ``mode``, the epoch, its member index and the releases it sent.
+Logs are JSON lines on stderr; no wrap key, share, passphrase or key is ever logged. SIGTERM
+and SIGINT stop the loop after the current poll; the exit code is 0. Start-up (deployment,
+keys, chain id) is :mod:`shardkey.service.startup`'s; it then checks that the account is a
+member of a committee epoch (the newest, or an older one whose datasets it still serves) with
+its HPKE key registered there. A member needs no KOS_ROLE (the KosCommittee contract holds
+it). Start-up errors carry the exit codes of :mod:`shardkey.service.exits`.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +31,11 @@ from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
 
-from kos.checks import PollCache, WrapKeyUnsealer
+from kos.checks import PollCache
 from kos.errors import KosConfigError, KosError
-from kos.leader import PendingSet
 from kos.member import CommitteeMember, ShareOpener
 from kos.orchestrator import Orchestrator, Outcome
+from kos.pending import PendingSet
 from kos.settings import KosSettings, load
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
@@ -81,13 +78,12 @@ class PollReport:
 
 
 class KosService:
-    """One replica: watcher + pending set + orchestrator + heartbeat."""
+    """One committee member: watcher + pending set + orchestrator + heartbeat."""
 
     def __init__(self, chain: ShardKeyChain, account: LocalAccount, key: HpkePrivateKey,
-                 state_dir: Path, *, replicas: Sequence[str] = (), takeover_after: int = 10,
-                 confirmations: int = 1, workers: int = DEFAULT_WORKERS,
+                 state_dir: Path, *, confirmations: int = 1, workers: int = DEFAULT_WORKERS,
                  receipt_wait: float = 30.0, issue_limit: RateLimiter | None = None,
-                 health: WatchHealth | None = None, committee_member: bool = False) -> None:
+                 health: WatchHealth | None = None) -> None:
         self.chain = chain
         self.metrics = KosMetrics()
         self.health = health or WatchHealth()
@@ -96,12 +92,10 @@ class KosService:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
-        self.member = _member(chain, account, key) if committee_member else None
-        self.releases = 0  # releaseShares sent (member mode; the heartbeat shows it)
-        self.orchestrator = Orchestrator(chain, account, WrapKeyUnsealer(key, chain.client.chain_id),
-                                         replicas=replicas, takeover_after=takeover_after,
-                                         issue_limit=issue_limit, on_tokens_sent=self._sent,
-                                         member=self.member)
+        self.member = _member(chain, account, key)
+        self.releases = 0  # releaseShares sent (the heartbeat shows it)
+        self.orchestrator = Orchestrator(chain, self.member, issue_limit=issue_limit,
+                                         on_release_sent=self._sent)
         self.pending = PendingSet(self.state_dir / "pending.json")
         self.watcher = EventWatcher(chain.client, chain.contracts, self.state_dir / "cursor.json",
                                     start_block=chain.deployment.start_block,
@@ -117,8 +111,7 @@ class KosService:
 
     def _sent(self, count: int) -> None:
         self.metrics.tokens_issued.inc(count)
-        if self.member is not None:
-            self.releases += 1
+        self.releases += 1
 
     def _on_approved(self, event: ChainEvent) -> None:
         request_id = int(event.args["requestId"])
@@ -146,7 +139,7 @@ class KosService:
                 report.outcomes = self._settle_all(ids, report.chain_time, cache)
                 report.outcomes.update(self.orchestrator.wait_in_flight(self.receipt_wait))
                 settled = [r for r, o in report.outcomes.items() if o.final]
-                self.pending.discard(self._confirmed(settled, report.block, cache))
+                self.pending.discard(self._confirmed(settled, report.block))
             self.health.poll_succeeded(time.monotonic())
             self.metrics.polls.inc()
             self.metrics.watcher_lag.set(watcher_lag(report.block, self.watcher.confirmations,
@@ -159,11 +152,11 @@ class KosService:
             self.write_heartbeat(report, error)
         return report
 
-    def _confirmed(self, request_ids: list[int], latest: int, cache: PollCache) -> list[int]:
+    def _confirmed(self, request_ids: list[int], latest: int) -> list[int]:
         """Those settled requests whose settlement is ``confirmations`` blocks deep.
 
-        A token or denial transaction can be reorged away after it was mined; the request
-        stays pending (and is acted on again) until its final state is confirmed.
+        A release or denial transaction can be reorged away after it was mined; the request
+        stays pending (and is acted on again) until this member's act is confirmed.
         """
         block = max(0, latest - self.watcher.confirmations)
 
@@ -175,12 +168,7 @@ class KosService:
             if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED) or \
                     not self.orchestrator.concerns(req):
                 return True
-            if self.member is not None:  # this member's part is done once its act is that deep
-                return self.member.acted(request_id, block)
-            if req.status == RequestStatus.APPROVED:
-                holders = cache.dataset(req.dataset_id).params.fragment_holders  # fixed at registration
-                return req.tokens_issued >= len(holders)
-            return False
+            return self.member.acted(request_id, block)  # its part is done once its act is that deep
 
         return [r for r, done in zip(request_ids, _parallel(settled_at_depth, request_ids, self.workers),
                                      strict=True) if done]
@@ -208,17 +196,14 @@ class KosService:
 
     def write_heartbeat(self, report: PollReport, error: str | None = None) -> None:
         """``state_dir/heartbeat.json``, atomically, 0600 (not fsynced: it is rewritten every poll)."""
-        extra: dict[str, object] = {}
-        if self.member is not None:
-            extra = {"mode": "member", "releases": self.releases}
         write_heartbeat(self.state_dir, self.account.address, self.watcher.cursor.block, error,
                         block=self.last_block, chain_time=report.chain_time, pending=len(self.pending),
-                        **extra)
+                        mode="member", releases=self.releases)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Poll until ``stop`` is set; a failing poll is logged and retried with back-off.
 
-        An undecodable log from a watched contract stops the replica (it would be skipped
+        An undecodable log from a watched contract stops the member (it would be skipped
         otherwise, and an approval with it).
         """
         def poll_and_log() -> None:
@@ -249,9 +234,9 @@ def measure_throughput(service: KosService, request_ids: Iterable[int], timeout:
                        interval: float = 0.05) -> float:
     """Poll until every given request is settled and mined; return the seconds the polls took.
 
-    Afterwards (outside the measured time) checks on chain that each request has all its
-    tokens. Raises ``TimeoutError`` after ``timeout``, :class:`KosError` when a request
-    was settled without all its tokens (denied, say).
+    Afterwards (outside the measured time) checks on chain that this member released its
+    shares of each request. Raises ``TimeoutError`` after ``timeout``, :class:`KosError` when
+    a request was settled without this member's release (denied, say).
     """
     ids = set(request_ids)
     wanted = set(ids)
@@ -265,16 +250,11 @@ def measure_throughput(service: KosService, request_ids: Iterable[int], timeout:
         if wanted:
             time.sleep(interval)
     seconds = time.monotonic() - started
-    without = [r for r in ids if not _all_tokens(service, r)]
+    without = [r for r in ids if service.member.committee.release_state(r, service.member.address) != 1]
     if without:
-        raise KosError(f"{len(without)} requests settled without all their tokens: {sorted(without)[:10]}")
+        raise KosError(f"{len(without)} requests settled without this member's release: "
+                       f"{sorted(without)[:10]}")
     return seconds
-
-
-def _all_tokens(service: KosService, request_id: int) -> bool:
-    req = service.chain.retrievals.request(request_id)
-    holders = service.chain.datasets.fragment_set(req.dataset_id, req.fragment_epoch).holders
-    return req.tokens_issued >= len(holders)
 
 
 # --- process wiring ----------------------------------------------------------------
@@ -282,24 +262,9 @@ def _all_tokens(service: KosService, request_id: int) -> bool:
 
 def _member(chain: ShardKeyChain, account: LocalAccount, key: HpkePrivateKey) -> CommitteeMember:
     if chain.committee is None:
-        raise KosConfigError("committee_member is set but the deployment has no KosCommittee; redeploy "
-                             "with 'shardkey network deploy'")
+        raise KosConfigError("the deployment names no KosCommittee; redeploy with 'shardkey network deploy'")
     return CommitteeMember(chain.committee, account, ShareOpener(key, chain.client.chain_id),
                            chain.client.chain_id, chain.deployment.start_block)
-
-
-def _role_problem(node: Node) -> str | None:
-    me = node.account.address
-    if node.chain.retrievals.has_kos_role(me):
-        return None
-    return f"account {me} does not hold KOS_ROLE on the RetrievalCoordinator"
-
-
-def _key_problem(node: Node) -> str | None:
-    expected = node.deployment.kos_public_key
-    if expected and expected != node.hpke_key.public_key_bytes():
-        return "the HPKE keystore's public key is not the deployment's kos_public_key"
-    return None
 
 
 def _member_problem(node: Node) -> str | None:
@@ -326,60 +291,38 @@ def _member_problem(node: Node) -> str | None:
 MEMBER_CHECKS = (
     IdentityCheck("KOS committee member", _member_problem,
                   "the committee admin starts an epoch listing this account and its HPKE public key "
-                  "(`shardkey kos status --config ...` shows both), or set hpke_keystore and account_key "
-                  "to the member's own"),
-)
-
-KOS_CHECKS = (
-    IdentityCheck("KOS role", _role_problem,
-                  "the coordinator's admin runs `shardkey kos role grant <address>` (or deploys "
-                  "with `shardkey network deploy --kos-address <address>`)"),
-    IdentityCheck("KOS key", _key_problem,
-                  "set hpke_keystore to the keystore whose public key the deployment names"),
+                  "(`shardkey kos committee start`; `shardkey kos status --config ...` shows both), or set "
+                  "hpke_keystore and account_key to the member's own"),
 )
 
 
 def build(settings: KosSettings) -> KosService:
-    """Start-up checks (deployment, keys, chain id, KOS_ROLE, KOS key), then the replica."""
-    node = start_node(settings, PASSPHRASE_ENV, MEMBER_CHECKS if settings.committee_member else KOS_CHECKS)
-    if settings.committee_member:
-        return KosService(node.chain, node.account, node.hpke_key, settings.state_dir,
-                          confirmations=node.confirmations, workers=settings.workers,
-                          issue_limit=RateLimiter(settings.issue_rate_limit, settings.issue_rate_window),
-                          health=WatchHealth(settings.health_max_poll_age, settings.health_max_lag_blocks),
-                          committee_member=True)
-    replicas = settings.replicas or [node.account.address]
-    if node.account.address not in replicas:
-        raise KosConfigError(f"replicas does not list this replica's account {node.account.address}")
-    return KosService(node.chain, node.account, node.hpke_key, settings.state_dir, replicas=replicas,
-                      takeover_after=settings.takeover_after, confirmations=node.confirmations,
-                      workers=settings.workers,
+    """Start-up checks (deployment, keys, chain id, committee membership), then the member."""
+    node = start_node(settings, PASSPHRASE_ENV, MEMBER_CHECKS)
+    return KosService(node.chain, node.account, node.hpke_key, settings.state_dir,
+                      confirmations=node.confirmations, workers=settings.workers,
                       issue_limit=RateLimiter(settings.issue_rate_limit, settings.issue_rate_window),
                       health=WatchHealth(settings.health_max_poll_age, settings.health_max_lag_blocks))
 
 
 def run(config_path: Path) -> int:
-    """Run a replica until SIGTERM/SIGINT; return the exit code (0 on a clean stop).
+    """Run a member until SIGTERM/SIGINT; return the exit code (0 on a clean stop).
 
     With ``metrics_port`` set, its socket is bound first (a taken port: exit code 4) and
-    serves ``/health`` and ``/metrics`` while the replica runs.
+    serves ``/health`` and ``/metrics`` while the member runs.
     """
     settings = load(config_path)
     configure_logging(settings.log_level)
     return run_monitored(settings.metrics_host, settings.metrics_port, lambda: build(settings),
-                         lambda service: _run_replica(service, settings))
+                         lambda service: _run_member(service, settings))
 
 
-def _run_replica(service: KosService, settings: KosSettings) -> int:
+def _run_member(service: KosService, settings: KosSettings) -> int:
     stop = threading.Event()
     stop_on_signals(stop, log)
-    what = "KOS committee member" if service.member else "KOS replica"
-    who: dict[str, object] = {"account": service.account.address}
-    if service.member is None:
-        who["replicas"] = service.orchestrator.replicas
-    log.info(f"{what} started", extra={"fields": {
-        **who, "confirmations": service.watcher.confirmations, "pending": len(service.pending),
-        "cursor_block": service.watcher.cursor.block}})
+    log.info("KOS committee member started", extra={"fields": {
+        "account": service.account.address, "confirmations": service.watcher.confirmations,
+        "pending": len(service.pending), "cursor_block": service.watcher.cursor.block}})
     service.run(stop, settings.poll_interval)
-    log.info(f"{what} stopped")
+    log.info("KOS committee member stopped")
     return int(ServiceExit.OK)

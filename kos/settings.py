@@ -1,25 +1,31 @@
-"""Settings of a KOS replica: a TOML file (written by the devnet) plus ``SHARDKEY_KOS_*``."""
+"""Settings of a KOS committee member: a TOML file (written by the devnet) plus ``SHARDKEY_KOS_*``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from eth_utils.address import is_address, to_checksum_address
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import SettingsConfigDict
 
 from shardkey.service.health import DEFAULT_MAX_LAG_BLOCKS, DEFAULT_MAX_POLL_AGE
 from shardkey.settings import MAX_CONFIRMATIONS, ServiceSettings, load_settings
 
+REMOVED = ("committee_member", "replicas", "takeover_after")
+"""Settings of the single-key KOS, gone now that every ``kos`` process is a committee member."""
+REMOVED_MESSAGE = ("{key} is no longer a KOS setting (every kos process is a committee member; "
+                   "replicas and leader turns are gone): delete the line")
+
 
 class KosSettings(ServiceSettings):
-    """One KOS replica's configuration."""
+    """One KOS committee member's configuration."""
 
     model_config = SettingsConfigDict(env_prefix="SHARDKEY_KOS_", extra="forbid",
                                       use_attribute_docstrings=True)
 
     deployment: Path
-    """The deployment JSON file (contract addresses, chain id, start block, KOS public key)."""
+    """The deployment JSON file (contract addresses, chain id, start block)."""
 
     rpc_url: str | None = None
     """RPC endpoint; overrides the deployment file's ``rpc_url`` when set."""
@@ -32,21 +38,18 @@ class KosSettings(ServiceSettings):
     (and a stuck one is replaced with higher fees only up to it); unset: no ceiling."""
 
     account_key: Path
-    """This replica's Ethereum account (devnet hex key file or eth-account keystore); needs KOS_ROLE."""
+    """This member's Ethereum account (devnet hex key file or eth-account keystore): an account of
+    its committee epoch (it needs no KOS_ROLE)."""
 
     hpke_keystore: Path
-    """The KOS HPKE keystore (shared by every replica); owners seal wrap keys to its public key.
-    A committee member's own keystore: its public key is the member's key in the committee epoch."""
-
-    committee_member: bool = False
-    """Run as a KOS committee member (releases its shares of committee datasets with its own
-    account and HPKE key; needs no KOS_ROLE) instead of a replica of the single-key KOS."""
+    """The member's own HPKE keystore: its public key is the member's key in the committee epoch
+    (owners seal its shares of their wrap keys to it)."""
 
     passphrase_file: Path | None = None
     """File holding the keystore passphrase; when unset, ``SHARDKEY_KOS_PASSPHRASE`` is read."""
 
     state_dir: Path
-    """Where this replica keeps its event cursor, pending requests and heartbeat (private, 0700)."""
+    """Where this member keeps its event cursor, pending requests and heartbeat (private, 0700)."""
 
     confirmations: int | None = Field(default=None, ge=0, le=MAX_CONFIRMATIONS)
     """Blocks an event must be buried under before the KOS acts on it; unset: 1 on the
@@ -56,21 +59,16 @@ class KosSettings(ServiceSettings):
     poll_interval: float = Field(default=0.25, gt=0, le=60)
     """Seconds between two polls of the chain."""
 
-    replicas: list[str] = Field(default_factory=list)
-    """KOS account addresses in leader order (empty: this account alone)."""
-
-    takeover_after: int = Field(default=10, ge=0)
-    """Seconds of chain time after which the next replica takes over a request from its leader."""
-
     workers: int = Field(default=8, ge=1, le=64)
     """Requests settled in parallel within one poll (threads: the work is mostly RPC round trips)."""
 
     issue_rate_limit: int = Field(default=8, ge=1)
-    """Requests per requester issued tokens within ``issue_rate_window`` when the policy is
-    open to anyone (no requester list); more are deferred (logged, issued later), not dropped."""
+    """Requests per requester this member releases shares of within ``issue_rate_window`` when
+    the policy is open to anyone (no requester list); more are deferred (logged, released
+    later), not dropped."""
 
     issue_rate_window: int = Field(default=3600, ge=1)
-    """Seconds of chain time of the token issue rate window."""
+    """Seconds of chain time of the release rate window."""
 
     metrics_host: str = "127.0.0.1"
     """Interface of the metrics port."""
@@ -88,16 +86,14 @@ class KosSettings(ServiceSettings):
     log_level: str = "INFO"
     """Python logging level name (DEBUG, INFO, WARNING, ERROR)."""
 
-    @field_validator("replicas")
+    @model_validator(mode="before")
     @classmethod
-    def _checksummed(cls, value: list[str]) -> list[str]:
-        for address in value:
-            if not is_address(address):
-                raise ValueError(f"not an address: {address!r}")
-        out: list[str] = [to_checksum_address(a) for a in value]
-        if len(set(out)) != len(out):
-            raise ValueError("replica addresses must be distinct")
-        return out
+    def _removed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in REMOVED:
+                if key in data:
+                    raise PydanticCustomError("removed_setting", REMOVED_MESSAGE, {"key": key})
+        return data
 
     @field_validator("log_level")
     @classmethod

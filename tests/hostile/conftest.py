@@ -1,9 +1,10 @@
 """Hostile-input fixtures.
 
 In-process tests reuse the holder integration ``World`` (anvil, a fresh deployment, three
-active holders, holder-1 run in process behind a Starlette ``TestClient``) and add a KOS
-replica on the same chain. Process-level tests (CLI, secret scan) use a real devnet, started
-exactly as the end-to-end suite does.
+active holders, holder-1 run in process behind a Starlette ``TestClient``, a committee epoch
+of three members, threshold two) and run its members as in-process KOS members on the same
+chain. Process-level tests (CLI, secret scan) use a real devnet, started exactly as the
+end-to-end suite does.
 """
 
 from __future__ import annotations
@@ -28,28 +29,29 @@ pytest_plugins = ["tests.support.devchain"]
 
 @pytest.fixture(scope="module")
 def shared_world(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """One ``World`` (deployment, three holders, holder-1 in process) for a whole module.
+    """One ``World`` (deployment, three holders, holder-1 in process, a 2-of-3 committee) for a
+    whole module.
 
     Deploying and registering holders costs seconds; tests that each use their own datasets
-    and requests can share it. ``World.kos`` is one KOS replica kept for the module, so each
-    poll only settles what is new.
+    and requests can share it. ``World.kos`` is the committee's members as in-process KOS
+    members kept for the module, so each poll only settles what is new.
     """
     dev = devchain_plugin.devchain.__wrapped__(anvil_url)  # the plugin's own fixture body
     tmp = tmp_path_factory.mktemp("hostile-world")
     holders = dev.register_holders(3)
     w = World(dev, tmp, holders, dev.account("owner"), dev.account("requester"),
-              agent=None, http=None)  # type: ignore[arg-type]
+              agent=None, http=None, members=dev.start_committee(3, 2))  # type: ignore[arg-type]
     w.agent = w.make_agent(tmp / "holder-1")
     w.http = TestClient(create_app(w.agent.api))
-    w.kos = kos_replica(w)  # type: ignore[attr-defined]
+    w.kos = kos_members(w)  # type: ignore[attr-defined]
     yield w
 
 
-def kos_replica(w: World, state: str = "kos") -> KosService:
-    """A KOS replica using the deployment's KOS account and key (state in the test's tmp dir)."""
-    account = w.dev.accounts["kos"]
-    return KosService(w.chain, account, w.dev.kos_key, w.tmp / state, replicas=[account.address],
-                      takeover_after=10, confirmations=0)
+def kos_members(w: World, state: str = "kos") -> list[KosService]:
+    """Every member of the world's committee epoch as an in-process KOS member (its own account
+    and HPKE key; state in the test's tmp dir)."""
+    return [KosService(w.chain, m.account, m.key, w.tmp / f"{state}-member-{i + 1}", confirmations=0)
+            for i, m in enumerate(w.members)]
 
 
 def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -1,19 +1,21 @@
-"""Every policy denial path is refused on chain, by the KOS and by a holder, each on its own,
-and every on-chain denial shows in the audit log with its reason.
+"""Every policy denial path is refused on chain, by the KOS committee's members and by a holder,
+each on its own, and every on-chain denial shows in the audit log with its reason.
 
 Three layers, three kinds of test:
 
-- on chain: a request that fails its policy is stored Denied with the reason; a token for
-  it cannot be posted (``issueTokens`` reverts) and a holder handed a token for it anyway
+- on chain: a request that fails its policy is stored Denied with the reason; no member can
+  release shares for it (``releaseShares`` reverts) and a holder asked to deliver it anyway
   (``Handlers.deliver`` called directly) delivers nothing; the audit log names the reason.
 - conditions that change after approval (the window closes, the day or hour leaves the
-  allowed set, the approval deadline passes, the dataset is revoked): the chain approved, a
-  token is posted for holder-1, holder-1's own check refuses it, and the KOS denies the
-  request on chain with the reason (audit log again).
+  allowed set, the approval deadline passes, the dataset is revoked): the chain approved; on
+  one request the threshold released while everything held (the marker tokens are out), and
+  holder-1's own check refuses it, while the member that had not released denies it with the
+  reason; on a second request the members deny on chain with the reason (audit log again).
 - defence in depth: the chain's check is assumed broken (the policy the off-chain checkers
   read is made stricter than the one the contract enforced, or an approval the contract
   counted is made to include the requester). Each path must then still be refused by the
-  holder alone (no delivery) and by the KOS alone (denied on chain with the reason).
+  holder alone (members that do not check release: no delivery) and by the KOS members alone
+  (denied on chain with the reason).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from shardkey.chain import eip712
 from shardkey.chain.eip712 import Domain
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import RequestStatus
-from shardkey.crypto import seal, token_info
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.policy import ApprovalGroup, Circle, DenialReason
 from shardkey.policy.model import Policy
@@ -90,10 +91,11 @@ def cheap_active_dataset(world: Any, policy: Policy) -> Any:
     return built
 
 
-def fake_token(world: Any, built: Any, request_id: int) -> bytes:
-    key = world.dev.holder_keys["holder-1"]
-    info = token_info(world.dev.client.chain_id, request_id, built.dataset_id, world.me)
-    return seal(key.public_key_bytes(), built.wrap_keys[0], info)
+def assert_no_release(world: Any, request_id: int) -> None:
+    """No member can release shares of the request (the committee checks it is open)."""
+    with pytest.raises(TransactionReverted) as info:
+        world.release(request_id, 0)
+    assert info.value.error == "ReleaseRequestNotOpen"
 
 
 def outcome(world: Any, request_id: int) -> str:
@@ -110,7 +112,7 @@ def assert_denied(world: Any, request_id: int, reason: DenialReason, by: str) ->
 
 
 def assert_holder_refuses(world: Any, built: Any, request_id: int, caplog: Any, why: str) -> None:
-    """holder-1 got a token (posted by the KOS role) and its own check refused it."""
+    """holder-1 got its marker token (the threshold released) and its own check refused it."""
     assert world.chain.retrievals.token_issued(request_id, world.me)
     world.settle()
     assert world.deliveries(request_id) == []
@@ -119,9 +121,16 @@ def assert_holder_refuses(world: Any, built: Any, request_id: int, caplog: Any, 
 
 
 def assert_kos_denies(world: Any, request_id: int, reason: DenialReason) -> None:
-    report = world.kos.poll()
-    assert report.outcomes.get(request_id) == Outcome.DENIED, report.outcomes
-    assert_denied(world, request_id, reason, world.dev.accounts["kos"].address)
+    """The members deny with ``reason`` until ``m - t_k + 1`` (two) did: the request is Denied."""
+    for member in world.kos:
+        if world.chain.retrievals.request(request_id).status == RequestStatus.DENIED:
+            break
+        outcome = member.poll().outcomes.get(request_id)
+        if outcome is not Outcome.DROPPED:  # dropped: this member denied it in an earlier poll
+            assert outcome == Outcome.DENIED
+    denials = world.chain.committee.releases(request_id, world.dev.deployment.start_block)
+    assert [(d.released, d.reason) for d in denials] == [(False, int(reason))] * 2
+    assert_denied(world, request_id, reason, world.chain.committee.address)
 
 
 # --- 1. the contract's own denials --------------------------------------------------------
@@ -185,13 +194,10 @@ def test_contract_denies_and_holder_refuses_on_its_own(world, caplog, path: str)
         rid = attested_request(world, built, attestor, accuracy=500)
 
     assert_denied(world, rid, reason, "contract")
-    # the KOS role cannot post a token for it ...
-    with pytest.raises(TransactionReverted) as info:
-        world.chain.retrievals.issue_tokens(world.dev.accounts["kos"], rid, [world.me],
-                                            [fake_token(world, built, rid)])
-    assert info.value.error == "RetrievalInvalidStatus"
-    # ... and a holder handed a valid-looking token anyway answers nothing
-    assert world.agent.handlers.deliver(rid, fake_token(world, built, rid)) is False
+    # no member can release shares for it ...
+    assert_no_release(world, rid)
+    # ... and a holder asked to deliver it anyway answers nothing
+    assert world.agent.handlers.deliver(rid) is False
     assert world.deliveries(rid) == []
     assert "request not open" in refusals(caplog)[-1]
 
@@ -225,11 +231,10 @@ def test_missing_self_and_replayed_approvals_never_open_a_request(world, caplog)
     assert info.value.error == "RetrievalNonceUsed"
     assert retrievals.request(rid).status == RequestStatus.PENDING
     assert not retrievals.has_approved(rid, approver.address)
-    # nothing to act on: no token can be posted, the KOS leaves it alone, holder-1 refuses
-    with pytest.raises(TransactionReverted):
-        retrievals.issue_tokens(world.dev.accounts["kos"], rid, [world.me], [fake_token(world, built, rid)])
-    assert rid not in world.kos.poll().outcomes
-    assert world.agent.handlers.deliver(rid, fake_token(world, built, rid)) is False
+    # nothing to act on: no member can release, the members leave it alone, holder-1 refuses
+    assert_no_release(world, rid)
+    assert all(rid not in member.poll().outcomes for member in world.kos)
+    assert world.agent.handlers.deliver(rid) is False
     assert outcome(world, rid) == "pending"
 
 
@@ -255,28 +260,29 @@ def test_window_closing_after_approval_is_refused_by_holder_and_kos(world, caplo
     else:
         step, reason, why = 1, DenialReason.DATASET_REVOKED, "request not open"
     built = cheap_active_dataset(world, Policy(**changes))
-    rid = world.request(built).request_id
-    assert world.chain.retrievals.is_open(rid)
-    world.issue_token(built, rid)  # posted while everything still held
+    rid, later = world.request(built).request_id, world.request(built).request_id
+    assert world.chain.retrievals.is_open(rid) and world.chain.retrievals.is_open(later)
+    world.unlock(rid)  # members 1 and 2 released while everything still held: tokens are out
     if path == "revoked":
         world.chain.datasets.revoke(world.owner, built.dataset_id)
     world.advance(step)
     assert_holder_refuses(world, built, rid, caplog, why)
-    if path == "expired":  # a token was issued before expiry: the KOS drops it, nothing to deny
-        assert world.kos.poll().outcomes.get(rid) == Outcome.DROPPED
+    third = world.kos[2].poll().outcomes.get(rid)  # the member that had not released
+    if path == "expired":  # tokens were issued before expiry: it drops the request, nothing to deny
+        assert third == Outcome.DROPPED
         assert world.chain.retrievals.request(rid).status == RequestStatus.APPROVED
         return
-    assert_kos_denies(world, rid, reason)
+    assert third == Outcome.DENIED  # recorded with the reason; past the threshold it stays Approved
+    assert world.chain.committee.releases(rid, world.dev.deployment.start_block)[-1].reason == int(reason)
+    assert world.chain.retrievals.request(rid).status == RequestStatus.APPROVED
+    assert_kos_denies(world, later, reason)
 
 
 def test_expired_deadline_without_tokens_is_denied_by_the_kos(world) -> None:
     built = cheap_active_dataset(world, Policy(approval_window=60))
     rid = world.request(built).request_id
     world.advance(120)
-    with pytest.raises(TransactionReverted) as info:
-        world.chain.retrievals.issue_tokens(world.dev.accounts["kos"], rid, [world.me],
-                                            [fake_token(world, built, rid)])
-    assert info.value.error == "RetrievalApprovalExpired"
+    assert_no_release(world, rid)
     assert_kos_denies(world, rid, DenialReason.APPROVAL_EXPIRED)
 
 
@@ -296,8 +302,16 @@ def test_holder_and_kos_refuse_what_a_broken_contract_let_through(world, caplog,
     geo_paths = ("untrusted-attestor", "forged-signature", "stale", "outside-regions")
     built = shared_dataset(world, "geo" if path in geo_paths else "open")
     real = built.policy
-    rid = attested_request(world, built, attestor) if path in geo_paths else world.request(built).request_id
-    assert world.chain.retrievals.is_open(rid)
+
+    def open_request() -> int:
+        if path in geo_paths:
+            made = attested_request(world, built, attestor)
+        else:
+            made = world.request(built).request_id
+        assert world.chain.retrievals.is_open(made)
+        return int(made)
+
+    rid, for_kos = open_request(), open_request()
 
     minute, today = minute_of_day(now), weekday(now)
     stricter: dict[str, tuple[dict[str, Any], DenialReason, str]] = {
@@ -339,6 +353,6 @@ def test_holder_and_kos_refuse_what_a_broken_contract_let_through(world, caplog,
         monkeypatch.setattr(world.chain.retrievals, "domain",
                             Domain(real_domain.chain_id + 1, real_domain.coordinator))
 
-    world.issue_token(built, rid)
+    world.unlock(rid)  # members that do not check: only the holder stands in the way
     assert_holder_refuses(world, built, rid, caplog, why)
-    assert_kos_denies(world, rid, reason)
+    assert_kos_denies(world, for_kos, reason)

@@ -22,7 +22,6 @@ from kos.settings import KosSettings
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.deploy import deploy_all
-from shardkey.chain.deployment import Deployment
 from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.devnet.anvil import start_anvil
 from shardkey.devnet.process import stop
@@ -45,15 +44,17 @@ def sepolia_like_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _deployed(url: str, folder: Path) -> dict[str, Any]:
-    """Contracts, a KOS (role + key) and one registered holder on the chain at ``url``."""
+    """Contracts, a 1-of-1 KOS committee epoch and one registered holder on the chain at ``url``."""
     client = ChainClient(url)
     accounts = {name: Account.create() for name in ("admin", "kos", "holder")}
     for account in accounts.values():
         client.raw("anvil_setBalance", [account.address, FUNDING])
     kos_key, holder_key = HpkePrivateKey.generate(os.urandom), HpkePrivateKey.generate(os.urandom)
-    deployment = deploy_all(client, accounts["admin"], [accounts["kos"].address])
-    deployment = Deployment(**{**deployment.__dict__, "kos_public_key": kos_key.public_key_bytes()})
-    ShardKeyChain(deployment, client).holders.register(
+    deployment = deploy_all(client, accounts["admin"], [])  # no KOS_ROLE EOA: the committee holds it
+    chain = ShardKeyChain(deployment, client)
+    assert chain.committee is not None
+    chain.committee.start_epoch(accounts["admin"], [accounts["kos"].address], [kos_key.public_key_bytes()], 1)
+    chain.holders.register(
         accounts["holder"], holder_key.public_key_bytes(), "http://127.0.0.1:9", "eu", 48_000_000, 2_000_000)
     folder.mkdir()
     (folder / "deployment.json").write_text(json.dumps(deployment.to_json()))

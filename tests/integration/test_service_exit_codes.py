@@ -1,4 +1,4 @@
-"""The service exit-code table (shardkey/service/exits.py) with real KOS and holder processes.
+"""The service exit-code table (shardkey/service/exits.py) with real KOS member and holder processes.
 
 The same mistake gives the same status in both services, through both entry points
 (``python -m kos|holder_agent`` and ``shardkey kos|holder run``): 2 configuration,
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from shardkey.crypto.hpke import HpkePrivateKey
 from shardkey.devnet.anvil import free_port
 from shardkey.keys import save_hpke_keystore, save_plain_account_key
 from shardkey.service.exits import ServiceExit
@@ -55,9 +56,12 @@ def _setup(dev: DevChain, service: str, folder: Path) -> Setup:
     values: dict[str, object] = {"deployment": "deployment.json", "account_key": "account.key",
                                  "hpke_keystore": "hpke.json", "passphrase_file": "passphrase",
                                  "confirmations": 1, "poll_interval": 0.1}
-    if service == "kos":
-        save_plain_account_key(folder / "account.key", dev.accounts["kos"])
-        save_hpke_keystore(folder / "hpke.json", dev.kos_key, PASSPHRASE)
+    if service == "kos":  # the one member of a 1-of-1 committee epoch, with its own HPKE key
+        member, key = dev.account("member-1"), HpkePrivateKey.generate(os.urandom)
+        assert dev.chain.committee is not None
+        dev.chain.committee.start_epoch(dev.accounts["admin"], [member.address], [key.public_key_bytes()], 1)
+        save_plain_account_key(folder / "account.key", member)
+        save_hpke_keystore(folder / "hpke.json", key, PASSPHRASE)
         values["state_dir"] = "state"
     else:
         if "holder-1" not in dev.holder_keys:
@@ -136,13 +140,24 @@ def test_rpc_of_another_chain_gives_exit_3_in_both_services(setups: dict[str, Se
         assert "serves chain 31337" in stderr and "rpc_url" in stderr, stderr
 
 
-def test_kos_without_role_exits_3_and_says_what_to_run(setups: dict[str, Setup]) -> None:
+def test_kos_not_a_committee_member_exits_3_and_says_what_to_run(setups: dict[str, Setup]) -> None:
     s = setups["kos"]
-    save_plain_account_key(s.folder / "account.key", Account.create())
+    outsider = Account.create()
+    save_plain_account_key(s.folder / "account.key", outsider)
     for cli in (False, True):
         code, stderr = _run(s, s.write(), cli=cli)
         assert code == ServiceExit.IDENTITY, stderr
-        assert "KOS_ROLE" in stderr and "shardkey kos role grant" in stderr
+        assert f"account {outsider.address} is not a member of committee epoch 1" in stderr, stderr
+        assert "shardkey kos committee start" in stderr
+
+
+def test_kos_settings_of_the_removed_single_key_kos_exit_2_naming_the_line(setups: dict[str, Setup]) -> None:
+    s = setups["kos"]
+    for cli in (False, True):
+        code, stderr = _run(s, s.write(committee_member=True), cli=cli)
+        assert code == ServiceExit.CONFIG, stderr
+        (line,) = stderr.strip().splitlines()
+        assert "committee_member is no longer a KOS setting" in line and "delete the line" in line
 
 
 def test_unregistered_holder_exits_3_and_says_what_to_run(setups: dict[str, Setup]) -> None:

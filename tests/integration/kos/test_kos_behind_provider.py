@@ -1,12 +1,11 @@
-"""The KOS behind a hostile provider (capped log ranges, 429s, a lagging head) issues
-tokens, and its dataset look-up reads the registration's blocks, not the whole history."""
+"""A member behind a hostile provider (capped log ranges, 429s, a lagging head) releases its
+shares, and its dataset look-up reads the registration's blocks, not the whole history."""
 
 from __future__ import annotations
 
 import time
 
 from kos.orchestrator import Outcome
-from kos.service import KosService
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.errors import ChainError
@@ -17,7 +16,7 @@ from tests.support.hostile_rpc import ProxyConfig, hostile_rpc
 FAST = RetryPolicy(attempts=12, total=20.0, backoff=Backoff(base=0.01, cap=0.05))
 
 
-def test_kos_behind_a_range_capping_rate_limiting_provider_issues_tokens(world) -> None:
+def test_member_behind_a_range_capping_rate_limiting_provider_releases(world) -> None:
     dataset = world.dataset()
     world.dev.mine(40)  # the history is longer than the provider's cap
     request_id = world.request(dataset)
@@ -25,20 +24,19 @@ def test_kos_behind_a_range_capping_rate_limiting_provider_issues_tokens(world) 
     config = ProxyConfig(range_cap=10, rate_limit_share=0.1, lag_every=11, max_lag=2)
     with hostile_rpc(world.dev.client.rpc_url, config) as proxy:
         chain = ShardKeyChain(world.chain.deployment, ChainClient(proxy.url, retry=FAST))
-        account = world.kos_account("kos")
-        kos = KosService(chain, account, world.dev.kos_key, world.tmp / "kos-proxied",
-                         replicas=[account.address], confirmations=0)
+        kos = world.member(0, state="member-proxied", chain=chain)
         outcomes: dict[int, Outcome] = {}
         deadline = time.monotonic() + 60
         while request_id not in outcomes:
-            assert time.monotonic() < deadline, "the KOS never issued tokens behind the provider"
+            assert time.monotonic() < deadline, "the member never released behind the provider"
             try:
                 outcomes.update(kos.poll().outcomes)
             except ChainError:  # the poll loop logs it at WARNING and polls again
                 pass
         assert proxy.stats.refusals and proxy.stats.rate_limited
     assert outcomes[request_id] == Outcome.ISSUED
-    world.assert_tokens_open(request_id, dataset)
+    world.serve(request_id, members=(1,))
+    world.assert_served(request_id, dataset)
 
 
 def test_the_dataset_look_up_reads_the_registration_blocks_not_the_history(world) -> None:

@@ -1,4 +1,4 @@
-"""The KOS's health rule (the service core's, as the holder's) and its metrics, in process."""
+"""A member's health rule (the service core's, as the holder's) and its metrics, in process."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from kos.service import KosService
 from shardkey.service.health import WatchHealth
 
 
-def _replica(world, health: WatchHealth) -> KosService:
-    account = world.kos_account("kos")
-    return KosService(world.chain, account, world.dev.kos_key, world.tmp / "kos-health",
-                      replicas=[account.address], confirmations=0, health=health)
+def _member(world, health: WatchHealth) -> KosService:
+    return world.member(0, state="member-health", health=health)
 
 
 def test_health_turns_unhealthy_when_the_cursor_falls_behind(world) -> None:
-    service = _replica(world, WatchHealth(max_poll_age=60, max_lag_blocks=3))
+    service = _member(world, WatchHealth(max_poll_age=60, max_lag_blocks=3))
     service.poll()
     healthy, body = service.health_status()
     assert healthy and body["status"] == "ok" and body["reason"] is None
@@ -28,7 +26,7 @@ def test_health_turns_unhealthy_when_the_cursor_falls_behind(world) -> None:
 
 
 def test_health_turns_unhealthy_when_no_poll_succeeds_for_too_long(world) -> None:
-    service = _replica(world, WatchHealth(max_poll_age=0.3, max_lag_blocks=50))
+    service = _member(world, WatchHealth(max_poll_age=0.3, max_lag_blocks=50))
     service.poll()
     assert service.health_status()[0]
     time.sleep(0.5)
@@ -36,17 +34,17 @@ def test_health_turns_unhealthy_when_no_poll_succeeds_for_too_long(world) -> Non
     assert not healthy and str(body["reason"]).startswith("last successful chain poll")
 
 
-def test_metrics_count_tokens_and_events(world) -> None:
-    service = _replica(world, WatchHealth())
+def test_metrics_count_released_shares_and_events(world) -> None:
+    service = _member(world, WatchHealth())
     dataset = world.dataset()
     request_id = world.request(dataset)
     world.approve(request_id)
     deadline = time.monotonic() + 30
-    while world.chain.retrievals.request(request_id).tokens_issued < 3:
-        assert time.monotonic() < deadline, "tokens never issued"
+    while world.released_by(request_id) == []:
+        assert time.monotonic() < deadline, "shares never released"
         service.poll()
         world.dev.mine()
-    text = service.metrics.render().decode()
+    text = service.metrics.render().decode()  # one envelope per holder
     assert "shardkey_kos_tokens_issued_total 3.0" in text
     assert 'shardkey_kos_events_handled_total{event="RetrievalApproved"} 1.0' in text
     assert "shardkey_kos_polls_total" in text and "shardkey_kos_watcher_lag_blocks" in text

@@ -1,5 +1,5 @@
-"""Token issues per requester are rate limited (chain time) where the policy is open to
-anyone: one over the limit is deferred (logged, left waiting), then issued once the
+"""A member's releases per requester are rate limited (chain time) where the policy is open
+to anyone: one over the limit is deferred (logged, left waiting), then released once the
 requester's window allows; listed requesters are not limited."""
 
 from __future__ import annotations
@@ -10,32 +10,35 @@ from kos.orchestrator import Outcome
 from shardkey.ratelimit import RateLimiter
 
 
-def test_issues_over_the_limit_are_deferred_then_issued(world, caplog) -> None:
+def test_releases_over_the_limit_are_deferred_then_released(world, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="kos.orchestrator")
     dataset = world.dataset()  # open to anyone, one approval needed
     ids = [world.request(dataset) for _ in range(3)]
     for request_id in ids:
         world.approve(request_id)
-    kos = world.replica(issue_limit=RateLimiter(limit=2, window=600))
+    limit = RateLimiter(limit=2, window=600)
+    member = world.member(0, issue_limit=limit)
 
-    report = kos.poll()
+    report = member.poll()
     outcomes = sorted(report.outcomes[i].value for i in ids)
     assert outcomes == ["issued", "issued", "waiting"]  # requests are settled in parallel
     late = next(i for i in ids if report.outcomes[i] == Outcome.WAITING)
-    assert world.token_events(late) == []
-    assert list(kos.orchestrator.deferred()) == [late]
+    assert world.released_by(late) == []
+    assert list(member.orchestrator.deferred()) == [late]
     other = world.request(dataset, world.dev.account("second-requester"))  # its own allowance
     world.approve(other)
-    report = kos.poll()
+    report = member.poll()
     assert report.outcomes.get(other) == Outcome.ISSUED and report.outcomes[late] == Outcome.WAITING
-    deferred = [r for r in caplog.records if r.getMessage().startswith("token issue deferred")]
+    deferred = [r for r in caplog.records if r.getMessage().startswith("release deferred")]
     assert [r.fields["request"] for r in deferred] == [late]  # logged once, not every poll
 
     world.advance(601)
-    report = kos.poll()
+    report = member.poll()
     assert report.outcomes[late] == Outcome.ISSUED
-    world.assert_tokens_open(late, dataset)
-    assert kos.orchestrator.deferred() == {}
+    assert world.released_by(late) == [world.members[0].address]
+    assert member.orchestrator.deferred() == {}
+    world.serve(late, members=(1,))
+    world.assert_served(late, dataset)
 
 
 def test_listed_requesters_are_not_limited(world) -> None:
@@ -43,5 +46,5 @@ def test_listed_requesters_are_not_limited(world) -> None:
     ids = [world.request(dataset) for _ in range(3)]
     for request_id in ids:
         world.approve(request_id)
-    report = world.replica(issue_limit=RateLimiter(limit=1, window=600)).poll()
+    report = world.member(0, issue_limit=RateLimiter(limit=1, window=600)).poll()
     assert [report.outcomes[i] for i in ids] == [Outcome.ISSUED] * 3

@@ -1,4 +1,5 @@
-"""The KOS issues each holder's token exactly once, survives restarts and crashes."""
+"""A member releases its shares of each request exactly once, and survives restarts and
+crashes; the threshold's release issues each holder's marker token."""
 
 from __future__ import annotations
 
@@ -10,56 +11,62 @@ from kos.orchestrator import Outcome
 from shardkey.chain.model import RequestStatus
 
 
-def test_tokens_issued_once_and_open_to_each_holders_wrap_key(world) -> None:
+def test_each_member_releases_once_and_the_threshold_serves_every_holder(world) -> None:
     dataset = world.dataset()
     request_id = world.request(dataset)
     world.approve(request_id)
-    kos = world.replica()
+    member = world.member(0)
 
-    report = kos.poll()
+    report = member.poll()
 
     assert report.outcomes == {request_id: Outcome.ISSUED}
-    world.assert_tokens_open(request_id, dataset)
-    assert world.chain.retrievals.request(request_id).tokens_issued == 3
-    heartbeat = kos.state_dir / "heartbeat.json"
+    assert world.released_by(request_id) == [world.members[0].address]
+    heartbeat = member.state_dir / "heartbeat.json"
     assert stat.S_IMODE(heartbeat.stat().st_mode) == 0o600
     beat = json.loads(heartbeat.read_text())
-    # Kept pending until the token transaction is `confirmations` (1) blocks deep, so a
-    # reorg that drops it makes the KOS issue again.
+    # Kept pending until the release is `confirmations` blocks deep (0 here: seen at the next
+    # poll's head), so a reorg that drops it makes the member release again.
     assert beat["pending"] == 1 and beat["ok"] and beat["block"] >= report.block
+    assert (beat["mode"], beat["releases"]) == ("member", 1)
     while world.chain.client.block_number() <= report.block:
         time.sleep(0.05)
-    again = kos.poll()
+    again = member.poll()
     assert again.outcomes == {request_id: Outcome.DROPPED}
     assert json.loads(heartbeat.read_text())["pending"] == 0
-    assert kos.poll().outcomes == {}
-    restarted = world.replica()  # same state dir: cursor and pending set from disk
+    assert member.poll().outcomes == {}
+    restarted = world.member(0)  # same state dir: cursor and pending set from disk
     assert restarted.poll().outcomes == {}
-    fresh = world.replica(state="kos-fresh")  # no cursor: sees the approval again
+    fresh = world.member(0, state="member-1-fresh")  # no cursor: sees the approval again
     assert fresh.poll().outcomes == {request_id: Outcome.DROPPED}
-    assert len(world.token_events(request_id)) == 3
+    assert world.committee.release_counts(request_id) == (1, 0)
+    assert world.token_events(request_id) == []  # one of two
+
+    assert world.member(1).poll().outcomes == {request_id: Outcome.ISSUED}
+    world.assert_served(request_id, dataset)
+    assert world.chain.retrievals.request(request_id).tokens_issued == 3
 
 
 def test_pending_request_survives_a_crash_before_it_is_settled(world) -> None:
     dataset = world.dataset()
     request_id = world.request(dataset)
     world.approve(request_id)
-    crashed = world.replica()
+    crashed = world.member(0)
     crashed.watcher.poll_once()  # the approval is recorded, then the process dies
     assert request_id in crashed.pending
 
-    restarted = world.replica()
+    restarted = world.member(0)
     report = restarted.poll()
 
     assert report.events == 0  # the cursor had moved past the approval
     assert report.outcomes == {request_id: Outcome.ISSUED}
-    world.assert_tokens_open(request_id, dataset)
+    world.serve(request_id, members=(2,))
+    world.assert_served(request_id, dataset)
 
 
 def test_request_without_approval_gets_nothing(world) -> None:
     dataset = world.dataset()
     request_id = world.request(dataset)
-    kos = world.replica()
-    assert kos.poll().outcomes == {}
+    member = world.member(0)
+    assert member.poll().outcomes == {}
     assert world.chain.retrievals.request(request_id).status == RequestStatus.PENDING
-    assert world.token_events(request_id) == []
+    assert world.committee.release_counts(request_id) == (0, 0)

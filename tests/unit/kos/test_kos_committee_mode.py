@@ -16,7 +16,6 @@ from shardkey.crypto.committee_envelope import (
     parse_committee_marker,
 )
 from shardkey.crypto.errors import CommitteeInputError
-from shardkey.crypto.hpke import HpkePrivateKey, wrap_info
 from shardkey.devnet.committee import check_committee
 from shardkey.devnet.process import DevnetError
 from shardkey.faults import CORRUPT_SHARES_ENV, corrupt_shares_for
@@ -47,15 +46,6 @@ def test_a_dataset_is_a_committee_dataset_only_when_every_slot_marks_one_epoch()
     assert dealt_committee_epoch([committee_marker(3), committee_marker(4)]) is None
     assert dealt_committee_epoch([committee_marker(3), os.urandom(100)]) is None
     assert dealt_committee_epoch([os.urandom(100)] * 2) is None
-
-
-def test_legacy_target_seals_each_wrap_key_to_the_kos_key() -> None:
-    kos = HpkePrivateKey.generate(os.urandom)
-    target = KosTarget(31337, kos_public_key=kos.public_key_bytes())
-    dataset_id, wrap_key = os.urandom(32), bytearray(os.urandom(32))
-    sealed = target.slot(dataset_id, 2, wrap_key)
-    assert target.mode == "legacy"
-    assert kos.open(sealed, wrap_info(31337, dataset_id, 3)) == bytes(wrap_key)
 
 
 def test_committee_target_marks_the_slot_and_keeps_a_copy_until_wiped() -> None:

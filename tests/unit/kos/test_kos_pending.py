@@ -1,20 +1,10 @@
-"""Leader order and the persisted pending set (pure: no chain needed)."""
+"""The member's persisted set of requests in flight (kos.pending)."""
 
 from __future__ import annotations
 
 import stat
 
-from kos.leader import PendingSet, acts_from, leader_of, rank_of
-
-A, B, C = ("0x" + c * 40 for c in "abc")
-
-
-def test_leader_rotates_and_ranks_follow_the_list() -> None:
-    replicas = [A, B, C]
-    assert [leader_of(replicas, r) for r in (3, 4, 5, 6)] == [A, B, C, A]
-    assert [rank_of(replicas, me, 4) for me in replicas] == [2, 0, 1]
-    assert acts_from(replicas, A, 4, approved_at=1000, takeover_after=10) == 1020
-    assert acts_from([A], A, 7, approved_at=1000, takeover_after=10) == 1000
+from kos.pending import PendingSet
 
 
 def test_pending_set_is_saved_atomically_and_reloaded(tmp_path) -> None:
