@@ -117,7 +117,7 @@ class DevChain:
         call that deals them once the fragment epoch is registered:
         ``deal(owner, fragment_epoch, holders)`` posts ``registerDeal``."""
         target = kos_target(self.chain)
-        slots = [target.slot(dataset_id, j, w) for j, w in enumerate(wrap_keys)]
+        slots = [target.slot(j, w) for j, w in enumerate(wrap_keys)]
 
         def deal(owner: LocalAccount, fragment_epoch: int, holders: Sequence[str]) -> Receipt:
             receipt = target.register_deal(self.chain, owner, dataset_id, fragment_epoch, holders, os.urandom)

@@ -108,7 +108,7 @@ class World:
         wrap_keys = [os.urandom(32) for _ in self.holders]
         chain_id = self.dev.client.chain_id
         slots = [seal(sealed_to.public_key_bytes(), w, wrap_info(chain_id, dataset_id, j + 1)) if sealed_to
-                 else target.slot(dataset_id, j, bytearray(w)) for j, w in enumerate(wrap_keys)]
+                 else target.slot(j, bytearray(w)) for j, w in enumerate(wrap_keys)]
         addresses = tuple(h.address for h in self.holders)
         params = DatasetParams(merkle_root=os.urandom(32), k=2, p=1, shard_size=1024,
                                plaintext_length=2048, shard_count=3, threshold=2,
