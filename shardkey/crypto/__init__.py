@@ -60,8 +60,6 @@ from shardkey.crypto.hpke import (
     open_sealed,
     seal,
     suite_for_public_key,
-    token_info,
-    wrap_info,
 )
 from shardkey.crypto.merkle import (
     MerkleTree,
@@ -172,7 +170,6 @@ __all__ = [
     "stripe_bounds",
     "stripe_count",
     "suite_for_public_key",
-    "token_info",
     "trim_stripe",
     "unpack_bundle",
     "unwrap_bundle",
@@ -182,5 +179,4 @@ __all__ = [
     "verify_proof",
     "verify_shard",
     "wrap_bundle",
-    "wrap_info",
 ]

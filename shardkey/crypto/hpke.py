@@ -219,16 +219,6 @@ def _word(value: bytes | int, name: str) -> bytes:
     return require_bytes(value, 32, name)
 
 
-def wrap_info(chain_id: int, dataset_id: bytes, x: int) -> bytes:
-    """``shardkey/wrap/v1 | chain_id:u256 | dataset_id | x:u8`` (wrap key to the KOS)."""
-    return (
-        INFO_PREFIX
-        + b"wrap/v1"
-        + u256be(chain_id, "chain_id")
-        + require_bytes(dataset_id, 32, "dataset_id")
-        + u8(x, "x")
-    )
-
 
 def _request_info(
     kind: bytes, chain_id: int, request_id: bytes | int, dataset_id: bytes, holder: bytes | str
@@ -242,14 +232,6 @@ def _request_info(
         + _address(holder)
     )
 
-
-def token_info(chain_id: int, request_id: bytes | int, dataset_id: bytes, holder: bytes | str) -> bytes:
-    """``shardkey/token/v1 | chain_id | request_id | dataset_id | holder:20``.
-
-    ``request_id`` is 32 bytes (an ``int`` is encoded as uint256); ``holder`` is a
-    20-byte address or its hex string.
-    """
-    return _request_info(b"token/v1", chain_id, request_id, dataset_id, holder)
 
 
 def delivery_info(chain_id: int, request_id: bytes | int, dataset_id: bytes, holder: bytes | str) -> bytes:

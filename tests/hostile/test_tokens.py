@@ -121,7 +121,7 @@ def test_token_event_from_another_contract_is_ignored(world, two, monkeypatch) -
     client = world.dev.client
     attacker = Account.create()
     client.w3.provider.make_request("anvil_setBalance", [attacker.address, FUNDING])
-    fake = ShardKeyChain(deploy_all(client, attacker, []), client)
+    fake = ShardKeyChain(deploy_all(client, attacker), client)
     client.send(fake.retrievals.contract.functions.grantRole(KOS_ROLE, attacker.address), attacker)
     for j, holder in enumerate(world.holders):  # the look-alike needs the holders registered
         fake.holders.register(holder, world.dev.holder_keys[f"holder-{j + 1}"].public_key_bytes(),

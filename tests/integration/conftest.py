@@ -28,7 +28,7 @@ def automine_chain(tmp_path: Path) -> Iterator[ShardKeyChain]:
         client = ChainClient(url)
         admin = Account.create()
         client.w3.provider.make_request("anvil_setBalance", [admin.address, FUNDING])
-        deployment = deploy_all(client, admin, [])
+        deployment = deploy_all(client, admin)
         chain = ShardKeyChain(deployment, client)
         chain.admin = admin  # type: ignore[attr-defined]
         yield chain

@@ -50,7 +50,7 @@ def _deployed(url: str, folder: Path) -> dict[str, Any]:
     for account in accounts.values():
         client.raw("anvil_setBalance", [account.address, FUNDING])
     kos_key, holder_key = HpkePrivateKey.generate(os.urandom), HpkePrivateKey.generate(os.urandom)
-    deployment = deploy_all(client, accounts["admin"], [])  # no KOS_ROLE EOA: the committee holds it
+    deployment = deploy_all(client, accounts["admin"])  # no KOS_ROLE EOA: the committee holds it
     chain = ShardKeyChain(deployment, client)
     assert chain.committee is not None
     chain.committee.start_epoch(accounts["admin"], [accounts["kos"].address], [kos_key.public_key_bytes()], 1)

@@ -179,6 +179,6 @@ def devchain(anvil_url: str) -> DevChain:
     client = ChainClient(anvil_url)
     admin = Account.create()
     client.w3.provider.make_request("anvil_setBalance", [admin.address, FUNDING])
-    deployment = deploy_all(client, admin, [])
+    deployment = deploy_all(client, admin)
     return DevChain(client=client, deployment=deployment, chain=ShardKeyChain(deployment, client),
                     accounts={"admin": admin})

@@ -23,7 +23,6 @@ from shardkey.crypto.hpke import (
     committee_release_info,
     committee_share_info,
     seal,
-    wrap_info,
 )
 from shardkey.policy.model import ApprovalGroup, Policy
 from shardkey.ratelimit import RateLimiter
@@ -102,12 +101,10 @@ class World:
         self.ensure_committee()
         policy = policy or self.policy()
         target = kos_target(self.chain)
-        assert target.mode == "committee"
         salt = os.urandom(32)
         dataset_id = self.chain.datasets.compute_dataset_id(self.owner.address, salt)
         wrap_keys = [os.urandom(32) for _ in self.holders]
-        chain_id = self.dev.client.chain_id
-        slots = [seal(sealed_to.public_key_bytes(), w, wrap_info(chain_id, dataset_id, j + 1)) if sealed_to
+        slots = [seal(sealed_to.public_key_bytes(), w, b"single-key slot") if sealed_to
                  else target.slot(j, bytearray(w)) for j, w in enumerate(wrap_keys)]
         addresses = tuple(h.address for h in self.holders)
         params = DatasetParams(merkle_root=os.urandom(32), k=2, p=1, shard_size=1024,

@@ -58,7 +58,7 @@ def test_rfc9180_a1_1_vector() -> None:
 def test_roundtrip(suite: HpkeSuiteId, size: int) -> None:
     key = HpkePrivateKey.generate(os.urandom, suite)
     pt = os.urandom(size)
-    info = hpke.wrap_info(31337, DS, 3)
+    info = hpke.delivery_info(31337, 3, DS, HOLDER)
     blob = seal(key.public_key_bytes(), pt, info)
     assert blob[0] == int(suite)
     assert (
@@ -80,7 +80,7 @@ def test_roundtrip(suite: HpkeSuiteId, size: int) -> None:
 def test_wrong_info_key_and_tamper_fail(suite: HpkeSuiteId) -> None:
     key = HpkePrivateKey.generate(os.urandom, suite)
     other = HpkePrivateKey.generate(os.urandom, suite)
-    info = hpke.token_info(1, 7, DS, HOLDER)
+    info = hpke.committee_release_info(1, 7, DS, HOLDER, HOLDER)
     blob = seal(key.public_key_bytes(), b"wrap key w_j....................", info, suite=suite)
     with pytest.raises(HpkeDecryptionError, match="failed to open") as exc:
         open_sealed(key, blob, hpke.delivery_info(1, 7, DS, HOLDER))
@@ -152,19 +152,16 @@ def test_key_errors() -> None:
 
 def test_info_strings() -> None:
     ds, rid = DS, bytes.fromhex("33" * 32)
-    assert hpke.wrap_info(1, ds, 5) == b"shardkey/wrap/v1" + (1).to_bytes(32, "big") + ds + b"\x05"
     tail = (31337).to_bytes(32, "big") + rid + ds + HOLDER
-    assert hpke.token_info(31337, rid, ds, HOLDER) == b"shardkey/token/v1" + tail
     assert hpke.delivery_info(31337, rid, ds, HOLDER) == b"shardkey/delivery/v1" + tail
     as_int = int.from_bytes(rid, "big")
-    assert hpke.token_info(31337, as_int, ds, "0x" + HOLDER.hex().upper()) == (b"shardkey/token/v1" + tail)
+    assert hpke.delivery_info(31337, as_int, ds, "0x" + HOLDER.hex().upper()) == \
+        b"shardkey/delivery/v1" + tail
     with pytest.raises(CryptoInputError, match="holder address must be 20 bytes"):
-        hpke.token_info(1, rid, ds, HOLDER[:19])
+        hpke.delivery_info(1, rid, ds, HOLDER[:19])
     with pytest.raises(HpkeKeyError, match="not hex"):
-        hpke.token_info(1, rid, ds, "0xzz")
+        hpke.delivery_info(1, rid, ds, "0xzz")
     with pytest.raises(CryptoInputError, match="request_id must be 32 bytes"):
         hpke.delivery_info(1, rid[:8], ds, HOLDER)
-    with pytest.raises(CryptoInputError, match="x must fit in uint8"):
-        hpke.wrap_info(1, ds, 256)
     with pytest.raises(CryptoInputError, match="chain_id"):
-        hpke.wrap_info(-1, ds, 1)
+        hpke.delivery_info(-1, rid, ds, HOLDER)
