@@ -66,10 +66,10 @@ def test_two_member_processes_serve_a_request_and_stop_cleanly_on_sigterm(world,
     stderr: list[str] = []
     try:
         for folder, proc in zip(folders, procs, strict=True):
-            _wait((folder / "state" / "heartbeat.json").exists, 30, proc)
+            _wait((folder / "state" / "heartbeat.json").exists, 90, proc)
         request_id = world.request(dataset)
         world.approve(request_id)
-        _wait(lambda: world.chain.retrievals.request(request_id).tokens_issued == 3, 30, procs[0])
+        _wait(lambda: world.chain.retrievals.request(request_id).tokens_issued == 3, 90, procs[0])
         # The request leaves each member's pending set once its release is `confirmations` deep.
         seen_at = world.chain.client.block_number()
 
@@ -77,7 +77,7 @@ def test_two_member_processes_serve_a_request_and_stop_cleanly_on_sigterm(world,
             beat = json.loads((folder / "state" / "heartbeat.json").read_text())
             return beat["pending"] == 0 and beat["block"] > seen_at
         for folder, proc in zip(folders, procs, strict=True):
-            _wait(lambda f=folder: settled(f), 30, proc)
+            _wait(lambda f=folder: settled(f), 90, proc)
     finally:
         stderr = [_stop(proc) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0]
