@@ -9,11 +9,10 @@ export SOLCX_BINARY_PATH := $(ROOT)/tools/solc
 export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
 PYTEST := $(PY) -m pytest -p no:ape_test
-# The contract tests and the suites that start their own processes (anvil, devnets, services,
-# CLI runs; much of their time is spent waiting for blocks and polls) run on parallel
-# pytest-xdist workers. Whole files go to one worker (--dist loadfile): a module-scoped devnet
-# or deployment stays with its module; each worker has its own session anvil and temp folder.
-# TEST_WORKERS=0 runs them in one process, one after another (as before xdist).
+# The devnet suites (e2e, faults: whole networks of processes, much of their time spent waiting
+# for blocks and polls) run on parallel pytest-xdist workers. Whole files go to one worker
+# (--dist loadfile): a module-scoped devnet stays with its module, on its own free ports and temp
+# folder. TEST_WORKERS=0 runs them in one process, one after another.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 
@@ -47,9 +46,8 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	.venv/bin/shardkey demo
 
-# The process suites run as separate sessions, not one: each xdist worker keeps its session anvil
-# (tests/support/devchain.py) for the whole session, and that anvil's memory grows with every
-# deployment on it (6.8 GB per worker after 40 min of all four suites in one session).
+# The process suites run as separate sessions, not one: the integration session's anvil
+# (tests/support/devchain.py) grows with every deployment on it (several GB after 20 minutes).
 test: setup lint test-unit test-contracts slither test-integration test-hostile test-e2e test-faults
 
 lint: setup
@@ -59,11 +57,8 @@ lint: setup
 test-unit: setup
 	$(PYTEST) tests/unit -q
 
-# Compiled once up front: each xdist worker runs its own anvil (ape-foundry's host: auto picks a
-# free port) and would otherwise compile into the same .build at the same time.
 test-contracts: setup
-	.venv/bin/ape compile
-	.venv/bin/ape test tests/contracts -q $(XDIST)
+	.venv/bin/ape test tests/contracts -q
 
 slither: setup
 	$(PY) tools/run_slither.py
@@ -74,10 +69,10 @@ bytecode: setup
 	$(PY) -m compileall -q shardkey kos holder_agent repairer > /dev/null
 
 test-integration: setup bytecode
-	$(PYTEST) $(XDIST) tests/integration -q
+	$(PYTEST) tests/integration -q
 
 test-hostile: setup bytecode
-	$(PYTEST) $(XDIST) tests/hostile -q
+	$(PYTEST) tests/hostile -q
 
 test-e2e: setup bytecode
 	$(PYTEST) $(XDIST) tests/e2e -q

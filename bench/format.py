@@ -50,9 +50,9 @@ def aes_bytes_per_gib(version: int, k: int, p: int, shard_size: int, length: int
 
 
 def services_cpu(info: dict[str, Any], cpu: Any) -> float:
-    """CPU seconds so far of every holder and KOS of the devnet (``/proc``)."""
+    """CPU seconds so far of every holder and KOS committee member of the devnet (``/proc``)."""
     total = 0.0
-    for entry in [*info.get("holders", []), *info.get("kos", [])]:
+    for entry in [*info.get("holders", []), *info.get("kos_members", [])]:
         try:
             total += cpu(int(entry["pid"]))
         except (OSError, KeyError, ValueError):

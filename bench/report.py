@@ -100,7 +100,7 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows += _repair_rows(r.get("repair"))
     kos = r.get("kos")
     if kos:
-        rows.append(("KOS: 100 requests in one block -> all tokens (s)",
+        rows.append(("KOS (the devnet committee): 100 requests in one block -> all tokens (s)",
                      f"{kos['seconds']:.2f} ({kos['tokens_per_s']:.0f} tokens/s; "
                      f"requests in {kos['blocks']} block(s)"
                      + (f", then a block every {kos['block_time_s']} s)" if "block_time_s" in kos else ")")
@@ -140,7 +140,8 @@ def _committee_rows(c: dict[str, Any] | None) -> list[tuple[str, str, str]]:
                      f"{gas['gas_per_request_all_members']:,.0f}", ""))
         fetch = shape["fetch_1mib"]
         rows.append((f"{name}: request + fetch of 1 MiB (s, median of {fetch['runs']})",
-                     f"{fetch['seconds_median']:.2f} ({fetch['ratio_to_single_kos']:.2f}x the single KOS's "
+                     f"{fetch['seconds_median']:.2f} ({fetch['ratio_to_single_kos']:.2f}x the "
+                     f"1-of-1 committee's "
                      f"{single['seconds_median']:.2f})" if single else f"{fetch['seconds_median']:.2f}", ""))
     return rows
 
