@@ -110,7 +110,7 @@ class KosService:
         self.last_block = 0
 
     def _sent(self, count: int) -> None:
-        self.metrics.tokens_issued.inc(count)
+        self.metrics.envelopes_released.inc(count)
         self.releases += 1
 
     def _on_approved(self, event: ChainEvent) -> None:

@@ -11,7 +11,7 @@ metric                                            service  meaning
 ``shardkey_<svc>_events_handled_total{event}``    all      contract events handled, by name
 ``shardkey_<svc>_rpc_errors_total{kind}``         all      failed chain polls, by error class
 ``shardkey_<svc>_polls_total``                    all      successful chain polls
-``shardkey_kos_tokens_issued_total``              KOS      unlock tokens sent (one per holder)
+``shardkey_kos_envelopes_released_total``         KOS      share envelopes released (one per holder)
 ``shardkey_holder_deliveries_total``              holder   fragment deliveries sent
 ``shardkey_holder_uploads_total``                 holder   uploads staged
 ``shardkey_holder_bytes_stored``                  holder   bytes in custody (committed)
@@ -110,8 +110,9 @@ class KosMetrics(ServiceMetrics):
 
     def __init__(self) -> None:
         super().__init__("kos")
-        self.tokens_issued = Counter("shardkey_kos_tokens_issued", "Unlock tokens this replica "
-                                     "sent (one per fragment holder)", registry=self.registry)
+        self.envelopes_released = Counter("shardkey_kos_envelopes_released", "Share envelopes this "
+                                          "member released (one per fragment holder per release)",
+                                          registry=self.registry)
 
 
 class RepairerMetrics(ServiceMetrics):

@@ -45,7 +45,7 @@ def test_metrics_count_released_shares_and_events(world) -> None:
         service.poll()
         world.dev.mine()
     text = service.metrics.render().decode()  # one envelope per holder
-    assert "shardkey_kos_tokens_issued_total 3.0" in text
+    assert "shardkey_kos_envelopes_released_total 3.0" in text
     assert 'shardkey_kos_events_handled_total{event="RetrievalApproved"} 1.0' in text
     assert "shardkey_kos_polls_total" in text and "shardkey_kos_watcher_lag_blocks" in text
     assert service.account.address not in text

@@ -148,8 +148,8 @@ def test_metrics_port_serves_health_and_metrics(world, tmp_path: Path) -> None:
 
         _wait(lambda: world.released_by(request_id) == [world.members[0].address], 30, proc)
         # one share envelope per fragment holder
-        _wait(lambda: "shardkey_kos_tokens_issued_total 3.0" in httpx.get(f"{base}/metrics", timeout=5).text,
-              30, proc)
+        metric = "shardkey_kos_envelopes_released_total 3.0"
+        _wait(lambda: metric in httpx.get(f"{base}/metrics", timeout=5).text, 30, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
