@@ -68,7 +68,7 @@ def demo(env: Env, size: int, keep: bool) -> None:
     denv = Env(home=home)
     step = _Stepper()
     try:
-        step("start a devnet: anvil, contracts, KOS, 5 holder agents",
+        step("start a devnet: anvil, contracts, a KOS committee of 3 (threshold 2), 5 holder agents",
              lambda: f"{up(home, holders=5).rpc_url}")
         _run(denv, home, size, step)
     finally:
