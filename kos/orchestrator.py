@@ -171,6 +171,10 @@ class Orchestrator:
             return "not a committee dataset: this network does not serve it"
         if self.member.index_in(committee_epoch) is None:
             return f"dealt to committee epoch {committee_epoch}, which this member is not part of"
+        if self.member.key_problem(committee_epoch) is not None:  # it rotated its key since
+            return (f"dealt to committee epoch {committee_epoch}; this member's registered HPKE key in "
+                    f"committee epoch {committee_epoch} is not the one it runs with, so it cannot open its "
+                    "shares there (run that epoch's key in another member process, or re-deal)")
         if self.member.deal(req.dataset_id, req.fragment_epoch) is None:
             return "a committee dataset whose owner registered no deal: no member can release or deny it"
         return None

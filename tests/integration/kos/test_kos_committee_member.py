@@ -185,6 +185,29 @@ def test_a_member_of_a_later_epoch_only_leaves_the_older_epochs_datasets(world: 
     assert veteran.poll().outcomes == {old_request: Outcome.ISSUED, new_request: Outcome.DROPPED}
 
 
+def test_a_member_that_rotated_its_key_leaves_the_epochs_of_its_old_key_alone(world: World, caplog) -> None:
+    """Member 1 is in epochs 1 and 2 but with a new HPKE key in epoch 2, and runs with that key:
+    it cannot open its epoch-1 shares, so it leaves epoch 1's datasets to the others instead of
+    denying them as invalid (a denial would count against the request)."""
+    caplog.set_level("WARNING", logger="kos.orchestrator")
+    old = world.dataset()  # dealt to epoch 1
+    rotated = HpkePrivateKey.generate(os.urandom)
+    keys = [rotated, *world.member_keys[1:3]]
+    world.committee.start_epoch(world.dev.accounts["admin"], [a.address for a in world.members[:3]],
+                                [k.public_key_bytes() for k in keys], THRESHOLD)
+    world.member_keys[0] = rotated
+    new = world.dataset()  # dealt to epoch 2
+    old_request, new_request = _approved(world, old), _approved(world, new)
+
+    member = world.member(0)
+    assert member.poll().outcomes == {old_request: Outcome.DROPPED, new_request: Outcome.ISSUED}
+    assert world.committee.release_counts(old_request) == (0, 0)  # no denial recorded
+    [line] = [r for r in caplog.records if "does not serve" in r.getMessage()]
+    assert "registered HPKE key in committee epoch 1 is not the one it runs with" in line.fields["why"]
+    world.serve(old_request, members=(1, 2))  # the others still serve the old dataset
+    assert world.committee.release_counts(old_request) == (2, 0)
+
+
 def _member_settings(world: World, folder: Path, account: LocalAccount, key: HpkePrivateKey) -> KosSettings:
     folder.mkdir()
     (folder / "deployment.json").write_text(json.dumps(world.dev.deployment.to_json()))
