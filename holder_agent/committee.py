@@ -215,6 +215,8 @@ class CommitteeShares:
         fields = {"request": ctx.request_id, "dataset": "0x" + ctx.dataset_id.hex(),
                   "member": judgement.member, "verdict": judgement.verdict.value, "detail": judgement.detail}
         log.warning("committee share rejected; waiting for another member", extra={"fields": fields})
+        if judgement.verdict is Verdict.UNSEALED:
+            return  # this holder's own registered key is at fault, not the member
         if judgement.member in entry.claimed or judgement.member_index is None:
             return  # sent before (or not a member: nothing to claim about)
         committee = self.committee

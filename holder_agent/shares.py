@@ -24,7 +24,7 @@ from shardkey.crypto.committee import (
     commitment_rows,
     verify_share,
 )
-from shardkey.crypto.committee_envelope import ShareEnvelope
+from shardkey.crypto.committee_envelope import UNSEALABLE_ENVELOPE, ShareEnvelope
 from shardkey.crypto.errors import (
     CommitteeInputError,
     CryptoError,
@@ -47,6 +47,7 @@ class Verdict(enum.Enum):
     BAD_SIGNATURE = "bad_signature"  # the signature does not recover the member
     WRONG_SHARE = "wrong_share"  # signed by the member, not its committed share: provable
     NOT_MEMBER = "not_member"  # the sender is no member of the deal's committee epoch
+    UNSEALED = "unsealed"  # the member could not seal to this holder's registered key: nothing to claim
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ def judge(ctx: ShareContext, member: str, sealed_envelopes: Sequence[bytes], ope
         return Judgement(member, Verdict.UNREADABLE, index,
                          detail=f"release has {len(sealed_envelopes)} envelopes, none for position "
                                 f"{ctx.position}")
+    if sealed_envelopes[ctx.position] == UNSEALABLE_ENVELOPE:
+        return Judgement(member, Verdict.UNSEALED, index,
+                         detail="the member could not seal to this holder's registered HPKE key: "
+                                "re-register a good one ('shardkey holder status' shows hpke_key_matches)")
     try:
         plaintext = open_sealed(sealed_envelopes[ctx.position], info(member))
     except CryptoError as exc:

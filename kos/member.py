@@ -21,6 +21,7 @@ holders (so a holder can prove the member wrong); unset, it costs one lookup.
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from shardkey.chain.committee import CommitteeEpoch, DealRecord, KosCommittee, s
 from shardkey.chain.model import FragmentDeal, RequestInfo
 from shardkey.crypto.committee import share_commitment
 from shardkey.crypto.committee_envelope import (
+    UNSEALABLE_ENVELOPE,
     ShareEnvelope,
     address_bytes,
     dealt_committee_epoch,
@@ -41,6 +43,8 @@ from shardkey.crypto.committee_envelope import (
 from shardkey.crypto.errors import HpkeKeyError
 from shardkey.crypto.hpke import committee_release_info, committee_share_info, seal
 from shardkey.faults import corrupt_shares_for
+
+log = logging.getLogger(__name__)
 
 DEAL_CACHE = 256
 
@@ -55,10 +59,6 @@ class ShareInvalid(KosError):
         super().__init__(f"committee share #{position} of dataset 0x{dataset_id.hex()} {why}")
         self.dataset_id = dataset_id
         self.position = position
-
-
-class HolderKeyUnusable(KosError):
-    """A fragment holder's registered HPKE key cannot be sealed to (nothing is released)."""
 
 
 class ShareOpener(KeyCapability):
@@ -142,7 +142,8 @@ class CommitteeMember:
                   holder_key: Callable[[str], bytes]) -> list[bytes]:
         """One sealed, signed share envelope per fragment holder, in holder order.
 
-        Raises :class:`ShareInvalid` (deny 18) or :class:`HolderKeyUnusable` (try again later).
+        Raises :class:`ShareInvalid` (deny 18). A holder whose registered HPKE key cannot be
+        sealed to gets :data:`UNSEALABLE_ENVELOPE` (logged), so the others are still served.
         """
         marked = dealt_committee_epoch(fragments.sealed_wrap_keys)
         if deal.committee_epoch != marked:
@@ -188,7 +189,9 @@ class CommitteeMember:
             info = committee_release_info(self.chain_id, req.request_id, req.dataset_id, holder, self.address)
             return seal(holder_key(holder), bytes(wire), info)
         except HpkeKeyError as exc:
-            raise HolderKeyUnusable(f"fragment holder {holder}'s HPKE key is unusable: {exc}") from None
+            log.warning("fragment holder's HPKE key is unusable; it gets no share", extra={"fields": {
+                "request": req.request_id, "holder": holder, "detail": str(exc)}})
+            return UNSEALABLE_ENVELOPE
         finally:
             wipe(wire)
 

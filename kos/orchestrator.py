@@ -44,7 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kos.checks import KapCheck, PollCache
-from kos.member import CommitteeMember, HolderKeyUnusable, ShareInvalid
+from kos.member import CommitteeMember, ShareInvalid
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import SentTx
 from shardkey.chain.errors import TransactionReverted
@@ -320,10 +320,6 @@ class Orchestrator:
             log.error("committee share unusable", extra=_fields(
                 request=rid, dataset="0x" + req.dataset_id.hex(), position=exc.position, detail=str(exc)))
             return self._deny(rid, DenialReason.KOS_WRAP_KEY_INVALID)
-        except HolderKeyUnusable as exc:
-            log.error("holder HPKE key unusable; nothing released",
-                      extra=_fields(request=rid, detail=str(exc)))
-            return Outcome.RETRY
         crash_point("kos.before_issue")
         try:
             sent = self.member.committee.submit_release(self.account, rid, envelopes)

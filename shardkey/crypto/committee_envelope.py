@@ -38,6 +38,10 @@ DOMAIN_VERSION = "1"
 DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,"
                          b"address verifyingContract)")
 MARKER_MAGIC = b"SKC1"
+# What a member releases to a fragment holder whose registered HPKE key cannot be sealed to: the
+# contract takes no empty envelope, the holder could open nothing anyway, and the member's
+# envelopes for every other holder still go out (one broken key must not stall the request).
+UNSEALABLE_ENVELOPE = b"\x00"
 MARKER_LEN = len(MARKER_MAGIC) + 8
 SHARE_TYPEHASH = keccak(b"KosShare(uint256 requestId,bytes32 datasetId,address holder,address member,"
                         b"uint64 epoch,bytes32 share)")

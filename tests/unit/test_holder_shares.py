@@ -10,11 +10,13 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
+from holder_agent.committee import REPORTED_KIND
 from holder_agent.shares import ShareCollection, ShareContext, Verdict, judge
 from shardkey.chain.committee import recover_signer, sign_envelope
 from shardkey.crypto import committee as kc
 from shardkey.crypto import hpke
 from shardkey.crypto.committee_envelope import (
+    UNSEALABLE_ENVELOPE,
     ShareEnvelope,
     encode_envelope,
 )
@@ -123,6 +125,13 @@ def test_unreadable_envelopes_are_claims(dealt) -> None:
     # the release lists no envelope for this holder's position
     short = _judge(d, MEMBERS[0].address, _release(d, 0)[:1])
     assert short.verdict is Verdict.UNREADABLE and "position 1" in short.detail
+
+
+def test_the_placeholder_for_an_unsealable_key_is_no_claim_against_the_member(dealt) -> None:
+    d, _ = dealt
+    judged = _judge(d, MEMBERS[0].address, [b"x", UNSEALABLE_ENVELOPE, b"y"])
+    assert judged.verdict is Verdict.UNSEALED and "registered HPKE key" in judged.detail
+    assert judged.verdict not in REPORTED_KIND  # the holder's own key is at fault
 
 
 def test_a_signature_by_someone_else_is_a_claim_and_a_stranger_is_no_member(dealt) -> None:

@@ -24,7 +24,7 @@ from shardkey.crypto.committee import (
     commitments_root,
     share_commitment,
 )
-from shardkey.crypto.committee_envelope import committee_marker
+from shardkey.crypto.committee_envelope import UNSEALABLE_ENVELOPE, committee_marker
 from shardkey.crypto.hpke import HpkePrivateKey, committee_share_info
 from shardkey.keys import save_hpke_keystore, save_plain_account_key
 from shardkey.policy import DenialReason
@@ -206,6 +206,30 @@ def test_a_member_that_rotated_its_key_leaves_the_epochs_of_its_old_key_alone(wo
     assert "registered HPKE key in committee epoch 1 is not the one it runs with" in line.fields["why"]
     world.serve(old_request, members=(1, 2))  # the others still serve the old dataset
     assert world.committee.release_counts(old_request) == (2, 0)
+
+
+def test_a_holder_whose_key_cannot_be_sealed_to_gets_no_share_and_the_others_are_served(world: World,
+                                                                                          caplog) -> None:
+    """A fragment holder re-registers a key no one can seal to (the all-zero X25519 point): each
+    member still releases, with a placeholder for that holder and real envelopes for the others,
+    so one broken (or hostile) holder cannot stall every request of its datasets."""
+    caplog.set_level("WARNING", logger="kos.member")
+    dataset = world.dataset()
+    broken = dataset.holders[2]
+    world.chain.holders.update(broken, bytes(32), "http://127.0.0.1:9")
+    request_id = _approved(world, dataset)
+    world.serve(request_id)  # members 1 and 2 each release
+    releases = [r for r in world.committee.releases(request_id, world.start) if r.released]
+    assert len(releases) == 2
+    addresses = [a.address for a in world.members]
+    for release in releases:
+        assert release.sealed_envelopes[2] == UNSEALABLE_ENVELOPE
+        for j in (0, 1):  # the others' envelopes open and verify
+            member = addresses.index(release.member)
+            world.verified(request_id, dataset, member, j, release.sealed_envelopes[j])
+    assert all(world.chain.retrievals.token_issued(request_id, h.address) for h in dataset.holders)
+    unusable = [r for r in caplog.records if "HPKE key is unusable" in r.getMessage()]
+    assert len(unusable) == 2 and all(r.fields["holder"] == broken.address for r in unusable)
 
 
 def _member_settings(world: World, folder: Path, account: LocalAccount, key: HpkePrivateKey) -> KosSettings:
