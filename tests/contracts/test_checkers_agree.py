@@ -35,11 +35,12 @@ PARIS_SQUARE = Polygon((48_500_000, 48_500_000, 49_200_000, 49_200_000),
 
 
 @pytest.fixture(scope="module")
-def sk(chain, holder_registry, dataset_registry, coordinator) -> ShardKeyChain:
+def sk(chain, project, admin, holder_registry, dataset_registry, coordinator) -> ShardKeyChain:
     """The project's chain layer over the test's anvil and contracts."""
     client = ChainClient(chain.provider.uri)
+    committee = project.KosCommittee.deploy(admin, coordinator, sender=admin)
     deployment = Deployment(chain.provider.uri, chain.chain_id, 0, str(holder_registry.address),
-                            str(dataset_registry.address), str(coordinator.address))
+                            str(dataset_registry.address), str(coordinator.address), str(committee.address))
     return ShardKeyChain(deployment, client)
 
 
