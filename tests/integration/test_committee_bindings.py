@@ -227,17 +227,23 @@ def test_deal_release_combine_and_prove_a_wrong_share(devchain, committee, tmp_p
                     "ShareFaultProven", "SharesReleased"]
 
 
-def test_denials_through_the_bindings(devchain, committee) -> None:
-    """m - t_k + 1 = 2 denials deny the request; releases() lists them with their reasons."""
-    contract, members, _ = committee
-    chain: ShardKeyChain = devchain.chain
+def _dealt_request(devchain, contract: KosCommittee) -> tuple[list[LocalAccount], int]:
+    """Five active holders, a committee dataset of the first two dealt to epoch 1 (placeholder
+    sealed shares: these tests never open them), and an approved request for it."""
     holders = devchain.register_holders(5)
     dataset_id = _register_committee_dataset(devchain, holders, 1)
     deal = kc.deal(devchain.client.chain_id, dataset_id, 1, [h.address for h in holders[:2]],
                    [os.urandom(32)] * 2, 2, 3, os.urandom)
     contract.register_deal(devchain.account("owner"), dataset_id, 1, deal.flat_commitments(), [b"s"] * 6)
     _confirm(devchain, holders, dataset_id)
-    request_id = _request(devchain, dataset_id)
+    return holders, _request(devchain, dataset_id)
+
+
+def test_denials_through_the_bindings(devchain, committee) -> None:
+    """m - t_k + 1 = 2 denials deny the request; releases() lists them with their reasons."""
+    contract, members, _ = committee
+    chain: ShardKeyChain = devchain.chain
+    _, request_id = _dealt_request(devchain, contract)
     devchain.client.wait(contract.submit_denial(members[0], request_id, 17))
     assert chain.retrievals.request(request_id).status is RequestStatus.APPROVED
     devchain.client.wait(contract.submit_denial(members[2], request_id, 18))
@@ -263,13 +269,7 @@ def test_a_release_estimated_before_another_lands_still_issues_the_tokens(devcha
     and must carry the gas of issuing every token, which its estimate did not include."""
     contract, members, _ = committee
     chain: ShardKeyChain = devchain.chain
-    holders = devchain.register_holders(5)
-    dataset_id = _register_committee_dataset(devchain, holders, 1)
-    deal = kc.deal(devchain.client.chain_id, dataset_id, 1, [h.address for h in holders[:2]],
-                   [os.urandom(32)] * 2, 2, 3, os.urandom)
-    contract.register_deal(devchain.account("owner"), dataset_id, 1, deal.flat_commitments(), [b"s"] * 6)
-    _confirm(devchain, holders, dataset_id)
-    request_id = _request(devchain, dataset_id)
+    holders, request_id = _dealt_request(devchain, contract)
     with hostile_rpc(devchain.client.rpc_url, ProxyConfig(range_cap=None, hold_sends=True)) as proxy:
         sent: list[SentTx] = []
         threads = []
