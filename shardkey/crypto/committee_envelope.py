@@ -161,11 +161,6 @@ def parse_committee_marker(blob: bytes) -> int | None:
     return epoch if epoch >= 1 else None
 
 
-def is_committee_marker(blob: bytes) -> bool:
-    """Whether ``blob`` is a committee marker."""
-    return parse_committee_marker(blob) is not None
-
-
 def dealt_committee_epoch(sealed_wrap_keys: Sequence[bytes]) -> int | None:
     """The committee epoch a fragment epoch is dealt to, or None when it is not a committee deal
     (no KOS serves it): every slot must be the marker of the same committee epoch."""
