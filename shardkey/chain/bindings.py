@@ -420,3 +420,9 @@ class ShardKeyChain:
         """The contracts by name (for the event watcher)."""
         return {"HolderRegistry": self.holders.contract, "DatasetRegistry": self.datasets.contract,
                 "RetrievalCoordinator": self.retrievals.contract, COMMITTEE: self.committee.contract}
+
+
+def bind(deployment: Deployment, max_fee_gwei: float | None = None) -> ShardKeyChain:
+    """Bindings of ``deployment`` over every endpoint (fail-over), every transaction's max
+    fee per gas capped at ``max_fee_gwei``: the one way the services and the CLI connect."""
+    return ShardKeyChain(deployment, ChainClient(deployment.urls, max_fee_gwei=max_fee_gwei))

@@ -6,6 +6,13 @@ anvil died with its chain (``devnet up``, ``devnet restart``); 6 a lost stripe (
 verify``); 7 a shard could not be repaired (``repair``; it says why, a re-run resumes);
 8 a re-deal's new epoch did not become current in time (``redeal``; run it again); 1
 anything else.
+
+Imports: every command module is imported (so ``--help`` lists every command), and each
+imports at the top only click, the other ``shardkey.cli`` modules and the light
+``shardkey.errors``/``chain.errors``; a command imports what it uses inside its function,
+and annotations' types come under ``TYPE_CHECKING``. ``shardkey --help`` thus loads no
+chain, key, HTTP or printing library, and a command only its own
+(tests/unit/test_cli_imports.py).
 """
 
 from __future__ import annotations

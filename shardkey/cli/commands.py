@@ -72,7 +72,7 @@ def devnet_up(env: Env, holders: int, block_time: float, hpke_suite: str, no_rep
     When the devnet's anvil died its chain is gone: exits 5 saying what to run.
     """
     from shardkey.crypto.hpke import parse_suite
-    from shardkey.devnet import up
+    from shardkey.devnet.network import up
 
     info = up(env.home, holders=holders, block_time=block_time,
               hpke_suite=parse_suite(hpke_suite), repairer=not no_repairer, kos_members=kos_members,
@@ -91,7 +91,7 @@ def devnet_up(env: Env, holders: int, block_time: float, hpke_suite: str, no_rep
 @pass_env
 def devnet_down(env: Env) -> None:
     """Stop every process the devnet started."""
-    from shardkey.devnet import down
+    from shardkey.devnet.network import down
 
     stopped = down(env.home)
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
@@ -102,7 +102,7 @@ def devnet_down(env: Env) -> None:
 @pass_env
 def devnet_status(env: Env, as_json: bool) -> None:
     """Show what runs; exit 5 when a member is down."""
-    from shardkey.devnet import status
+    from shardkey.devnet.network import status
     from shardkey.devnet.supervise import MEMBER_DOWN_EXIT
 
     rows = status(env.home)
@@ -122,7 +122,7 @@ def devnet_status(env: Env, as_json: bool) -> None:
 @pass_env
 def devnet_restart(env: Env, name: str) -> None:
     """Stop the KOS member, holder or repairer NAME (when it runs) and start it again with its state."""
-    from shardkey.devnet import DevnetInfo
+    from shardkey.devnet.info import DevnetInfo
     from shardkey.devnet.supervise import restart
 
     info = DevnetInfo.load(env.home)

@@ -9,18 +9,19 @@ already stored stay with their epoch until their owner re-deals them (docs/DESIG
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from shardkey.chain.committee import KosCommittee
 from shardkey.cli.commands import kos, pass_env
 from shardkey.cli.context import Env
 from shardkey.cli.lifecycle import admin_chain, admin_options, require_funds
 from shardkey.cli.network_commands import address_of
 from shardkey.cli.output import emit
 from shardkey.errors import UsageError
-from shardkey.keys import KeyFileError, inspect_key_file
+
+if TYPE_CHECKING:
+    from shardkey.chain.committee import KosCommittee
 
 X25519_KEY_LEN = 32
 HYBRID_KEY_LEN = 1216  # ML-KEM-768 + X25519 (the contract accepts only these two)
@@ -33,6 +34,8 @@ def committee() -> None:
 
 def member_public_key(spec: str, option: str) -> bytes:
     """An HPKE public key given as 0x-hex or as the member's HPKE keystore (its clear header)."""
+    from shardkey.keys import KeyFileError, inspect_key_file
+
     if spec.startswith("0x"):
         try:
             key = bytes.fromhex(spec[2:])

@@ -21,17 +21,18 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import yaml
-from eth_account.signers.local import LocalAccount
-from eth_utils.address import is_address, to_checksum_address
 
-from shardkey.chain.bindings import ShardKeyChain
-from shardkey.chain.deployment import Deployment
-from shardkey.devnet.network import DevnetInfo
 from shardkey.errors import UsageError
-from shardkey.keys import inspect_key_file, load_account_file, read_passphrase
+
+if TYPE_CHECKING:  # the rest is imported where it is used: `shardkey --help` loads none of it
+    from eth_account.signers.local import LocalAccount
+
+    from shardkey.chain.bindings import ShardKeyChain
+    from shardkey.chain.deployment import Deployment
+    from shardkey.devnet.info import DevnetInfo
 
 NETWORK_KEYS = {"deployment", "accounts", "addresses", "passphrase_file", "max_fee_gwei"}
 PASSWORD_ENV = "SHARDKEY_PASSWORD"  # noqa: S105 - a variable name
@@ -58,6 +59,8 @@ class Env:
 
     @cached_property
     def devnet(self) -> DevnetInfo | None:
+        from shardkey.devnet.info import DevnetInfo
+
         return DevnetInfo.load(self.home)
 
     @cached_property
@@ -65,6 +68,8 @@ class Env:
         """The ``--network`` config (the module docstring gives its format)."""
         if self.network_file is None:
             return {}
+        import yaml
+
         try:
             data = yaml.safe_load(self.network_file.read_text())
         except FileNotFoundError:
@@ -90,6 +95,8 @@ class Env:
 
     @cached_property
     def deployment(self) -> Deployment:
+        from shardkey.chain.deployment import Deployment
+
         if self.network:
             return Deployment.load(self._network_path(self.network["deployment"]))
         if self.devnet is None:
@@ -113,7 +120,7 @@ class Env:
 
     @cached_property
     def chain(self) -> ShardKeyChain:
-        from shardkey.service.startup import bind
+        from shardkey.chain.bindings import bind
 
         return bind(self.deployment, self.fee_ceiling)
 
@@ -144,6 +151,8 @@ class Env:
         """``--as``: a devnet/network account name, or a path to a key file or keystore."""
         if spec in self._accounts:
             return self._accounts[spec]
+        from shardkey.keys import load_account_file
+
         path = self._named_keys().get(spec)
         if path is None:
             path = Path(spec)
@@ -157,6 +166,10 @@ class Env:
 
     def _address_book(self) -> dict[str, str]:
         """Name to address of ``addresses``: an address, or a public key file read in clear."""
+        from eth_utils.address import is_address, to_checksum_address
+
+        from shardkey.keys import inspect_key_file
+
         book: dict[str, str] = {}
         entries = self.network.get("addresses") or {}
         assert isinstance(entries, dict)
@@ -177,6 +190,10 @@ class Env:
 
         Never decrypts a keystore: other people are known by address only.
         """
+        from eth_utils.address import is_address, to_checksum_address
+
+        from shardkey.keys import inspect_key_file
+
         if is_address(name):
             return to_checksum_address(name)
         if self.devnet is not None and name in self.devnet.data["accounts"]:
@@ -211,6 +228,7 @@ class Env:
 def cli_passphrase(source: Path | None = None, confirm: bool = False) -> str:
     """The passphrase of an interactive command: ``source``, else $SHARDKEY_PASSWORD, else a
     prompt when stdin is a terminal (:func:`shardkey.keys.read_passphrase`)."""
+    from shardkey.keys import read_passphrase
 
     def ask() -> str:
         if not click.get_text_stream("stdin").isatty():
@@ -234,6 +252,7 @@ def connection_hint(env: object) -> str:
     The devnet hint only when the RPC is the devnet's; a ``--network`` deployment names its
     endpoint (redacted: URLs carry API keys) and the file it came from.
     """
+    from shardkey.chain.deployment import Deployment
     from shardkey.chain.rpc import redact_url
     from shardkey.devnet.process import is_running
 

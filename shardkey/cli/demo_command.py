@@ -62,7 +62,7 @@ threshold: 3
 @pass_env
 def demo(env: Env, size: int, keep: bool) -> None:
     """Run the end-to-end demo on a throwaway devnet."""
-    from shardkey.devnet import down, up
+    from shardkey.devnet.network import down, up
 
     home = Path(tempfile.mkdtemp(prefix="shardkey-demo-"))
     denv = Env(home=home)

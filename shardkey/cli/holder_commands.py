@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import click
 
-from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import TransactionReverted
-from shardkey.chain.model import ADMIN_HOLDER_TRANSITIONS, HolderInfo, HolderStatus
 from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, holder, pass_env
 from shardkey.cli.context import Env
 from shardkey.cli.key_commands import passphrase_option
@@ -36,8 +34,10 @@ from shardkey.cli.lifecycle import (
 from shardkey.cli.network_commands import address_of
 from shardkey.cli.output import emit
 from shardkey.errors import UsageError
-from shardkey.keys import inspect_key_file
-from shardkey.policy.geo import degrees_to_e6
+
+if TYPE_CHECKING:
+    from shardkey.chain.bindings import ShardKeyChain
+    from shardkey.chain.model import HolderInfo
 
 PASSPHRASE_ENV = "SHARDKEY_HOLDER_PASSPHRASE"  # noqa: S105 - a variable name (the agent's)
 CONFIG_NAME = "holder.toml"
@@ -51,6 +51,8 @@ def _settings(config: Path) -> Any:
 
 
 def _record(chain: ShardKeyChain, address: str) -> HolderInfo | None:
+    from shardkey.chain.model import HolderStatus
+
     try:
         info = chain.holders.holder(address)
     except TransactionReverted as exc:
@@ -88,6 +90,8 @@ def holder_init(folder: Path, deployment: Path, listen_port: int, listen_host: s
                 account_key: Path | None, confirmations: int | None, as_json: bool,
                 passphrase_file: Path | None) -> None:
     """Make DIR (0700): account and HPKE keystores, data folder (0700), holder.toml."""
+    from shardkey.keys import inspect_key_file
+
     folder = folder.resolve()
     config = new_service_folder(folder, CONFIG_NAME)
     passphrase = init_passphrase(passphrase_file, PASSPHRASE_ENV)
@@ -113,6 +117,8 @@ def holder_init(folder: Path, deployment: Path, listen_port: int, listen_host: s
 @click.option("--lon", required=True, type=click.FloatRange(-180, 180))
 def holder_register(config: Path, endpoint: str, region: str, lat: float, lon: float) -> None:
     """Register this holder (endpoint, region, location, HPKE key); it is pending until activated."""
+    from shardkey.policy.geo import degrees_to_e6
+
     endpoint = _check_endpoint(endpoint)
     if not region.strip():
         raise UsageError("--region: empty")
@@ -150,6 +156,8 @@ def holder_update(config: Path, endpoint: str | None) -> None:
 
 
 def _admin_transition(env: Env, holder_spec: str, as_: str, deployment: Path | None, verb: str) -> None:
+    from shardkey.chain.model import ADMIN_HOLDER_TRANSITIONS
+
     chain = admin_chain(env, deployment)
     address = address_of(holder_spec, "HOLDER")
     record = _record(chain, address)
@@ -192,6 +200,8 @@ _transition_command("fail", "Admin: mark HOLDER failed: never placed again, its 
 @config_option
 def holder_exit(config: Path) -> None:
     """Announce this holder is leaving (Active -> Exiting on chain); docs/OPERATIONS.md."""
+    from shardkey.chain.model import HolderStatus
+
     settings = _settings(config)
     chain = service_chain(settings)
     address = service_address(settings)
@@ -223,6 +233,9 @@ def _storage(data_dir: Path) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True)
 def holder_status(config: Path, as_json: bool) -> None:
     """On-chain state, stored bytes and datasets, custody pending, last block seen, lag, balance."""
+    from shardkey.chain.model import HolderStatus
+    from shardkey.keys import inspect_key_file
+
     settings = _settings(config)
     chain = service_chain(settings)
     address = service_address(settings)

@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from eth_account import Account
 
 from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, cli, pass_env
 from shardkey.cli.context import Env, cli_passphrase
 from shardkey.cli.output import emit
-from shardkey.crypto.hpke import HpkePrivateKey, parse_suite
 from shardkey.errors import UsageError
-from shardkey.keys import KeyFileError, KeyFileInfo, inspect_key_file, save_eth_keystore, save_hpke_keystore
+
+if TYPE_CHECKING:
+    from shardkey.keys import KeyFileInfo
 
 KEY_KINDS = ("eth", "hpke")
 LIST_COLUMNS = ["file", "kind", "address", "public_key", "suite"]
@@ -47,6 +47,11 @@ def refuse_existing(path: Path, what: str = "-o") -> None:
 
 def make_key(kind: str, output: Path, passphrase: str, suite_name: str = DEFAULT_HPKE_SUITE) -> KeyFileInfo:
     """Create a new key of ``kind`` in ``output`` (0600) and return its public part."""
+    from eth_account import Account
+
+    from shardkey.crypto.hpke import HpkePrivateKey, parse_suite
+    from shardkey.keys import inspect_key_file, save_eth_keystore, save_hpke_keystore
+
     refuse_existing(output)
     if kind == "eth":
         save_eth_keystore(output, Account.create(), passphrase)
@@ -89,6 +94,8 @@ def keys_new(env: Env, kind: str, hpke_suite: str, output: Path, as_json: bool,
 @click.option("--json", "as_json", is_flag=True)
 def keys_show(file: Path, as_json: bool) -> None:
     """The public part of a key file: address, or HPKE public key and suite."""
+    from shardkey.keys import inspect_key_file
+
     emit(_display(inspect_key_file(file)), as_json)
 
 
@@ -97,6 +104,8 @@ def keys_show(file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def keys_list(folder: Path, as_json: bool) -> None:
     """Every key file in DIR (other files are skipped), public parts only."""
+    from shardkey.keys import KeyFileError, inspect_key_file
+
     if not folder.is_dir():
         raise UsageError(f"DIR {folder}: no such folder")
     rows = []

@@ -9,11 +9,10 @@ the devnet in ``--home`` (running, index, key, last block seen, releases, denial
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from shardkey.chain.bindings import ShardKeyChain
 from shardkey.cli.commands import DEFAULT_HPKE_SUITE, HPKE_SUITES, kos, pass_env
 from shardkey.cli.context import Env
 from shardkey.cli.key_commands import passphrase_option
@@ -31,7 +30,9 @@ from shardkey.cli.lifecycle import (
 from shardkey.cli.output import emit
 from shardkey.devnet.process import is_running
 from shardkey.errors import UsageError
-from shardkey.keys import inspect_key_file
+
+if TYPE_CHECKING:
+    from shardkey.chain.bindings import ShardKeyChain
 
 PASSPHRASE_ENV = "SHARDKEY_KOS_PASSPHRASE"  # noqa: S105 - a variable name (the service's)
 CONFIG_NAME = "kos.toml"
@@ -60,6 +61,8 @@ def kos_init(folder: Path, deployment: Path, hpke_suite: str, hpke_keystore: Pat
              account_key: Path | None, confirmations: int | None, as_json: bool,
              passphrase_file: Path | None) -> None:
     """Make DIR (0700): a committee member's account and HPKE keystores, state folder (0700), kos.toml."""
+    from shardkey.keys import inspect_key_file
+
     folder = folder.resolve()
     config = new_service_folder(folder, CONFIG_NAME)
     passphrase = init_passphrase(passphrase_file, PASSPHRASE_ENV)
@@ -105,6 +108,8 @@ role_commands(kos_role, KOS_ROLE)
 def kos_status(env: Env, config: Path | None, as_json: bool) -> None:
     """A member's committee membership and key, balance, last block seen and lag, heartbeat, and its
     releases and denials on chain."""
+    from shardkey.keys import inspect_key_file
+
     if config is None:
         emit(_devnet_members(env), as_json, columns=MEMBER_COLUMNS)
         return

@@ -9,28 +9,20 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
-from shardkey.chain.bindings import ShardKeyChain
-from shardkey.chain.deployment import Deployment
-from shardkey.chain.funds import balance_wei, format_eth, funds_problem
 from shardkey.cli.context import Env, cli_passphrase
-from shardkey.crypto.hpke import HpkePrivateKey, parse_suite
 from shardkey.errors import UsageError
 from shardkey.fsutil import atomic_write_bytes
-from shardkey.keys import (
-    inspect_key_file,
-    load_account_file,
-    load_hpke_keystore,
-    read_passphrase,
-    save_eth_keystore,
-    save_hpke_keystore,
-)
-from shardkey.service.startup import AccountSettings, NodeSettings, bind, load_deployment, load_keys
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from shardkey.chain.bindings import ShardKeyChain
+    from shardkey.crypto.hpke import HpkePrivateKey
+    from shardkey.service.startup import AccountSettings, NodeSettings
 
 
 def new_service_folder(folder: Path, config_name: str) -> Path:
@@ -49,6 +41,7 @@ def new_service_folder(folder: Path, config_name: str) -> Path:
 
 def init_passphrase(passphrase_file: Path | None, env_var: str) -> str:
     """The passphrase new keys of a service get: by the rule the service itself unlocks them."""
+    from shardkey.keys import read_passphrase
 
     def ask() -> str:
         return cli_passphrase(None, confirm=True)
@@ -58,6 +51,10 @@ def init_passphrase(passphrase_file: Path | None, env_var: str) -> str:
 
 def init_account(folder: Path, passphrase: str, account_key: Path | None) -> Path:
     """The service's account keystore: a given one (checked), else a new one in ``folder``."""
+    from eth_account import Account
+
+    from shardkey.keys import load_account_file, save_eth_keystore
+
     if account_key is not None:
         load_account_file(account_key, lambda: passphrase)  # it must open with this passphrase
         return account_key.resolve()
@@ -69,6 +66,9 @@ def init_account(folder: Path, passphrase: str, account_key: Path | None) -> Pat
 def init_keys(folder: Path, hpke_name: str, passphrase: str, suite: str,
               account_key: Path | None, hpke_keystore: Path | None) -> tuple[Path, Path]:
     """The service's account keystore and HPKE keystore: given ones (checked), else new ones."""
+    from shardkey.crypto.hpke import HpkePrivateKey, parse_suite
+    from shardkey.keys import load_hpke_keystore, save_hpke_keystore
+
     account_path = init_account(folder, passphrase, account_key)
     if hpke_keystore is not None:
         load_hpke_keystore(hpke_keystore, passphrase)
@@ -100,11 +100,16 @@ def write_config(path: Path, values: Mapping[str, object]) -> None:
 def service_chain(settings: AccountSettings) -> ShardKeyChain:
     """The chain a service's settings point at (deployment file, ``rpc_url`` override,
     ``max_fee_gwei``)."""
+    from shardkey.chain.bindings import bind
+    from shardkey.service.startup import load_deployment
+
     return bind(load_deployment(settings.deployment, settings.rpc_url), settings.max_fee_gwei)
 
 
 def service_address(settings: AccountSettings) -> str:
     """The service's account address, read from its key file without a passphrase."""
+    from shardkey.keys import inspect_key_file
+
     address = inspect_key_file(settings.account_key).address
     if address is None:
         raise UsageError(f"account_key {settings.account_key}: an HPKE keystore, not an account")
@@ -113,6 +118,8 @@ def service_address(settings: AccountSettings) -> str:
 
 def unlock_service_keys(settings: NodeSettings, env_var: str) -> tuple[LocalAccount, HpkePrivateKey]:
     """The service's keys, unlocked exactly as the service does (or by a prompt)."""
+    from shardkey.service.startup import load_keys
+
     return load_keys(settings, env_var, lambda: cli_passphrase(None))
 
 
@@ -134,6 +141,9 @@ def admin_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def admin_chain(env: Env, deployment: Path | None) -> ShardKeyChain:
     """``--deployment FILE``, else the ``--network`` / devnet deployment."""
+    from shardkey.chain.bindings import bind
+    from shardkey.chain.deployment import Deployment
+
     if deployment is not None:
         loaded = Deployment.load(deployment)
         env.deployment_file = deployment  # connection hints name this file, not the devnet
@@ -185,6 +195,8 @@ def role_commands(group: click.Group, role: Role) -> None:
 
 def require_funds(chain: ShardKeyChain, address: str, who: str) -> None:
     """Refuse to send from an account that cannot pay for gas (before anything is sent)."""
+    from shardkey.chain.funds import funds_problem
+
     problem = funds_problem(chain.client, address)
     if problem:
         raise UsageError(f"{who}: {problem}; fund it first")
@@ -220,6 +232,8 @@ def state_progress(chain: ShardKeyChain, state_dir: Path, address: str,
 def chain_progress(chain: ShardKeyChain, seen: tuple[int | None, float | None],
                    address: str) -> dict[str, Any]:
     """Head, the last block a service handled (and how old that record is), its lag, the balance."""
+    from shardkey.chain.funds import balance_wei, format_eth, funds_problem
+
     head = chain.client.block_number()
     cursor, age = seen
     balance = balance_wei(chain.client, address)

@@ -10,21 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from eth_utils.address import is_address, to_checksum_address
 
-from shardkey.chain.connection import ChainClient
-from shardkey.chain.deploy import deploy_all
-from shardkey.chain.funds import funds_problem
 from shardkey.cli.commands import cli, pass_env
 from shardkey.cli.context import Env
 from shardkey.cli.key_commands import command_passphrase, passphrase_option
 from shardkey.cli.output import emit
 from shardkey.errors import UsageError
-from shardkey.keys import KeyFileError, inspect_key_file, load_account_file
 
 
 def address_of(spec: str, option: str) -> str:
     """An address given as ``0x..`` or as a key file whose public part names it."""
+    from eth_utils.address import is_address, to_checksum_address
+
+    from shardkey.keys import KeyFileError, inspect_key_file
+
     if is_address(spec):
         return to_checksum_address(spec)
     try:
@@ -55,6 +54,11 @@ def network_deploy(env: Env, rpc_url: str, as_: str, chain_id: int | None, outpu
                    passphrase_file: Path | None) -> None:
     """Deploy the four contracts (the KOS committee holds KOS_ROLE) and write the deployment file
     (-o); then start the committee's first epoch with `shardkey kos committee start`."""
+    from shardkey.chain.connection import ChainClient
+    from shardkey.chain.deploy import deploy_all
+    from shardkey.chain.funds import funds_problem
+    from shardkey.keys import load_account_file
+
     if output.exists():
         raise UsageError(f"-o {output}: already exists; a deployment file is never overwritten")
     if not output.parent.is_dir():

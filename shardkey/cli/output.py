@@ -10,9 +10,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
 
 
 def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: str | None = None) -> None:
@@ -21,6 +18,9 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: 
         click.echo(json.dumps(data, indent=2, default=str))
         return
     if isinstance(data, list):
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=title, show_lines=False)
         cols = list(columns or (data[0].keys() if data else []))
         for col in cols:
@@ -46,6 +46,9 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
     if not enabled or not sys.stderr.isatty():
         yield lambda n: None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
     columns = [*Progress.get_default_columns()[:-1], BarColumn(), TimeRemainingColumn()]
     if label == "fetching":
         columns.append(TransferSpeedColumn())

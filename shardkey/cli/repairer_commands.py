@@ -26,7 +26,6 @@ from shardkey.cli.lifecycle import (
     write_config,
 )
 from shardkey.cli.output import emit
-from shardkey.keys import inspect_key_file
 
 PASSPHRASE_ENV = "SHARDKEY_REPAIRER_PASSPHRASE"  # noqa: S105 - a variable name (the service's)
 CONFIG_NAME = "repairer.toml"
@@ -66,6 +65,8 @@ def repairer_init(folder: Path, deployment: Path, account_key: Path | None, conf
                   repair_margin: int | None, metrics_port: int | None, as_json: bool,
                   passphrase_file: Path | None) -> None:
     """Make DIR (0700): an account keystore, a state folder (0700) and repairer.toml."""
+    from shardkey.keys import inspect_key_file
+
     folder = folder.resolve()
     config = new_service_folder(folder, CONFIG_NAME)
     passphrase = init_passphrase(passphrase_file, PASSPHRASE_ENV)

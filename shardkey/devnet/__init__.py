@@ -1,5 +1,5 @@
-"""The embedded devnet: anvil, the contracts, a KOS and holder agents on loopback."""
+"""The embedded devnet: anvil, the contracts, a KOS and holder agents on loopback.
 
-from shardkey.devnet.network import DevnetInfo, down, status, up
-
-__all__ = ["DevnetInfo", "down", "status", "up"]
+:mod:`shardkey.devnet.network` starts and stops it (``up``, ``down``, ``status``);
+:mod:`shardkey.devnet.info` reads its ``devnet.json`` without importing any of that.
+"""

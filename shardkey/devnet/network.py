@@ -21,7 +21,6 @@ import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,11 @@ from shardkey.chain.deploy import deploy_all
 from shardkey.crypto.hpke import DEFAULT_SUITE, HpkePrivateKey, HpkeSuiteId
 from shardkey.devnet.anvil import start_anvil
 from shardkey.devnet.committee import DEFAULT_MEMBERS, check_committee, member_names, setup_members
+from shardkey.devnet.info import DevnetInfo as DevnetInfo  # re-exported
 from shardkey.devnet.process import DevnetError, is_running, stop
 from shardkey.devnet.regions import region_for
 from shardkey.devnet.spawner import Spawner
-from shardkey.devnet.supervise import chain_lost, members, revive, service_env, wait_ready
+from shardkey.devnet.supervise import chain_lost, revive, service_env, wait_ready
 from shardkey.fsutil import atomic_write_bytes
 from shardkey.keys import save_hpke_keystore, save_plain_account_key
 from shardkey.policy.geo import degrees_to_e6
@@ -45,42 +45,6 @@ from shardkey.policy.geo import degrees_to_e6
 SUBFOLDERS = ("keys", "kos", "holders", "repairer", "logs", "requests")
 USER_ACCOUNTS = ("admin", "owner", "requester", "client-rep", "provider-rep", "attestor", "outsider")
 FUNDING_WEI = 10_000 * 10**18
-
-
-@dataclass
-class DevnetInfo:
-    """The parsed ``devnet.json``."""
-
-    home: Path
-    data: dict[str, Any]
-
-    @property
-    def rpc_url(self) -> str:
-        return str(self.data["rpc_url"])
-
-    @property
-    def deployment_path(self) -> Path:
-        return Path(self.data["deployment"])
-
-    def key_file(self, name: str) -> Path | None:
-        """Key file of a named account, or None."""
-        entry = self.data["accounts"].get(name)
-        return Path(entry["key_file"]) if entry else None
-
-    def address_names(self) -> dict[str, str]:
-        """Checksummed address to account name."""
-        return {v["address"]: k for k, v in self.data["accounts"].items()}
-
-    def services(self) -> list[dict[str, Any]]:
-        """KOS committee members, holders, then the repairer."""
-        return members(self.data)
-
-    @classmethod
-    def load(cls, home: Path) -> DevnetInfo | None:
-        path = Path(home) / "devnet.json"
-        if not path.exists():
-            return None
-        return cls(Path(home), json.loads(path.read_text()))
 
 
 def _write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:

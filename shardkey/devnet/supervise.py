@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from shardkey.devnet.info import members as members  # re-exported (tests read it here)
 from shardkey.devnet.process import DevnetError, is_running, stop, wait_until
 from shardkey.devnet.spawner import Spawner
 from shardkey.errors import UsageError
@@ -48,12 +49,6 @@ def service_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
-
-
-def members(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every service of a ``devnet.json``: KOS committee members, holders, then the repairer (if any)."""
-    repairer = data.get("repairer")
-    return [*data["kos_members"], *data["holders"], *([repairer] if repairer else [])]
 
 
 def member_ready(entry: dict[str, Any]) -> bool:

@@ -18,8 +18,7 @@ from typing import Generic, Protocol, TypeVar
 
 from eth_account.signers.local import LocalAccount
 
-from shardkey.chain.bindings import ShardKeyChain
-from shardkey.chain.connection import ChainClient
+from shardkey.chain.bindings import ShardKeyChain, bind
 from shardkey.chain.deployment import Deployment
 from shardkey.chain.errors import DeploymentError
 from shardkey.chain.funds import funds_problem
@@ -143,12 +142,6 @@ def load_account(settings: AccountSettings, passphrase_env: str,
         return load_account_file(settings.account_key, passphrase)
     except KeyFileError as exc:
         raise KeyFileError(f"{exc}; check account_key, passphrase_file (or {passphrase_env})") from None
-
-
-def bind(deployment: Deployment, max_fee_gwei: float | None = None) -> ShardKeyChain:
-    """Bindings of ``deployment`` over every endpoint (fail-over), every transaction's max
-    fee per gas capped at ``max_fee_gwei``: the one way the services and the CLI connect."""
-    return ShardKeyChain(deployment, ChainClient(deployment.urls, max_fee_gwei=max_fee_gwei))
 
 
 def connect(deployment: Deployment, source: Path, max_fee_gwei: float | None = None) -> ShardKeyChain:
