@@ -78,10 +78,17 @@ class HolderRegistry:
     # reads
     def holder(self, address: str) -> HolderInfo:
         """The record of one holder."""
-        raw = self.client.read(self.contract, "getHolder", to_checksum_address(address))
-        return HolderInfo(address=to_checksum_address(address), status=HolderStatus(raw[0]),
-                          lat_e6=int(raw[1]), lon_e6=int(raw[2]), registered_at=int(raw[3]),
-                          hpke_public_key=bytes(raw[4]), endpoint=str(raw[5]), region=str(raw[6]))
+        return self.holders_info([address])[0]
+
+    def holders_info(self, addresses: Sequence[str]) -> list[HolderInfo]:
+        """The records of several holders, read in one round trip where the provider takes
+        batched calls (:meth:`~shardkey.chain.connection.ChainClient.read_many`)."""
+        checksummed = [to_checksum_address(a) for a in addresses]
+        raws = self.client.read_many(self.contract, "getHolder", [(a,) for a in checksummed])
+        return [HolderInfo(address=address, status=HolderStatus(raw[0]), lat_e6=int(raw[1]),
+                           lon_e6=int(raw[2]), registered_at=int(raw[3]), hpke_public_key=bytes(raw[4]),
+                           endpoint=str(raw[5]), region=str(raw[6]))
+                for address, raw in zip(checksummed, raws, strict=True)]
 
     def addresses(self) -> list[str]:
         """Every holder ever registered."""

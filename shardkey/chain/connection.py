@@ -227,27 +227,46 @@ class ChainClient:
     def call(self, fn: Call | Any, block: int | str = "latest") -> Any:
         """A read-only call (a :class:`Call`, or web3's ``ContractFunction``); a revert raises
         :class:`TransactionReverted`."""
-        call = as_call(fn)
-        if call.function is None:
-            raise ChainError(f"{call.name}: not a function call")
+        return self.call_many([as_call(fn)], block)[0]
+
+    def call_many(self, calls: Sequence[Call], block: int | str = "latest") -> list[Any]:
+        """Several read-only calls at one block in one round trip where the provider takes
+        batched calls (:meth:`JsonRpc.batch`; else one call each), decoded in order as
+        :meth:`call` decodes them; a revert raises :class:`TransactionReverted`."""
+        for call in calls:
+            if call.function is None:
+                raise ChainError(f"{call.name}: not a function call")
         tag = hex(block) if isinstance(block, int) else block
+        replies = self.rpc.batch([("eth_call", [{"to": c.to, "data": "0x" + c.data.hex()}, tag])
+                                  for c in calls])
+        return [self._decoded(call, reply) for call, reply in zip(calls, replies, strict=True)]
+
+    def _decoded(self, call: Call, reply: dict[str, Any]) -> Any:
+        error = reply.get("error")
+        if error is not None or "result" not in reply:
+            failed = RpcError(self.where, "eth_call",
+                              error if isinstance(error, dict) else {"message": error})
+            raise self._errors.decode_revert(failed.data, failed.rpc_message)
+        assert call.function is not None  # checked by call_many
         try:
-            result = self.raw("eth_call", [{"to": call.to, "data": "0x" + call.data.hex()}, tag])
-        except RpcError as exc:
-            raise self._errors.decode_revert(exc.data, exc.rpc_message) from None
-        try:
-            return call.function.decode(data_bytes(result))
+            return call.function.decode(data_bytes(reply["result"]))
         except Exception as exc:  # eth_abi's decoding errors
             raise ChainError(f"{call.name}: undecodable return data from {self.where}: {exc}") from None
 
     def read(self, contract: BoundContract, name: str, *args: Any, block: int | str = "latest") -> Any:
         """``name(*args)`` on ``contract`` as an ``eth_call`` (a revert raises
         :class:`TransactionReverted`)."""
+        return self.read_many(contract, name, [args], block=block)[0]
+
+    def read_many(self, contract: BoundContract, name: str, arg_lists: Sequence[Sequence[Any]],
+                  block: int | str = "latest") -> list[Any]:
+        """``name(*args)`` for each of ``arg_lists``, in one round trip where the provider takes
+        batches (:meth:`call_many`)."""
         try:
-            call = contract.call(name, *args)
+            calls = [contract.call(name, *args) for args in arg_lists]
         except Exception as exc:  # eth_abi's encoding errors: a caller bug, named
             raise ChainError(f"{name}: arguments do not fit the ABI: {exc}") from None
-        return self.call(call, block)
+        return self.call_many(calls, block)
 
     def send(self, fn: Call | Any, signer: LocalAccount, *, value: int = 0) -> Receipt:
         """Preflight, sign and send a transaction, wait for its receipt.

@@ -94,6 +94,7 @@ class JsonRpc:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))) for u in urls]
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.batches = True  # False once a provider refused a batch: later ones go call by call
 
     @property
     def where(self) -> str:
@@ -122,7 +123,8 @@ class JsonRpc:
         log.warning("RPC endpoint %s set aside for %.0f s (%s)", endpoint.where, self.retry.bench_for,
                     transient.kind)
 
-    def _attempt(self, endpoint: _Endpoint, method: str, body: str) -> dict[str, Any] | Transient:
+    def _post(self, endpoint: _Endpoint, method: str, body: str) -> tuple[int, Any] | Transient:
+        """(HTTP status, parsed JSON body or None) of one POST, or the transient failure."""
         where = endpoint.where
         try:
             response = endpoint.http.post(endpoint.url, content=body)
@@ -139,11 +141,17 @@ class JsonRpc:
         if transient is not None:
             return Transient(transient.kind, f"RPC {where} failed: {method}: {transient.detail}",
                              transient.hint, transient.bench)
+        return response.status_code, reply
+
+    def _attempt(self, endpoint: _Endpoint, method: str, body: str) -> dict[str, Any] | Transient:
+        posted = self._post(endpoint, method, body)
+        if isinstance(posted, Transient):
+            return posted
+        status, reply = posted
         if reply is None:
-            raise ChainError(f"RPC {where} failed: {method}: HTTP {response.status_code}, "
-                             "not a JSON-RPC reply")
+            raise ChainError(f"RPC {endpoint.where} failed: {method}: HTTP {status}, not a JSON-RPC reply")
         if not isinstance(reply, dict):
-            raise ChainError(f"RPC {where} failed: {method}: not a JSON-RPC reply")
+            raise ChainError(f"RPC {endpoint.where} failed: {method}: not a JSON-RPC reply")
         return reply
 
     def request(self, method: str, params: list[Any]) -> dict[str, Any]:
@@ -179,6 +187,38 @@ class JsonRpc:
             if wait > 0:
                 self.retry.sleep(wait)
 
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """The whole replies of several calls, in order, sent as one JSON-RPC batch (one round
+        trip instead of one per call).
+
+        Batches are optional for providers: one that refuses them (an error, or anything but a
+        list, for an answer), fails transiently, leaves an item out, or answers an item with an
+        error other than a revert (a rate limit...), is asked again for what is missing one call
+        at a time through :meth:`request` (its retries and fail-over), so a batch never fails
+        where single calls would succeed. After a refusal, later batches go call by call from
+        the start.
+        """
+        if len(calls) < 2 or not self.batches:
+            return [self.request(method, params) for method, params in calls]
+        with self._lock:
+            ids = [next(self._ids) for _ in calls]
+        body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+                           for i, (method, params) in zip(ids, calls, strict=True)])
+        label = f"batch of {len(calls)} ({calls[0][0]}, ...)"
+        posted = self._post(self._pick(), label, body)
+        answered: dict[Any, dict[str, Any]] = {}
+        if not isinstance(posted, Transient):
+            status, reply = posted
+            if isinstance(reply, list):
+                answered = {item.get("id"): item for item in reply if isinstance(item, dict)}
+            else:  # refused (or not understood): this provider takes one call at a time
+                self.batches = False
+                log.info("RPC %s does not take batched calls (HTTP %d); sending them one by one",
+                         self._pick().where, status)
+        return [item if (item := answered.get(i)) is not None and _settled(item)
+                else self.request(method, params)
+                for i, (method, params) in zip(ids, calls, strict=True)]
+
     def call(self, method: str, params: list[Any]) -> Any:
         """The ``result`` of one call; an error reply raises :class:`RpcError`."""
         reply, where = self._request(method, params)
@@ -186,6 +226,15 @@ class JsonRpc:
         if error is not None or "result" not in reply:
             raise RpcError(where, method, error if isinstance(error, dict) else {"message": error})
         return reply["result"]
+
+
+def _settled(reply: dict[str, Any]) -> bool:
+    """Whether one item of a batch answer is final: a result, or the EVM reverting. Any other
+    error (a rate limit, a provider's own trouble) is asked again on its own."""
+    if "result" in reply:
+        return True
+    error = reply.get("error")
+    return isinstance(error, dict) and RpcError("", "", error).is_revert and classify(200, {}, reply) is None
 
 
 def quantity(value: Any) -> int:

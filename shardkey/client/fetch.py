@@ -247,7 +247,7 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     result.timings["fragments"] = time.perf_counter() - started - result.timings["approval"]
     xs = sorted(shares)[: deal.threshold]
     placement = chain.datasets.placement(registration)
-    endpoints = {a: chain.holders.holder(a).endpoint for a in placement.addresses()}
+    endpoints = {h.address: h.endpoint for h in chain.holders.holders_info(placement.addresses())}
     clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, e, requester, clock) for a, e in endpoints.items()}
     restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients, shares, xs,

@@ -122,7 +122,7 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
     deployment = chain.deployment
     target = kos_target(chain)
     policy.validate()
-    holder_infos = [chain.holders.holder(a) for a in chain.holders.addresses()]
+    holder_infos = chain.holders.holders_info(chain.holders.addresses())  # one batched round trip
     m = options.k + options.p
     shard_holders, fragment_holders = choose_holders(holder_infos, m, options.fragment_holders,
                                                      options.threshold)

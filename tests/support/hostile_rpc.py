@@ -10,6 +10,9 @@ It forwards every call to ``upstream`` (anvil) and, on the way:
   while: ``eth_blockNumber`` answers the lagged head and ``eth_getLogs`` past it is
   refused with "block range extends beyond current head block";
 - answers 503 to everything while ``down`` is set (fail-over tests);
+- refuses JSON-RPC batches (a list of calls) larger than ``batch_cap`` calls (0: every batch) with
+  one error object, as providers without batch support answer; a batch it takes goes through
+  all of the above call by call (an item may be rate-limited while the others are answered);
 - holds every ``eth_sendRawTransaction`` while ``hold_sends`` is set, until
   :meth:`HostileRpc.release_sends` forwards them one by one in arrival order (a provider whose
   mempool propagation is slow: a transaction estimated now may land after one sent later).
@@ -65,6 +68,7 @@ class ProxyConfig:
     rate_limit_next: int = 0  # the next this many calls are answered 429 (then counts down)
     refusals: list[int] | None = None  # indexes into REFUSALS to cycle through (None: all)
     hold_sends: bool = False  # hold eth_sendRawTransaction until release_sends()
+    batch_cap: int | None = None  # None: take batches of any size; 0: refuse every batch
 
 
 @dataclass
@@ -77,13 +81,16 @@ class ProxyStats:
     rate_limited: int = 0
     lagged: int = 0
     log_ranges: list[tuple[int, int]] = field(default_factory=list)
+    batches: int = 0  # batches taken
+    batch_refusals: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The counters (not the log ranges) for ``GET /stats``."""
         return {"calls": dict(self.calls), "refusals": dict(self.refusals),
                 "messages": {str(i): n for i, n in sorted(self.messages.items())},
                 "rate_limited": self.rate_limited, "lagged": self.lagged,
-                "log_queries": len(self.log_ranges)}
+                "log_queries": len(self.log_ranges), "batches": self.batches,
+                "batch_refusals": self.batch_refusals}
 
 
 class HostileRpc:
@@ -171,6 +178,27 @@ class HostileRpc:
             return 200, {}, self._hold(call)
         return 200, {}, self._forward(call)
 
+    def handle_batch(self, calls: list[Any]) -> tuple[int, dict[str, str], Any]:
+        """(HTTP status, headers, JSON body) of a batch: refused past ``batch_cap``, else each
+        call handled as :meth:`handle` would, a failed one answered by an error item."""
+        cap = self.config.batch_cap
+        with self._lock:
+            if self.config.down:
+                return 503, {}, None
+            if cap is not None and len(calls) > cap:
+                self.stats.batch_refusals += 1
+                return 200, {}, {"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32600, "message": f"batch of {len(calls)} requests exceeds the limit of {cap}"}}
+            self.stats.batches += 1
+        replies = []
+        for call in calls:
+            status, _headers, reply = self.handle(call)
+            if status != 200:
+                message = (reply or {}).get("error", {}).get("message", f"HTTP {status}")
+                reply = self._error(call, status, message)
+            replies.append(reply)
+        return 200, {}, replies
+
     def _refuse_logs(self, call: dict[str, Any]) -> dict[str, Any] | None:
         query = call["params"][0]
         head = self._head()
@@ -199,7 +227,9 @@ def _handler(proxy: HostileRpc) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status, headers, reply = proxy.handle(json.loads(body))
+            call = json.loads(body)
+            status, headers, reply = (proxy.handle_batch(call) if isinstance(call, list)
+                                      else proxy.handle(call))
             out = json.dumps(reply).encode() if reply is not None else b"service unavailable"
             self.send_response(status)
             for name, value in headers.items():
