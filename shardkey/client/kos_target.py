@@ -75,8 +75,9 @@ class KosTarget:
 def kos_target(chain: ShardKeyChain) -> KosTarget:
     """The committee's current epoch, or a :class:`UsageError` when none was started."""
     committee = chain.committee
-    if committee.current_epoch() == 0:
+    epoch = committee.current_epoch()
+    if epoch == 0:
         raise UsageError("the KOS committee has no epoch yet, so no KOS could release this dataset: the "
                          "committee admin starts one with `shardkey kos committee start --member "
                          "ACCOUNT=HPKE_KEY ... --threshold T`")
-    return KosTarget(chain.client.chain_id, committee.committee())
+    return KosTarget(chain.client.chain_id, committee.committee(epoch))  # not read a second time
