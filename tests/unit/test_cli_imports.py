@@ -1,5 +1,5 @@
 """What a ``shardkey`` process imports: ``--help`` only click and the command modules, the
-store and fetch paths none of the services' web stack; httpx's own CLI stays callable.
+store and fetch paths none of the services' web stack.
 
 Each check runs a fresh interpreter (``sys.modules`` of this test process is shared)."""
 
@@ -25,10 +25,8 @@ def imported_after(code: str) -> set[str]:
 
 
 def top_level(modules: set[str]) -> set[str]:
-    """The modules and their top-level packages (``shardkey``'s stand-in for ``httpx._main`` is
-    not httpx: see :func:`shardkey._defer_httpx_cli`)."""
-    real = modules - ({"httpx._main"} if "httpx" not in modules else set())
-    return real | {m.split(".")[0] for m in real}
+    """The modules and their top-level packages."""
+    return modules | {m.split(".")[0] for m in modules}
 
 
 def test_help_imports_no_chain_key_or_printing_library() -> None:
@@ -40,14 +38,8 @@ def test_help_imports_no_chain_key_or_printing_library() -> None:
 
 
 @pytest.mark.parametrize("module", ["shardkey.client.store", "shardkey.client.fetch"])
-def test_store_and_fetch_paths_import_no_printing_or_service_stack(module: str) -> None:
+def test_store_and_fetch_paths_import_no_service_stack(module: str) -> None:
     loaded = imported_after(f"import shardkey.cli.commands, shardkey.cli.context, {module}")
-    assert "httpx" in loaded  # the path does talk to the node and the holders
-    assert top_level(loaded) & (PRINTING | SERVICES | {"pydantic_settings", "web3"}) == set()
+    assert "httpx" in loaded  # the JSON-RPC adapter's transport: the path does talk to the node
+    assert top_level(loaded) & (SERVICES | {"pydantic_settings", "web3"}) == set()
 
-
-def test_httpx_command_line_client_still_runs() -> None:
-    done = subprocess.run([sys.executable, "-c", "import shardkey.chain.rpc, httpx\nhttpx.main(['--help'])"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "Usage: httpx" in done.stdout
