@@ -47,7 +47,7 @@ from holder_agent.errors import (
 )
 from holder_agent.leaving import Leaving
 from holder_agent.placement import PlacementCache
-from holder_agent.receipts import ShardDigests
+from holder_agent.receipts import ServedSigner, ShardDigests
 from holder_agent.storage import (
     BUNDLE,
     Item,
@@ -119,6 +119,14 @@ class ApiContext:
     confirmations: int = 1
     cursor_block: Callable[[], int] = lambda: 0
     leaving: Leaving | None = None  # the exit check: uploads refused while leaving
+    _served: ServedSigner | None = None
+
+    @property
+    def served(self) -> ServedSigner:
+        """The signer of this holder's ``ShardServed`` receipts."""
+        if self._served is None:
+            self._served = ServedSigner(self.chain.retrievals.domain, self.account)
+        return self._served
 
     @property
     def address(self) -> str:
@@ -140,11 +148,18 @@ class DownloadCache:
     """
 
     MAX_ENTRIES = 4096
+    _GUARDS = 64
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._views: dict[int, tuple[int, RequestInfo, DatasetInfo]] = {}
         self._open: dict[int, tuple[int, bool]] = {}
+        self._guards = [threading.Lock() for _ in range(self._GUARDS)]
+
+    def guard(self, request_id: int) -> threading.Lock:
+        """Held while a request's state is read, so the downloads of one request that all miss
+        on a new block share one set of chain reads instead of each making its own."""
+        return self._guards[request_id % self._GUARDS]
 
     def view(self, request_id: int, block: int) -> tuple[RequestInfo, DatasetInfo] | None:
         with self._lock:
@@ -546,37 +561,38 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
     signer = verify_request(headers, ctx.address, "GET", path, b"", head.timestamp, ctx.nonces)
     chain = ctx.chain
     block = head.number
-    cached = ctx.downloads.view(request_id, block)
-    if cached is None:
-        try:
-            info = chain.retrievals.request(request_id)
-        except TransactionReverted:
-            raise ApiError(404, "unknown_request", f"no request {request_id}") from None
-    else:
-        info = cached[0]
-    if info.status == RequestStatus.NONE:
-        raise ApiError(404, "unknown_request", f"no request {request_id}")
-    if info.requester != signer:
-        raise ApiError(403, "not_requester", "the signer is not the request's requester")
-    if info.dataset_id != dataset_id:
-        raise ApiError(403, "wrong_dataset", "the request is for another dataset")
-    is_open = ctx.downloads.is_open(request_id, block)
-    if is_open is None:
-        is_open = chain.retrievals.is_open(request_id)
-        ctx.downloads.keep_open(request_id, block, is_open)
-    if not is_open:
-        if cached is not None:  # the status in the message must be the current one
-            info = chain.retrievals.request(request_id)
-        raise ApiError(403, "request_not_open", f"request {request_id} is {info.status.name.lower()}"
-                       " or past its deadline, or the dataset was revoked")
-    if cached is not None:
-        dataset = cached[1]
-    else:
-        dataset = chain.datasets.dataset(dataset_id)
-        if dataset.status == DatasetStatus.ACTIVE:
-            ctx.downloads.keep_view(request_id, block, info, dataset)
-    if dataset.status != DatasetStatus.ACTIVE:
-        raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
+    with ctx.downloads.guard(request_id):
+        cached = ctx.downloads.view(request_id, block)
+        if cached is None:
+            try:
+                info = chain.retrievals.request(request_id)
+            except TransactionReverted:
+                raise ApiError(404, "unknown_request", f"no request {request_id}") from None
+        else:
+            info = cached[0]
+        if info.status == RequestStatus.NONE:
+            raise ApiError(404, "unknown_request", f"no request {request_id}")
+        if info.requester != signer:
+            raise ApiError(403, "not_requester", "the signer is not the request's requester")
+        if info.dataset_id != dataset_id:
+            raise ApiError(403, "wrong_dataset", "the request is for another dataset")
+        is_open = ctx.downloads.is_open(request_id, block)
+        if is_open is None:
+            is_open = chain.retrievals.is_open(request_id)
+            ctx.downloads.keep_open(request_id, block, is_open)
+        if not is_open:
+            if cached is not None:  # the status in the message must be the current one
+                info = chain.retrievals.request(request_id)
+            raise ApiError(403, "request_not_open", f"request {request_id} is {info.status.name.lower()}"
+                           " or past its deadline, or the dataset was revoked")
+        if cached is not None:
+            dataset = cached[1]
+        else:
+            dataset = chain.datasets.dataset(dataset_id)
+            if dataset.status == DatasetStatus.ACTIVE:
+                ctx.downloads.keep_view(request_id, block, info, dataset)
+        if dataset.status != DatasetStatus.ACTIVE:
+            raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
     if index >= dataset.params.shard_count:
         raise ApiError(404, "unknown_shard", f"the dataset has {dataset.params.shard_count} shards")
     if ctx.placements.holder(chain, dataset_id, index, block) != ctx.address:
@@ -587,8 +603,7 @@ def _served_receipt(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes, index:
                     request_id: int) -> tuple[bytes, bytes]:
     """The shard's digest and this holder's ``ShardServed`` signature for ``request_id``."""
     digest = ctx.digests.digest((dataset_id, index), handle)
-    message = eip712.served_message(request_id, dataset_id, index, digest)
-    return digest, eip712.sign(ctx.chain.retrievals.domain, "ShardServed", message, ctx.account)
+    return digest, ctx.served.sign(request_id, dataset_id, index, digest)
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:
