@@ -230,3 +230,20 @@ def test_raw_dot_segments_are_400(world) -> None:
             status, body = _raw(app, method, path)
             assert status in (400, 405), (method, path, status)
             assert set(body) == {"error", "detail"}
+
+
+def test_a_shard_above_the_whole_read_size_streams_the_same_bytes(world, monkeypatch) -> None:
+    """Shards up to WHOLE_READ are read whole in the download's one hop; a larger file streams
+    from the same open file: same body, hash header and receipt either way."""
+    from holder_agent import api
+    built = world.active_dataset()
+    req = world.request(built)
+    index = built.my_shards(world.me)[0]
+    whole = world.get(req.requester, _path(built, index, req.request_id))
+    monkeypatch.setattr(api, "WHOLE_READ", len(built.shards[index]) // 3)
+    streamed = world.get(req.requester, _path(built, index, req.request_id))
+    for reply in (whole, streamed):
+        assert reply.status_code == 200 and reply.content == built.shards[index]
+        assert reply.headers[HEADER_SHARD_HASH] == built.shard_hashes[index].hex()
+    assert "content-length" in whole.headers and "content-length" not in streamed.headers
+    assert whole.headers[HEADER_RECEIPT] == streamed.headers[HEADER_RECEIPT]
