@@ -4,7 +4,9 @@ Every refusal is ``{"error": code, "detail": reason}`` with a 4xx status (503 wh
 chain cannot be reached); a 500 means a bug and is logged with its traceback. Path
 parameters are validated (:func:`parse_dataset_id`, :func:`parse_shard_index`) before
 anything touches the disk or the chain. Blocking work (chain calls, signature
-recovery, hashing, fsync) runs in worker threads.
+recovery, hashing, fsync) runs in worker threads, in as few hops as the request allows:
+an upload makes two (signature, nonce and staging reservation before the body; seal and
+commit after it), a download one (authorisation, receipt and the read of the shard).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import re
 import threading
 import time
@@ -44,8 +47,16 @@ from holder_agent.errors import (
 )
 from holder_agent.leaving import Leaving
 from holder_agent.placement import PlacementCache
-from holder_agent.receipts import ShardDigests
-from holder_agent.storage import BUNDLE, Item, Store, bundle_item, parse_dataset_id, parse_shard_index
+from holder_agent.receipts import ServedSigner, ShardDigests
+from holder_agent.storage import (
+    BUNDLE,
+    Item,
+    Store,
+    Upload,
+    bundle_item,
+    parse_dataset_id,
+    parse_shard_index,
+)
 from shardkey.chain import eip712
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import ChainError, TransactionReverted
@@ -66,9 +77,21 @@ from shardkey.service.monitor import health_response, metrics_response
 log = logging.getLogger(__name__)
 
 _REQUEST_ID_RE = re.compile(r"[0-9]{1,78}")
-# Shards are served in 1 MiB reads: each read is a thread-pool hop from the event loop,
-# and 64 KiB reads made the fetch of 128 MiB ~12 % slower (docs/PERFORMANCE.md).
+# A shard of at most WHOLE_READ bytes (every shard the client makes: 1 MiB by default) is
+# read whole in the download's one worker-thread hop and sent as a plain Response: memory
+# per download in flight is one shard, at most WHOLE_READ bytes, and downloads in flight
+# are bounded by open connections (HTTP/1.1: one request at a time per connection), so a
+# holder holds at most connections x WHOLE_READ bytes of response bodies. A larger file
+# (a shard of a dataset built with --shard-size above it) streams in 1 MiB reads, each a
+# hop, as every shard did before (docs/PERFORMANCE.md).
+WHOLE_READ = 4 << 20
 _STREAM_CHUNK = 1 << 20
+# Downloads judge a request against the chain head read at most this often (seconds of
+# host monotonic time; ChainTime, shared with the signature clock), and a request's chain
+# state is kept only for the block it was read at: a request completed, expired or revoked
+# at block B is refused by every download that starts HEAD_MAX_AGE after the holder's
+# node has B (plus one head read). docs/HOLDER_API.md, docs/THREAT_MODEL.md.
+HEAD_MAX_AGE = 0.25
 REPAIR_READS = 10_000  # shards one repairer may read per hour of chain time
 _STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [
     (InvalidNameError, 400, "bad_name"), (PayloadTooLargeError, 413, "too_large"),
@@ -96,6 +119,14 @@ class ApiContext:
     confirmations: int = 1
     cursor_block: Callable[[], int] = lambda: 0
     leaving: Leaving | None = None  # the exit check: uploads refused while leaving
+    _served: ServedSigner | None = None
+
+    @property
+    def served(self) -> ServedSigner:
+        """The signer of this holder's ``ShardServed`` receipts."""
+        if self._served is None:
+            self._served = ServedSigner(self.chain.retrievals.domain, self.account)
+        return self._served
 
     @property
     def address(self) -> str:
@@ -107,20 +138,28 @@ class DownloadCache:
     """What serving a shard reads, kept so a fetch does not cost chain calls per shard.
 
     - A request's requester and dataset, and an Active dataset's parameters (placement,
-      shard count), and ``isOpen``: all kept only for the block they were read at. Every
-      download reads ``eth_blockNumber`` and reads them again on a new block. Request ids
-      are sequential, so a reorg can give an id to another request (another requester):
+      shard count), and ``isOpen``: all kept only for the block they were read at. The
+      block is the shared chain head (:class:`ChainTime`, re-read at most every
+      ``HEAD_MAX_AGE`` seconds), and they are read again on a new block. Request ids are
+      sequential, so a reorg can give an id to another request (another requester):
       nothing read about a request id outlives its block.
 
     Shard digests are kept by :class:`holder_agent.receipts.ShardDigests`.
     """
 
     MAX_ENTRIES = 4096
+    _GUARDS = 64
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._views: dict[int, tuple[int, RequestInfo, DatasetInfo]] = {}
         self._open: dict[int, tuple[int, bool]] = {}
+        self._guards = [threading.Lock() for _ in range(self._GUARDS)]
+
+    def guard(self, request_id: int) -> threading.Lock:
+        """Held while a request's state is read, so the downloads of one request that all miss
+        on a new block share one set of chain reads instead of each making its own."""
+        return self._guards[request_id % self._GUARDS]
 
     def view(self, request_id: int, block: int) -> tuple[RequestInfo, DatasetInfo] | None:
         with self._lock:
@@ -353,50 +392,77 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     if refusal is not None:
         raise ApiError(403, f"holder_{refusal}", f"this holder is {refusal}: it takes no new data "
                        "(it still serves what it holds); upload to an Active holder")
-    signed = await verify_upload(ctx, request)
-    staged, size, digest = await _receive(ctx, request, signed, dataset_id, item)
+    begin = verify_upload(ctx, request)
+
+    def verify_and_begin() -> tuple[SignedRequest, Upload]:
+        signed = begin()
+        return signed, begin_upload(ctx, signed, dataset_id, item)
+
+    signed, upload = await to_thread.run_sync(verify_and_begin)
+    staged, size, digest = await receive(ctx, request, upload, dataset_id, item)
     what = item if isinstance(item, str) else f"shard {item}"
-    if staged:
-        ctx.metrics.uploads.inc()
-    log.info("upload staged" if staged else "upload already committed", extra={"fields": {
+    log.debug("upload staged" if staged else "upload already committed", extra={"fields": {
         "dataset": "0x" + dataset_id.hex(), "item": what, "uploader": signed.signer, "size": size}})
     return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
                          "sha256": digest.hex(), "status": "staged" if staged else "committed"},
                         status_code=201)
 
 
-async def verify_upload(ctx: ApiContext, request: Request) -> SignedRequest:
-    """The upload's verified signature (nonce spent), its Content-Length matching the signed one."""
-    now = await to_thread.run_sync(ctx.clock.now)
-    path, headers = _signed_path(request), dict(request.headers)
-    signed = await to_thread.run_sync(lambda: verify_headers(
-        headers, ctx.address, request.method, path, now, ctx.nonces))
-    declared = _content_length(request)
+def _verify_upload(ctx: ApiContext, headers: dict[str, str], path: str, method: str,
+                   content_length: str | None) -> SignedRequest:
+    """The upload's verified signature (nonce spent), its Content-Length matching the signed
+    one (blocking: chain time, key recovery)."""
+    signed = verify_headers(headers, ctx.address, method, path, ctx.clock.now(), ctx.nonces)
+    declared = _content_length(content_length)
     if declared is not None and declared != signed.body_length:
         raise ApiError(400, "length_mismatch", f"Content-Length {declared} differs from the "
                        f"signed length {signed.body_length}")
     return signed
 
 
-async def _receive(ctx: ApiContext, request: Request, signed: SignedRequest, dataset_id: bytes,
-                   item: Item) -> tuple[bool, int, bytes]:
-    """Stream the declared body into the signer's staging (limits, declaration checked):
-    (staged, or False when the same content is already committed; size; SHA-256)."""
-    upload = await to_thread.run_sync(lambda: ctx.store.begin_upload(
-        signed.signer, dataset_id, item, ctx.max_body_bytes, signed.body_sha256, signed.body_length))
+def verify_upload(ctx: ApiContext, request: Request) -> Callable[[], SignedRequest]:
+    """:func:`_verify_upload` of ``request``, to run in a worker thread."""
+    return functools.partial(_verify_upload, ctx, dict(request.headers), _signed_path(request),
+                             request.method, request.headers.get("content-length"))
+
+
+def begin_upload(ctx: ApiContext, signed: SignedRequest, dataset_id: bytes, item: Item) -> Upload:
+    """Reserve the declared body in the signer's staging (blocking)."""
+    return ctx.store.begin_upload(signed.signer, dataset_id, item, ctx.max_body_bytes,
+                                  signed.body_sha256, signed.body_length)
+
+
+async def receive(ctx: ApiContext, request: Request, upload: Upload, dataset_id: bytes, item: Item,
+                  then: Callable[[], None] | None = None) -> tuple[bool, int, bytes]:
+    """Stream the body into ``upload`` on the event loop (no hop per chunk), then seal, commit
+    and discard it, and run ``then``, in one worker-thread hop: (staged, or False when the
+    same content is already committed; size; SHA-256)."""
     try:
         async for chunk in request.stream():
             if chunk:
                 upload.write(chunk)
-        await to_thread.run_sync(upload.seal)
-        staged = await to_thread.run_sync(ctx.store.commit_upload, upload, dataset_id, item)
-        return staged, upload.size, upload.sha256
-    finally:
-        await to_thread.run_sync(upload.discard)
+    except BaseException:
+        upload.discard()  # an unlink; on the loop, so a cancelled request still drops its body
+        raise
+
+    def finish() -> tuple[bool, int, bytes]:
+        try:
+            upload.seal()
+            staged = ctx.store.commit_upload(upload, dataset_id, item)
+            size, digest = upload.size, upload.sha256
+        finally:
+            upload.discard()
+        if staged:
+            ctx.metrics.uploads.inc()
+            ctx.metrics.bytes_received.inc(size)
+        if then is not None:
+            then()
+        return staged, size, digest
+
+    return await to_thread.run_sync(finish)
 
 
-def _content_length(request: Request) -> int | None:
-    text = request.headers.get("content-length")
+def _content_length(text: str | None) -> int | None:
     if text is None:
         return None
     if not text.isascii() or not text.isdigit() or len(text) > 20:
@@ -435,24 +501,47 @@ async def get_shard(ctx: ApiContext, request: Request) -> Response:
     dataset_id, index = _path_ids(request, with_index=True)
     assert index is not None
     request_id = _request_param(request)
-    path = _signed_path(request)
-    headers = dict(request.headers)
-    await to_thread.run_sync(_authorize_download, ctx, headers, path, dataset_id, index, request_id)
+    digest, receipt, body = await to_thread.run_sync(
+        _serve, ctx, dict(request.headers), _signed_path(request), dataset_id, index, request_id)
+    log.debug("shard served", extra={"fields": {"dataset": "0x" + dataset_id.hex(), "index": index,
+                                                "request": request_id}})
+    return shard_response(ctx, body, {HEADER_SHARD_HASH: digest.hex(), HEADER_RECEIPT: "0x" + receipt.hex()})
+
+
+def _serve(ctx: ApiContext, headers: dict[str, str], path: str, dataset_id: bytes, index: int,
+           request_id: int) -> tuple[bytes, bytes, bytes | BinaryIO]:
+    """Authorise, open, digest, sign the receipt and read the shard (blocking: one hop)."""
+    _authorize_download(ctx, headers, path, dataset_id, index, request_id)
     handle = ctx.store.open_shard(dataset_id, index)
     if handle is None:
         raise ApiError(404, "not_held", f"shard {index} is not held here")
     try:
-        digest, receipt = await to_thread.run_sync(_served_receipt, ctx, handle, dataset_id, index,
-                                                   request_id)
-        handle.seek(0)
+        digest, receipt = _served_receipt(ctx, handle, dataset_id, index, request_id)
+        return digest, receipt, read_body(handle)
     except BaseException:
         handle.close()
         raise
-    log.info("shard served", extra={"fields": {"dataset": "0x" + dataset_id.hex(), "index": index,
-                                               "request": request_id}})
-    return StreamingResponse(_chunks(handle), media_type="application/octet-stream",
-                             headers={HEADER_SHARD_HASH: digest.hex(), HEADER_RECEIPT: "0x" + receipt.hex()},
-                             background=BackgroundTask(handle.close))
+
+
+def read_body(handle: BinaryIO) -> bytes | BinaryIO:
+    """The whole file (closed) when it is at most ``WHOLE_READ`` bytes, else the open handle
+    rewound, to stream (blocking)."""
+    handle.seek(0)
+    if os.fstat(handle.fileno()).st_size > WHOLE_READ:
+        return handle
+    with handle:
+        return handle.read()
+
+
+def shard_response(ctx: ApiContext, body: bytes | BinaryIO, headers: dict[str, str]) -> Response:
+    """A served shard: a plain Response of the bytes read, or a stream of a large file; counted."""
+    ctx.metrics.shards_served.inc()
+    if isinstance(body, bytes):
+        ctx.metrics.bytes_served.inc(len(body))
+        return Response(body, media_type="application/octet-stream", headers=headers)
+    ctx.metrics.bytes_served.inc(os.fstat(body.fileno()).st_size)
+    return StreamingResponse(_chunks(body), media_type="application/octet-stream", headers=headers,
+                             background=BackgroundTask(body.close))
 
 
 def _request_param(request: Request) -> int:
@@ -468,40 +557,42 @@ def _request_param(request: Request) -> int:
 def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dataset_id: bytes,
                         index: int, request_id: int) -> None:
     """Signed by the requester of an open request for this dataset; shard placed here."""
-    signer = verify_request(headers, ctx.address, "GET", path, b"", ctx.clock.now(), ctx.nonces)
+    head = ctx.clock.head()  # chain time and the block the cache is keyed by: one shared read
+    signer = verify_request(headers, ctx.address, "GET", path, b"", head.timestamp, ctx.nonces)
     chain = ctx.chain
-    block = chain.client.block_number()
-    cached = ctx.downloads.view(request_id, block)
-    if cached is None:
-        try:
-            info = chain.retrievals.request(request_id)
-        except TransactionReverted:
-            raise ApiError(404, "unknown_request", f"no request {request_id}") from None
-    else:
-        info = cached[0]
-    if info.status == RequestStatus.NONE:
-        raise ApiError(404, "unknown_request", f"no request {request_id}")
-    if info.requester != signer:
-        raise ApiError(403, "not_requester", "the signer is not the request's requester")
-    if info.dataset_id != dataset_id:
-        raise ApiError(403, "wrong_dataset", "the request is for another dataset")
-    is_open = ctx.downloads.is_open(request_id, block)
-    if is_open is None:
-        is_open = chain.retrievals.is_open(request_id)
-        ctx.downloads.keep_open(request_id, block, is_open)
-    if not is_open:
-        if cached is not None:  # the status in the message must be the current one
-            info = chain.retrievals.request(request_id)
-        raise ApiError(403, "request_not_open", f"request {request_id} is {info.status.name.lower()}"
-                       " or past its deadline, or the dataset was revoked")
-    if cached is not None:
-        dataset = cached[1]
-    else:
-        dataset = chain.datasets.dataset(dataset_id)
-        if dataset.status == DatasetStatus.ACTIVE:
-            ctx.downloads.keep_view(request_id, block, info, dataset)
-    if dataset.status != DatasetStatus.ACTIVE:
-        raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
+    block = head.number
+    with ctx.downloads.guard(request_id):
+        cached = ctx.downloads.view(request_id, block)
+        if cached is None:
+            try:
+                info = chain.retrievals.request(request_id)
+            except TransactionReverted:
+                raise ApiError(404, "unknown_request", f"no request {request_id}") from None
+        else:
+            info = cached[0]
+        if info.status == RequestStatus.NONE:
+            raise ApiError(404, "unknown_request", f"no request {request_id}")
+        if info.requester != signer:
+            raise ApiError(403, "not_requester", "the signer is not the request's requester")
+        if info.dataset_id != dataset_id:
+            raise ApiError(403, "wrong_dataset", "the request is for another dataset")
+        is_open = ctx.downloads.is_open(request_id, block)
+        if is_open is None:
+            is_open = chain.retrievals.is_open(request_id)
+            ctx.downloads.keep_open(request_id, block, is_open)
+        if not is_open:
+            if cached is not None:  # the status in the message must be the current one
+                info = chain.retrievals.request(request_id)
+            raise ApiError(403, "request_not_open", f"request {request_id} is {info.status.name.lower()}"
+                           " or past its deadline, or the dataset was revoked")
+        if cached is not None:
+            dataset = cached[1]
+        else:
+            dataset = chain.datasets.dataset(dataset_id)
+            if dataset.status == DatasetStatus.ACTIVE:
+                ctx.downloads.keep_view(request_id, block, info, dataset)
+        if dataset.status != DatasetStatus.ACTIVE:
+            raise ApiError(403, "dataset_not_active", f"dataset is {dataset.status.name.lower()}")
     if index >= dataset.params.shard_count:
         raise ApiError(404, "unknown_shard", f"the dataset has {dataset.params.shard_count} shards")
     if ctx.placements.holder(chain, dataset_id, index, block) != ctx.address:
@@ -512,8 +603,7 @@ def _served_receipt(ctx: ApiContext, handle: BinaryIO, dataset_id: bytes, index:
                     request_id: int) -> tuple[bytes, bytes]:
     """The shard's digest and this holder's ``ShardServed`` signature for ``request_id``."""
     digest = ctx.digests.digest((dataset_id, index), handle)
-    message = eip712.served_message(request_id, dataset_id, index, digest)
-    return digest, eip712.sign(ctx.chain.retrievals.domain, "ShardServed", message, ctx.account)
+    return digest, ctx.served.sign(request_id, dataset_id, index, digest)
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:

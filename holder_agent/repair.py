@@ -19,18 +19,28 @@ chain; no key is involved, shards are ciphertext (docs/THREAT_MODEL.md, "Repair"
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 from typing import BinaryIO
 
 from anyio import to_thread
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
-from holder_agent.api import ApiContext, _chunks, _path_ids, _receive, _signed_path, verify_upload
+from holder_agent.api import (
+    ApiContext,
+    _path_ids,
+    _signed_path,
+    begin_upload,
+    read_body,
+    receive,
+    shard_response,
+    verify_upload,
+)
 from holder_agent.auth import verify_headers
 from holder_agent.errors import ApiError
+from holder_agent.storage import Upload
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import DatasetStatus, Registration
 from shardkey.crypto.merkle import root_commits_to
@@ -67,7 +77,8 @@ def _release(ctx: ApiContext, dataset_id: bytes, index: int, why: str) -> None:
 
 
 def _open_for_repair(ctx: ApiContext, headers: dict[str, str], path: str, dataset_id: bytes,
-                     index: int) -> tuple[BinaryIO, bytes]:
+                     index: int) -> tuple[bytes | BinaryIO, bytes]:
+    """Authorise, open, check against the leaf and read the shard (blocking: one hop)."""
     now = ctx.clock.now()
     signed = verify_headers(headers, ctx.address, "GET", path, now, ctx.nonces)
     if signed.body_length:
@@ -90,8 +101,11 @@ def _open_for_repair(ctx: ApiContext, headers: dict[str, str], path: str, datase
         handle.close()
         _release(ctx, dataset_id, index, "fails its leaf")
         raise ApiError(410, "shard_lost", f"shard {index} here fails its leaf (released for repair)")
-    handle.seek(0)
-    return handle, digest
+    try:
+        return read_body(handle), digest
+    except BaseException:
+        handle.close()
+        raise
 
 
 async def get_repair_shard(ctx: ApiContext, request: Request) -> Response:
@@ -119,12 +133,10 @@ async def get_repair_shard(ctx: ApiContext, request: Request) -> Response:
     """
     dataset_id, index = _path_ids(request, with_index=True)
     assert index is not None
-    handle, digest = await to_thread.run_sync(_open_for_repair, ctx, dict(request.headers),
-                                              _signed_path(request), dataset_id, index)
+    body, digest = await to_thread.run_sync(_open_for_repair, ctx, dict(request.headers),
+                                            _signed_path(request), dataset_id, index)
     log.info("shard read for repair", extra={"fields": {"dataset": "0x" + dataset_id.hex(), "index": index}})
-    return StreamingResponse(_chunks(handle), media_type="application/octet-stream",
-                             headers={HEADER_SHARD_HASH: digest.hex()},
-                             background=BackgroundTask(handle.close))
+    return shard_response(ctx, body, {HEADER_SHARD_HASH: digest.hex()})
 
 
 def _check_upload(ctx: ApiContext, signed: SignedRequest, dataset_id: bytes, index: int) -> str | None:
@@ -181,14 +193,20 @@ async def put_repair_shard(ctx: ApiContext, request: Request) -> Response:
     """
     dataset_id, index = _path_ids(request, with_index=True)
     assert index is not None
-    signed = await verify_upload(ctx, request)
-    done = await to_thread.run_sync(_check_upload, ctx, signed, dataset_id, index)
+    verify = verify_upload(ctx, request)
+
+    def check_and_begin() -> tuple[SignedRequest, str | None, Upload | None]:
+        signed = verify()
+        done = _check_upload(ctx, signed, dataset_id, index)
+        return signed, done, None if done is not None else begin_upload(ctx, signed, dataset_id, index)
+
+    signed, done, upload = await to_thread.run_sync(check_and_begin)
     answer = {"dataset_id": "0x" + dataset_id.hex(), "item": f"shard {index}", "size": signed.body_length,
               "sha256": signed.body_sha256.hex()}
-    if done is not None:
+    if upload is None:
         return JSONResponse({**answer, "status": done}, status_code=201)
-    await _receive(ctx, request, signed, dataset_id, index)
-    await to_thread.run_sync(_keep_and_confirm, ctx, signed.signer, dataset_id, index, signed.body_sha256)
+    await receive(ctx, request, upload, dataset_id, index, then=functools.partial(
+        _keep_and_confirm, ctx, signed.signer, dataset_id, index, signed.body_sha256))
     log.info("repaired shard kept and confirmed", extra={"fields": {
         "dataset": "0x" + dataset_id.hex(), "index": index, "repairer": signed.signer}})
     return JSONResponse({**answer, "status": "confirmed"}, status_code=201)

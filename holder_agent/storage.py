@@ -87,6 +87,13 @@ _SYNCFS_ABOVE = 4  # files made durable at once before syncfs replaces per-file 
 MIN_WRAPPED_BUNDLE = 1 + 12 + 16
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_checksummed(address: str) -> bool:
+    """Whether ``address`` is a checksummed address; each text is checked once (a handful of
+    uploaders: checksumming per path lookup cost a keccak each, several per upload)."""
+    return bool(is_checksum_address(address))
+
+
 def parse_dataset_id(text: str) -> bytes:
     """``0x`` + 64 hex digits (or 64 hex digits) as 32 bytes; anything else is refused."""
     match = _DATASET_RE.fullmatch(text) if text.isascii() else None
@@ -229,7 +236,7 @@ class Store:
 
     def staged_dir(self, uploader: str, dataset_id: bytes) -> Path:
         """Folder of one uploader's staged data for one dataset."""
-        if not is_checksum_address(uploader):
+        if not _is_checksummed(uploader):
             raise InvalidNameError("uploader must be a checksummed address")
         if len(dataset_id) != 32:
             raise InvalidNameError("dataset id must be 32 bytes")

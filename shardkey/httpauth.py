@@ -25,6 +25,7 @@ each nonce once while it is fresh by that same chain time (:class:`NonceCache`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -32,10 +33,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account._utils.signing import to_standard_signature_bytes
 from eth_account.signers.local import LocalAccount
+from eth_keys.datatypes import Signature
+from eth_typing import Hash32
 from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from shardkey.errors import ShardKeyError
 
@@ -66,10 +69,28 @@ class SignedRequest:
     body_length: int
 
 
+@functools.lru_cache(maxsize=4096)
+def _checksummed(address: str) -> str | None:
+    """``address`` checksummed, or None when it is not an address; each text is checked once
+    (a holder signs and is signed for with a handful of addresses: checksumming them per
+    request was a tenth of a holder's CPU)."""
+    if not address.isascii() or not is_address(address):
+        return None
+    return str(to_checksum_address(address))
+
+
 def _message(holder: str, method: str, path: str, body_sha256: str, body_length: int,
              timestamp: int, nonce: str) -> bytes:
-    return "\n".join(["ShardKey HTTP v2", to_checksum_address(holder), method.upper(), path,
+    checksummed = _checksummed(holder)
+    if checksummed is None:
+        raise ValueError(f"not an address: {holder!r}")
+    return "\n".join(["ShardKey HTTP v2", checksummed, method.upper(), path,
                       body_sha256, str(body_length), str(timestamp), nonce]).encode()
+
+
+def _eip191_hash(message: bytes) -> Hash32:
+    """The EIP-191 (``personal_sign``) hash of ``message``, as ``encode_defunct`` signs it."""
+    return Hash32(keccak(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message))
 
 
 def sign_request(account: LocalAccount, holder: str, method: str, path: str, body: bytes,
@@ -83,7 +104,7 @@ def sign_request(account: LocalAccount, holder: str, method: str, path: str, bod
     """
     nonce = nonce or os.urandom(16).hex()
     digest = (body_sha256 or hashlib.sha256(body).digest()).hex()
-    signed = account.sign_message(encode_defunct(
+    signed = account.unsafe_sign_hash(_eip191_hash(
         _message(holder, method, path, digest, len(body), timestamp, nonce)))
     return {HEADER_ACCOUNT: account.address, HEADER_TIMESTAMP: str(timestamp),
             HEADER_NONCE: nonce, HEADER_CONTENT_SHA256: digest,
@@ -155,8 +176,8 @@ def precheck(headers: Mapping[str, str], now: int) -> str:
     """The checks that need no key recovery (headers present and well formed, timestamp
     within ``MAX_SKEW`` of chain time ``now``); return the claimed account, checksummed."""
     values = _headers(headers)
-    account = values[HEADER_ACCOUNT]
-    if not account.isascii() or not is_address(account):
+    account = _checksummed(values[HEADER_ACCOUNT])
+    if account is None:
         raise AuthError(f"{HEADER_ACCOUNT} is not an address")
     timestamp = _decimal(values[HEADER_TIMESTAMP], HEADER_TIMESTAMP, 2**64 - 1)
     if abs(now - timestamp) > MAX_SKEW:
@@ -165,7 +186,16 @@ def precheck(headers: Mapping[str, str], now: int) -> str:
     _hex(values[HEADER_NONCE], 32, HEADER_NONCE)
     _hex(values[HEADER_CONTENT_SHA256], 64, HEADER_CONTENT_SHA256)
     _decimal(values[HEADER_CONTENT_LENGTH], HEADER_CONTENT_LENGTH, _MAX_DECLARED_LENGTH)
-    return str(to_checksum_address(account))
+    return account
+
+
+def _recover(message: bytes, signature_hex: str) -> bytes:
+    """The 20-byte address that signed ``message`` (EIP-191) with ``signature_hex``; what
+    ``Account.recover_message`` recovers, without checksumming it (the caller compares bytes)."""
+    signature = to_standard_signature_bytes(bytes.fromhex(signature_hex.removeprefix("0x")))
+    public = Signature(signature_bytes=signature).recover_public_key_from_msg_hash(
+        _eip191_hash(message))
+    return bytes(public.to_canonical_address())
 
 
 def verify_headers(headers: Mapping[str, str], holder: str, method: str, path: str, now: int,
@@ -181,15 +211,14 @@ def verify_headers(headers: Mapping[str, str], holder: str, method: str, path: s
     length = int(values[HEADER_CONTENT_LENGTH])
     message = _message(holder, method, path, digest, length, timestamp, nonce)
     try:
-        sig = bytes.fromhex(values[HEADER_SIGNATURE].removeprefix("0x"))
-        signer = Account.recover_message(encode_defunct(message), signature=sig)
+        signer = _recover(message, values[HEADER_SIGNATURE])
     except Exception:
         raise AuthError("signature is malformed") from None
-    if signer != claimed:
+    if not hmac.compare_digest(signer, bytes.fromhex(claimed[2:])):
         raise AuthError("signature does not match the account")
-    if not nonces.use(signer, nonce, timestamp, now):
+    if not nonces.use(claimed, nonce, timestamp, now):
         raise AuthError("nonce already used (replayed request)")
-    return SignedRequest(str(signer), bytes.fromhex(digest), length)
+    return SignedRequest(claimed, bytes.fromhex(digest), length)
 
 
 def verify_request(headers: Mapping[str, str], holder: str, method: str, path: str, body: bytes,

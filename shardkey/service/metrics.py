@@ -14,6 +14,9 @@ metric                                            service  meaning
 ``shardkey_kos_envelopes_released_total``         KOS      share envelopes released (one per holder)
 ``shardkey_holder_deliveries_total``              holder   fragment deliveries sent
 ``shardkey_holder_uploads_total``                 holder   uploads staged
+``shardkey_holder_bytes_received_total``          holder   body bytes of the uploads staged
+``shardkey_holder_shards_served_total``           holder   shards served (downloads, repair reads)
+``shardkey_holder_bytes_served_total``            holder   bytes of the shards served
 ``shardkey_holder_bytes_stored``                  holder   bytes in custody (committed)
 ``shardkey_holder_bytes_staged``                  holder   bytes staged, not yet custody
 ``shardkey_repairer_shards_repaired_total``       repairer shards rebuilt and placed
@@ -99,6 +102,12 @@ class HolderMetrics(ServiceMetrics):
         self.deliveries = Counter("shardkey_holder_deliveries", "Fragment deliveries sent",
                                   registry=self.registry)
         self.uploads = Counter("shardkey_holder_uploads", "Uploads staged", registry=self.registry)
+        self.bytes_received = Counter("shardkey_holder_bytes_received", "Body bytes of the uploads "
+                                      "staged", registry=self.registry)
+        self.shards_served = Counter("shardkey_holder_shards_served", "Shards served (downloads and "
+                                     "repair reads)", registry=self.registry)
+        self.bytes_served = Counter("shardkey_holder_bytes_served", "Bytes of the shards served",
+                                    registry=self.registry)
         self.bytes_stored = Gauge("shardkey_holder_bytes_stored", "Bytes in custody (committed)",
                                   registry=self.registry)
         self.bytes_staged = Gauge("shardkey_holder_bytes_staged", "Bytes staged, not yet custody",

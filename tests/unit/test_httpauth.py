@@ -70,3 +70,50 @@ def test_the_declared_body_is_what_is_signed() -> None:
         with pytest.raises(AuthError, match=HEADER_CONTENT_LENGTH):
             verify_headers(dict(headers, **{HEADER_CONTENT_LENGTH: bad}), HOLDER, "PUT", PATH, now,
                            NonceCache())
+
+
+def test_signed_headers_are_pinned_byte_for_byte() -> None:
+    """"ShardKey HTTP v2" as the holders in the field verify it: one signed header set, pinned
+    (a lowercase holder address is checksummed into the message, the method upper-cased)."""
+    body = b"shard ciphertext"
+    headers = sign_request(ACCOUNT, HOLDER.lower(), "put", PATH, body, 1_700_000_000, "0f" * 16)
+    assert headers == {
+        "X-ShardKey-Account": "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A",
+        "X-ShardKey-Timestamp": "1700000000",
+        "X-ShardKey-Nonce": "0f" * 16,
+        "X-ShardKey-Content-Sha256": "e92deca288de78f8b26f0fe214faf4ab56f2cc2526ae466b0238b8187f7ffafe",
+        "X-ShardKey-Content-Length": "16",
+        "X-ShardKey-Signature": "0x0b06c0cc38e7b78326d0443fc36cc4203337dcb8d30f3a8ebab75547067443f9"
+                                "01b378abb5106d62b3618b30e6de93fa60606beabc0557984866f1ed29132f041b",
+    }
+    signed = verify_headers(headers, HOLDER, "PUT", PATH, 1_700_000_000, NonceCache())
+    assert signed.signer == ACCOUNT.address
+
+
+def test_the_signer_is_recovered_as_eth_account_recovers_it() -> None:
+    """The holder compares address bytes instead of checksummed text: the same signatures pass
+    and fail as with ``Account.recover_message`` (other v encodings, another signer)."""
+    from eth_account.messages import encode_defunct
+
+    from shardkey.httpauth import HEADER_SIGNATURE, _message
+    now = 1_700_000_000
+    headers = sign_request(ACCOUNT, HOLDER, "GET", PATH, b"", now, "0e" * 16)
+    message = _message(HOLDER, "GET", PATH, headers[HEADER_CONTENT_SHA256], 0, now, "0e" * 16)
+    raw = bytes.fromhex(headers[HEADER_SIGNATURE][2:])
+    for v in (raw[64], raw[64] - 27, 55 - raw[64], raw[64] + 10, 36):
+        sig = raw[:64] + bytes([v])
+        try:
+            expected: str | None = Account.recover_message(encode_defunct(message), signature=sig)
+        except Exception:
+            expected = None
+        try:
+            got: str | None = verify_headers(dict(headers, **{HEADER_SIGNATURE: "0x" + sig.hex()}),
+                                             HOLDER, "GET", PATH, now, NonceCache()).signer
+        except AuthError as exc:
+            assert expected != ACCOUNT.address, f"v={v}: {exc}"
+            got = None
+        assert (got == ACCOUNT.address) == (expected == ACCOUNT.address), f"v={v}"
+    other = Account.from_key("0x" + "33" * 32)
+    with pytest.raises(AuthError, match="does not match the account"):
+        verify_headers(dict(headers, **{"X-ShardKey-Account": other.address}), HOLDER, "GET", PATH, now,
+                       NonceCache())

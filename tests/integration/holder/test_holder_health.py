@@ -63,6 +63,8 @@ def test_metrics_count_uploads_events_and_bytes_stored(world, tmp_path: Path) ->
     assert 'shardkey_holder_events_handled_total{event="DatasetRegistered"} 1.0' in text
     stored = sum(len(built.shards[i]) for i in built.my_shards(world.me)) + len(built.wrapped_bundles[0])
     assert f"shardkey_holder_bytes_stored {float(stored)}" in text
+    assert f"shardkey_holder_bytes_received_total {float(stored)}" in text
+    assert "shardkey_holder_shards_served_total 0.0" in text
     assert "shardkey_holder_watcher_lag_blocks" in text
     assert world.me not in text and world.owner.address not in text  # no addresses as labels
     health = world.http.get("/v1/health").json()
@@ -101,3 +103,16 @@ def test_reserve_free_bytes_refuses_an_upload_into_the_reserve_with_507(world, t
     assert refused.json()["error"] == "capacity_exceeded"
     assert "reserve_free_bytes" in refused.json()["detail"]
     assert agent.store.staged_usage() == 0
+
+
+def test_metrics_count_shards_and_bytes_served(world) -> None:
+    """Served shards are counted (their per-shard log line is DEBUG only)."""
+    built = world.active_dataset()
+    req = world.request(built)
+    mine = built.my_shards(world.me)
+    for index in mine:
+        path = f"/v1/datasets/{built.hex}/shards/{index}?request={req.request_id}"
+        assert world.get(req.requester, path).status_code == 200
+    text = world.http.get("/metrics").text
+    assert f"shardkey_holder_shards_served_total {float(len(mine))}" in text
+    assert f"shardkey_holder_bytes_served_total {float(sum(len(built.shards[i]) for i in mine))}" in text

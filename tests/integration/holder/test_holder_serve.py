@@ -7,14 +7,27 @@ import hashlib
 import json
 from urllib.parse import unquote
 
+from holder_agent.api import HEAD_MAX_AGE
 from shardkey.chain import eip712
+from shardkey.chain.chaintime import ChainTime, head_reader
 from shardkey.crypto import verify_shard
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH
 from shardkey.policy.model import ApprovalGroup, Policy
+from tests.support.waiting import wait_until
 
 
 def _path(built, index: int, request_id: int) -> str:
     return f"/v1/datasets/{built.hex}/shards/{index}?request={request_id}"
+
+
+def _refused_not_open(world, requester, path: str) -> bool:
+    """One download; True once it is refused as not open (a 200 is the cached head, not yet
+    past HEAD_MAX_AGE); any other answer fails."""
+    reply = world.get(requester, path)
+    if reply.status_code == 200:
+        return False
+    assert reply.status_code == 403 and reply.json()["error"] == "request_not_open", reply.text
+    return True
 
 
 def test_serves_shard_with_verifiable_receipt(world) -> None:
@@ -118,8 +131,9 @@ def test_refuses_pending_completed_and_revoked(world) -> None:
     assert world.get(pending.requester, _path(built, 0, pending.request_id)).status_code == 200
 
     world.chain.retrievals.complete(pending.requester, pending.request_id)
-    reply = world.get(pending.requester, _path(built, 0, pending.request_id))
-    assert reply.status_code == 403 and reply.json()["error"] == "request_not_open"
+    # refused once the holder's head is past the completion (HEAD_MAX_AGE after the block)
+    wait_until(lambda: _refused_not_open(world, pending.requester, _path(built, 0, pending.request_id)),
+               30, "the completed request to be refused")
 
     second = world.request(built)
     world.chain.retrievals.approve(approver, world.chain.retrievals.approval_subject(second.request_id))
@@ -128,6 +142,27 @@ def test_refuses_pending_completed_and_revoked(world) -> None:
     assert reply.status_code == 403
     world.settle()  # the revocation event is handled; data is kept
     assert world.agent.store.committed_shards(built.dataset_id) == built.my_shards(world.me)
+
+
+def test_a_closed_request_is_refused_once_the_head_bound_has_passed(world) -> None:
+    """Downloads read the chain head at most every HEAD_MAX_AGE seconds (no eth_blockNumber per
+    shard) and keep a request's state only for that block: a request completed on chain may
+    still be served while the holder's head is older than the completion, and is refused as
+    soon as the head is re-read. The holder's monotonic clock is the test's here."""
+    host = [0.0]
+    world.agent.api.clock = ChainTime(head_reader(world.chain.client), HEAD_MAX_AGE, lambda: host[0])
+    built = world.active_dataset()
+    req = world.request(built)
+    index = built.my_shards(world.me)[0]
+    path = _path(built, index, req.request_id)
+    assert world.get(req.requester, path).status_code == 200
+    world.chain.retrievals.complete(req.requester, req.request_id)
+    assert not world.chain.retrievals.is_open(req.request_id)
+    host[0] += HEAD_MAX_AGE / 2  # within the bound: the head (and the request's state) as read
+    assert world.get(req.requester, path).status_code == 200
+    host[0] += HEAD_MAX_AGE  # past it: the head is re-read, the completion seen
+    reply = world.get(req.requester, path)
+    assert reply.status_code == 403 and reply.json()["error"] == "request_not_open"
 
 
 def test_refuses_expired_request(world) -> None:
@@ -195,3 +230,20 @@ def test_raw_dot_segments_are_400(world) -> None:
             status, body = _raw(app, method, path)
             assert status in (400, 405), (method, path, status)
             assert set(body) == {"error", "detail"}
+
+
+def test_a_shard_above_the_whole_read_size_streams_the_same_bytes(world, monkeypatch) -> None:
+    """Shards up to WHOLE_READ are read whole in the download's one hop; a larger file streams
+    from the same open file: same body, hash header and receipt either way."""
+    from holder_agent import api
+    built = world.active_dataset()
+    req = world.request(built)
+    index = built.my_shards(world.me)[0]
+    whole = world.get(req.requester, _path(built, index, req.request_id))
+    monkeypatch.setattr(api, "WHOLE_READ", len(built.shards[index]) // 3)
+    streamed = world.get(req.requester, _path(built, index, req.request_id))
+    for reply in (whole, streamed):
+        assert reply.status_code == 200 and reply.content == built.shards[index]
+        assert reply.headers[HEADER_SHARD_HASH] == built.shard_hashes[index].hex()
+    assert "content-length" in whole.headers and "content-length" not in streamed.headers
+    assert whole.headers[HEADER_RECEIPT] == streamed.headers[HEADER_RECEIPT]
