@@ -33,7 +33,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from eth_account._utils.signing import to_standard_signature_bytes
 from eth_account.signers.local import LocalAccount
 from eth_keys.datatypes import Signature
 from eth_typing import Hash32
@@ -104,6 +103,8 @@ def sign_request(account: LocalAccount, holder: str, method: str, path: str, bod
     """
     nonce = nonce or os.urandom(16).hex()
     digest = (body_sha256 or hashlib.sha256(body).digest()).hex()
+    # Exactly sign_message(encode_defunct(message)) ("unsafe" only means: the caller vouches
+    # for the hash; it is EIP-191's, pinned by tests/unit/test_httpauth.py).
     signed = account.unsafe_sign_hash(_eip191_hash(
         _message(holder, method, path, digest, len(body), timestamp, nonce)))
     return {HEADER_ACCOUNT: account.address, HEADER_TIMESTAMP: str(timestamp),
@@ -192,7 +193,10 @@ def precheck(headers: Mapping[str, str], now: int) -> str:
 def _recover(message: bytes, signature_hex: str) -> bytes:
     """The 20-byte address that signed ``message`` (EIP-191) with ``signature_hex``; what
     ``Account.recover_message`` recovers, without checksumming it (the caller compares bytes)."""
-    signature = to_standard_signature_bytes(bytes.fromhex(signature_hex.removeprefix("0x")))
+    raw = bytes.fromhex(signature_hex.removeprefix("0x"))
+    if len(raw) != 65 or raw[64] not in (0, 1, 27, 28):  # r | s | v, v as eth-account signs it
+        raise ValueError("not a 65-byte recoverable signature")
+    signature = raw[:64] + bytes([raw[64] % 27])
     public = Signature(signature_bytes=signature).recover_public_key_from_msg_hash(
         _eip191_hash(message))
     return bytes(public.to_canonical_address())

@@ -91,8 +91,9 @@ def test_signed_headers_are_pinned_byte_for_byte() -> None:
 
 
 def test_the_signer_is_recovered_as_eth_account_recovers_it() -> None:
-    """The holder compares address bytes instead of checksummed text: the same signatures pass
-    and fail as with ``Account.recover_message`` (other v encodings, another signer)."""
+    """The holder compares address bytes instead of checksummed text: v as 27/28 or 0/1 passes
+    and fails as with ``Account.recover_message``; any other v (EIP-155 style, out of range) is
+    refused as malformed, which no signer of this scheme produces."""
     from eth_account.messages import encode_defunct
 
     from shardkey.httpauth import HEADER_SIGNATURE, _message
@@ -100,19 +101,27 @@ def test_the_signer_is_recovered_as_eth_account_recovers_it() -> None:
     headers = sign_request(ACCOUNT, HOLDER, "GET", PATH, b"", now, "0e" * 16)
     message = _message(HOLDER, "GET", PATH, headers[HEADER_CONTENT_SHA256], 0, now, "0e" * 16)
     raw = bytes.fromhex(headers[HEADER_SIGNATURE][2:])
-    for v in (raw[64], raw[64] - 27, 55 - raw[64], raw[64] + 10, 36):
-        sig = raw[:64] + bytes([v])
+
+    def verified(v: int) -> str | None:
+        sig = "0x" + (raw[:64] + bytes([v])).hex()
         try:
-            expected: str | None = Account.recover_message(encode_defunct(message), signature=sig)
+            return verify_headers(dict(headers, **{HEADER_SIGNATURE: sig}), HOLDER, "GET", PATH, now,
+                                  NonceCache()).signer
+        except AuthError:
+            return None
+
+    for v in (raw[64], raw[64] - 27, 55 - raw[64], 28 - raw[64]):  # as signed, as 0/1, flipped both ways
+        try:
+            expected: str | None = Account.recover_message(encode_defunct(message),
+                                                           signature=raw[:64] + bytes([v]))
         except Exception:
             expected = None
-        try:
-            got: str | None = verify_headers(dict(headers, **{HEADER_SIGNATURE: "0x" + sig.hex()}),
-                                             HOLDER, "GET", PATH, now, NonceCache()).signer
-        except AuthError as exc:
-            assert expected != ACCOUNT.address, f"v={v}: {exc}"
-            got = None
-        assert (got == ACCOUNT.address) == (expected == ACCOUNT.address), f"v={v}"
+        assert (verified(v) == ACCOUNT.address) == (expected == ACCOUNT.address), f"v={v}"
+    assert verified(raw[64]) == ACCOUNT.address
+    for v in (raw[64] + 10, 35, 36, 255):
+        sig = "0x" + (raw[:64] + bytes([v])).hex()
+        with pytest.raises(AuthError, match="signature is malformed"):
+            verify_headers(dict(headers, **{HEADER_SIGNATURE: sig}), HOLDER, "GET", PATH, now, NonceCache())
     other = Account.from_key("0x" + "33" * 32)
     with pytest.raises(AuthError, match="does not match the account"):
         verify_headers(dict(headers, **{"X-ShardKey-Account": other.address}), HOLDER, "GET", PATH, now,
