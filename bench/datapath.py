@@ -35,19 +35,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shardkey.devnet.network import free_ports
+
+__all__ = ["free_ports"]  # for the tahoe and far sections
+
 GiB = 1 << 30
 MiB = 1 << 20
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 IDLE_WINDOW = 3.0  # seconds of rest over which the services' idle CPU is measured
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (all held open at once while chosen)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+def wait_listening(port: int, timeout: float, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Until something accepts on loopback ``port``; fails if one of ``procs`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s") from None
+            time.sleep(0.05)
 
 
 def warm_file(path: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -55,17 +54,9 @@ class Proxies:
                  "--stats", str(self.stats_file(i))], cwd=repo, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True))
             log.close()
+        from bench.datapath import wait_listening
         for port in self.ports:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
-                        raise RuntimeError(f"shaping proxy on port {port} did not start; "
-                                           f"see {self.work}/proxy-*.log") from None
-                    time.sleep(0.1)
+            wait_listening(port, 30, self.procs)
 
     def stats_file(self, i: int) -> Path:
         return self.work / f"proxy-{i + 1}.json"

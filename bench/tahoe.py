@@ -38,8 +38,11 @@ def venv(cache: Path, log: Any) -> Path:
         return tahoe
     log(f"installing tahoe-lafs {VERSION} into {home} (PyPI; a minute or two)")
     subprocess.run(["python3.11", "-m", "venv", "--clear", str(home)], check=True)  # noqa: S603,S607
-    subprocess.run([str(home / "bin" / "pip"), "install", "--quiet", f"tahoe-lafs=={VERSION}"],  # noqa: S603
-                   check=True, stdout=subprocess.DEVNULL)
+    pip = subprocess.run([str(home / "bin" / "pip"), "install", "--quiet", f"tahoe-lafs=={VERSION}"],  # noqa: S603
+                         capture_output=True, text=True, check=False)
+    if pip.returncode != 0:
+        raise RuntimeError(f"pip install tahoe-lafs=={VERSION} into {home} exited {pip.returncode}: "
+                           f"{pip.stderr[-2000:]}")
     (home / ".installed").write_text(VERSION + "\n")
     return tahoe
 

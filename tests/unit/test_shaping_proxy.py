@@ -10,13 +10,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bench.datapath import free_ports
+from bench.datapath import free_ports, wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 17)
@@ -44,14 +43,7 @@ def proxied(tmp_path: Path) -> Iterator[Proxied]:
     proc = subprocess.Popen([sys.executable, "-m", "bench.shaping_proxy", "--link",
                              f"{listen}:127.0.0.1:{server.getsockname()[1]}:10", "--rate-mbit", "400",
                              "--stats", str(stats)], cwd=REPO)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", listen), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "proxy did not start"
-            time.sleep(0.05)
+    wait_listening(listen, 30, [proc])
     yield listen, stats, proc
     proc.terminate()
     proc.wait(10)
