@@ -93,9 +93,9 @@ class PageCache:
     @property
     def label(self) -> str:
         if self.method == "drop_caches":
-            return "cold: page cache dropped (sync; echo 1 > /proc/sys/vm/drop_caches) before each command"
+            return "page cache dropped (sync; echo 1 > /proc/sys/vm/drop_caches) before each command"
         return ("cold-ish: drop_caches not permitted here, so only the files concerned were evicted "
-                "(fsync + posix_fadvise DONTNEED; Python modules stay cached)")
+                "(fsync + posix_fadvise DONTNEED; the Python modules stay cached)")
 
     def cold(self, paths: list[Path]) -> None:
         if self.method == "drop_caches" and self._drop():
@@ -221,7 +221,8 @@ def store_fetch(suite: Any, dev: Any, size: int, cache: PageCache | None, base: 
     out.unlink()
     for figures in (store, fetch):
         figures["ratio"] = size / figures["seconds"] / base
-    return {"size": size, "label": s.size_label(size), "cache": "warm" if cache is None else cache.method,
+    return {"size": size, "label": s.size_label(size), "cache": "warm" if cache is None else "cold",
+            "cache_method": "warm" if cache is None else cache.method,
             "dataset": dataset, "request_s": request_run.seconds, "store": store, "fetch": fetch,
             "verified": ok, "bytes_stored": sum(stored.values()), "bytes_served": sum(served.values())}
 

@@ -13,8 +13,8 @@ FAR_TARGET = 0.80  # of the aggregate link bandwidth
 def datapath_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     if not d:
         return []
-    rows = [("datapath: page cache", f"cold runs: {d['cache_label']}; warm runs: source read (store) / "
-             "shards written (fetch) just before", "say which")]
+    rows = [("datapath: page cache", f"cold runs: {d['cache_label']}; warm runs: the source read (store) / "
+             "the shards written (fetch) just before", "say which")]
     for r in d["runs"]:
         name = f"{r['label']} {r['cache']}"
         for op in ("store", "fetch"):
