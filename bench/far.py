@@ -88,11 +88,23 @@ class Proxies:
 def _point(dev: Any, holders: list[dict[str, Any]], endpoints: list[str]) -> None:
     """Each holder's ``shardkey holder update --endpoint`` (its own transaction), all at once."""
     def one(holder: dict[str, Any], endpoint: str) -> None:
-        dev.run("holder", "update", "--config", holder["config"], "--endpoint", endpoint, timeout=180)
+        dev.run("holder", "update", "--config", holder["config"], "--endpoint", endpoint, timeout=900)
 
     with ThreadPoolExecutor(len(holders)) as pool:
         for future in [pool.submit(one, h, e) for h, e in zip(holders, endpoints, strict=True)]:
             future.result()
+
+
+def _put_back(dev: Any, holders: list[dict[str, Any]], result: dict[str, Any]) -> None:
+    """The holders' own endpoints again; a failure is recorded beside the figures, not lost with them."""
+    try:
+        _point(dev, holders, [h["endpoint"] for h in holders])
+        result["endpoints_restored"] = True
+    except RuntimeError as exc:
+        result["endpoints_restored"] = False
+        result["restore_error"] = str(exc)[-1000:]
+        from bench.suite import log
+        log(f"far: could not put the holders' endpoints back: {exc}")
 
 
 def _links(before: list[tuple[int, int]], after: list[tuple[int, int]], figures: dict[str, Any],
@@ -124,8 +136,7 @@ def run_far(suite: Any, size: int, rtts: list[float], mbit: float) -> dict[str, 
     with ExitStack() as cleanup:
         cleanup.callback(proxies.stop)
         proxies.start()
-        # put back, also on failure
-        cleanup.callback(_point, dev, holders, [h["endpoint"] for h in holders])
+        cleanup.callback(_put_back, dev, holders, result)  # also on failure
         _point(dev, holders, [f"http://127.0.0.1:{port}" for port in proxies.ports])
         services = Services.of(dev.info)
         services.measure_idle()

@@ -70,7 +70,8 @@ def far_rows(f: dict[str, Any] | None) -> list[tuple[str, str, str]]:
         return []
     rows = [("far holders: links", f"{f['links']} holders, one shaping proxy each, RTT "
              f"{', '.join(f'{x:g}' for x in f['rtts_ms'])} ms, {f['cap_mbit_per_link']:g} Mbit/s per link "
-             f"each way (aggregate {f['aggregate_cap_mbit']:g} Mbit/s); {f['label']}", "")]
+             f"each way (aggregate {f['aggregate_cap_mbit']:g} Mbit/s); {f['label']}"
+             + ("" if f.get("endpoints_restored", True) else "; ENDPOINTS NOT PUT BACK"), "")]
     for op in ("store", "fetch"):
         x = f[op]
         link = x["links"]
