@@ -70,7 +70,7 @@ class Grid:
                                             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
 
-    def up(self, timeout: float = 120.0) -> float:
+    def up(self, timeout: float = 600.0) -> float:
         started = time.monotonic()
         listen = "tcp:{0}:interface=127.0.0.1"
         intro = self.ports[0]
