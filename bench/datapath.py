@@ -137,14 +137,30 @@ class Services:
         from bench.suite import process_cpu_seconds
         pids = {name: pid for name, pid in self.holders.values()}
         pids.update({f"kos:{n}": pid for n, pid in self.members.items()})
-        pids["anvil"] = self.anvil
         cpu = {}
         for name, pid in pids.items():
             try:
                 cpu[name] = process_cpu_seconds(pid)
             except (OSError, ValueError, IndexError):
                 cpu[name] = float("nan")
+        # devnet.json names anvil's npm wrapper; the chain is its child process
+        cpu["anvil"] = sum(_cpu_or_zero(pid) for pid in [self.anvil, *_children(self.anvil)])
         return cpu
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu_or_zero(pid: int) -> float:
+    from bench.suite import process_cpu_seconds
+    try:
+        return process_cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def layout_bytes(dev: Any, dataset: str) -> tuple[dict[str, int], dict[str, int]]:

@@ -168,7 +168,7 @@ class Devnet:
         return [int(m["pid"]) for m in self.info["kos_members"]]
 
     def down(self) -> None:
-        run_measured(self.argv("devnet", "down"), 120)
+        run_measured(self.argv("devnet", "down"), 600)  # minutes at load 50: 120 s left a devnet up
 
     @property
     def info(self) -> dict[str, Any]:
