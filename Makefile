@@ -83,8 +83,10 @@ test-faults: setup bytecode
 abi: setup
 	$(PY) tools/export_abi.py
 
+# The benchmark suite (docs/PERFORMANCE.md); e.g. `make bench BENCH_ARGS="--no-tahoe --no-far"`.
+BENCH_ARGS ?=
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build .ape contracts/.cache crytic-export .pytest_cache

@@ -42,9 +42,11 @@ threshold: 3
 SINGLE_MEMBER = ("--kos", "1", "--kos-threshold", "1")  # the baseline KOS: one member, threshold one
 # kos runs last on the shared devnet: it leaves the chain mining on a 1 s interval.
 # repair, committee and holders bring up devnets of their own.
-SECTIONS = ("devnet", "throughput", "format", "small", "gas", "redeal", "repair", "scale", "kos", "committee",
-            "holders")
-OWN_DEVNET = ("repair", "committee", "holders")
+SECTIONS = ("devnet", "datapath", "far", "tahoe", "format", "small", "gas", "redeal", "repair", "scale",
+            "kos", "committee", "holders")
+OWN_DEVNET = ("repair", "committee", "holders", "tahoe")
+ALIASES = {"throughput": "datapath"}  # the datapath section replaced the throughput section
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shardkey-bench"
 
 
 def log(message: str) -> None:
@@ -166,7 +168,7 @@ class Devnet:
         return [int(m["pid"]) for m in self.info["kos_members"]]
 
     def down(self) -> None:
-        run_measured(self.argv("devnet", "down"), 120)
+        run_measured(self.argv("devnet", "down"), 600)  # minutes at load 50: 120 s left a devnet up
 
     @property
     def info(self) -> dict[str, Any]:
@@ -251,6 +253,7 @@ class Suite:
         self.open_policy.write_text(OPEN_POLICY)
         self.approval_policy = work / "approval.yaml"
         self.approval_policy.write_text(APPROVAL_POLICY)
+        self._sources: dict[int, tuple[Path, str]] = {}
 
     def rpc(self, method: str, params: list[Any], dev: Devnet | None = None) -> Any:
         import httpx
@@ -273,37 +276,35 @@ class Suite:
         self.results["devnet_up_5"] = {"seconds": seconds}
         log(f"devnet up (5 holders): {seconds:.1f} s")
 
-    # throughput --------------------------------------------------------------------
-    def section_throughput(self) -> None:
-        sizes = [32 * MiB] if self.args.quick else [128 * MiB, GiB]
+    # data path (bench/datapath.py), Tahoe-LAFS (bench/tahoe.py), far holders (bench/far.py) ------------
+    def sizes(self) -> list[int]:
+        """File sizes of the datapath and tahoe sections."""
         if self.args.sizes:
-            sizes = [n * MiB for n in self.args.sizes]
-        elif self.args.large:
-            sizes.append(4 * GiB)
-        rows = []
-        for size in sizes:
-            src = self.work / f"in-{size}.bin"
-            expected = random_file(src, size)
-            base = baseline(size)
-            store_run, stored = self.dev.store(src, self.open_policy)
-            src.unlink()  # only its hash is needed now: a round trip fits in less disk
-            request = self.dev.request(stored["dataset"])
-            base_fetch = baseline(size)
-            out = self.work / f"out-{size}.bin"
-            fetch_run, fetched = self.dev.fetch(request, out)
-            ok = file_sha256(out) == expected
-            for op, run, rate_base, timings in (("store", store_run, base, stored["timings"]),
-                                                ("fetch", fetch_run, base_fetch, fetched["timings"])):
-                rate = size / run.seconds
-                rows.append({"op": op, "size": size, "label": size_label(size), "seconds": run.seconds,
-                             "MBps": rate / 1e6, "baseline_MBps": rate_base / 1e6,
-                             "ratio": rate / rate_base, "peak_rss_mib": run.peak_rss_mib,
-                             "timings": timings, "verified": ok})
-                log(f"{op} {size_label(size)}: {run.seconds:.2f} s, {rate / 1e6:.0f} MB/s, "
-                    f"{rate / rate_base:.3f}x baseline ({rate_base / 1e6:.0f} MB/s), "
-                    f"peak RSS {run.peak_rss_mib:.0f} MiB, timings {timings}")
-            out.unlink()
-        self.results["throughput"] = rows
+            return [n * MiB for n in self.args.sizes]
+        sizes = [32 * MiB] if self.args.quick else [128 * MiB, GiB]
+        return [*sizes, 4 * GiB] if self.args.large else sizes
+
+    def source(self, size: int) -> tuple[Path, str]:
+        """The random file of ``size`` bytes every section stores (written once), and its SHA-256."""
+        if size not in self._sources:
+            path = self.work / f"in-{size}.bin"
+            self._sources[size] = (path, random_file(path, size))
+        return self._sources[size]
+
+    def section_datapath(self) -> None:
+        from bench.datapath import legacy_throughput, run_datapath
+        self.results["datapath"] = run_datapath(self, self.sizes())
+        self.results["throughput"] = legacy_throughput(self.results["datapath"])
+
+    def section_tahoe(self) -> None:
+        from bench.tahoe import run_tahoe
+        self.results["tahoe"] = run_tahoe(self, self.sizes())
+
+    def section_far(self) -> None:
+        from bench.far import describe, run_far
+        size = (self.args.far_size or (256 if self.args.quick else 1024)) * MiB
+        self.results["far"] = run_far(self, size, self.args.far_rtts, self.args.far_mbit)
+        log(f"far holders: {describe(self.results['far'])}")
 
     # shard format v1 against v2 ----------------------------------------------------------
     def section_format(self) -> None:
@@ -518,10 +519,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="CI-sized figures (32 MiB, fewer shards, 20 holders)")
     parser.add_argument("--large", action="store_true", help="also store and fetch 4 GiB")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=None, help="run only these sections")
+    parser.add_argument("--only", nargs="+", choices=[*SECTIONS, *ALIASES], default=None,
+                        help="run only these sections (throughput is an old name of datapath)")
+    parser.add_argument("--no-tahoe", action="store_true", help="skip the Tahoe-LAFS peer (tahoe section)")
+    parser.add_argument("--no-far", action="store_true", help="skip the far-holders section")
+    parser.add_argument("--cache", type=Path, default=CACHE,
+                        help=f"folder kept between runs (the tahoe-lafs virtualenv; default {CACHE})")
+    parser.add_argument("--far-size", type=int, default=None, metavar="MIB",
+                        help="file size of the far section (default 1024; 256 with --quick)")
+    parser.add_argument("--far-rtts", type=float, nargs="+", default=[20, 50, 80, 120, 150], metavar="MS",
+                        help="round-trip times of the holders' links, by region (default 20 50 80 120 150)")
+    parser.add_argument("--far-mbit", type=float, default=100.0,
+                        help="bandwidth cap of each holder's link, each direction (Mbit/s, default 100)")
     parser.add_argument("--small-runs", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=None, metavar="MIB",
-                        help="throughput file sizes in MiB (default 128 1024; 4096 added by --large)")
+                        help="datapath and tahoe file sizes in MiB (default 128 1024; 4096 added by --large)")
     parser.add_argument("--repair-size", type=int, default=None, metavar="MIB",
                         help="size of the file the repair section stores (default 64; 32 with --quick)")
     parser.add_argument("--out", type=Path, default=REPO / "bench", help="where results.json/.md go")
@@ -529,7 +541,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="update the sections run in an existing results.json, keep the others")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and the devnet up")
     args = parser.parse_args(argv)
-    sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
+    only = {ALIASES.get(name, name) for name in (args.only or SECTIONS)}
+    skipped = {"tahoe"} if args.no_tahoe else set()
+    skipped |= {"far"} if args.no_far else set()
+    sections = [s for s in SECTIONS if s in only and s not in skipped]
     work = Path(tempfile.mkdtemp(prefix="shardkey-bench-"))
     suite = Suite(args, work, sections)
     given = argv if argv is not None else sys.argv[1:]

@@ -150,7 +150,7 @@ def _start_with(spawner: Spawner, home: Path, holders: int, block_time: float, c
         entry["pid"] = spawner.spawn("kos", Path(entry["config"]), Path(entry["log"]))
         started.append(entry["pid"])
 
-    ports = _free_ports(holders)
+    ports = free_ports(holders)
 
     def setup_holder(i: int) -> dict[str, Any]:
         """Keys, registration and activation of one holder, then start its agent."""
@@ -212,7 +212,7 @@ def _repairer_entry(home: Path, deployment_path: Path, address: str, confirmatio
                     poll_interval: float) -> dict[str, Any]:
     """The repair service's settings file (HOME/repairer/repairer.toml) and devnet entry."""
     folder = home / "repairer"
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     config = folder / "repairer.toml"
     atomic_write_bytes(config, _toml({
         "deployment": deployment_path, "account_key": home / "keys" / "repairer.key",
@@ -223,7 +223,7 @@ def _repairer_entry(home: Path, deployment_path: Path, address: str, confirmatio
             "log": str(home / "logs" / "repairer.log")}
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """``count`` distinct free loopback ports (all held open at once while chosen)."""
     with contextlib.ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(count)]
