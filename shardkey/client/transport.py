@@ -67,12 +67,15 @@ class Transport:
         self.holder = holder
         self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
-        parts = urlsplit(self.endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise HolderRequestError(holder, f"endpoint {endpoint!r} is not an http(s) URL")
+        try:
+            parts = urlsplit(self.endpoint)
+            self._port = parts.port
+        except ValueError:
+            parts, self._port = urlsplit(""), None
+        # A holder with a malformed endpoint fails each of its requests, not its client's caller.
+        self._invalid = parts.scheme not in ("http", "https") or not parts.hostname
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
+        self._host = parts.hostname or ""
         self._prefix = parts.path
         verify = tls_verify(self.endpoint)
         self._context = verify if isinstance(verify, ssl.SSLContext) else None
@@ -122,6 +125,8 @@ class Transport:
         """Send one request (``sign()`` gives its auth headers, called again for a retry)
         and read its answer: at most ``cap`` bytes of body for a success (into ``into``
         when given, which must hold ``cap`` bytes), a truncated one for an error status."""
+        if self._invalid:
+            raise HolderRequestError(self.holder, f"endpoint {self.endpoint!r} is not an http(s) URL")
         fresh = False
         for attempt in range(RETRIES + 1):
             conn, reused = self._take(fresh)

@@ -200,3 +200,12 @@ def test_a_stale_kept_connection_is_retried_fresh_and_freshly_signed() -> None:
               if line.lower().startswith(HEADER_NONCE.lower().encode())]
     assert len(set(nonces)) == 2
     assert b"/shards/1 " in requests[1]
+
+
+def test_a_malformed_endpoint_fails_its_requests_not_the_client() -> None:
+    client = _client("ftp://nowhere")
+    try:
+        with pytest.raises(HolderRequestError, match="endpoint 'ftp://nowhere' is not an http"):
+            client.get_shard(b"\x01" * 32, 1, 1, SHARD_SIZE)
+    finally:
+        client.close()
