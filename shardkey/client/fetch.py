@@ -8,10 +8,13 @@ released nor denied and those that denied. Any ``t`` good holders
 rebuild every data shard key (shard format v2: parity shards have none). A holder with a
 token that never delivered is claimed ``Missing``, and only once the request's deadline has
 passed on chain (before that it may still deliver).
-Shards are downloaded stripe by stripe (data positions first, parity as fallback), each
-checked against its registered SHA-256; any ``k`` good shards decode to the stripe's ``k``
-data ciphertexts, which are then decrypted; a holder that serves a wrong shard is proven on
-chain with its own ``ShardServed`` receipt for this request and a Merkle proof. What became
+Shards are downloaded stripe by stripe (data positions first, parity as fallback), a
+stripe's shards at once on their holders' transfer lanes (:mod:`shardkey.client.lanes`),
+several stripes in flight, each shard read into a reused buffer and checked against its
+registered SHA-256; any ``k`` good shards decode to the stripe's ``k`` data ciphertexts,
+which are then decrypted into the stripe's output buffer and written in order; a holder
+that serves a wrong shard is proven on chain with its own ``ShardServed`` receipt for this
+request and a Merkle proof. What became
 of every report (mined, skipped and why, reverted and the error) is in
 ``FetchResult.reports``, which the CLI prints: a skipped or reverted proof is never shown as
 proven. The output is written to a temporary file beside ``out`` and renamed only when
@@ -25,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -39,14 +42,18 @@ from shardkey.chain.model import FragmentDeal, FragmentFailureKind, Registration
 from shardkey.chain.placement import Placement
 from shardkey.chain.repair import deal_from_registration
 from shardkey.client.committee_status import committee_deniers, committee_not_released
-from shardkey.client.holder_http import HolderClient, HolderRequestError
+from shardkey.client.holder_http import HolderClient, HolderRequestError, ServedShard
+from shardkey.client.lanes import Buffers, Lanes
 from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
-from shardkey.crypto import data_shard_indices, open_stripe, trim_stripe
+from shardkey.client.transport import LANES
+from shardkey.crypto import data_shard_indices
 from shardkey.crypto.bundle import unpack_bundle
+from shardkey.crypto.erasure import stripe_bounds
 from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.hpke import HpkePrivateKey, delivery_info
 from shardkey.crypto.merkle import MerkleTree
 from shardkey.crypto.shamir import Share, combine, holder_fragments_root
+from shardkey.crypto.stripe import open_stripe_into, stored_shard_length
 from shardkey.errors import PolicyDenied, RestoreError
 from shardkey.fsutil import atomic_writer
 from shardkey.policy.evaluate import DenialReason
@@ -245,7 +252,7 @@ def settle_expired(chain: ShardKeyChain, requester: LocalAccount, request: Reque
 
 def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: Path,
           key: HpkePrivateKey, timeout: float = 120.0, workers: int = 8,
-          progress: Progress | None = None) -> FetchResult:
+          progress: Progress | None = None, lanes: int = LANES) -> FetchResult:
     """Restore the dataset of an approved request into ``out``; mark the request complete."""
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
@@ -261,19 +268,20 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     placement = chain.datasets.placement(registration)
     endpoints = {h.address: h.endpoint for h in chain.holders.holders_info(placement.addresses())}
     clock = ChainTime.of(chain.client)
-    clients = {a: HolderClient(a, e, requester, clock) for a, e in endpoints.items()}
-    restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients, shares, xs,
-                               result)
+    clients = {a: HolderClient(a, e, requester, clock, lanes=lanes) for a, e in endpoints.items()}
     mark = time.perf_counter()
     try:
-        with atomic_writer(out, mode=0o600) as sink, ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: deque[Future[bytes]] = deque()
+        with atomic_writer(out, mode=0o600) as sink, ThreadPoolExecutor(max_workers=workers) as pool, \
+                Lanes(clients, lanes) as lane_pools:
+            restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients,
+                                       lane_pools, shares, xs, result)
+            pending: deque[Future[tuple[bytearray, int]]] = deque()
             for stripe in range(params.stripes):
                 pending.append(pool.submit(restorer.restore, stripe))
                 while len(pending) > workers:
-                    result.bytes_written += _write(sink, pending.popleft(), progress)
+                    result.bytes_written += _write(sink, pending.popleft(), restorer.plain, progress)
             while pending:
-                result.bytes_written += _write(sink, pending.popleft(), progress)
+                result.bytes_written += _write(sink, pending.popleft(), restorer.plain, progress)
     finally:
         for client in clients.values():
             client.close()
@@ -284,12 +292,14 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     return result
 
 
-def _write(sink: object, future: Future[bytes], progress: Progress | None) -> int:
-    data = future.result()
-    sink.write(data)  # type: ignore[attr-defined]
+def _write(sink: object, future: Future[tuple[bytearray, int]], buffers: Buffers,
+           progress: Progress | None) -> int:
+    data, length = future.result()
+    sink.write(memoryview(data)[:length])  # type: ignore[attr-defined]
+    buffers.give(data)
     if progress is not None:
-        progress(len(data))
-    return len(data)
+        progress(length)
+    return length
 
 
 class _StripeRestorer:
@@ -297,48 +307,80 @@ class _StripeRestorer:
 
     def __init__(self, chain: ShardKeyChain, requester: LocalAccount, request_id: int,
                  registration: Registration, placement: Placement, clients: dict[str, HolderClient],
-                 shares: dict[int, dict[int, bytes]], xs: list[int], result: FetchResult):
+                 lanes: Lanes, shares: dict[int, dict[int, bytes]], xs: list[int], result: FetchResult):
         self.chain, self.requester, self.request_id = chain, requester, request_id
-        self.placement = placement
+        self.placement, self.lanes = placement, lanes
         self.registration, self.clients, self.shares, self.xs = registration, clients, shares, xs
         self.result = result
+        params = registration.params
+        self.plain = Buffers(params.k * params.shard_size)  # a stripe's plaintext, given back once written
+        self._shard_buffers = Buffers(stored_shard_length(params.shard_size))
         self._tree: MerkleTree | None = None
         self._lock = threading.Lock()
 
     def _key(self, index: int) -> bytes:
         return combine([Share(x, self.shares[x][index]) for x in self.xs])
 
-    def restore(self, stripe: int) -> bytes:
+    def restore(self, stripe: int) -> tuple[bytearray, int]:
+        """The stripe's plaintext: a buffer of :attr:`plain` (the caller gives it back) and
+        how many of its bytes belong to the file."""
         params = self.registration.params
         m, k = params.m, params.k
-        ciphertexts: dict[int, bytes] = {}
+        ciphertexts: dict[int, memoryview] = {}
         failures: list[str] = []
-        for position in range(m):
-            if len(ciphertexts) == k:
-                break
-            index = stripe * m + position
-            holder = self.placement.holder(index)
-            try:
-                served = self.clients[holder].get_shard(self.registration.dataset_id, index,
-                                                        self.request_id, params.shard_size)
-            except HolderRequestError as exc:
-                failures.append(str(exc))
-                continue
-            expected = self.registration.shard_hashes[index]
-            if not hmac.compare_digest(served.sha256, expected):
-                failures.append(f"holder {holder}: shard {index} does not match its registered hash")
-                self._prove(index, holder, served.sha256, served.receipt)
-                continue
-            ciphertexts[position] = served.data
-        if len(ciphertexts) < k:
-            raise RestoreError(f"stripe {stripe}: only {len(ciphertexts)} of {k} shards could be "
-                               "restored: " + "; ".join(failures))
-        keys = {j: self._key(stripe * m + j) for j in range(k)}
+        taken: list[bytearray] = []
         try:
-            data = open_stripe(keys, self.registration.dataset_id, stripe, ciphertexts, k, params.p)
-        except CryptoError as exc:
-            raise RestoreError(f"stripe {stripe}: {exc}") from None
-        return trim_stripe(data, stripe, params.plaintext_length, k, params.shard_size)
+            position = 0
+            while len(ciphertexts) < k and position < m:  # data positions first, then parity
+                batch = range(position, min(m, position + k - len(ciphertexts)))
+                position = batch.stop
+                asked = [(pos, self._ask(stripe * m + pos, taken)) for pos in batch]
+                wait([future for _, future in asked])
+                for pos, future in asked:
+                    data = self._verified(stripe * m + pos, future, failures)
+                    if data is not None:
+                        ciphertexts[pos] = data
+            if len(ciphertexts) < k:
+                raise RestoreError(f"stripe {stripe}: only {len(ciphertexts)} of {k} shards could be "
+                                   "restored: " + "; ".join(failures))
+            keys = {j: self._key(stripe * m + j) for j in range(k)}
+            out = self.plain.take()
+            try:
+                size = open_stripe_into(keys, self.registration.dataset_id, stripe, ciphertexts, k, params.p,
+                                        out)
+            except CryptoError as exc:
+                self.plain.give(out)
+                raise RestoreError(f"stripe {stripe}: {exc}") from None
+            start, end = stripe_bounds(stripe, params.plaintext_length, k, params.shard_size)
+            if size != k * params.shard_size:
+                self.plain.give(out)
+                raise RestoreError(f"stripe {stripe}: decoded {size} bytes, expected {k * params.shard_size}")
+            return out, end - start
+        finally:
+            for buffer in taken:
+                self._shard_buffers.give(buffer)
+
+    def _ask(self, index: int, taken: list[bytearray]) -> Future[ServedShard]:
+        holder = self.placement.holder(index)
+        buffer = self._shard_buffers.take()
+        taken.append(buffer)
+        return self.lanes.submit(holder, self.clients[holder].get_shard, self.registration.dataset_id, index,
+                                 self.request_id, self.registration.params.shard_size, buffer)
+
+    def _verified(self, index: int, future: Future[ServedShard], failures: list[str]) -> memoryview | None:
+        """The shard's bytes if it came and matches its registered hash; else why not is
+        noted (and a wrong shard proven on chain)."""
+        holder = self.placement.holder(index)
+        try:
+            served = future.result()
+        except HolderRequestError as exc:
+            failures.append(str(exc))
+            return None
+        if not hmac.compare_digest(served.sha256, self.registration.shard_hashes[index]):
+            failures.append(f"holder {holder}: shard {index} does not match its registered hash")
+            self._prove(index, holder, served.sha256, served.receipt)
+            return None
+        return served.data
 
     def _prove(self, index: int, holder: str, served: bytes, receipt: bytes) -> None:
         self.result.bad_shards.append((index, holder))

@@ -8,7 +8,9 @@ under a fresh wrap key, register the dataset with the KOS committee's marker in 
 slot, post ``registerDeal`` with the wrap keys split to the committee's current epoch
 (:mod:`shardkey.client.kos_target`), and wait until every holder has confirmed custody. Work on
 stripes runs in a thread pool (AES-GCM, SHA-256 and zfec release the GIL); uploads run
-concurrently across holders. Memory stays bounded by the number of stripes in flight.
+on every holder's transfer lanes at once (:mod:`shardkey.client.lanes`: a few keep-alive
+connections per holder, so no shard waits for another's round trip). Memory stays bounded
+by the number of stripes in flight, whose buffers are reused.
 
 If registration never becomes active (a holder did not confirm in time), or the committee deal
 is refused, the dataset is revoked so nothing is left pending on chain, and the error names why.
@@ -16,11 +18,12 @@ is refused, the dataset is revoked so nothing is left pending on chain, and the 
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +37,10 @@ from shardkey.chain.errors import ChainError
 from shardkey.chain.model import DatasetParams, DatasetStatus, HolderInfo, HolderStatus
 from shardkey.client.holder_http import HolderClient
 from shardkey.client.kos_target import KosTarget, kos_target
+from shardkey.client.lanes import Buffers, Lanes, results
+from shardkey.client.transport import LANES
 from shardkey.crypto import (
     FragmentBundle,
-    seal_stripe,
     shard_count,
     split,
     stripe_count,
@@ -46,6 +50,7 @@ from shardkey.crypto import (
 from shardkey.crypto.errors import CryptoError
 from shardkey.crypto.merkle import merkle_root
 from shardkey.crypto.shamir import holder_fragments_root
+from shardkey.crypto.stripe import seal_stripe_into, stored_shard_length
 from shardkey.errors import ShardKeyError, UsageError
 from shardkey.policy.model import Policy
 
@@ -67,7 +72,8 @@ class StoreOptions:
     threshold: int = 3
     fragment_holders: int | None = None
     activation_timeout: float = 60.0
-    workers: int = 4
+    workers: int = 6  # stripes in flight (sealed in a pool of this many threads)
+    lanes: int = LANES  # requests in flight per holder
 
 
 @dataclass
@@ -132,21 +138,23 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
     stripes = stripe_count(length, options.k, options.shard_size)
     total = shard_count(length, options.k, options.p, options.shard_size)
     clock = ChainTime.of(chain.client)
-    clients = {a: HolderClient(a, endpoints[a], owner, clock)
+    clients = {a: HolderClient(a, endpoints[a], owner, clock, lanes=options.lanes)
                for a in dict.fromkeys(shard_holders + fragment_holders)}
     n = len(fragment_holders)
     fragments: list[dict[int, bytes]] = [{} for _ in range(n)]
     hashes: list[bytes] = [b""] * total
     timings["setup"] = time.perf_counter() - started
+    stripe_job = _StripeJob(dataset_id, options, shard_holders, clients, n, rng)
     try:
-        with ThreadPoolExecutor(max_workers=options.workers) as pool, path.open("rb") as source:
+        with ThreadPoolExecutor(max_workers=options.workers) as pool, \
+                Lanes(clients, options.lanes) as lanes, path.open("rb", buffering=0) as source:
+            stripe_job.lanes = lanes
             in_flight: deque[Future[list[tuple[int, bytes, list[bytes]]]]] = deque()
             for stripe in range(stripes):
-                data = source.read(options.k * options.shard_size)
-                in_flight.append(pool.submit(
-                    _process_stripe, stripe, data, dataset_id, options, shard_holders, clients,
-                    n, rng))
-                while len(in_flight) > options.workers:
+                plain = stripe_job.plain.take()
+                size = _read_full(source, plain)
+                in_flight.append(pool.submit(stripe_job.run, stripe, plain, size))
+                while len(in_flight) >= options.workers:
                     _collect(in_flight.popleft(), hashes, fragments, progress)
             while in_flight:
                 _collect(in_flight.popleft(), hashes, fragments, progress)
@@ -182,26 +190,61 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
     return StoreResult(dataset_id, params, "0x" + bytes(receipt["transactionHash"]).hex(), timings)
 
 
-def _process_stripe(stripe: int, data: bytes, dataset_id: bytes, options: StoreOptions,
-                    shard_holders: list[str], clients: dict[str, HolderClient], n: int,
-                    rng: Rng) -> list[tuple[int, bytes, list[bytes]]]:
-    """Seal, upload and hash one stripe; return ``(index, digest, key shares)`` per shard
-    (no shares for a parity shard: it has no key)."""
-    k, m = options.k, options.k + options.p
-    keys = [bytearray(rng(32)) for _ in range(k)]
-    try:
-        shards = seal_stripe([bytes(key) for key in keys], dataset_id, stripe, data, k, options.p,
-                             options.shard_size, rng)
-        out = []
-        for position, (shard, digest) in enumerate(shards):
-            index = stripe * m + position
-            clients[shard_holders[index % len(shard_holders)]].put_shard(dataset_id, index, shard, digest)
-            shares = split(bytes(keys[position]), options.threshold, n, rng) if position < k else []
-            out.append((index, digest, [s.value for s in shares]))
-        return out
-    finally:
-        for key in keys:
-            key[:] = bytes(len(key))
+def _read_full(source: io.RawIOBase, buffer: bytearray) -> int:
+    """Fill ``buffer`` from ``source`` (short only at the end of the file); bytes read."""
+    view = memoryview(buffer)
+    at = 0
+    while at < len(view):
+        got = source.readinto(view[at:])
+        if not got:
+            break
+        at += got
+    return at
+
+
+class _StripeJob:
+    """Seals one stripe into a reused buffer, uploads its shards on their holders' lanes,
+    and splits its data shard keys while they travel (thread-safe)."""
+
+    def __init__(self, dataset_id: bytes, options: StoreOptions, shard_holders: list[str],
+                 clients: dict[str, HolderClient], n: int, rng: Rng):
+        self.dataset_id, self.options, self.shard_holders = dataset_id, options, shard_holders
+        self.clients, self.n, self.rng = clients, n, rng
+        self.lanes: Lanes | None = None
+        self.plain = Buffers(options.k * options.shard_size)
+        self.sealed = Buffers(options.k * stored_shard_length(options.shard_size))
+
+    def run(self, stripe: int, plain: bytearray, size: int) -> list[tuple[int, bytes, list[bytes]]]:
+        """Return ``(index, digest, key shares)`` per shard (no shares for a parity shard:
+        it has no key); ``plain`` (``size`` bytes of the file) is given back when done."""
+        options, lanes = self.options, self.lanes
+        assert lanes is not None
+        k, m = options.k, options.k + options.p
+        keys = [bytearray(self.rng(32)) for _ in range(k)]
+        out = self.sealed.take()
+        uploads: list[Future[None]] = []
+        try:
+            shards = seal_stripe_into([bytes(key) for key in keys], self.dataset_id, stripe,
+                                      memoryview(plain)[:size], k, options.p, options.shard_size,
+                                      self.rng, out)
+            self.plain.give(plain)
+            for position, (shard, digest) in enumerate(shards):
+                index = stripe * m + position
+                holder = self.shard_holders[index % len(self.shard_holders)]
+                uploads.append(lanes.submit(holder, self.clients[holder].put_shard, self.dataset_id, index,
+                                            shard, digest))
+            result = []
+            for position, (_, digest) in enumerate(shards):
+                shares = (split(bytes(keys[position]), options.threshold, self.n, self.rng)
+                          if position < k else [])
+                result.append((stripe * m + position, digest, [s.value for s in shares]))
+            results(uploads)
+            return result
+        finally:
+            wait(uploads)  # none may still be reading ``out`` when it is reused
+            self.sealed.give(out)
+            for key in keys:
+                key[:] = bytes(len(key))
 
 
 def _register_deal(chain: ShardKeyChain, owner: LocalAccount, target: KosTarget, dataset_id: bytes,

@@ -82,7 +82,8 @@ def encode_blocks(blocks: Sequence[bytes | memoryview], k: int, p: int) -> list[
     return [b if isinstance(b, bytes) else bytes(b) for b in parity]
 
 
-def decode_blocks(blocks: Mapping[int, bytes], k: int, p: int, *, where: str = "") -> list[bytes]:
+def decode_blocks(blocks: Mapping[int, bytes | bytearray | memoryview], k: int, p: int, *,
+                  where: str = "") -> list[bytes]:
     """The ``k`` data blocks from any ``k`` equal-length blocks keyed by position.
 
     ``where`` prefixes error messages. Raises :class:`ErasureDecodeError` for too few

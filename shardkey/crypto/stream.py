@@ -328,9 +328,24 @@ def seal_shard(
 ) -> tuple[bytes, bytes]:
     """Encrypt a whole shard in one call; return ``(ciphertext, sha256(ciphertext))``.
 
-    Byte-for-byte what :class:`ShardEncryptor` produces, written straight into one
-    preallocated buffer (``encrypt_into`` on memoryview slices): no per-chunk copies.
+    Byte-for-byte what :class:`ShardEncryptor` produces (:func:`seal_shard_into` a new buffer).
     """
+    out = bytearray(ciphertext_length(len(memoryview(plaintext).cast("B")), chunk_size))
+    digest = seal_shard_into(key, dataset_id, shard_index, plaintext, rng, out, chunk_size)
+    return bytes(out), digest
+
+
+def seal_shard_into(
+    key: bytes,
+    dataset_id: bytes,
+    shard_index: int,
+    plaintext: bytes | bytearray | memoryview,
+    rng: Rng,
+    out: bytearray | memoryview,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> bytes:
+    """Encrypt a whole shard into ``out`` (exactly :func:`ciphertext_length` bytes), each
+    chunk with ``encrypt_into`` and hashed while it is in cache; return its SHA-256."""
     _check_chunk_size(chunk_size)
     aead = AESGCM(require_bytes(key, KEY_LEN, "shard key"))
     aad = shard_aad(dataset_id, shard_index, chunk_size)
@@ -340,18 +355,21 @@ def seal_shard(
     chunks = chunk_count(length, chunk_size)
     if chunks - 1 > U32_MAX:
         raise CryptoInputError(f"shard {shard_index}: too many chunks for STREAM")
-    out = bytearray(HEADER_LEN + length + TAG_LEN * chunks)
-    out[:HEADER_LEN] = MAGIC + u32be(chunk_size) + prefix
-    view = memoryview(out)
+    view = memoryview(out).cast("B")
+    if len(view) != HEADER_LEN + length + TAG_LEN * chunks:
+        raise CryptoInputError(f"shard {shard_index}: output buffer of {len(view)} bytes, the ciphertext "
+                               f"is {HEADER_LEN + length + TAG_LEN * chunks}")
+    view[:HEADER_LEN] = MAGIC + u32be(chunk_size) + prefix
+    digest = hashlib.sha256(view[:HEADER_LEN])
     at = HEADER_LEN
     for c in range(chunks):
         part = source[c * chunk_size : min(length, (c + 1) * chunk_size)]
         end = at + len(part) + TAG_LEN
-        aead.encrypt_into(_nonce(prefix, c, c == chunks - 1), part, aad, view[at:end])
+        chunk = view[at:end]
+        aead.encrypt_into(_nonce(prefix, c, c == chunks - 1), part, aad, chunk)
+        digest.update(chunk)
         at = end
-    view.release()
-    ciphertext = bytes(out)
-    return ciphertext, hashlib.sha256(ciphertext).digest()
+    return digest.digest()
 
 
 def encrypt_shard(
@@ -375,26 +393,46 @@ def decrypt_shard(
 ) -> bytes:
     """Decrypt and authenticate a whole shard; raises :class:`ShardDecryptionError`.
 
-    Accepts and refuses exactly what :class:`ShardDecryptor` does, with the same errors,
-    decrypting each chunk straight into one preallocated buffer.
+    Accepts and refuses exactly what :class:`ShardDecryptor` does, with the same errors
+    (:func:`decrypt_shard_into` a new buffer).
     """
+    out = bytearray(max(0, len(memoryview(ciphertext).cast("B")) - HEADER_LEN))
+    return bytes(out[:decrypt_shard_into(key, dataset_id, shard_index, ciphertext, out, max_chunk_size)])
+
+
+def decrypt_shard_into(
+    key: bytes,
+    dataset_id: bytes,
+    shard_index: int,
+    ciphertext: bytes | bytearray | memoryview,
+    out: bytearray | memoryview,
+    max_chunk_size: int = MAX_CHUNK_SIZE,
+) -> int:
+    """Decrypt and authenticate a whole shard straight into ``out`` (room for the
+    plaintext: ``len(ciphertext) - HEADER_LEN`` bytes always suffice); return its length.
+    Same errors as :func:`decrypt_shard`; on one, ``out`` holds no usable plaintext."""
     dec = ShardDecryptor(key, dataset_id, shard_index, max_chunk_size)
     data = memoryview(ciphertext).cast("B")
+    target = memoryview(out).cast("B")
     if len(data) < HEADER_LEN:
-        return dec.update(data) + dec.finalize()  # raises the truncated-header error
+        dec.update(data)
+        dec.finalize()  # raises the truncated-header error
     dec.update(data[:HEADER_LEN])
     body = data[HEADER_LEN:]
     full = dec.chunk_size + TAG_LEN
     before_last = (len(body) - 1) // full if len(body) > full else 0
     last = len(body) - before_last * full
     if last < TAG_LEN:  # let the streaming path name the truncation
-        return dec.update(body) + dec.finalize()
-    out = bytearray(len(body) - (before_last + 1) * TAG_LEN)
-    view = memoryview(out)
+        plain = dec.update(body) + dec.finalize()
+        target[: len(plain)] = plain  # pragma: no cover - finalize() raises first
+        return len(plain)  # pragma: no cover
+    size = len(body) - (before_last + 1) * TAG_LEN
+    if len(target) < size:
+        raise CryptoInputError(f"shard {shard_index}: output buffer of {len(target)} bytes, the "
+                               f"plaintext is {size}")
     at = 0
     for c in range(before_last):
-        dec.open_into(body[c * full : (c + 1) * full], False, view[at : at + full - TAG_LEN])
+        dec.open_into(body[c * full : (c + 1) * full], False, target[at : at + full - TAG_LEN])
         at += full - TAG_LEN
-    dec.open_into(body[before_last * full :], True, view[at:])
-    view.release()
-    return bytes(out)
+    dec.open_into(body[before_last * full :], True, target[at:size])
+    return size

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from shardkey.crypto.erasure import decode_blocks, encode_blocks, shard_location, validate_params
 from shardkey.crypto.errors import CryptoInputError
-from shardkey.crypto.stream import DEFAULT_CHUNK_SIZE, ciphertext_length, decrypt_shard, seal_shard
+from shardkey.crypto.stream import DEFAULT_CHUNK_SIZE, ciphertext_length, decrypt_shard_into, seal_shard_into
 
 Rng = Callable[[int], bytes]
 
@@ -47,19 +47,36 @@ def seal_stripe(keys: Sequence[bytes], dataset_id: bytes, stripe: int, data: byt
                 k: int, p: int, shard_size: int, rng: Rng) -> list[tuple[bytes, bytes]]:
     """Encrypt a stripe's ``k`` data blocks (``keys[j]`` for position ``j``) and compute the
     ``p`` parity shards over the ciphertexts; return ``(shard, sha256(shard))`` by position."""
+    return [(bytes(shard), digest)
+            for shard, digest in seal_stripe_into(keys, dataset_id, stripe, data, k, p, shard_size, rng)]
+
+
+def seal_stripe_into(keys: Sequence[bytes], dataset_id: bytes, stripe: int,
+                     data: bytes | bytearray | memoryview, k: int, p: int, shard_size: int, rng: Rng,
+                     out: bytearray | None = None) -> list[tuple[memoryview, bytes]]:
+    """:func:`seal_stripe` with the ``k`` data ciphertexts written straight into ``out``
+    (at least ``k * stored_shard_length(shard_size)`` bytes; a new buffer if None), each
+    hashed as it is sealed; the shards are views of ``out`` and of zfec's parity blocks."""
     validate_params(k, p, shard_size)
     if len(keys) != k:
         raise CryptoInputError(f"stripe {stripe}: need {k} data shard keys, got {len(keys)}")
     size = k * shard_size
-    if len(data) > size:
-        raise CryptoInputError(f"stripe {stripe}: {len(data)} bytes, more than k * shard_size = {size}")
-    padded = memoryview(data if len(data) == size else bytes(data) + bytes(size - len(data)))
+    plain = memoryview(data).cast("B")
+    if len(plain) > size:
+        raise CryptoInputError(f"stripe {stripe}: {len(plain)} bytes, more than k * shard_size = {size}")
+    if len(plain) < size:  # the last stripe: zero-padded
+        plain = memoryview(bytes(plain) + bytes(size - len(plain)))
+    stored = stored_shard_length(shard_size)
+    view = memoryview(out if out is not None else bytearray(k * stored))
     m = k + p
-    sealed = [seal_shard(keys[j], dataset_id, stripe * m + j,
-                         padded[j * shard_size:(j + 1) * shard_size], rng, CHUNK_SIZE)
-              for j in range(k)]
+    sealed: list[tuple[memoryview, bytes]] = []
+    for j in range(k):
+        shard = view[j * stored:(j + 1) * stored]
+        block = plain[j * shard_size:(j + 1) * shard_size]
+        digest = seal_shard_into(keys[j], dataset_id, stripe * m + j, block, rng, shard, CHUNK_SIZE)
+        sealed.append((shard, digest))
     parity = encode_blocks([c for c, _ in sealed], k, p)
-    return sealed + [(b, hashlib.sha256(b).digest()) for b in parity]
+    return sealed + [(memoryview(b), hashlib.sha256(b).digest()) for b in parity]
 
 
 def open_stripe(keys: Mapping[int, bytes], dataset_id: bytes, stripe: int,
@@ -71,7 +88,24 @@ def open_stripe(keys: Mapping[int, bytes], dataset_id: bytes, stripe: int,
     shards and :class:`~shardkey.crypto.errors.ShardDecryptionError` naming the shard
     whose ciphertext does not authenticate.
     """
-    ciphertexts = decode_blocks(shards, k, p, where=f"stripe {stripe}: ")
+    out = bytearray(k * max(0, max((len(s) for s in shards.values()), default=0)))
+    return bytes(out[:open_stripe_into(keys, dataset_id, stripe, shards, k, p, out)])
+
+
+def open_stripe_into(keys: Mapping[int, bytes], dataset_id: bytes, stripe: int,
+                     shards: Mapping[int, bytes | bytearray | memoryview], k: int, p: int,
+                     out: bytearray | memoryview) -> int:
+    """:func:`open_stripe` decrypting straight into ``out`` (room for ``k`` shards'
+    plaintext; a shard's ciphertext length per shard always suffices); return the bytes
+    written. Only a stripe missing a data shard is decoded (zfec), else no byte is copied."""
+    if all(j in shards for j in range(k)) and len({len(s) for s in shards.values()}) == 1 \
+            and all(0 <= j < k + p for j in shards):
+        ciphertexts: Sequence[bytes | bytearray | memoryview] = [shards[j] for j in range(k)]
+    else:
+        ciphertexts = decode_blocks(shards, k, p, where=f"stripe {stripe}: ")
     m = k + p
-    return b"".join(decrypt_shard(keys[j], dataset_id, stripe * m + j, ciphertexts[j])
-                    for j in range(k))
+    target = memoryview(out).cast("B")
+    at = 0
+    for j in range(k):
+        at += decrypt_shard_into(keys[j], dataset_id, stripe * m + j, ciphertexts[j], target[at:])
+    return at
