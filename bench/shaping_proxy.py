@@ -80,7 +80,9 @@ class Link:
     rtt: float
     up: Direction  # client -> target
     down: Direction  # target -> client
-    connections: int = 0
+    connections: int = 0  # accepted so far
+    open: int = 0  # open now
+    most_open: int = 0  # open at once, at most (requests a client kept in flight on this path)
 
 
 async def _pump(reader: asyncio.StreamReader, source: asyncio.StreamWriter, writer: asyncio.StreamWriter,
@@ -160,10 +162,13 @@ async def _serve_connection(link: Link, client_r: asyncio.StreamReader,
     except OSError:
         client_w.close()
         return
+    link.open += 1
+    link.most_open = max(link.most_open, link.open)
     try:
         await asyncio.gather(_pump(client_r, client_w, target_w, link.up, handshake_done),
                              _pump(target_r, target_w, client_w, link.down, handshake_done))
     finally:
+        link.open -= 1
         for w in (client_w, target_w):
             w.close()
             with contextlib.suppress(OSError, ConnectionError):
@@ -174,7 +179,8 @@ def _write_stats(path: Path, links: list[Link]) -> None:
     data = {link.name: {"listen_port": link.listen_port, "target": f"{link.target_host}:{link.target_port}",
                         "rtt_ms": link.rtt * 1000, "rate_bytes_per_s": link.up.rate,
                         "up_bytes": link.up.relayed, "down_bytes": link.down.relayed,
-                        "connections": link.connections} for link in links}
+                        "connections": link.connections, "most_open": link.most_open}
+            for link in links}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
@@ -215,7 +221,8 @@ async def run(links: list[Link], stats: Path | None, listen_host: str) -> None:
     try:
         while not stop.is_set():
             if stats is not None:
-                now = tuple(n for x in links for n in (x.up.relayed, x.down.relayed, x.connections))
+                now = tuple(n for x in links for n in (x.up.relayed, x.down.relayed, x.connections,
+                                                        x.most_open))
                 if now != last:
                     _write_stats(stats, links)
                     last = now

@@ -1,4 +1,5 @@
-"""A far holder: one holder behind a real proxy process that delays every byte each way.
+"""A far holder: one holder behind a real proxy process (the benchmarks' shaping proxy,
+``bench.shaping_proxy``) that delays every byte by half a round trip each way.
 A store and a fetch still succeed, and the client kept several requests in flight to that
 holder at once (its transfer lanes) instead of one round trip after another."""
 
@@ -9,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,8 +18,9 @@ import pytest
 
 from shardkey.devnet.anvil import free_port
 from tests.faults.conftest import Net
+from tests.support.waiting import wait_until
 
-DELAY = 0.05  # seconds each way: a 100 ms round trip
+RTT_MS = 100
 
 
 @pytest.fixture
@@ -35,10 +36,13 @@ def far_holder(net: Net, tmp_path: Path) -> Iterator[Path]:
     net.stop("holder-1")
     config.write_text(re.sub(r"(?m)^listen_port = \d+$", f"listen_port = {inner}", original))
     repo = Path(__file__).resolve().parents[2]
-    proxy = subprocess.Popen([sys.executable, "-m", "tests.support.delay_proxy", str(port), str(inner),  # noqa: S603
-                              str(DELAY), str(stats), "--lifetime", "600"], cwd=repo)
+    proxy = subprocess.Popen([sys.executable, "-m", "bench.shaping_proxy", "--link",
+                              f"{port}:127.0.0.1:{inner}:{RTT_MS}", "--rate-mbit", "1000",
+                              "--stats", str(stats)], cwd=repo)
     try:
-        time.sleep(0.5)
+        # Its stats file is written once it listens.
+        wait_until(lambda: stats.exists() or proxy.poll() is not None, 30, "the shaping proxy listening")
+        assert proxy.poll() is None, "the shaping proxy exited"
         net.start("holder-1")
         yield stats
     finally:
@@ -56,5 +60,6 @@ def test_store_and_fetch_through_a_far_holder(net: Net, far_holder: Path, tmp_pa
     out = tmp_path / "restored.bin"
     net.fetch(rid, out)
     assert out.read_bytes() == data
-    stats = json.loads(far_holder.read_text())
-    assert stats["most_open"] >= 2, stats  # requests to the far holder overlapped
+    (link,) = json.loads(far_holder.read_text()).values()
+    assert link["down_bytes"] > 0 and link["up_bytes"] > 0, link  # the far holder's traffic crossed it
+    assert link["most_open"] >= 2, link  # requests to the far holder overlapped
