@@ -92,6 +92,12 @@ _STREAM_CHUNK = 1 << 20
 # at block B is refused by every download that starts HEAD_MAX_AGE after the holder's
 # node has B (plus one head read). docs/HOLDER_API.md, docs/THREAT_MODEL.md.
 HEAD_MAX_AGE = 0.25
+# A download about to be refused for a state the chain may have moved past since the cached
+# head (a request just approved, a dataset just activated, a shard just placed here) is
+# judged again on a head at most this old: the cache never refuses what the chain allows,
+# and refusals cost at most one head read per REFUSAL_HEAD_AGE, however many arrive.
+REFUSAL_HEAD_AGE = 0.02
+_STALE_REFUSALS = frozenset({"unknown_request", "request_not_open", "dataset_not_active", "not_held"})
 REPAIR_READS = 10_000  # shards one repairer may read per hour of chain time
 _STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [
     (InvalidNameError, 400, "bad_name"), (PayloadTooLargeError, 413, "too_large"),
@@ -559,8 +565,21 @@ def _authorize_download(ctx: ApiContext, headers: dict[str, str], path: str, dat
     """Signed by the requester of an open request for this dataset; shard placed here."""
     head = ctx.clock.head()  # chain time and the block the cache is keyed by: one shared read
     signer = verify_request(headers, ctx.address, "GET", path, b"", head.timestamp, ctx.nonces)
+    try:
+        _check_download(ctx, signer, dataset_id, index, request_id, head.number)
+    except ApiError as exc:
+        if exc.code not in _STALE_REFUSALS:
+            raise
+        fresh = ctx.clock.head(REFUSAL_HEAD_AGE)
+        if fresh.number == head.number:
+            raise
+        _check_download(ctx, signer, dataset_id, index, request_id, fresh.number)
+
+
+def _check_download(ctx: ApiContext, signer: str, dataset_id: bytes, index: int, request_id: int,
+                    block: int) -> None:
+    """The state checks of a download, on the chain as of ``block`` (cached per block)."""
     chain = ctx.chain
-    block = head.number
     with ctx.downloads.guard(request_id):
         cached = ctx.downloads.view(request_id, block)
         if cached is None:

@@ -56,10 +56,12 @@ class ChainTime:
         """Chain time of the node behind ``client``."""
         return cls(head_reader(client), max_age)
 
-    def head(self) -> BlockHead:
-        """The latest block as last read, re-read first when older than ``max_age``."""
+    def head(self, max_age: float | None = None) -> BlockHead:
+        """The latest block as last read, re-read first when older than ``max_age`` (the
+        clock's own unless given: a caller about to refuse on a stale view asks fresher)."""
+        limit = self._max_age if max_age is None else max_age
         with self._lock:
-            if self._cached is None or self._monotonic() - self._cached[1] > self._max_age:
+            if self._cached is None or self._monotonic() - self._cached[1] > limit:
                 self._cached = (self._read(), self._monotonic())
             return self._cached[0]
 
