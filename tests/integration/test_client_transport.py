@@ -5,6 +5,7 @@ how failures are named (shardkey/client/transport.py, holder_http.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import socket
@@ -109,8 +110,7 @@ def test_a_shard_is_read_whole_into_the_callers_buffer_over_one_kept_connection(
 
 def test_a_chunked_body_reads_the_same_and_caps_hold(server) -> None:
     url, _ = server
-    transport = Transport(HOLDER, url, timeout=10)
-    try:
+    with contextlib.closing(Transport(HOLDER, url, timeout=10)) as transport:
         answer = transport.request("GET", "/chunked", cap=STORED, what="shard 1")
         assert answer.body is not None and bytes(answer.body) == BODY
         assert transport.request("GET", "/chunked", cap=STORED, what="shard 1").status == 200  # reused
@@ -118,29 +118,21 @@ def test_a_chunked_body_reads_the_same_and_caps_hold(server) -> None:
             transport.request("GET", "/flood", cap=STORED, what="shard 2")
         with pytest.raises(HolderRequestError, match=f"shard 3 longer than the {STORED} bytes expected"):
             transport.request("GET", "/long", cap=STORED, what="shard 3")
-    finally:
-        transport.close()
 
 
 def test_a_holder_dripping_bytes_is_cut_off_at_the_deadline(server) -> None:
     url, _ = server
-    transport = Transport(HOLDER, url, timeout=1.0)
-    try:
+    with contextlib.closing(Transport(HOLDER, url, timeout=1.0)) as transport:
         with pytest.raises(HolderRequestError, match=r"shard 4 not received within 1 s; download aborted"):
             transport.request("GET", "/drip", cap=STORED, what="shard 4")
-    finally:
-        transport.close()
 
 
 def test_error_answers_are_read_truncated_and_named(server) -> None:
     url, _ = server
-    transport = Transport(HOLDER, url, timeout=10)
-    try:
+    with contextlib.closing(Transport(HOLDER, url, timeout=10)) as transport:
         answer = transport.request("GET", "/refuse", cap=STORED, what="shard 5")
         assert answer.status == 404 and answer.body is not None and len(answer.body) == ERROR_BODY_CAP
         assert transport.request("GET", "/chunked", cap=STORED, what="shard 1").status == 200
-    finally:
-        transport.close()
     client = _client(url)
     try:
         with pytest.raises(HolderRequestError) as caught:
