@@ -1,6 +1,7 @@
 """JSON-RPC over HTTP, and the node's answers in the forms the rest of the code uses.
 
-The services and the CLI talk to the node through this module alone. web3's provider
+The services and the CLI talk to the node through this module alone, over kept-alive
+standard-library connections (:mod:`shardkey.httpconn`). web3's provider
 stack was the CLI's largest start-up cost (importing web3 took longer than storing a
 1 MiB file) and ran every answer through formatters the hot paths do not need; web3 is
 still available, lazily, as :attr:`shardkey.chain.connection.ChainClient.w3` for tools
@@ -9,6 +10,7 @@ and tests.
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import logging
@@ -18,12 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from shardkey.chain.codec import checksum
 from shardkey.chain.errors import ChainError
 from shardkey.chain.retry import RetryPolicy, Transient, classify
-from shardkey.netutil import tls_verify
+from shardkey.httpconn import STALE, ConnectionPool, Target
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,49 @@ class RpcError(ChainError):
             isinstance(self.data, str) and self.data.startswith("0x") and len(self.data) >= 10)
 
 
+POOL_SIZE = 16  # connections kept per endpoint (callers in flight at once beyond it wait)
+
+
 @dataclass
 class _Endpoint:
-    """One RPC URL, its HTTP client, and until when it is benched (monotonic seconds)."""
+    """One RPC URL, its connections, and until when it is benched (monotonic seconds)."""
 
     url: str
     where: str
-    http: httpx.Client
+    target: Target
+    pool: ConnectionPool
     benched_until: float = 0.0
     rate_limited: int = 0  # rate-limit answers in a row
+
+    @classmethod
+    def of(cls, url: str, timeout: float) -> _Endpoint:
+        target = Target.parse(url)
+        if target is None:
+            raise ChainError(f"RPC URL {redact_url(url)} is not an http(s) URL")
+        return cls(url, redact_url(url), target, ConnectionPool(target, url, timeout, POOL_SIZE))
+
+    def post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of one POST; a reused connection the server had closed is
+        replaced once, since the request never reached it."""
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        if self.target.authorization is not None:
+            headers["Authorization"] = self.target.authorization
+        fresh = False
+        while True:
+            conn, reused = self.pool.take(fresh)
+            keep = False
+            try:
+                conn.request("POST", self.target.request_target, body, headers)
+                response = conn.getresponse()
+                data = response.read()
+                keep = not response.will_close
+                return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+            except STALE:
+                if not reused:
+                    raise
+                fresh = True
+            finally:
+                self.pool.give(conn, keep)
 
 
 class JsonRpc:
@@ -89,9 +123,7 @@ class JsonRpc:
         self.url = urls[0]
         self.urls = urls
         self.retry = retry or RetryPolicy()
-        self._endpoints = [_Endpoint(u, redact_url(u), httpx.Client(
-            timeout=timeout, verify=tls_verify(u), headers={"Content-Type": "application/json"},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))) for u in urls]
+        self._endpoints = [_Endpoint.of(u, timeout) for u in urls]
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.batches = True  # False once a provider refused a batch: later ones go call by call
@@ -103,9 +135,9 @@ class JsonRpc:
         return first if len(self._endpoints) == 1 else f"{first} (+{len(self._endpoints) - 1} more)"
 
     def close(self) -> None:
-        """Close every endpoint's HTTP client."""
+        """Close every endpoint's idle connections."""
         for endpoint in self._endpoints:
-            endpoint.http.close()
+            endpoint.pool.close()
 
     def _pick(self) -> _Endpoint:
         now = self.retry.clock()
@@ -127,21 +159,21 @@ class JsonRpc:
         """(HTTP status, parsed JSON body or None) of one POST, or the transient failure."""
         where = endpoint.where
         try:
-            response = endpoint.http.post(endpoint.url, content=body)
-        except httpx.TimeoutException:
+            status, headers, data = endpoint.post(body.encode())
+        except TimeoutError:
             return Transient("timeout", f"RPC {where} failed: {method}: timed out", bench=True)
-        except httpx.HTTPError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             return Transient("connection", f"RPC {where} failed: {method}: {exc.__class__.__name__}",
                              bench=True)
         try:
-            reply: Any = response.json()
+            reply: Any = json.loads(data)
         except ValueError:
             reply = None
-        transient = classify(response.status_code, response.headers, reply)
+        transient = classify(status, headers, reply)
         if transient is not None:
             return Transient(transient.kind, f"RPC {where} failed: {method}: {transient.detail}",
                              transient.hint, transient.bench)
-        return response.status_code, reply
+        return status, reply
 
     def _attempt(self, endpoint: _Endpoint, method: str, body: str) -> dict[str, Any] | Transient:
         posted = self._post(endpoint, method, body)

@@ -16,21 +16,16 @@ idempotent; every holder call the client makes is (an identical upload is a no-o
 from __future__ import annotations
 
 import http.client
-import queue
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from shardkey.errors import ShardKeyError
-from shardkey.netutil import tls_verify
+from shardkey.httpconn import STALE, ConnectionPool, Target
 
 RETRIES = 2  # transport failures retried per request (a stale keep-alive connection)
 ERROR_BODY_CAP = 4096  # bytes of an error answer read (the detail is shown truncated)
 LANES = 4  # keep-alive connections (requests in flight) per holder by default
-_TRANSIENT = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
-              BrokenPipeError)
 
 
 class HolderRequestError(ShardKeyError):
@@ -67,57 +62,14 @@ class Transport:
         self.holder = holder
         self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
-        try:
-            parts = urlsplit(self.endpoint)
-            self._port = parts.port
-        except ValueError:
-            parts, self._port = urlsplit(""), None
         # A holder with a malformed endpoint fails each of its requests, not its client's caller.
-        self._invalid = parts.scheme not in ("http", "https") or not parts.hostname
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._prefix = parts.path
-        verify = tls_verify(self.endpoint)
-        self._context = verify if isinstance(verify, ssl.SSLContext) else None
-        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
-        self._slots = queue.Queue[None](lanes)  # one token per connection that may exist
-        for _ in range(lanes):
-            self._slots.put(None)
-        self._closed = False
-
-    def _open(self) -> http.client.HTTPConnection:
-        if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
-                                               context=self._context)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-
-    def _take(self, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection (reused: True) or, ``fresh`` or none idle, a new one; waits
-        while all lanes are busy."""
-        self._slots.get()
-        try:
-            conn = self._idle.get_nowait()
-        except queue.Empty:
-            return self._open(), False
-        if not fresh:
-            return conn, True
-        conn.close()  # its peers went idle as long: a stale one says they may be stale too
-        return self._open(), False
-
-    def _give(self, conn: http.client.HTTPConnection, keep: bool) -> None:
-        if keep and not self._closed:
-            self._idle.put(conn)
-        else:
-            conn.close()
-        self._slots.put(None)
+        target = Target.parse(self.endpoint)
+        self._prefix = target.path if target is not None else ""
+        self._pool = None if target is None else ConnectionPool(target, self.endpoint, timeout, lanes)
 
     def close(self) -> None:
-        self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+        if self._pool is not None:
+            self._pool.close()
 
     def request(self, method: str, path: str, body: bytes | bytearray | memoryview = b"",
                 sign: Signer | None = None, *, cap: int, what: str,
@@ -125,19 +77,20 @@ class Transport:
         """Send one request (``sign()`` gives its auth headers, called again for a retry)
         and read its answer: at most ``cap`` bytes of body for a success (into ``into``
         when given, which must hold ``cap`` bytes), a truncated one for an error status."""
-        if self._invalid:
+        pool = self._pool
+        if pool is None:
             raise HolderRequestError(self.holder, f"endpoint {self.endpoint!r} is not an http(s) URL")
         fresh = False
         for attempt in range(RETRIES + 1):
-            conn, reused = self._take(fresh)
+            conn, reused = pool.take(fresh)
             keep = False
             try:
                 response = self._exchange(conn, method, path, body, sign)
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 # A reused connection the holder closed while idle fails before the request is
                 # processed: try again on a fresh connection, freshly signed.
-                self._give(conn, False)
-                if attempt < RETRIES and isinstance(exc, _TRANSIENT):
+                pool.give(conn, False)
+                if attempt < RETRIES and isinstance(exc, STALE):
                     if not reused:
                         time.sleep(0.05 * (attempt + 1))
                     fresh = True
@@ -160,7 +113,7 @@ class Transport:
                 return Answer(response.status, headers, data)
             finally:
                 response.close()
-                self._give(conn, keep)
+                pool.give(conn, keep)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _exchange(self, conn: http.client.HTTPConnection, method: str, path: str,

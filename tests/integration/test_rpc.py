@@ -3,16 +3,21 @@ ChainError naming the endpoint without its path, query or credentials."""
 
 from __future__ import annotations
 
+import base64
 import http.server
+import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from shardkey.chain.errors import ChainError
+from shardkey.chain.retry import RetryPolicy
 from shardkey.chain.rpc import JsonRpc, RpcError, block_from_rpc, receipt_from_rpc, redact_url
 
+QUICK = RetryPolicy(total=1.5)  # transient failures are retried for 1.5 s, not the default 30 s
 SECRET = "k3y-abcdef0123456789"  # noqa: S105 - a stand-in API key that must never be echoed
 
 
@@ -54,7 +59,7 @@ def serve() -> Iterator[object]:
 ])
 def test_a_reply_that_is_not_json_rpc_is_a_chain_error(serve, status: int, body: bytes,
                                                        expected: str) -> None:
-    rpc = JsonRpc(serve(status, body), timeout=5)
+    rpc = JsonRpc(serve(status, body), timeout=5, retry=QUICK)
     with pytest.raises(ChainError, match=expected) as caught:
         rpc.call("eth_blockNumber", [])
     assert SECRET not in str(caught.value) and "eth_blockNumber" in str(caught.value)
@@ -80,15 +85,15 @@ def test_an_unreachable_or_silent_endpoint_is_a_chain_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(ChainError, match="ConnectError") as caught:
-        JsonRpc(f"http://127.0.0.1:{port}/{SECRET}", timeout=2).call("eth_chainId", [])
+    with pytest.raises(ChainError, match="ConnectionRefusedError") as caught:
+        JsonRpc(f"http://127.0.0.1:{port}/{SECRET}", timeout=2, retry=QUICK).call("eth_chainId", [])
     assert SECRET not in str(caught.value)
     with socket.socket() as listening:  # accepts, never answers
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         url = f"http://127.0.0.1:{listening.getsockname()[1]}/{SECRET}"
         with pytest.raises(ChainError, match="timed out") as caught:
-            JsonRpc(url, timeout=0.5).call("eth_chainId", [])
+            JsonRpc(url, timeout=0.5, retry=QUICK).call("eth_chainId", [])
     assert SECRET not in str(caught.value)
 
 
@@ -105,3 +110,69 @@ def test_node_answers_become_ints_bytes_and_checksummed_addresses() -> None:
     assert (block["number"], block["timestamp"], block["baseFeePerGas"]) == (2, 101, 0)
     assert redact_url(f"https://u:{SECRET}@rpc.example:8545/v3/{SECRET}?k={SECRET}") == \
         "https://rpc.example:8545"
+
+
+class _Recording(http.server.ThreadingHTTPServer):
+    """Answers every POST with a JSON-RPC result and records what reached it: the request
+    target, the Authorization header and the client port of each request (one port per
+    connection). With ``drop_after_answer`` it closes each connection right after its
+    answer without announcing it (as a provider's load balancer does with idle ones)."""
+
+    daemon_threads = True
+
+    def __init__(self, drop_after_answer: bool = False) -> None:
+        self.seen: list[tuple[str, str | None, int]] = []
+        self.drop_after_answer = drop_after_answer
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive unless closed
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.seen.append((self.path, self.headers.get("Authorization"), self.client_address[1]))
+                body = b'{"jsonrpc":"2.0","id":1,"result":"0x1"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+                if outer.drop_after_answer:
+                    self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_calls_reuse_one_connection_and_carry_the_urls_path_query_and_credentials() -> None:
+    server = _Recording()
+    try:
+        rpc = JsonRpc(f"http://user:{SECRET}@127.0.0.1:{server.server_port}/v3/{SECRET}?key=1", timeout=5)
+        assert [rpc.call("eth_chainId", []) for _ in range(3)] == ["0x1"] * 3
+        targets, auths, ports = zip(*server.seen, strict=True)
+        assert set(targets) == {f"/v3/{SECRET}?key=1"}
+        expected = "Basic " + base64.b64encode(f"user:{SECRET}".encode()).decode()
+        assert set(auths) == {expected}
+        assert len(set(ports)) == 1  # kept alive: one connection for the three calls
+        rpc.close()
+    finally:
+        server.shutdown()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_retry(caplog) -> None:
+    server = _Recording(drop_after_answer=True)
+    try:
+        rpc = JsonRpc(f"http://127.0.0.1:{server.server_port}/", timeout=5)
+        with caplog.at_level(logging.WARNING, logger="shardkey.chain.rpc"):
+            for _ in range(4):
+                assert rpc.call("eth_blockNumber", []) == "0x1"
+                time.sleep(0.05)  # the server's close reaches the idle connection first
+        assert len(server.seen) == 4 and len({port for _, _, port in server.seen}) == 4
+        assert not [r for r in caplog.records if "transient" in r.getMessage()]  # no failed attempt
+        rpc.close()
+    finally:
+        server.shutdown()
