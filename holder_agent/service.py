@@ -31,6 +31,7 @@ from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.heap import freeze_long_lived
 from shardkey.httpauth import NonceCache
 from shardkey.ratelimit import RateLimiter
 from shardkey.service.exits import ServiceExit
@@ -186,6 +187,7 @@ def run(config_path: Path) -> int:
     listener = bind_listener(settings.listen_host, settings.listen_port)
     try:
         agent = build_agent(settings)
+        freeze_long_lived()  # built: what is alive now lives as long as the process
         return _serve(agent, settings, listener)
     finally:
         listener.close()
@@ -220,7 +222,7 @@ def _serve(agent: Agent, settings: HolderSettings, listener: socket.socket) -> i
         access.addFilter(QuietTransfers())
     config = uvicorn.Config(create_app(agent.api), host=settings.listen_host,
                             port=settings.listen_port, log_config=None, access_log=True,
-                            lifespan="off", timeout_graceful_shutdown=5)
+                            lifespan="off", timeout_graceful_shutdown=5, http="httptools")
     server = QuietServer(config)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
