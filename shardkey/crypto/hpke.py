@@ -20,6 +20,7 @@ way to inject it); this is the only randomness not coming from a caller's ``rng`
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
@@ -93,7 +94,10 @@ def suite_for_public_key(public_key: bytes) -> HpkeSuiteId:
     raise HpkeKeyError(f"HPKE public key has {len(public_key)} bytes; expected 32 or 1216")
 
 
+@functools.lru_cache(maxsize=256)
 def _load_public(public_key: bytes, suite: HpkeSuiteId) -> _PublicKey:
+    # Cached: a store seals five fragments per data shard to the same few holder keys, and
+    # parsing an ML-KEM-768 key is most of the cost of a seal. Public keys only.
     pk = require_bytes(public_key, _PUBLIC_LEN[suite], f"HPKE public key ({suite.name})")
     try:
         xpub = x25519.X25519PublicKey.from_public_bytes(pk[-X25519_LEN:])
