@@ -13,6 +13,7 @@ from shardkey.cli.context import Env, default_home, parse_dataset_id
 from shardkey.cli.output import emit, progress_bar
 from shardkey.crypto.hpke import DEFAULT_SUITE, SUITE_NAMES
 from shardkey.errors import PolicyDenied, ShardKeyError, UsageError
+from shardkey.heap import freeze_long_lived
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -174,6 +175,7 @@ def store(env: Env, file: Path, policy_path: Path, k: int, p: int, shard_size: i
     options = StoreOptions(k=k, p=p, shard_size=shard_size, threshold=t, fragment_holders=fragment_holders)
     owner = env.account(as_)
     stripes = max(1, -(-file.stat().st_size // (k * shard_size)))
+    freeze_long_lived()
     with progress_bar("storing", stripes, enabled=not as_json) as advance:
         result = store_file(file, policy_file.policy, options, owner, env.chain, progress=advance)
     dataset = "0x" + result.dataset_id.hex()
@@ -363,6 +365,7 @@ def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_
     total = 0
     if info.dataset_id != bytes(32):
         total = env.chain.datasets.dataset(info.dataset_id).params.plaintext_length
+    freeze_long_lived()
     try:
         with progress_bar("fetching", total, enabled=not as_json) as advance:
             result = run_fetch(env.chain, requester, request_id, output, key, timeout=timeout,

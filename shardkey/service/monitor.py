@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shardkey.heap import freeze_long_lived
 from shardkey.service.listen import bind_listener
 from shardkey.service.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 
@@ -99,7 +100,8 @@ M = TypeVar("M", bound=Monitored)
 def run_monitored(host: str, port: int | None, build: Callable[[], M], body: Callable[[M], int]) -> int:
     """Bind the monitoring port (when ``port`` is set; a taken one is exit code 4 before
     anything else starts), ``build`` the service, serve ``/health`` and ``/metrics`` while
-    ``body`` runs it; return what ``body`` returns."""
+    ``body`` runs it; return what ``body`` returns. The heap is frozen once the service is built
+    (:func:`shardkey.heap.freeze_long_lived`)."""
     listener = bind_listener(host, port) if port is not None else None
     try:
         service = build()
@@ -107,6 +109,7 @@ def run_monitored(host: str, port: int | None, build: Callable[[], M], body: Cal
         if listener is not None:
             listener.close()
         raise
+    freeze_long_lived()  # built: what is alive now lives as long as the process
     monitor = None
     if listener is not None:
         monitor = MonitorServer(monitor_app(service.health_status, service.metrics), listener)
