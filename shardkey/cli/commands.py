@@ -381,7 +381,7 @@ def fetch(env: Env, request_id: int, output: Path, as_: str, timeout: float, as_
                "wrong_shards": [{"shard": i, "holder": names.get(h, h)} for i, h in result.bad_shards],
                "missing_fragments": [names.get(h, h) for h in result.missing_fragment_holders],
                "reports": [{**r.as_json(), "holder": names.get(r.holder, r.holder)} for r in result.reports],
-               "timings": result.timings}
+               "parity_shards": result.parity_shards, "timings": result.timings}
     if as_json:
         emit(summary, True)
     else:

@@ -8,8 +8,10 @@ released nor denied and those that denied. Any ``t`` good holders
 rebuild every data shard key (shard format v2: parity shards have none). A holder with a
 token that never delivered is claimed ``Missing``, and only once the request's deadline has
 passed on chain (before that it may still deliver).
-Shards are downloaded stripe by stripe (data positions first, parity as fallback), a
-stripe's shards at once on their holders' transfer lanes (:mod:`shardkey.client.lanes`),
+Shards are downloaded stripe by stripe, a stripe's ``k`` shards at once on their holders'
+transfer lanes (:mod:`shardkey.client.lanes`), from the least busy holders (data positions
+unless their holders have a full set of lanes more queued than a parity holder; more
+positions when one fails),
 several stripes in flight, each shard read into a reused buffer and checked against its
 registered SHA-256; any ``k`` good shards decode to the stripe's ``k`` data ciphertexts,
 which are then decrypted into the stripe's output buffer and written in order; a holder
@@ -73,9 +75,14 @@ class FetchResult:
     bad_shards: list[tuple[int, str]] = field(default_factory=list)
     reports: list[ChainReport] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    parity_shards: int = 0  # shards read from parity positions (each costs its stripe a decode)
 
 
 SOON_POLL, SOON_WINDOW, LATER_POLL = 0.05, 2.0, 0.2
+# Reading a parity shard costs its stripe a decode (a few ms of CPU per MiB): worth it only
+# when the links, not the CPU, are the limit, which shows as slow shard requests.
+SLOW_REQUEST = 0.1  # seconds per shard request above which the links are taken to be the limit
+WORKERS = 12  # stripes in flight: enough bytes in flight to fill five links 150 ms away
 
 
 def poll_wait(since: float) -> float:
@@ -251,7 +258,7 @@ def settle_expired(chain: ShardKeyChain, requester: LocalAccount, request: Reque
 
 
 def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: Path,
-          key: HpkePrivateKey, timeout: float = 120.0, workers: int = 8,
+          key: HpkePrivateKey, timeout: float = 120.0, workers: int = WORKERS,
           progress: Progress | None = None, lanes: int = LANES) -> FetchResult:
     """Restore the dataset of an approved request into ``out``; mark the request complete."""
     started = time.perf_counter()
@@ -317,6 +324,7 @@ class _StripeRestorer:
         self._shard_buffers = Buffers(stored_shard_length(params.shard_size))
         self._tree: MerkleTree | None = None
         self._lock = threading.Lock()
+        self._choosing = threading.Lock()
 
     def _key(self, index: int) -> bytes:
         return combine([Share(x, self.shares[x][index]) for x in self.xs])
@@ -330,11 +338,9 @@ class _StripeRestorer:
         failures: list[str] = []
         taken: list[bytearray] = []
         try:
-            position = 0
-            while len(ciphertexts) < k and position < m:  # data positions first, then parity
-                batch = range(position, min(m, position + k - len(ciphertexts)))
-                position = batch.stop
-                asked = [(pos, self._ask(stripe * m + pos, taken)) for pos in batch]
+            tried: set[int] = set()
+            while len(ciphertexts) < k and len(tried) < m:
+                asked = self._ask_least_loaded(stripe, k - len(ciphertexts), tried, taken)
                 wait([future for _, future in asked])
                 for pos, future in asked:
                     data = self._verified(stripe * m + pos, future, failures)
@@ -359,6 +365,32 @@ class _StripeRestorer:
         finally:
             for buffer in taken:
                 self._shard_buffers.give(buffer)
+
+    def _ask_least_loaded(self, stripe: int, need: int, tried: set[int],
+                          taken: list[bytearray]) -> list[tuple[int, Future[ServedShard]]]:
+        """Ask for ``need`` of the stripe's shards not tried yet, from the holders with the
+        least backlog, a parity position counting extra since reading it costs a decode: a
+        whole set of lanes while shard requests are quick (the CPU is the limit: data shards
+        are read, parity only where a data holder lags far behind), one request once they
+        are slow (the links are the limit: the parity holders' links take an equal share;
+        docs/PERFORMANCE.md, far holders)."""
+        params = self.registration.params
+        m, k = params.m, params.k
+        took = self.lanes.call_seconds()
+        parity_cost = 1 if took is not None and took >= SLOW_REQUEST else self.lanes.width
+        with self._choosing:  # chosen and queued at once, so concurrent stripes see each other
+            def load(pos: int) -> tuple[int, int]:
+                holder = self.placement.holder(stripe * m + pos)
+                return self.lanes.backlog(holder) + (parity_cost if pos >= k else 0), pos
+
+            chosen = sorted((pos for pos in range(m) if pos not in tried), key=load)[:need]
+            tried.update(chosen)
+            asked = [(pos, self._ask(stripe * m + pos, taken)) for pos in chosen]
+        parity = sum(1 for pos in chosen if pos >= k)
+        if parity:
+            with self._lock:
+                self.result.parity_shards += parity
+        return asked
 
     def _ask(self, index: int, taken: list[bytearray]) -> Future[ServedShard]:
         holder = self.placement.holder(index)

@@ -11,7 +11,9 @@ have in flight, which bounds memory; :class:`Buffers` lets them reuse the big bu
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
@@ -19,21 +21,57 @@ from typing import ParamSpec, TypeVar
 
 from shardkey.client.transport import LANES
 
+CALL_WEIGHT = 0.2  # weight of the latest call in the moving average of call times
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 class Lanes:
-    """``width`` worker threads per holder; :meth:`submit` queues a call on one holder's lanes."""
+    """``width`` worker threads per holder; :meth:`submit` queues a call on one holder's lanes,
+    :meth:`backlog` says how many calls a holder has queued or running, :meth:`call_seconds`
+    how long calls take."""
 
     def __init__(self, holders: Iterable[str], width: int = LANES):
         if width < 1:
             raise ValueError(f"lanes per holder must be >= 1, got {width}")
+        self.width = width
         self._pools = {holder: ThreadPoolExecutor(max_workers=width, thread_name_prefix="lane")
                        for holder in dict.fromkeys(holders)}
+        self._backlog = dict.fromkeys(self._pools, 0)
+        self._call_seconds: float | None = None
+        self._lock = threading.Lock()
 
     def submit(self, holder: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        return self._pools[holder].submit(fn, *args, **kwargs)
+        with self._lock:
+            self._backlog[holder] += 1
+        future = self._pools[holder].submit(self._timed, functools.partial(fn, *args, **kwargs))
+        future.add_done_callback(lambda _: self._done(holder))
+        return future
+
+    def _timed(self, call: Callable[[], T]) -> T:
+        started = time.monotonic()
+        try:
+            return call()
+        finally:
+            took = time.monotonic() - started
+            with self._lock:
+                mean = self._call_seconds
+                self._call_seconds = took if mean is None else mean + CALL_WEIGHT * (took - mean)
+
+    def _done(self, holder: str) -> None:
+        with self._lock:
+            self._backlog[holder] -= 1
+
+    def call_seconds(self) -> float | None:
+        """How long a call has taken on a lane lately (a moving average over every holder;
+        None before the first one ended)."""
+        with self._lock:
+            return self._call_seconds
+
+    def backlog(self, holder: str) -> int:
+        """Calls submitted to ``holder`` and not finished yet."""
+        with self._lock:
+            return self._backlog[holder]
 
     def close(self) -> None:
         for pool in self._pools.values():
