@@ -84,6 +84,10 @@ class EventWatcher:
         self._before_save: list[Callable[[], None]] = []
         self._saved_at = time.monotonic()
         self._unsaved = False  # events handled since the cursor was last saved
+        # (number, hash) of the head a poll last read up to completely: while the head is the
+        # same block, nothing was added and nothing reorganised (a block's hash commits to all
+        # before it), so a poll is one call.
+        self._polled_head: tuple[int, bytes] | None = None
 
     def on(self, event_name: str, handler: Handler) -> None:
         """Register the handler of one event name (one handler per name)."""
@@ -109,11 +113,16 @@ class EventWatcher:
         of each chunk as it is handled, so a provider that refuses or lags part-way leaves
         the cursor after the last chunk read, and the next poll resumes there.
         """
+        head = self.client.latest_block()
+        seen = (head["number"], head["hash"])
+        if seen == self._polled_head:
+            return 0
         self._check_reorg()
-        safe_head = self.client.block_number() - self.confirmations
+        safe_head = head["number"] - self.confirmations
         handled = 0
         start = self.cursor.block if self.cursor.log_index != -1 else self.cursor.block + 1
         if start > safe_head:
+            self._polled_head = seen
             return 0
         for _first, last, logs in self.client.scan_logs(self.decoder.addresses, start, safe_head):
             for event in self.decoder.decode_all(logs):
@@ -135,6 +144,8 @@ class EventWatcher:
                 if self._unsaved and time.monotonic() - self._saved_at >= self.save_every:
                     self.save()
             self._finish_range(last)
+        if self.cursor.block >= safe_head and self.cursor.log_index == -1:
+            self._polled_head = seen  # all read: a provider lagging part-way ends a poll early
         return handled
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
@@ -179,6 +190,7 @@ class EventWatcher:
         self._rewind(target)
 
     def _rewind(self, block: int) -> None:
+        self._polled_head = None
         log.warning("reorg below the confirmations depth: rewinding cursor from block %d to %d "
                     "(handlers are idempotent)", self.cursor.block, block)
         self.cursor.block, self.cursor.log_index = block, -1

@@ -182,3 +182,23 @@ def test_an_endpoint_that_keeps_rate_limiting_is_benched(automine_chain: ShardKe
             assert client.block_number() == chain.client.block_number()
         assert busy.stats.rate_limited == FAST.bench_after  # then set aside: no more calls to it
         assert calm.stats.calls["eth_blockNumber"] == 3
+
+
+def test_a_poll_on_an_unchanged_head_is_one_call_and_a_new_block_is_read_in_full(
+        automine_chain: ShardKeyChain, tmp_path: Path) -> None:
+    chain = automine_chain
+    with hostile_rpc(chain.client.rpc_url, ProxyConfig(rate_limit_share=0.0)) as proxy:
+        behind = proxied(chain, proxy.url)
+        seen: list[tuple[int, int]] = []
+        watcher = EventWatcher(behind.client, behind.contracts, tmp_path / "cursor.json",
+                               start_block=chain.deployment.start_block, confirmations=1)
+        watcher.on("HolderRegistered", lambda e: seen.append(e.position))
+        catch_up(watcher, chain.client.block_number() - 1)
+        before = sum(proxy.stats.calls.values())
+        for _ in range(5):
+            assert watcher.poll_once() == 0
+        assert sum(proxy.stats.calls.values()) - before == 5  # the head, nothing else
+        register(chain, funded(chain), "after")
+        mine(chain, 1)
+        assert watcher.poll_once() == 1 and len(seen) >= 1  # a new head: reorg check and logs
+        assert proxy.stats.calls["eth_getLogs"] >= 1
