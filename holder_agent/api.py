@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -206,28 +207,31 @@ def _guarded(fn: Callable[[ApiContext, Request], Awaitable[Response]],
     async def endpoint(request: Request) -> Response:
         try:
             return await fn(ctx, request)
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.detail)
-        except AuthError as exc:
-            return error_response(401, "unauthorized", str(exc))
-        except StorageError as exc:
-            for kind, status, code in _STORAGE_STATUS:
-                if isinstance(exc, kind):
-                    return error_response(status, code, str(exc))
-            raise
-        except ChainError as exc:
-            log.warning("chain unavailable", extra={"fields": {"detail": str(exc)}})
-            return error_response(503, "chain_unavailable", "the chain could not be reached")
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                log.exception("unexpected error", extra={"fields": {"path": request.url.path}})
-                return error_response(500, "internal", "internal error (logged)")
-            log.error("disk full", extra={"fields": {"path": request.url.path, "detail": exc.strerror}})
-            return error_response(507, "disk_full", "the holder's disk is full")
-        except Exception:
-            log.exception("unexpected error", extra={"fields": {"path": request.url.path}})
-            return error_response(500, "internal", "internal error (logged)")
+        except Exception as exc:
+            return error_response(*refusal_of(exc, request.url.path))
     return endpoint
+
+
+def refusal_of(exc: Exception, path: str) -> tuple[int, str, str]:
+    """The status, error code and detail an endpoint's failure is answered with (the one
+    mapping of the API and of the data plane); a chain outage is logged, and anything
+    unexpected with its traceback (500)."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code, exc.detail
+    if isinstance(exc, AuthError):
+        return 401, "unauthorized", str(exc)
+    if isinstance(exc, StorageError):
+        for kind, status, code in _STORAGE_STATUS:
+            if isinstance(exc, kind):
+                return status, code, str(exc)
+    elif isinstance(exc, ChainError):
+        log.warning("chain unavailable", extra={"fields": {"detail": str(exc)}})
+        return 503, "chain_unavailable", "the chain could not be reached"
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("disk full", extra={"fields": {"path": path, "detail": exc.strerror}})
+        return 507, "disk_full", "the holder's disk is full"
+    log.error("unexpected error", exc_info=exc, extra={"fields": {"path": path}})
+    return 500, "internal", "internal error (logged)"
 
 
 def _signed_path(request: Request) -> str:
@@ -394,10 +398,7 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
     # The signature covers the declared body (hash and length), so it is checked, and the
     # nonce spent, before a body byte is read: a request nobody signed costs no disk and
     # no one's quota; the verified signer is charged the declared size up front.
-    refusal = ctx.leaving.refusal if ctx.leaving is not None else None
-    if refusal is not None:
-        raise ApiError(403, f"holder_{refusal}", f"this holder is {refusal}: it takes no new data "
-                       "(it still serves what it holds); upload to an Active holder")
+    check_accepting(ctx)
     begin = verify_upload(ctx, request)
 
     def verify_and_begin() -> tuple[SignedRequest, Upload]:
@@ -406,16 +407,29 @@ async def _upload(ctx: ApiContext, request: Request, dataset_id: bytes, item: It
 
     signed, upload = await to_thread.run_sync(verify_and_begin)
     staged, size, digest = await receive(ctx, request, upload, dataset_id, item)
+    return JSONResponse(uploaded(signed, dataset_id, item, staged, size, digest), status_code=201)
+
+
+def check_accepting(ctx: ApiContext) -> None:
+    """Refuse an upload while this holder is leaving (Exiting or Failed)."""
+    refusal = ctx.leaving.refusal if ctx.leaving is not None else None
+    if refusal is not None:
+        raise ApiError(403, f"holder_{refusal}", f"this holder is {refusal}: it takes no new data "
+                       "(it still serves what it holds); upload to an Active holder")
+
+
+def uploaded(signed: SignedRequest, dataset_id: bytes, item: Item, staged: bool, size: int,
+             digest: bytes) -> dict[str, object]:
+    """The answer to an accepted upload (logged at DEBUG: one line per shard is too many)."""
     what = item if isinstance(item, str) else f"shard {item}"
     log.debug("upload staged" if staged else "upload already committed", extra={"fields": {
         "dataset": "0x" + dataset_id.hex(), "item": what, "uploader": signed.signer, "size": size}})
-    return JSONResponse({"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
-                         "sha256": digest.hex(), "status": "staged" if staged else "committed"},
-                        status_code=201)
+    return {"dataset_id": "0x" + dataset_id.hex(), "item": what, "size": size,
+            "sha256": digest.hex(), "status": "staged" if staged else "committed"}
 
 
-def _verify_upload(ctx: ApiContext, headers: dict[str, str], path: str, method: str,
-                   content_length: str | None) -> SignedRequest:
+def verify_upload_headers(ctx: ApiContext, headers: dict[str, str], path: str, method: str,
+                          content_length: str | None) -> SignedRequest:
     """The upload's verified signature (nonce spent), its Content-Length matching the signed
     one (blocking: chain time, key recovery)."""
     signed = verify_headers(headers, ctx.address, method, path, ctx.clock.now(), ctx.nonces)
@@ -427,8 +441,8 @@ def _verify_upload(ctx: ApiContext, headers: dict[str, str], path: str, method: 
 
 
 def verify_upload(ctx: ApiContext, request: Request) -> Callable[[], SignedRequest]:
-    """:func:`_verify_upload` of ``request``, to run in a worker thread."""
-    return functools.partial(_verify_upload, ctx, dict(request.headers), _signed_path(request),
+    """:func:`verify_upload_headers` of ``request``, to run in a worker thread."""
+    return functools.partial(verify_upload_headers, ctx, dict(request.headers), _signed_path(request),
                              request.method, request.headers.get("content-length"))
 
 
@@ -451,21 +465,25 @@ async def receive(ctx: ApiContext, request: Request, upload: Upload, dataset_id:
         upload.discard()  # an unlink; on the loop, so a cancelled request still drops its body
         raise
 
-    def finish() -> tuple[bool, int, bytes]:
-        try:
-            upload.seal()
-            staged = ctx.store.commit_upload(upload, dataset_id, item)
-            size, digest = upload.size, upload.sha256
-        finally:
-            upload.discard()
-        if staged:
-            ctx.metrics.uploads.inc()
-            ctx.metrics.bytes_received.inc(size)
-        if then is not None:
-            then()
-        return staged, size, digest
+    return await to_thread.run_sync(finish_upload, ctx, upload, dataset_id, item, then)
 
-    return await to_thread.run_sync(finish)
+
+def finish_upload(ctx: ApiContext, upload: Upload, dataset_id: bytes, item: Item,
+                  then: Callable[[], None] | None = None) -> tuple[bool, int, bytes]:
+    """Seal, commit and discard a received body, count it, run ``then`` (blocking): (staged,
+    or False when the same content is already committed; size; SHA-256)."""
+    try:
+        upload.seal()
+        staged = ctx.store.commit_upload(upload, dataset_id, item)
+        size, digest = upload.size, upload.sha256
+    finally:
+        upload.discard()
+    if staged:
+        ctx.metrics.uploads.inc()
+        ctx.metrics.bytes_received.inc(size)
+    if then is not None:
+        then()
+    return staged, size, digest
 
 
 def _content_length(text: str | None) -> int | None:
@@ -506,16 +524,16 @@ async def get_shard(ctx: ApiContext, request: Request) -> Response:
     """
     dataset_id, index = _path_ids(request, with_index=True)
     assert index is not None
-    request_id = _request_param(request)
+    request_id = request_id_of(request.scope.get("query_string", b"").decode("latin-1"))
     digest, receipt, body = await to_thread.run_sync(
-        _serve, ctx, dict(request.headers), _signed_path(request), dataset_id, index, request_id)
+        serve_shard, ctx, dict(request.headers), _signed_path(request), dataset_id, index, request_id)
     log.debug("shard served", extra={"fields": {"dataset": "0x" + dataset_id.hex(), "index": index,
                                                 "request": request_id}})
     return shard_response(ctx, body, {HEADER_SHARD_HASH: digest.hex(), HEADER_RECEIPT: "0x" + receipt.hex()})
 
 
-def _serve(ctx: ApiContext, headers: dict[str, str], path: str, dataset_id: bytes, index: int,
-           request_id: int) -> tuple[bytes, bytes, bytes | BinaryIO]:
+def serve_shard(ctx: ApiContext, headers: dict[str, str], path: str, dataset_id: bytes, index: int,
+                request_id: int) -> tuple[bytes, bytes, bytes | BinaryIO]:
     """Authorise, open, digest, sign the receipt and read the shard (blocking: one hop)."""
     _authorize_download(ctx, headers, path, dataset_id, index, request_id)
     handle = ctx.store.open_shard(dataset_id, index)
@@ -541,18 +559,24 @@ def read_body(handle: BinaryIO) -> bytes | BinaryIO:
 
 def shard_response(ctx: ApiContext, body: bytes | BinaryIO, headers: dict[str, str]) -> Response:
     """A served shard: a plain Response of the bytes read, or a stream of a large file; counted."""
-    ctx.metrics.shards_served.inc()
+    count_served(ctx, body)
     if isinstance(body, bytes):
-        ctx.metrics.bytes_served.inc(len(body))
         return Response(body, media_type="application/octet-stream", headers=headers)
-    ctx.metrics.bytes_served.inc(os.fstat(body.fileno()).st_size)
     return StreamingResponse(_chunks(body), media_type="application/octet-stream", headers=headers,
                              background=BackgroundTask(body.close))
 
 
-def _request_param(request: Request) -> int:
-    values = request.query_params.getlist("request")
-    if len(values) != 1 or set(request.query_params.keys()) != {"request"}:
+def count_served(ctx: ApiContext, body: bytes | BinaryIO) -> None:
+    """Count one served shard and its bytes in /metrics."""
+    ctx.metrics.shards_served.inc()
+    ctx.metrics.bytes_served.inc(len(body) if isinstance(body, bytes) else os.fstat(body.fileno()).st_size)
+
+
+def request_id_of(query: str) -> int:
+    """The request id of a download's query string (exactly ``request=<decimal>``)."""
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    values = [value for name, value in pairs if name == "request"]
+    if len(values) != 1 or len(pairs) != 1:
         raise ApiError(400, "bad_request", "exactly one query parameter 'request' is expected")
     if not values[0].isascii() or _REQUEST_ID_RE.fullmatch(values[0]) is None \
             or int(values[0]) >= 2**256:

@@ -21,6 +21,7 @@ import uvicorn
 from eth_account.signers.local import LocalAccount
 
 from holder_agent.api import HEAD_MAX_AGE, ApiContext, create_app
+from holder_agent.dataplane import DataPlane
 from holder_agent.handlers import Handlers
 from holder_agent.leaving import Leaving
 from holder_agent.settings import HolderSettings
@@ -55,6 +56,7 @@ EXPECTING_POLL = 0.05
 EXPECTING_WINDOW = 5.0
 PASSPHRASE_ENV = "SHARDKEY_HOLDER_PASSPHRASE"  # noqa: S105 - a variable name
 RETRY_CAP = 5.0  # longest wait between two failing polls (seconds)
+DATAPLANE_BACKLOG = 1024  # pending connections on the public port
 
 
 @dataclass
@@ -220,23 +222,36 @@ def _serve(agent: Agent, settings: HolderSettings, listener: socket.socket) -> i
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, QuietTransfers) for f in access.filters):
         access.addFilter(QuietTransfers())
-    config = uvicorn.Config(create_app(agent.api), host=settings.listen_host,
-                            port=settings.listen_port, log_config=None, access_log=True,
+    # The public port is the data plane's; it relays what it does not take itself to the
+    # application, which listens on a loopback port of its own (holder_agent/dataplane.py).
+    application = bind_listener("127.0.0.1", 0)
+    config = uvicorn.Config(create_app(agent.api), host="127.0.0.1",
+                            port=application.getsockname()[1], log_config=None, access_log=True,
                             lifespan="off", timeout_graceful_shutdown=5, http="httptools")
     server = QuietServer(config)
+    application.listen(DATAPLANE_BACKLOG)  # relayed connections wait in it until uvicorn runs
+    listener.listen(DATAPLANE_BACKLOG)
+    listener.setblocking(False)
+    plane = DataPlane(agent.api, listener, ("127.0.0.1", application.getsockname()[1]))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
         stop.set()
         server.should_exit = True
+        # Requests in progress finish (5 s at most); the relayed connections then close, so
+        # uvicorn's own graceful shutdown does not wait on them.
+        threading.Thread(target=plane.stop, name="dataplane-stop", daemon=True).start()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     watcher = threading.Thread(target=agent.watch, args=(stop,), name="holder-watcher", daemon=True)
     watcher.start()
+    plane.start()
     try:
-        server.run(sockets=[listener])
+        server.run(sockets=[application])
     finally:
         stop.set()
+        plane.stop()
+        application.close()
         watcher.join(timeout=30)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

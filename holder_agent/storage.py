@@ -148,7 +148,7 @@ class Upload:
         """SHA-256 of the bytes written so far."""
         return self._digest.digest()
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Append a chunk; raise when the body grows over its declared length."""
         if self._handle is None:
             raise RuntimeError("upload already closed")
