@@ -9,10 +9,10 @@ export SOLCX_BINARY_PATH := $(ROOT)/tools/solc
 export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
 PYTEST := $(PY) -m pytest -p no:ape_test
-# The devnet suites (e2e, faults: whole networks of processes, much of their time spent waiting
-# for blocks and polls) run on parallel pytest-xdist workers. Whole files go to one worker
-# (--dist loadfile): a module-scoped devnet stays with its module, on its own free ports and temp
-# folder. TEST_WORKERS=0 runs them in one process, one after another.
+# The suites that start processes and chains (integration, hostile, e2e, faults: much of their
+# time spent waiting for blocks and polls) run on parallel pytest-xdist workers. Whole files go
+# to one worker (--dist loadfile): a module- or session-scoped chain or devnet stays with its
+# worker, on its own free ports and temp folder. TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 
@@ -69,10 +69,10 @@ bytecode: setup
 	$(PY) -m compileall -q shardkey kos holder_agent repairer > /dev/null
 
 test-integration: setup bytecode
-	$(PYTEST) tests/integration -q
+	$(PYTEST) $(XDIST) tests/integration -q
 
 test-hostile: setup bytecode
-	$(PYTEST) tests/hostile -q
+	$(PYTEST) $(XDIST) tests/hostile -q
 
 test-e2e: setup bytecode
 	$(PYTEST) $(XDIST) tests/e2e -q
