@@ -190,6 +190,10 @@ class _Busy:
             self.plane._lock.notify_all()
 
 
+class _HeadTooLarge(Exception):
+    """A request head with no blank line within MAX_HEAD bytes."""
+
+
 class _ClientGone(Exception):
     """The client closed its connection, or sent nothing for IO_TIMEOUT, inside a body."""
 
@@ -205,14 +209,16 @@ class _Connection:
     def serve(self) -> None:
         while not self.plane._stopping.is_set():
             self.conn.settimeout(IDLE_TIMEOUT)
-            raw = self._read_head()
-            if raw is None:
-                return
-            self.conn.settimeout(IO_TIMEOUT)
-            if not raw.endswith(b"\r\n\r\n"):
+            try:
+                raw = self._read_head()
+            except _HeadTooLarge:
+                self.conn.settimeout(IO_TIMEOUT)
                 body = b'{"error":"head_too_large","detail":"the request head is over 16 KiB"}'
                 self._answer(431, {"content-type": "application/json", "connection": "close"}, body)
                 return
+            if raw is None:
+                return
+            self.conn.settimeout(IO_TIMEOUT)
             head = parse_head(raw[:-4])
             if head is None or not takes(head):
                 self._relay(bytes(raw))
@@ -223,19 +229,19 @@ class _Connection:
                 return
 
     def _read_head(self) -> bytearray | None:
-        """The next request head with its blank line (or, past ``MAX_HEAD`` bytes without
-        one, what was read: refused), None when the client closed or stayed silent."""
+        """The next request head with its blank line, None when the client closed or stayed
+        silent; :class:`_HeadTooLarge` when it has no blank line within ``MAX_HEAD`` bytes."""
         buffer = self.pending
         start = 0
         while True:
             end = buffer.find(b"\r\n\r\n", start)
+            if end + 4 > MAX_HEAD or (end < 0 and len(buffer) > MAX_HEAD):
+                self.pending = bytearray()
+                raise _HeadTooLarge
             if end >= 0:
                 raw = buffer[:end + 4]
                 self.pending = buffer[end + 4:]
                 return raw
-            if len(buffer) > MAX_HEAD:
-                self.pending = bytearray()
-                return buffer
             start = max(0, len(buffer) - 3)
             try:
                 chunk = self.conn.recv(65536)

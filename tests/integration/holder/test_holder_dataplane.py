@@ -130,6 +130,10 @@ def test_requests_it_does_not_take_get_the_applications_answer(world, agent) -> 
         sock.sendall(b"GET /v1/health HTTP/1.1\r\nX-Pad: " + b"p" * 20_000 + b"\r\n\r\n")
         reply = _read_answer(sock)
     assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # one just under it
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nX-Pad: " + b"p" * 16_000 + b"\r\n\r\n")
+        reply = _read_answer(sock)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/no/such/route")
     answer = conn.getresponse()
