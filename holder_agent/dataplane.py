@@ -31,7 +31,7 @@ import re
 import selectors
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from holder_agent.api import (
@@ -171,23 +171,17 @@ class DataPlane:
                 conn.close()
             self._slots.release()
 
-    def busy(self) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
         """Marks a connection as inside a request (a stop waits for those)."""
-        return _Busy(self)
-
-
-class _Busy:
-    def __init__(self, plane: DataPlane):
-        self.plane = plane
-
-    def __enter__(self) -> None:
-        with self.plane._lock:
-            self.plane._busy += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self.plane._lock:
-            self.plane._busy -= 1
-            self.plane._lock.notify_all()
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._lock.notify_all()
 
 
 class _HeadTooLarge(Exception):
