@@ -207,8 +207,7 @@ class _Connection:
                 raw = self._read_head()
             except _HeadTooLarge:
                 self.conn.settimeout(IO_TIMEOUT)
-                body = b'{"error":"head_too_large","detail":"the request head is over 16 KiB"}'
-                self._answer(431, {"content-type": "application/json", "connection": "close"}, body)
+                _send_error(self.conn, 431, "head_too_large", "the request head is over 16 KiB", close=True)
                 return
             if raw is None:
                 return
@@ -335,17 +334,10 @@ class _Connection:
         status, code, detail = refusal_of(exc, head.path)
         log.info("refused", extra={"fields": {"method": head.method, "path": head.path,
                                               "status": status, "error": code}})
-        body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode()
-        headers = {"content-type": "application/json"}
-        if close:
-            headers["connection"] = "close"
-        self._answer(status, headers, body)
+        _send_error(self.conn, status, code, detail, close)
 
     def _answer(self, status: int, headers: dict[str, str], body: bytes, length: int | None = None) -> None:
-        lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
-                 f"content-length: {len(body) if length is None else length}",
-                 *(f"{name}: {value}" for name, value in headers.items())]
-        self.conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        _send(self.conn, status, headers, body, length)
 
     def _relay(self, first: bytes) -> None:
         """Hand the rest of this connection to the application: ``first`` (what was read of
@@ -386,10 +378,26 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
             sink.shutdown(socket.SHUT_RD)
 
 
+def _send(conn: socket.socket, status: int, headers: dict[str, str], body: bytes,
+          length: int | None = None) -> None:
+    """One answer: status line, ``content-length`` (``length``, else the body's), ``headers``."""
+    lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
+             f"content-length: {len(body) if length is None else length}",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def _send_error(conn: socket.socket, status: int, code: str, detail: str, close: bool) -> None:
+    """The API's one error body, ``{"error": code, "detail": detail}``."""
+    headers = {"content-type": "application/json"}
+    if close:
+        headers["connection"] = "close"
+    body = json.dumps({"error": code, "detail": detail}, separators=(",", ":")).encode()
+    _send(conn, status, headers, body)
+
+
 def _refuse_busy(conn: socket.socket) -> None:
     with contextlib.suppress(OSError):
-        body = b'{"error":"busy","detail":"too many open connections; try again"}'
-        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-                     b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        _send_error(conn, 503, "busy", "too many open connections; try again", close=True)
     with contextlib.suppress(OSError):
         conn.close()
