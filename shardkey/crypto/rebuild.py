@@ -72,5 +72,5 @@ def rebuild_shards(shards: Mapping[int, bytes], k: int, p: int, wanted: Iterable
         if not hmac.compare_digest(hashlib.sha256(block).digest(), shard_hashes[index]):
             raise ShardRebuildError(f"stripe {stripe}: rebuilt shard {index} does not match its "
                                     "registered hash (the registration's hashes do not fit together)")
-        out[index] = block
+        out[index] = bytes(block)  # bytes(b) is b itself for bytes
     return out
