@@ -212,7 +212,7 @@ class _StripeJob:
         self.clients, self.n, self.rng = clients, n, rng
         self.lanes: Lanes | None = None
         self.plain = Buffers(options.k * options.shard_size)
-        self.sealed = Buffers(options.k * stored_shard_length(options.shard_size))
+        self.sealed = Buffers((options.k + options.p) * stored_shard_length(options.shard_size))
 
     def run(self, stripe: int, plain: bytearray, size: int) -> list[tuple[int, bytes, list[bytes]]]:
         """Return ``(index, digest, key shares)`` per shard (no shares for a parity shard:

@@ -114,8 +114,11 @@ def _equal_lengths(blocks: Sequence[Block], what: str, error: type[Exception]) -
     return sizes.pop()
 
 
-def encode_blocks(blocks: Sequence[Block], k: int, p: int) -> list[bytes | bytearray]:
-    """The ``p`` parity blocks of ``k`` equal-length data blocks (positions ``k..k+p-1``)."""
+def encode_blocks(blocks: Sequence[Block], k: int, p: int,
+                  out: Sequence[bytearray | memoryview] | None = None) -> list[Block]:
+    """The ``p`` parity blocks of ``k`` equal-length data blocks (positions ``k..k+p-1``),
+    written into ``out`` when given (``p`` writable buffers of the blocks' length, apart
+    from the inputs: a caller reusing them saves fresh pages) and returned."""
     validate_params(k, p, 1)
     if len(blocks) != k:
         raise ErasureParameterError(f"need exactly k = {k} data blocks, got {len(blocks)}")
@@ -124,10 +127,15 @@ def encode_blocks(blocks: Sequence[Block], k: int, p: int) -> list[bytes | bytea
         return []
     kernels = accelerated()
     if kernels is not None and length:
-        tables = _parity_tables(kernels, k, p)
-        return list(kernels.apply(tables, k, p, blocks, length))
+        return list(kernels.apply(_parity_tables(kernels, k, p), k, p, blocks, length, out))
     parity = zfec.Encoder(k, k + p).encode(tuple(blocks), tuple(range(k, k + p)))
-    return [b if isinstance(b, bytes) else bytes(b) for b in parity]
+    if out is None:
+        return [b if isinstance(b, bytes) else bytes(b) for b in parity]
+    if len(out) != p or any(len(memoryview(b).cast("B")) != length for b in out):
+        raise ErasureParameterError(f"need {p} outputs of exactly {length} bytes")
+    for target, block in zip(out, parity, strict=True):
+        memoryview(target).cast("B")[:] = block
+    return list(out)
 
 
 def _generator_row(position: int, k: int, p: int) -> Sequence[int]:
@@ -135,21 +143,21 @@ def _generator_row(position: int, k: int, p: int) -> Sequence[int]:
 
 
 def _recover(kernels: isal.Kernels, blocks: Mapping[int, Block], order: list[int], k: int, p: int,
-             length: int) -> list[bytes | bytearray]:
+             length: int) -> list[Block]:
     """The ``k`` data blocks from the ``k`` blocks at positions ``order`` (``order[j] == j``
     for each data block present): the missing ones are rows of the inverted generator."""
     inverse = kernels.invert([_generator_row(pos, k, p) for pos in order])
     missing = [j for j in range(k) if order[j] != j]
     rebuilt = kernels.apply(kernels.tables([inverse[j] for j in missing], k), k, len(missing),
                             [blocks[pos] for pos in order], length)
-    out: list[bytes | bytearray] = [bytes(blocks[j]) if order[j] == j else b"" for j in range(k)]
+    out: list[Block] = [bytes(blocks[j]) if order[j] == j else b"" for j in range(k)]
     for j, block in zip(missing, rebuilt, strict=True):
         out[j] = block
     return out
 
 
 def decode_blocks(blocks: Mapping[int, Block], k: int, p: int, *,
-                  where: str = "") -> list[bytes | bytearray]:
+                  where: str = "") -> list[Block]:
     """The ``k`` data blocks from any ``k`` equal-length blocks keyed by position.
 
     ``where`` prefixes error messages. Raises :class:`ErasureDecodeError` for too few

@@ -57,17 +57,23 @@ class Kernels:
         return tables
 
     def apply(self, tables: ctypes.Array[ctypes.c_ubyte], k: int, rows: int,
-              inputs: Sequence[bytes | bytearray | memoryview], length: int) -> list[bytearray]:
-        """``rows`` new blocks of ``length`` bytes, ``out[r] = XOR_i M[r][i] * inputs[i]``
-        for the matrix ``tables`` was made from."""
+              inputs: Sequence[bytes | bytearray | memoryview], length: int,
+              outputs: Sequence[bytearray | memoryview] | None = None) -> Sequence[bytearray | memoryview]:
+        """``rows`` blocks of ``length`` bytes, ``out[r] = XOR_i M[r][i] * inputs[i]`` for the
+        matrix ``tables`` was made from, written into ``outputs`` (writable buffers of exactly
+        ``length`` bytes, none overlapping an input) or new ones."""
         if len(inputs) != k or len(tables) != 32 * k * rows:
             raise ErasureParameterError(f"need {k} inputs and tables for {rows} x {k}")
         if not 0 < length < 1 << 31 or any(len(memoryview(b).cast("B")) != length for b in inputs):
             raise ErasureParameterError(f"every input must hold exactly {length} bytes")
-        outputs = [bytearray(length) for _ in range(rows)]
-        held = [_pointer(b) for b in inputs]  # the ctypes views keep the buffers alive
-        sources = (_Ptr * k)(*(ptr for _, ptr in held))
-        targets = (_Ptr * rows)(*(_pointer(b)[1] for b in outputs))
+        if outputs is None:
+            outputs = [bytearray(length) for _ in range(rows)]
+        elif len(outputs) != rows or any(memoryview(b).readonly or len(memoryview(b).cast("B")) != length
+                                         for b in outputs):
+            raise ErasureParameterError(f"need {rows} writable outputs of exactly {length} bytes")
+        held = [_pointer(b) for b in [*inputs, *outputs]]  # the ctypes views keep them alive
+        sources = (_Ptr * k)(*(ptr for _, ptr in held[:k]))
+        targets = (_Ptr * rows)(*(ptr for _, ptr in held[k:]))
         self._encode(length, k, rows, tables, sources, targets)  # ctypes drops the GIL here
         del held
         return outputs

@@ -54,9 +54,10 @@ def seal_stripe(keys: Sequence[bytes], dataset_id: bytes, stripe: int, data: byt
 def seal_stripe_into(keys: Sequence[bytes], dataset_id: bytes, stripe: int,
                      data: bytes | bytearray | memoryview, k: int, p: int, shard_size: int, rng: Rng,
                      out: bytearray | None = None) -> list[tuple[memoryview, bytes]]:
-    """:func:`seal_stripe` with the ``k`` data ciphertexts written straight into ``out``
-    (at least ``k * stored_shard_length(shard_size)`` bytes; a new buffer if None), each
-    hashed as it is sealed; the shards are views of ``out`` and of zfec's parity blocks."""
+    """:func:`seal_stripe` written straight into ``out``: the ``k`` data ciphertexts, each
+    hashed as it is sealed, then the ``p`` parity shards (``out`` holds at least
+    ``(k + p) * stored_shard_length(shard_size)`` bytes; a new buffer if None). The shards
+    returned are views of ``out``, by position."""
     validate_params(k, p, shard_size)
     if len(keys) != k:
         raise CryptoInputError(f"stripe {stripe}: need {k} data shard keys, got {len(keys)}")
@@ -67,16 +68,19 @@ def seal_stripe_into(keys: Sequence[bytes], dataset_id: bytes, stripe: int,
     if len(plain) < size:  # the last stripe: zero-padded
         plain = memoryview(bytes(plain) + bytes(size - len(plain)))
     stored = stored_shard_length(shard_size)
-    view = memoryview(out if out is not None else bytearray(k * stored))
     m = k + p
+    view = memoryview(out if out is not None else bytearray(m * stored))
+    if len(view) < m * stored:
+        raise CryptoInputError(f"stripe {stripe}: the output buffer holds {len(view)} bytes, "
+                               f"{m} shards need {m * stored}")
+    shards = [view[j * stored:(j + 1) * stored] for j in range(m)]
     sealed: list[tuple[memoryview, bytes]] = []
     for j in range(k):
-        shard = view[j * stored:(j + 1) * stored]
         block = plain[j * shard_size:(j + 1) * shard_size]
-        digest = seal_shard_into(keys[j], dataset_id, stripe * m + j, block, rng, shard, CHUNK_SIZE)
-        sealed.append((shard, digest))
-    parity = encode_blocks([c for c, _ in sealed], k, p)
-    return sealed + [(memoryview(b), hashlib.sha256(b).digest()) for b in parity]
+        digest = seal_shard_into(keys[j], dataset_id, stripe * m + j, block, rng, shards[j], CHUNK_SIZE)
+        sealed.append((shards[j], digest))
+    encode_blocks(shards[:k], k, p, shards[k:])
+    return sealed + [(shard, hashlib.sha256(shard).digest()) for shard in shards[k:]]
 
 
 def open_stripe(keys: Mapping[int, bytes], dataset_id: bytes, stripe: int,

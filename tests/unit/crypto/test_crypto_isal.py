@@ -116,3 +116,20 @@ def test_without_isal_zfec_gives_the_same_blocks(kernels: isal.Kernels,
     for (k, p, _), (data, full, keep, decoded) in zip(cases, fast, strict=True):
         assert erasure.encode_blocks(data, k, p) == full[k:]
         assert erasure.decode_blocks({j: full[j] for j in keep}, k, p) == decoded == data
+
+
+@pytest.mark.parametrize("isal_loaded", [True, False])
+def test_parity_into_given_buffers(kernels: isal.Kernels, monkeypatch: pytest.MonkeyPatch,
+                                   isal_loaded: bool) -> None:
+    data = _blocks(random.Random(13), 3, 5000)
+    expected = [bytes(b) for b in zfec.Encoder(3, 5).encode(data, (3, 4))]
+    if not isal_loaded:
+        monkeypatch.setattr(erasure, "accelerated", lambda: None)
+    backing = bytearray(b"\xff" * 10000)  # stale bytes from an earlier stripe: all overwritten
+    out = [memoryview(backing)[:5000], memoryview(backing)[5000:]]
+    assert erasure.encode_blocks(data, 3, 2, out) == out
+    assert [bytes(b) for b in out] == expected
+    with pytest.raises(ErasureParameterError, match="outputs of exactly 5000 bytes"):
+        erasure.encode_blocks(data, 3, 2, [bytearray(5000), bytearray(4999)])
+    with pytest.raises(ErasureParameterError, match="outputs of exactly 5000 bytes"):
+        erasure.encode_blocks(data, 3, 2, [bytearray(5000)])

@@ -34,12 +34,12 @@ def test_sealing_in_place_matches_the_copying_form_and_the_stream_encryptor() ->
     keys = [os.urandom(32) for _ in range(K)]
     data = os.urandom(K * SIZE - 5000)  # a last stripe: zero-padded
     copied = seal_stripe(keys, DS, 4, data, K, P, SIZE, _rng(1))
-    buffer = bytearray(K * stored_shard_length(SIZE))
+    buffer = bytearray((K + P) * stored_shard_length(SIZE))
     in_place = seal_stripe_into(keys, DS, 4, memoryview(data), K, P, SIZE, _rng(1), buffer)
     assert [bytes(s) for s, _ in in_place] == [s for s, _ in copied]
     digests = [hashlib.sha256(s).digest() for s, _ in copied]
     assert [d for _, d in in_place] == [d for _, d in copied] == digests
-    assert all(shard.obj is buffer for shard, _ in in_place[:K])  # data ciphertexts were written in place
+    assert all(shard.obj is buffer for shard, _ in in_place)  # every shard was written in place
     padded = data + bytes(K * SIZE - len(data))
     rng = _rng(1)
     for j in range(K):
@@ -70,3 +70,10 @@ def test_decrypting_in_place_refuses_a_short_buffer_and_a_tampered_chunk() -> No
         decrypt_shard_into(keys[0], DS, 0, bad, bytearray(SIZE))
     with pytest.raises(ShardDecryptionError, match="truncated"):
         decrypt_shard_into(keys[0], DS, 0, shard[:-20], bytearray(SIZE))
+
+
+def test_a_buffer_without_room_for_the_parity_is_refused() -> None:
+    keys = [os.urandom(32) for _ in range(K)]
+    short = bytearray(K * stored_shard_length(SIZE))  # the data shards fit, the parity would not
+    with pytest.raises(CryptoInputError, match=f"holds {len(short)} bytes, 5 shards need"):
+        seal_stripe_into(keys, DS, 0, os.urandom(K * SIZE), K, P, SIZE, os.urandom, short)
