@@ -14,8 +14,8 @@ parse) is not interpreted here: the connection, from that request on, is relayed
 byte to the full application
 (:func:`holder_agent.api.create_app` under uvicorn), which listens on a loopback port of its
 own. Both paths share every rule: the same functions verify, store, authorise and answer
-(:mod:`holder_agent.api`), and a failure maps to the same status and error body
-(:func:`holder_agent.api.refusal_of`). The data plane bounds what every connection may
+(:mod:`holder_agent.operations`), and a failure maps to the same status and error body
+(:func:`holder_agent.operations.refusal_of`). The data plane bounds what every connection may
 cost: ``MAX_CONNECTIONS`` open at once (more get 503), a request head of at most ``MAX_HEAD``
 bytes (431), ``IDLE_TIMEOUT`` between two requests and ``IO_TIMEOUT`` for any one receive or
 send, on the relayed connections too.
@@ -34,8 +34,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from holder_agent.api import (
-    ApiContext,
+from holder_agent.context import ApiContext
+from holder_agent.operations import (
     begin_upload,
     check_accepting,
     count_served,

@@ -28,18 +28,11 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from holder_agent.api import (
-    ApiContext,
-    _path_ids,
-    _signed_path,
-    begin_upload,
-    read_body,
-    receive,
-    shard_response,
-    verify_upload,
-)
+from holder_agent.api import _path_ids, _signed_path, receive, shard_response, verify_upload
 from holder_agent.auth import verify_headers
+from holder_agent.context import ApiContext
 from holder_agent.errors import ApiError
+from holder_agent.operations import begin_upload, read_body
 from holder_agent.storage import Upload
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import DatasetStatus, Registration

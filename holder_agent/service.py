@@ -20,7 +20,8 @@ from types import FrameType
 import uvicorn
 from eth_account.signers.local import LocalAccount
 
-from holder_agent.api import HEAD_MAX_AGE, ApiContext, create_app
+from holder_agent.api import create_app
+from holder_agent.context import HEAD_MAX_AGE, ApiContext
 from holder_agent.dataplane import DataPlane
 from holder_agent.handlers import Handlers
 from holder_agent.leaving import Leaving

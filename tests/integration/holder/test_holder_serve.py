@@ -7,7 +7,7 @@ import hashlib
 import json
 from urllib.parse import unquote
 
-from holder_agent.api import HEAD_MAX_AGE
+from holder_agent.context import HEAD_MAX_AGE
 from shardkey.chain import eip712
 from shardkey.chain.chaintime import ChainTime, head_reader
 from shardkey.crypto import verify_shard
@@ -235,12 +235,12 @@ def test_raw_dot_segments_are_400(world) -> None:
 def test_a_shard_above_the_whole_read_size_streams_the_same_bytes(world, monkeypatch) -> None:
     """Shards up to WHOLE_READ are read whole in the download's one hop; a larger file streams
     from the same open file: same body, hash header and receipt either way."""
-    from holder_agent import api
+    from holder_agent import operations
     built = world.active_dataset()
     req = world.request(built)
     index = built.my_shards(world.me)[0]
     whole = world.get(req.requester, _path(built, index, req.request_id))
-    monkeypatch.setattr(api, "WHOLE_READ", len(built.shards[index]) // 3)
+    monkeypatch.setattr(operations, "WHOLE_READ", len(built.shards[index]) // 3)
     streamed = world.get(req.requester, _path(built, index, req.request_id))
     for reply in (whole, streamed):
         assert reply.status_code == 200 and reply.content == built.shards[index]
