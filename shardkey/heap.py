@@ -32,8 +32,21 @@ def limit_arenas() -> bool:
     return bool(mallopt(M_ARENA_MAX, ARENAS))
 
 
+def pause_collection() -> None:
+    """Stop the cyclic garbage collector until :func:`freeze_long_lived` starts it again.
+
+    For a process about to import its libraries: the imports make objects that live as long
+    as the process, and collecting them again and again as they pile up is about a tenth of
+    the CLI's start-up CPU (144 collections, 70-100 ms, importing what store and fetch need).
+    Nothing cyclic worth freeing is made meanwhile. Reference counting still frees
+    everything else.
+    """
+    gc.disable()
+
+
 def freeze_long_lived() -> None:
-    """Move every object alive now out of the cyclic garbage collector's sight.
+    """Move every object alive now out of the cyclic garbage collector's sight, and start the
+    collector if :func:`pause_collection` stopped it.
 
     Call once the modules are imported and the long-lived state is built, before the data
     path starts. The eth-*, pydantic and cryptography imports leave a few hundred thousand
@@ -42,3 +55,4 @@ def freeze_long_lived() -> None:
     client's CPU by about a tenth (docs/PERFORMANCE.md). Frozen objects are never freed.
     """
     gc.freeze()
+    gc.enable()

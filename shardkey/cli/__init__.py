@@ -17,6 +17,7 @@ chain, key, HTTP or printing library, and a command only its own
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -24,11 +25,21 @@ import click
 from shardkey.chain.errors import ChainError
 from shardkey.cli.context import connection_hint
 from shardkey.errors import ShardKeyError
-from shardkey.heap import limit_arenas
+from shardkey.heap import limit_arenas, pause_collection
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``shardkey`` console script."""
+    # No cyclic collection while the command imports its libraries: it starts again once the
+    # command has its chain (Env.chain) or its data path (store, fetch), whichever is first.
+    pause_collection()
+    try:
+        _run(argv)
+    finally:
+        gc.enable()  # for a caller that runs main() in its own process and goes on
+
+
+def _run(argv: list[str] | None) -> None:
     limit_arenas()  # before any thread starts (arenas are given out per thread)
     from shardkey.cli.commands import cli
 

@@ -121,8 +121,11 @@ class Env:
     @cached_property
     def chain(self) -> ShardKeyChain:
         from shardkey.chain.bindings import bind
+        from shardkey.heap import freeze_long_lived
 
-        return bind(self.deployment, self.fee_ceiling)
+        chain = bind(self.deployment, self.fee_ceiling)
+        freeze_long_lived()  # the command's libraries are loaded: collect garbage from here on
+        return chain
 
     def _named_keys(self) -> dict[str, Path]:
         keys: dict[str, Path] = {}
