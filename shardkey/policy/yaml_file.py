@@ -26,8 +26,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-import yaml
-
 from shardkey.errors import ShardKeyError
 from shardkey.policy.errors import PolicyFileError, PolicyValueError
 from shardkey.policy.geo import degrees_to_e6, e6_to_degrees
@@ -70,35 +68,6 @@ class PolicyFile:
 
     policy: Policy
     threshold: int | None = None
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader refusing duplicate keys (a second ``requesters:`` must not win silently).
-
-    Plain scalars written as ``0x...`` stay strings: YAML 1.1 would read an unquoted
-    address as a hexadecimal integer and lose its letter case and leading zeros.
-    """
-
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int | str:  # type: ignore[override]
-        text = str(node.value)
-        if text.lstrip("+-")[:2].lower() == "0x":
-            return text
-        return int(super().construct_yaml_int(node))
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str | int | float | bool | None):
-                continue  # unhashable or odd keys: SafeLoader / the schema refuse them
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise PolicyFileError(str(key), f"duplicate key (line {line})")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _join(path: str, key: str) -> str:
@@ -283,9 +252,11 @@ def parse_policy_yaml(text: str, resolve: Resolver) -> PolicyFile:
     addresses are checked here without calling it. Raises :class:`PolicyFileError`
     naming the key path on any problem.
     """
+    from shardkey.policy.yaml_loader import YAMLError, load_yaml  # PyYAML: only where a file is read
+
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as exc:
+        doc = load_yaml(text)
+    except YAMLError as exc:
         raise PolicyFileError("(file)", f"not valid YAML: {exc}") from None
     root = _mapping(doc, "", ("requesters", "time", "geo", "approvals", "approval_window", "threshold"))
     fields: dict[str, Any] = {}
