@@ -45,3 +45,11 @@ def test_store_and_fetch_paths_import_no_service_stack(module: str) -> None:
     # on the standard library.
     assert top_level(loaded) & (SERVICES | PRINTING | {"httpx", "pydantic_settings", "web3"}) == set()
 
+
+
+def test_only_a_command_that_reads_a_policy_file_imports_yaml() -> None:
+    assert "yaml" not in imported_after("import shardkey.cli.commands, shardkey.cli.context, "
+                                        "shardkey.client.fetch")
+    address = "0x" + "11" * 20
+    assert "yaml" in imported_after("from shardkey.policy import parse_policy_yaml\n"
+                                    f"parse_policy_yaml('requesters: [\"{address}\"]', lambda name: name)")
