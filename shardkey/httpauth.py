@@ -30,18 +30,16 @@ import hashlib
 import hmac
 import os
 import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import coincurve
 from eth_account.signers.local import LocalAccount
-from eth_keys.datatypes import Signature
 from eth_typing import Hash32
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from shardkey.errors import ShardKeyError
+from shardkey.secp256k1 import recover_address, sign_hash
 
 MAX_SKEW = 300
 NONCE_CACHE_ENTRIES = 65_536
@@ -105,30 +103,14 @@ def sign_request(account: LocalAccount, holder: str, method: str, path: str, bod
     """
     nonce = nonce or os.urandom(16).hex()
     digest = (body_sha256 or hashlib.sha256(body).digest()).hex()
-    # Exactly account.sign_message(encode_defunct(message)): EIP-191's hash, signed by
-    # libsecp256k1 (deterministic, low s) as eth-keys' coincurve backend signs it, v as 27/28;
-    # pinned by tests/unit/test_httpauth.py.
-    recoverable = _secp256k1_key(account).sign_recoverable(bytes(_eip191_hash(
-        _message(holder, method, path, digest, len(body), timestamp, nonce))), hasher=None)
-    signature = recoverable[:64] + bytes([recoverable[64] + 27])
+    # Exactly account.sign_message(encode_defunct(message)): EIP-191's hash, signed
+    # (shardkey.secp256k1); pinned by tests/unit/test_httpauth.py.
+    signature = sign_hash(account, bytes(_eip191_hash(
+        _message(holder, method, path, digest, len(body), timestamp, nonce))))
     return {HEADER_ACCOUNT: account.address, HEADER_TIMESTAMP: str(timestamp),
             HEADER_NONCE: nonce, HEADER_CONTENT_SHA256: digest,
             HEADER_CONTENT_LENGTH: str(len(body)),
             HEADER_SIGNATURE: "0x" + signature.hex()}
-
-
-# One libsecp256k1 key object per account while the account lives: a store signs a request
-# per shard, and going through eth-account's signing layers cost 0.3 ms of the 0.35 ms each.
-_SECP256K1_KEYS: weakref.WeakKeyDictionary[LocalAccount, coincurve.PrivateKey] = weakref.WeakKeyDictionary()
-_KEYS_LOCK = threading.Lock()
-
-
-def _secp256k1_key(account: LocalAccount) -> coincurve.PrivateKey:
-    with _KEYS_LOCK:
-        key = _SECP256K1_KEYS.get(account)
-        if key is None:
-            key = _SECP256K1_KEYS[account] = coincurve.PrivateKey(bytes(account.key))
-        return key
 
 
 class NonceCache:
@@ -211,13 +193,7 @@ def precheck(headers: Mapping[str, str], now: int) -> str:
 def _recover(message: bytes, signature_hex: str) -> bytes:
     """The 20-byte address that signed ``message`` (EIP-191) with ``signature_hex``; what
     ``Account.recover_message`` recovers, without checksumming it (the caller compares bytes)."""
-    raw = bytes.fromhex(signature_hex.removeprefix("0x"))
-    if len(raw) != 65 or raw[64] not in (0, 1, 27, 28):  # r | s | v, v as eth-account signs it
-        raise ValueError("not a 65-byte recoverable signature")
-    signature = raw[:64] + bytes([raw[64] % 27])
-    public = Signature(signature_bytes=signature).recover_public_key_from_msg_hash(
-        _eip191_hash(message))
-    return bytes(public.to_canonical_address())
+    return recover_address(bytes(_eip191_hash(message)), bytes.fromhex(signature_hex.removeprefix("0x")))
 
 
 def verify_headers(headers: Mapping[str, str], holder: str, method: str, path: str, now: int,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from eth_account.signers.local import LocalAccount
-from eth_typing import Hash32
 
 from shardkey.chain.attestation import ecdsa_signer
 from shardkey.chain.codec import checksum
@@ -21,6 +20,7 @@ from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.rpc import Receipt as TxReceipt
 from shardkey.crypto.committee_envelope import ShareEnvelope, envelope_digest
+from shardkey.secp256k1 import sign_hash
 
 # Gas a release or denial may need above its estimate when it lands after another member's:
 # the threshold release issues a token per fragment holder (measured: about 28,500 each on top
@@ -131,8 +131,7 @@ def sign_envelope(member: LocalAccount, envelope: ShareEnvelope, chain_id: int,
     """The envelope signed by ``member`` (65-byte r|s|v over its EIP-712 digest)."""
     if checksum("0x" + envelope.member.hex()) != checksum(member.address):
         raise ChainError(f"envelope names member 0x{envelope.member.hex()}, signer is {member.address}")
-    signed = member.unsafe_sign_hash(Hash32(envelope_digest(envelope, chain_id, committee)))
-    return envelope.signed(bytes(signed.signature))
+    return envelope.signed(sign_hash(member, envelope_digest(envelope, chain_id, committee)))
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str | None:
