@@ -58,6 +58,10 @@ class ApiContext:
     leaving: Leaving | None = None  # the exit check: uploads refused while leaving
     _served: ServedSigner | None = None
 
+    def __post_init__(self) -> None:
+        if self.digests.known is None:
+            self.digests.known = self.store.committed_digest
+
     @property
     def served(self) -> ServedSigner:
         """The signer of this holder's ``ShardServed`` receipts."""

@@ -9,7 +9,9 @@
 Hashing a shard is what both cost, and ``/receipts`` is public: :class:`ShardDigests`
 keeps each committed shard's SHA-256 keyed by the file's inode, size and mtime, and
 re-reads a file at most once per stamp and per ``rehash_after`` seconds however many
-callers ask at once (concurrent misses of the same file wait for one read). Committed files
+callers ask at once (concurrent misses of the same file wait for one read). A shard's first
+digest is the one its upload computed while the body streamed in (``known``: the store's),
+so serving a shard just stored does not read it twice. Committed files
 are never rewritten in place, so a new stamp means a new file; the periodic re-hash catches
 what a stamp cannot show (bit rot, a write that kept the mtime), so a custody receipt says
 "this holder read these bytes at most ``rehash_after`` seconds ago".
@@ -25,11 +27,11 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from eth_account.signers.local import LocalAccount
-from eth_typing import Hash32
 from eth_utils.crypto import keccak
 
 from holder_agent.storage import hash_handle
 from shardkey.chain import eip712
+from shardkey.secp256k1 import sign_hash
 
 REHASH_SECONDS = 3600.0  # the longest a cached digest stands for the file without a re-read
 _LOCK_STRIPES = 64
@@ -39,6 +41,7 @@ _SERVED_TYPE = b"ShardServed(uint256 requestId,bytes32 datasetId,uint32 shardInd
 
 ShardKey = tuple[bytes, int]  # (dataset id, shard index)
 Stamp = tuple[int, int, int]  # (inode, size, mtime in ns)
+Known = Callable[[ShardKey, Stamp], "tuple[bytes, float] | None"]  # (digest, its age in s)
 
 
 @dataclass
@@ -55,9 +58,12 @@ class ShardDigests:
     MAX_ENTRIES = 4096
 
     def __init__(self, rehash_after: float = REHASH_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, known: Known | None = None) -> None:
         self.rehash_after = rehash_after
         self._clock = clock
+        # Digests computed elsewhere (the store's, of bodies as they streamed in), asked before
+        # a file is read: a shard served for the first time after its upload is not re-read.
+        self.known = known
         self._lock = threading.Lock()
         self._entries: dict[ShardKey, _Entry] = {}
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
@@ -91,13 +97,22 @@ class ShardDigests:
             entry = self._fresh(key, stamp)  # another caller may have read it meanwhile
             if entry is not None:
                 return entry
-            handle.seek(0)
-            entry = _Entry(stamp, self._clock(), hash_handle(handle))
+            entry = self._known(key, stamp)
+            if entry is None:
+                handle.seek(0)
+                entry = _Entry(stamp, self._clock(), hash_handle(handle))
             with self._lock:
                 if len(self._entries) >= self.MAX_ENTRIES:
                     self._entries.clear()
                 self._entries[key] = entry
         return entry
+
+
+    def _known(self, key: ShardKey, stamp: Stamp) -> _Entry | None:
+        known = self.known(key, stamp) if self.known is not None else None
+        if known is None or known[1] >= self.rehash_after:
+            return None
+        return _Entry(stamp, self._clock() - known[1], known[0])
 
 
 class ServedSigner:
@@ -124,5 +139,4 @@ class ServedSigner:
 
     def sign(self, request_id: int, dataset_id: bytes, shard_index: int, ciphertext_hash: bytes) -> bytes:
         """This holder's 65-byte r||s||v signature, as ``eip712.sign`` makes it."""
-        digest = Hash32(self.digest(request_id, dataset_id, shard_index, ciphertext_hash))
-        return bytes(self._account.unsafe_sign_hash(digest).signature)
+        return sign_hash(self._account, self.digest(request_id, dataset_id, shard_index, ciphertext_hash))

@@ -218,6 +218,9 @@ class Store:
         # checked against (inode, size, mtime): custody need not read them all again.
         # Memory only, so after a restart every staged file is re-hashed.
         self._staged_digests: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
+        # The digests of shards custody committed, with when they were known: the first
+        # download of a shard need not read it again (:meth:`committed_digest`).
+        self._committed_digests: dict[tuple[bytes, int], tuple[tuple[int, int, int], bytes, float]] = {}
         # time.monotonic() of the last bundle staged: owners upload the bundle last, just
         # before registering, so the agent polls fast for a while (service.Agent.watch).
         self.bundle_staged_at = float("-inf")
@@ -403,7 +406,11 @@ class Store:
             self._committed += sum(src.stat().st_size for src, _ in moves)
             for src, dst in moves:
                 _make_dirs(dst.parent, self.datasets)
+                self._staged_digests.pop(src, None)
                 os.replace(src, dst)
+            # _plan checked every moved shard against ``expected`` under this same lock.
+            self._keep_committed_digests(dataset_id, {
+                int(dst.name): dst for _, dst in moves if dst.parent.name == "shards"}, expected)
             for folder in {dst.parent for _, dst in moves} | {src.parent for src, _ in moves}:
                 fsync_dir(folder)
             staged = self.staged_dir(owner, dataset_id)
@@ -435,6 +442,26 @@ class Store:
         if len(self._staged_digests) >= 65536:
             self._staged_digests.clear()
         self._staged_digests[path] = (_stamp(path), digest)
+
+    def _keep_committed_digests(self, dataset_id: bytes, paths: Mapping[int, Path],
+                                expected: Mapping[int, bytes]) -> None:
+        if len(self._committed_digests) + len(paths) > 65536:
+            self._committed_digests.clear()
+        now = time.monotonic()
+        for index, path in paths.items():
+            self._committed_digests[(dataset_id, index)] = (_stamp(path), expected[index], now)
+
+    def committed_digest(self, key: tuple[bytes, int],
+                         stamp: tuple[int, int, int]) -> tuple[bytes, float] | None:
+        """The SHA-256 of a shard custody committed, and how many seconds ago it was known,
+        once, if the file is still that one (same inode, size and mtime: a rename keeps
+        them); None otherwise. :class:`holder_agent.receipts.ShardDigests` asks this
+        before it reads a shard to hash it."""
+        with self._lock:
+            known = self._committed_digests.pop(key, None)
+        if known is None or known[0] != stamp:
+            return None
+        return known[1], time.monotonic() - known[2]
 
     def _staged_intact(self, path: Path, sha256: bytes | None) -> bool:
         known = self._staged_digests.pop(path, None)
