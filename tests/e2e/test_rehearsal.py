@@ -193,16 +193,19 @@ def test_a_network_from_nothing_behind_a_hostile_provider(network: Network) -> N
 
         first = retrieve("requester/report-1.bin")
 
-        def audited(request_id: int) -> tuple[dict, dict]:
-            """The auditor's log and the request's history once it shows the completion: the
-            provider lags its head now and then, so the auditor may see the last block late."""
-            waiting = time.monotonic()
-            deadline = waiting + 60
+        def completed(history: dict) -> bool:
+            return history["outcome"] == "completed"
+
+        def audited(request_id: int, seen=completed) -> tuple[dict, dict]:
+            """The auditor's log and the request's history once ``seen`` holds of it (by default
+            the completion), or after 60 s: the provider lags its head now and then, so the
+            auditor may see the last block late. ``seen`` is called on every history read."""
+            deadline = time.monotonic() + 60
             while True:
                 rows = json.loads(op.run("--network", "auditor/network.yaml", "audit", "log", "--dataset",
                                          dataset, "--json").stdout)
                 (history,) = [h for h in rows["requests"] if h["request_id"] == request_id]
-                if history["outcome"] == "completed" or time.monotonic() > deadline:
+                if seen(history) or time.monotonic() > deadline:
                     return rows, history
                 time.sleep(1)
 
@@ -249,17 +252,13 @@ def test_a_network_from_nothing_behind_a_hostile_provider(network: Network) -> N
             # The running member acts once the approval is 2 blocks deep, its release is mined a block
             # later, and the auditor's provider may lag its head by up to 3 more, all through 429s: so
             # wait for the release rather than for a block count, and check no token appears meanwhile.
-            waiting = time.monotonic()
-            deadline = waiting + 60
-            while True:
-                rows = json.loads(op.run("--network", "auditor/network.yaml", "audit", "log", "--dataset",
-                                         dataset, "--json").stdout)
-                (pending,) = [h for h in rows["requests"] if h["request_id"] == rid]
+            def released(pending: dict) -> bool:
                 assert pending["tokens"] == [], pending  # one member of a 2-of-2 committee cannot mint
                 assert sorted(pending["approvals"]) == ["approver-1", "approver-2"], pending
-                if pending["released"] or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
+                return bool(pending["released"])
+
+            waiting = time.monotonic()
+            _, pending = audited(rid, released)
             assert len(pending["released"]) == 1, (pending, logs[KOS_OPS[1]].read_text()[-3000:])
             print(f"the running member's release seen after {time.monotonic() - waiting:.0f} s")
             procs[down] = op.start("kos", "run", "--config", f"{down}/kos/kos.toml", log=logs[down])
