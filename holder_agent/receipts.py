@@ -10,9 +10,9 @@ Hashing a shard is what both cost, and ``/receipts`` is public: :class:`ShardDig
 keeps each committed shard's SHA-256 keyed by the file's inode, size and mtime, and
 re-reads a file at most once per stamp and per ``rehash_after`` seconds however many
 callers ask at once (concurrent misses of the same file wait for one read). A shard's first
-digest is the one its upload computed while the body streamed in (``known``: the store's),
-so serving a shard just stored does not read it twice. Committed files
-are never rewritten in place, so a new stamp means a new file; the periodic re-hash catches
+digest is the one custody checked against its on-chain hash when it committed the shard
+(``known``: the store's), so serving a shard just stored does not read it twice. Committed
+files are never rewritten in place, so a new stamp means a new file; the periodic re-hash catches
 what a stamp cannot show (bit rot, a write that kept the mtime), so a custody receipt says
 "this holder read these bytes at most ``rehash_after`` seconds ago".
 """
@@ -61,8 +61,8 @@ class ShardDigests:
                  clock: Callable[[], float] = time.monotonic, known: Known | None = None) -> None:
         self.rehash_after = rehash_after
         self._clock = clock
-        # Digests computed elsewhere (the store's, of bodies as they streamed in), asked before
-        # a file is read: a shard served for the first time after its upload is not re-read.
+        # Digests known elsewhere (the store's, checked at custody), asked before a file is
+        # read: a shard served for the first time after its upload is not re-read.
         self.known = known
         self._lock = threading.Lock()
         self._entries: dict[ShardKey, _Entry] = {}
@@ -106,7 +106,6 @@ class ShardDigests:
                     self._entries.clear()
                 self._entries[key] = entry
         return entry
-
 
     def _known(self, key: ShardKey, stamp: Stamp) -> _Entry | None:
         known = self.known(key, stamp) if self.known is not None else None
