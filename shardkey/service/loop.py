@@ -6,7 +6,9 @@ test passes another), so the loop is tested without sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -89,10 +91,27 @@ def poll_loop(poll: Callable[[], object], stop: threading.Event, interval: Calla
 
 
 def stop_on_signals(stop: threading.Event, logger: logging.Logger) -> None:
-    """Set ``stop`` on SIGTERM or SIGINT (logged): the loop ends after the work under way."""
+    """Set ``stop`` on SIGTERM or SIGINT (logged): the loop ends after the work under way.
+
+    The handler itself only writes the signal's number to a pipe; a thread reads it, logs and
+    sets ``stop``. A Python signal handler runs in the main thread between two bytecodes, and
+    the main thread spends its time in ``stop.wait()``: a handler that set ``stop`` itself could
+    run while that thread held the event's own (non-reentrant) lock, between waking and
+    returning, and then wait on it for ever (a KOS member that never stopped on SIGTERM).
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+
+    def relay() -> None:
+        while data := os.read(read_fd, 1):
+            logger.info("stopping", extra={"fields": {"signal": signal.Signals(data[0]).name}})
+            stop.set()
+
+    threading.Thread(target=relay, name="signals", daemon=True).start()
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
-        stop.set()
+        with contextlib.suppress(BlockingIOError):  # the pipe full of signals: one is enough
+            os.write(write_fd, bytes([signum]))
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

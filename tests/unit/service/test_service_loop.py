@@ -6,6 +6,8 @@ Waiting is a recorded fake: nothing sleeps on the host clock.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 
@@ -135,3 +137,27 @@ def test_backoff_refuses_a_bad_schedule(base: float, cap: float) -> None:
 
 def test_backoff_survives_very_long_failure_streaks() -> None:
     assert Backoff(0.25, 10.0).delay(10_000) == 10.0
+
+
+# A SIGTERM arriving while the main thread holds the stop event's own lock: where Event.wait
+# holds it after waking, before returning (CPython's Event keeps it as ``_cond``). A handler that
+# set the event itself waited on that lock for ever; the process must still stop, and log why.
+_SIGNAL_IN_WAIT = """
+import logging, os, signal, sys, threading
+from shardkey.service.loop import stop_on_signals
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+stop = threading.Event()
+stop_on_signals(stop, logging.getLogger("service"))
+with stop._cond:
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10_000):  # bytecode: the handler runs here, with the lock held
+        pass
+print("stopped" if stop.wait(10) else "not stopped", flush=True)
+"""
+
+
+def test_a_signal_while_the_main_thread_holds_the_stop_event_still_stops_it() -> None:
+    run = subprocess.run([sys.executable, "-c", _SIGNAL_IN_WAIT], capture_output=True, text=True,
+                         timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["stopping", "stopped"], run.stdout
