@@ -221,10 +221,12 @@ def store_fetch(suite: Any, dev: Any, size: int, cache: PageCache | None, base: 
         warm_file(src)
     else:
         cache.cold([src])
-    run, store = measured(dev, dev.argv("store", str(src), "--policy", str(suite.open_policy), "--json"),
+    run, store = measured(dev, dev.argv("store", str(src), "--policy", str(suite.open_policy), "--json",
+                                   *suite.shard_args()),
                           size, services)
     dataset = run.json()["dataset"]
     stored, served = layout_bytes(dev, dataset)
+    shard_size = dev.chain().datasets.dataset(bytes.fromhex(dataset[2:])).params.shard_size
     per_holder(store, stored, services)
     request_run = dev.run("request", dataset, "--json")
     request = int(request_run.json()["request"])
@@ -239,7 +241,8 @@ def store_fetch(suite: Any, dev: Any, size: int, cache: PageCache | None, base: 
         figures["ratio"] = size / figures["seconds"] / base
     return {"size": size, "label": s.size_label(size), "cache": "warm" if cache is None else "cold",
             "cache_method": "warm" if cache is None else cache.method,
-            "dataset": dataset, "request_s": request_run.seconds, "store": store, "fetch": fetch,
+            "dataset": dataset, "shard_size": shard_size, "request_s": request_run.seconds,
+            "store": store, "fetch": fetch,
             "verified": ok, "bytes_stored": sum(stored.values()), "bytes_served": sum(served.values())}
 
 

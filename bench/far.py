@@ -143,7 +143,8 @@ def run_far(suite: Any, size: int, rtts: list[float], mbit: float) -> dict[str, 
         warm_file(src)
         started = time.monotonic()
         before = proxies.counters()
-        run, store = measured(dev, dev.argv("store", str(src), "--policy", str(suite.open_policy), "--json"),
+        run, store = measured(dev, dev.argv("store", str(src), "--policy", str(suite.open_policy), "--json",
+                                   *suite.shard_args()),
                               size, services)
         dataset = run.json()["dataset"]
         stored, served = layout_bytes(dev, dataset)

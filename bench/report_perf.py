@@ -8,6 +8,7 @@ CLIENT_TARGET = {"store": 3.5, "fetch": 2.5}  # CPU s per GiB of file
 HOLDER_TARGET = 1.7  # CPU s per GiB received or served, each holder
 TAHOE_TARGET = {"128 MiB": 2.0, "1 GiB": 3.0}  # ShardKey faster than Tahoe-LAFS by at least
 FAR_TARGET = 0.80  # of the aggregate link bandwidth
+MiB = 1 << 20
 
 
 def datapath_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
@@ -22,6 +23,8 @@ def datapath_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
             phases = f["timings"]
             shards = f" (shards phase {phases['shards']:.2f} s)" if "shards" in phases else ""
             extra = f"; request before it {r['request_s']:.2f} s" if op == "fetch" else ""
+            if op == "store" and "shard_size" in r:
+                extra = f"; {r['shard_size'] / MiB:g} MiB shards"
             rows += [
                 (f"datapath {op} {name}: wall time (s)",
                  f"{f['seconds']:.2f}{shards}{extra}{'' if r['verified'] else ' NOT VERIFIED'}", ""),

@@ -255,6 +255,10 @@ class Suite:
         self.approval_policy.write_text(APPROVAL_POLICY)
         self._sources: dict[int, tuple[Path, str]] = {}
 
+    def shard_args(self) -> list[str]:
+        """``--shard-size`` for the data path's stores, when the suite was given one."""
+        return ["--shard-size", str(self.args.shard_size)] if self.args.shard_size else []
+
     def rpc(self, method: str, params: list[Any], dev: Devnet | None = None) -> Any:
         import httpx
         reply = httpx.post((dev or self.dev).info["rpc_url"], timeout=60,
@@ -320,7 +324,7 @@ class Suite:
         expected = random_file(src, MiB)
         stores, fetches = [], []
         for _ in range(runs):
-            store_run, stored = self.dev.store(src, self.open_policy)
+            store_run, stored = self.dev.store(src, self.open_policy, *self.shard_args())
             stores.append((store_run, stored))
         for _, stored in stores:
             request = self.dev.request(stored["dataset"])
@@ -532,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--far-mbit", type=float, default=100.0,
                         help="bandwidth cap of each holder's link, each direction (Mbit/s, default 100)")
     parser.add_argument("--small-runs", type=int, default=5)
+    parser.add_argument("--shard-size", type=int, default=None, metavar="BYTES",
+                        help="largest shard of the datapath, far and small stores (default: the CLI's)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, metavar="MIB",
                         help="datapath and tahoe file sizes in MiB (default 128 1024; 4096 added by --large)")
     parser.add_argument("--repair-size", type=int, default=None, metavar="MIB",

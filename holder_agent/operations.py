@@ -36,13 +36,13 @@ from shardkey.httpauth import AuthError, SignedRequest, verify_request
 log = logging.getLogger(__name__)
 
 _REQUEST_ID_RE = re.compile(r"[0-9]{1,78}")
-# A shard of at most WHOLE_READ bytes (every shard the client makes: 1 MiB by default) is
+# A shard of at most WHOLE_READ bytes (a 1 MiB shard, or a small file's) is
 # read whole in the download's one worker-thread hop and sent as a plain Response: memory
 # per download in flight is one shard, at most WHOLE_READ bytes, and downloads in flight
 # are bounded by open connections (HTTP/1.1: one request at a time per connection), so a
 # holder holds at most connections x WHOLE_READ bytes of response bodies. A larger file
-# (a shard of a dataset built with --shard-size above it) streams in 1 MiB reads, each a
-# hop, as every shard did before (docs/PERFORMANCE.md).
+# (the default 4 MiB shards, just over it) is sent from the file: sendfile on the data
+# plane, 1 MiB reads (each a hop) in the application (docs/PERFORMANCE.md).
 WHOLE_READ = 4 << 20
 _STALE_REFUSALS = frozenset({"unknown_request", "request_not_open", "dataset_not_active", "not_held"})
 _STORAGE_STATUS: list[tuple[type[StorageError], int, str]] = [

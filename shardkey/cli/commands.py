@@ -11,6 +11,7 @@ import click
 
 from shardkey.cli.context import Env, default_home, parse_dataset_id
 from shardkey.cli.output import emit, progress_bar
+from shardkey.crypto.erasure import DEFAULT_SHARD_SIZE, fitted_shard_size, stripe_count
 from shardkey.crypto.hpke import DEFAULT_SUITE, SUITE_NAMES
 from shardkey.errors import PolicyDenied, ShardKeyError, UsageError
 from shardkey.heap import freeze_long_lived
@@ -156,7 +157,9 @@ def _load_policy(env: Env, path: Path) -> Any:
 @click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path))
 @click.option("--data-shards", "k", default=3, show_default=True, type=click.IntRange(1, 255))
 @click.option("--parity", "p", default=2, show_default=True, type=click.IntRange(0, 255))
-@click.option("--shard-size", default=1 << 20, show_default=True, type=click.IntRange(1, 1 << 30))
+@click.option("--shard-size", default=DEFAULT_SHARD_SIZE, show_default=True, type=click.IntRange(1, 1 << 30),
+              help="Bytes per shard, at most: a file that fits in one stripe of smaller shards "
+                   "gets the least whole number of 4 KiB pages that holds it.")
 @click.option("--threshold", type=click.IntRange(1, 255), default=None,
               help="Fragments needed per shard key (default: the policy file's, else 3).")
 @click.option("--fragment-holders", type=click.IntRange(1, 255), default=None)
@@ -174,13 +177,15 @@ def store(env: Env, file: Path, policy_path: Path, k: int, p: int, shard_size: i
     t = threshold or policy_file.threshold or 3
     options = StoreOptions(k=k, p=p, shard_size=shard_size, threshold=t, fragment_holders=fragment_holders)
     owner = env.account(as_)
-    stripes = max(1, -(-file.stat().st_size // (k * shard_size)))
+    size = file.stat().st_size
+    stripes = stripe_count(size, k, fitted_shard_size(size, k, shard_size))
     freeze_long_lived()
     with progress_bar("storing", stripes, enabled=not as_json) as advance:
         result = store_file(file, policy_file.policy, options, owner, env.chain, progress=advance)
     dataset = "0x" + result.dataset_id.hex()
     if as_json:
-        emit({"dataset": dataset, "shards": result.params.shard_count, "tx": result.tx_hash,
+        emit({"dataset": dataset, "shards": result.params.shard_count,
+              "shard_size": result.params.shard_size, "tx": result.tx_hash,
               "timings": result.timings}, True)
     else:
         click.echo(dataset)

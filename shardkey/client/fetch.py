@@ -45,7 +45,7 @@ from shardkey.chain.placement import Placement
 from shardkey.chain.repair import deal_from_registration
 from shardkey.client.committee_status import committee_deniers, committee_not_released
 from shardkey.client.holder_http import HolderClient, HolderRequestError, ServedShard
-from shardkey.client.lanes import Buffers, Lanes
+from shardkey.client.lanes import Buffers, Lanes, stripes_in_flight
 from shardkey.client.reports import ChainReport, ReportKind, ReportOutcome, send_report
 from shardkey.client.transport import LANES
 from shardkey.crypto import data_shard_indices
@@ -82,7 +82,8 @@ SOON_POLL, SOON_WINDOW, LATER_POLL = 0.05, 2.0, 0.2
 # Reading a parity shard costs its stripe a decode (a few ms of CPU per MiB): worth it only
 # when the links, not the CPU, are the limit, which shows as slow shard requests.
 SLOW_REQUEST = 0.1  # seconds per shard request above which the links are taken to be the limit
-WORKERS = 12  # stripes in flight: enough bytes in flight to fill five links 150 ms away
+WORKERS = 12  # most stripes in flight: with 1 MiB shards, enough to fill five links 150 ms away
+BUFFER_BUDGET = 80 << 20  # bytes of stripe buffers (plaintext and shards) in flight
 
 
 def poll_wait(since: float) -> float:
@@ -276,6 +277,8 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     endpoints = {h.address: h.endpoint for h in chain.holders.holders_info(placement.addresses())}
     clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, e, requester, clock, lanes=lanes) for a, e in endpoints.items()}
+    workers = stripes_in_flight(params.k * (params.shard_size + stored_shard_length(params.shard_size)),
+                                BUFFER_BUDGET, workers)
     mark = time.perf_counter()
     try:
         with atomic_writer(out, mode=0o600) as sink, ThreadPoolExecutor(max_workers=workers) as pool, \

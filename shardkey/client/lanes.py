@@ -85,6 +85,13 @@ class Lanes:
         self.close()
 
 
+def stripes_in_flight(stripe_bytes: int, budget: int, most: int, least: int = 2) -> int:
+    """How many stripes a store or fetch keeps in flight: as many as ``budget`` bytes of
+    their buffers hold, but at least ``least`` (one being worked on, one travelling) and at
+    most ``most``. This, not the file size, bounds the client's memory."""
+    return max(min(least, most), min(most, budget // max(1, stripe_bytes)))
+
+
 class Buffers:
     """Reusable byte buffers of one size (thread-safe); as many exist as were taken at once."""
 

@@ -10,7 +10,9 @@ slot, post ``registerDeal`` with the wrap keys split to the committee's current 
 stripes runs in a thread pool (AES-GCM, SHA-256 and zfec release the GIL); uploads run
 on every holder's transfer lanes at once (:mod:`shardkey.client.lanes`: a few keep-alive
 connections per holder, so no shard waits for another's round trip). Memory stays bounded
-by the number of stripes in flight, whose buffers are reused.
+by the stripes in flight (as many as :data:`BUFFER_BUDGET` bytes of buffers hold), whose
+buffers are reused. A file that fits in one stripe of smaller shards is stored with them
+(:func:`~shardkey.crypto.erasure.fitted_shard_size`).
 
 If registration never becomes active (a holder did not confirm in time), or the committee deal
 is refused, the dataset is revoked so nothing is left pending on chain, and the error names why.
@@ -24,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from eth_abi.abi import encode as abi_encode
@@ -37,10 +39,12 @@ from shardkey.chain.errors import ChainError
 from shardkey.chain.model import DatasetParams, DatasetStatus, HolderInfo, HolderStatus
 from shardkey.client.holder_http import HolderClient
 from shardkey.client.kos_target import KosTarget, kos_target
-from shardkey.client.lanes import Buffers, Lanes, results
+from shardkey.client.lanes import Buffers, Lanes, results, stripes_in_flight
 from shardkey.client.transport import LANES
 from shardkey.crypto import (
+    DEFAULT_SHARD_SIZE,
     FragmentBundle,
+    fitted_shard_size,
     shard_count,
     split,
     stripe_count,
@@ -58,6 +62,9 @@ Rng = Callable[[int], bytes]
 Progress = Callable[[int], None]
 
 
+BUFFER_BUDGET = 100 << 20  # bytes of stripe buffers (plaintext and sealed) in flight
+
+
 class StoreError(ShardKeyError):
     """The dataset could not be stored; nothing usable was left on chain."""
 
@@ -68,11 +75,11 @@ class StoreOptions:
 
     k: int = 3
     p: int = 2
-    shard_size: int = 1 << 20
+    shard_size: int = DEFAULT_SHARD_SIZE  # at most; see fitted_shard_size
     threshold: int = 3
     fragment_holders: int | None = None
     activation_timeout: float = 60.0
-    workers: int = 6  # stripes in flight (sealed in a pool of this many threads)
+    workers: int = 6  # most stripes in flight (sealed in a pool of this many threads)
     lanes: int = LANES  # requests in flight per holder
 
 
@@ -125,11 +132,14 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
         length = path.stat().st_size
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
+    shard_size = fitted_shard_size(length, options.k, options.shard_size)
+    m = options.k + options.p
+    options = replace(options, shard_size=shard_size, workers=stripes_in_flight(
+        options.k * shard_size + m * stored_shard_length(shard_size), BUFFER_BUDGET, options.workers))
     deployment = chain.deployment
     target = kos_target(chain)
     policy.validate()
     holder_infos = chain.holders.holders_info(chain.holders.addresses())  # one batched round trip
-    m = options.k + options.p
     shard_holders, fragment_holders = choose_holders(holder_infos, m, options.fragment_holders,
                                                      options.threshold)
     endpoints = {h.address: h.endpoint for h in holder_infos}

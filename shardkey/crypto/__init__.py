@@ -15,10 +15,12 @@ from shardkey.crypto.bundle import (
     wrap_bundle,
 )
 from shardkey.crypto.erasure import (
+    DEFAULT_SHARD_SIZE,
     decode_blocks,
     decode_stripe,
     encode_blocks,
     encode_stripe,
+    fitted_shard_size,
     shard_count,
     shard_location,
     stripe_bounds,
@@ -102,6 +104,7 @@ from shardkey.crypto.stripe import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_SHARD_SIZE",
     "FORMAT_VERSION",
     "BundleCountError",
     "BundleError",
@@ -148,6 +151,7 @@ __all__ = [
     "encode_blocks",
     "encode_stripe",
     "encrypt_shard",
+    "fitted_shard_size",
     "fragment_commitment",
     "fragments_root",
     "hash_pair",

@@ -29,6 +29,8 @@ Block = bytes | bytearray | memoryview
 
 MAX_SHARDS = 256
 MAX_SHARD_SIZE = 1 << 30
+DEFAULT_SHARD_SIZE = 4 << 20
+SHARD_ALIGN = 4096  # a fitted shard size is a whole number of pages
 
 
 def validate_params(k: int, p: int, shard_size: int) -> None:
@@ -44,6 +46,22 @@ def validate_params(k: int, p: int, shard_size: int) -> None:
         raise ErasureParameterError(
             f"shard_size must be between 1 and {MAX_SHARD_SIZE} bytes, got {shard_size}"
         )
+
+
+def fitted_shard_size(length: int, k: int, shard_size: int) -> int:
+    """The shard size a file of ``length`` bytes is stored with when at most ``shard_size``
+    is asked for: ``shard_size`` itself, unless the file fits in one stripe of smaller
+    shards, then the least whole number of pages (:data:`SHARD_ALIGN`) that holds
+    ``ceil(length / k)`` bytes. A 1 MiB file in 3 data shards is 3 x 344 KiB, not
+    3 x ``shard_size`` of mostly zero padding (5 x 4 MiB stored for 1 MiB). Sizes below
+    one page are kept as asked."""
+    validate_params(k, 0, shard_size)
+    if not isinstance(length, int) or length < 0:
+        raise ErasureParameterError(f"length must be >= 0, got {length}")
+    if shard_size <= SHARD_ALIGN:
+        return shard_size
+    need = -(-length // k)
+    return min(shard_size, max(SHARD_ALIGN, -(-need // SHARD_ALIGN) * SHARD_ALIGN))
 
 
 def stripe_count(length: int, k: int, shard_size: int) -> int:

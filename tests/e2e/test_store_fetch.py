@@ -65,6 +65,25 @@ def test_store_then_fetch_is_byte_identical(devnet, tmp_path: Path, size: int) -
     assert '"ok": false' not in verify.stdout
 
 
+def test_default_shards_are_4_mib_and_fitted_to_a_file_of_one_stripe(devnet, tmp_path: Path) -> None:
+    """Without --shard-size a file of more than 3 x 4 MiB is cut into 4 MiB shards, and a
+    smaller one into the whole pages that hold a third of it: 1 MiB is stored as 5 x 344 KiB,
+    not 5 x 4 MiB of mostly padding, and both restore byte for byte."""
+    policy = write(tmp_path / "policy.yaml", OPEN_POLICY)
+    for size, shard_size, shards in ((1 << 20, 352256, 5), ((12 << 20) + 1, 4 << 20, 10)):
+        data = os.urandom(size)
+        source = tmp_path / "input.bin"
+        source.write_bytes(data)
+        stored = devnet.json("store", str(source), "--policy", str(policy))
+        assert (stored["shard_size"], stored["shards"]) == (shard_size, shards)
+        verify = devnet.run("audit", "verify", stored["dataset"], "--json")
+        assert '"ok": true' in verify.stdout and '"ok": false' not in verify.stdout
+        request = devnet.json("request", stored["dataset"])
+        out = tmp_path / "restored.bin"
+        devnet.run("fetch", str(request["request"]), "-o", str(out))
+        assert out.read_bytes() == data
+
+
 def test_denied_requester_exits_3(devnet, tmp_path: Path) -> None:
     dataset = store(devnet, tmp_path, b"secret", OPEN_POLICY)
     proc = devnet.run("request", dataset, "--as", "outsider", check=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from shardkey.client.lanes import Lanes
+from shardkey.client.lanes import Lanes, stripes_in_flight
 
 
 def test_backlog_counts_queued_and_running_calls_until_they_end() -> None:
@@ -59,3 +59,12 @@ def test_a_failing_call_still_ends_its_backlog_and_raises() -> None:
         while lanes.backlog("a") and time.monotonic() < deadline:
             time.sleep(0.01)
         assert lanes.backlog("a") == 0 and lanes.call_seconds() is not None
+
+
+def test_stripes_in_flight_are_bounded_by_the_buffer_budget_within_least_and_most() -> None:
+    mib = 1 << 20
+    assert stripes_in_flight(8 * mib, 100 * mib, most=6) == 6  # 12 fit: capped at most
+    assert stripes_in_flight(32 * mib, 100 * mib, most=6) == 3  # 4 MiB shards: 3 fit
+    assert stripes_in_flight(400 * mib, 100 * mib, most=6) == 2  # none fit: still two
+    assert stripes_in_flight(400 * mib, 100 * mib, most=1) == 1  # a caller asking for one gets one
+    assert stripes_in_flight(0, 100 * mib, most=12) == 12

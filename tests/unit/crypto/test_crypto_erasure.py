@@ -115,3 +115,35 @@ def test_decode_errors_name_the_problem() -> None:
         erasure.decode_stripe({0: shards[0], 4: shards[1]}, 2, 2, 4)
     with pytest.raises(ErasureDecodeError, match="decoded 3 bytes"):
         erasure.trim_stripe(b"abc", 0, 8, 2, 4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(length=st.integers(0, 1 << 34), k=st.integers(1, 255),
+       shard_size=st.integers(1, erasure.MAX_SHARD_SIZE))
+def test_a_fitted_shard_size_holds_the_file_in_whole_pages_and_never_adds_a_stripe(
+        length: int, k: int, shard_size: int) -> None:
+    fitted = erasure.fitted_shard_size(length, k, shard_size)
+    assert 1 <= fitted <= shard_size
+    assert erasure.fitted_shard_size(length, k, fitted) == fitted  # fitting twice changes nothing
+    if fitted == shard_size:
+        # kept as asked: the file needs more than a page per shard of it, or the size is a page or less
+        assert shard_size <= erasure.SHARD_ALIGN or k * (shard_size - erasure.SHARD_ALIGN) < length
+    else:
+        assert fitted % erasure.SHARD_ALIGN == 0
+        assert erasure.stripe_count(length, k, fitted) == 1  # one stripe, as before
+        smallest = fitted == erasure.SHARD_ALIGN
+        assert smallest or k * (fitted - erasure.SHARD_ALIGN) < length <= k * fitted
+
+
+def test_small_files_get_small_shards_and_large_ones_the_size_asked_for() -> None:
+    mib = 1 << 20
+    assert erasure.fitted_shard_size(0, 3, 4 * mib) == 4096
+    assert erasure.fitted_shard_size(1, 3, 4 * mib) == 4096
+    assert erasure.fitted_shard_size(mib, 3, 4 * mib) == 352256  # ceil(2^20 / 3) = 349,526 -> 86 pages
+    assert erasure.fitted_shard_size(12 * mib, 3, 4 * mib) == 4 * mib
+    assert erasure.fitted_shard_size(100 * mib, 3, 4 * mib) == 4 * mib
+    assert erasure.fitted_shard_size(10, 3, 1024) == 1024  # a page or less: as asked
+    with pytest.raises(ErasureParameterError, match="length"):
+        erasure.fitted_shard_size(-1, 3, 4 * mib)
+    with pytest.raises(ErasureParameterError, match="shard_size"):
+        erasure.fitted_shard_size(10, 3, 0)
