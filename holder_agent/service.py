@@ -158,7 +158,7 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
     start_block = chain.deployment.start_block
     store = Store(settings.data_dir, settings.quota_bytes, settings.staging_total_bytes,
                   settings.staging_min_charge, capacity_bytes=settings.capacity_bytes,
-                  reserve_free_bytes=settings.reserve_free_bytes)
+                  reserve_free_bytes=settings.reserve_free_bytes, drop_cache=settings.drop_cache)
     metrics = HolderMetrics()
     handlers = Handlers(chain, account, hpke_key, store, start_block,
                         pending_blocks=settings.pending_custody_blocks,

@@ -105,6 +105,12 @@ class HolderSettings(ServiceSettings):
     """Free disk space the holder keeps for itself: an upload that would leave less free
     on the ``data_dir`` filesystem gets 507 ``capacity_exceeded``."""
 
+    drop_cache: bool = True
+    """Shards leave the page cache once they are on disk (each upload is written to disk
+    as it is sealed) and whenever a read of one (a download, a repair read, a re-hash)
+    closes. A holder stores far more than its memory and serves each shard rarely; set
+    false on a host whose memory should keep recently stored shards."""
+
     health_max_poll_age: float = Field(default=DEFAULT_MAX_POLL_AGE, gt=0)
     """Seconds since the last successful chain poll after which ``/v1/health`` answers 503."""
 

@@ -32,10 +32,9 @@ consistent version.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import hashlib
+import io
 import logging
 import os
 import re
@@ -45,7 +44,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from eth_utils.address import is_checksum_address
 
@@ -60,7 +59,7 @@ from holder_agent.errors import (
     StagingFullError,
 )
 from shardkey.faults import crash_point
-from shardkey.fsutil import fsync_dir
+from shardkey.fsutil import drop_cached, fsync_dir, start_writeback, syncfs, write_behind
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,8 @@ class Upload:
         # Staged bodies are not fsynced one by one (an fsync costs tens of ms per file):
         # staging promises nothing. take_custody() makes the data durable in one barrier
         # before custody is confirmed, and re-checks every hash, so a body torn by a crash
-        # is refused there, never committed.
+        # is refused there, never committed. With drop_cache, seal() writes the body to
+        # disk and drops its pages (write-behind), so the barrier has little left to do.
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._handle: BinaryIO | None = os.fdopen(fd, "wb")
 
@@ -159,13 +159,15 @@ class Upload:
         self._handle.write(chunk)
 
     def seal(self) -> None:
-        """Flush and close the body file, and start writing it to disk in the background
-        (blocking: run it off the event loop)."""
+        """Flush and close the body file (blocking: run it off the event loop). With the
+        store's ``drop_cache`` the body is written to disk now and its pages dropped from
+        the page cache (an error of that write, such as a full disk, is raised here);
+        without, its writeback is started in the background."""
         handle, self._handle = self._handle, None
         if handle is not None:
-            handle.flush()
-            _start_writeback(handle.fileno())
-            handle.close()
+            with handle:
+                handle.flush()
+                (write_behind if self.store.drop_cache else start_writeback)(handle.fileno())
 
     def check(self) -> None:
         """Raise :class:`BodyMismatchError` unless the body is exactly the declared one."""
@@ -190,8 +192,12 @@ class Store:
 
     def __init__(self, data_dir: Path, quota_bytes: int, total_bytes: int | None = None,
                  min_charge: int = 0, capacity_bytes: int | None = None, reserve_free_bytes: int = 0,
-                 disk_free: Callable[[Path], int] | None = None):
+                 disk_free: Callable[[Path], int] | None = None, drop_cache: bool = True):
         self.root = Path(data_dir)
+        # Shards leave the page cache once written (write-behind) and once read: a holder
+        # stores far more than its memory and serves each shard rarely (as OpenStack
+        # Swift's object server drops its writes and large reads).
+        self.drop_cache = drop_cache
         self.capacity_bytes = capacity_bytes  # allocated space; None: the disk is the limit
         self.reserve_free_bytes = reserve_free_bytes
         self._disk_free = disk_free or _disk_free
@@ -534,9 +540,11 @@ class Store:
         return dropped
 
     def open_shard(self, dataset_id: bytes, index: int) -> BinaryIO | None:
-        """The committed shard opened for reading, or None."""
+        """The committed shard opened for reading, or None. With ``drop_cache`` its pages
+        leave the page cache when it is closed."""
+        path = self.committed_path(dataset_id, index)
         try:
-            return open(self.committed_path(dataset_id, index), "rb")
+            return io.BufferedReader(_DroppingFile(path)) if self.drop_cache else open(path, "rb")
         except FileNotFoundError:
             return None
 
@@ -592,6 +600,18 @@ def _label(item: Item) -> str:
     return f"shard {item}"
 
 
+class _DroppingFile(io.FileIO):
+    """A shard file read once: its pages are dropped from the page cache on close."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, "r")
+
+    def close(self) -> None:
+        if not self.closed:
+            drop_cached(self.fileno())
+        super().close()
+
+
 def _stamp(path: Path) -> tuple[int, int, int]:
     st = path.stat()
     return (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -614,7 +634,7 @@ def _make_durable(paths: list[Path]) -> None:
     fsync per file."""
     if not paths:
         return
-    if len(paths) > _SYNCFS_ABOVE and _syncfs(paths[0]):
+    if len(paths) > _SYNCFS_ABOVE and syncfs(paths[0]):
         return
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
@@ -622,48 +642,6 @@ def _make_durable(paths: list[Path]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do not wait
-
-
-@functools.cache
-def _sync_file_range() -> Any:
-    libc = _libc()
-    function = getattr(libc, "sync_file_range", None) if libc is not None else None
-    if function is not None:
-        function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    return function
-
-
-def _start_writeback(fd: int) -> None:
-    """Have the kernel start writing a staged body to disk now, without waiting: the
-    custody barrier then finds most of a large dataset already on disk instead of
-    flushing all of it at once. Best effort (Linux ``sync_file_range``); durability
-    still comes only from the barrier."""
-    function = _sync_file_range()
-    if function is not None:
-        function(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
-
-
-def _syncfs(path: Path) -> bool:
-    libc = _libc()
-    if libc is None or not hasattr(libc, "syncfs"):
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return int(libc.syncfs(fd)) == 0
-    finally:
-        os.close(fd)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name, use_errno=True) if name else None
-    except OSError:
-        return None
 
 
 def _make_dirs(folder: Path, base: Path) -> None:

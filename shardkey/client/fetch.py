@@ -20,7 +20,9 @@ request and a Merkle proof. What became
 of every report (mined, skipped and why, reverted and the error) is in
 ``FetchResult.reports``, which the CLI prints: a skipped or reverted proof is never shown as
 proven. The output is written to a temporary file beside ``out`` and renamed only when
-complete: never a partial file.
+complete: never a partial file. It is written through a :class:`~shardkey.fsutil.PageRecycler`:
+what is on disk leaves the page cache as the restore goes, so a large restore neither fills
+memory nor pays for fresh pages.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from shardkey.crypto.merkle import MerkleTree
 from shardkey.crypto.shamir import Share, combine, holder_fragments_root
 from shardkey.crypto.stripe import open_stripe_into, stored_shard_length
 from shardkey.errors import PolicyDenied, RestoreError
-from shardkey.fsutil import atomic_writer
+from shardkey.fsutil import PageRecycler, atomic_writer
 from shardkey.policy.evaluate import DenialReason
 
 Progress = Callable[[int], None]
@@ -281,8 +283,9 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
                                 BUFFER_BUDGET, workers)
     mark = time.perf_counter()
     try:
-        with atomic_writer(out, mode=0o600) as sink, ThreadPoolExecutor(max_workers=workers) as pool, \
+        with atomic_writer(out, mode=0o600) as handle, ThreadPoolExecutor(max_workers=workers) as pool, \
                 Lanes(clients, lanes) as lane_pools:
+            sink = PageRecycler(handle)
             restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients,
                                        lane_pools, shares, xs, result)
             pending: deque[Future[tuple[bytearray, int]]] = deque()
@@ -302,10 +305,10 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     return result
 
 
-def _write(sink: object, future: Future[tuple[bytearray, int]], buffers: Buffers,
+def _write(sink: PageRecycler, future: Future[tuple[bytearray, int]], buffers: Buffers,
            progress: Progress | None) -> int:
     data, length = future.result()
-    sink.write(memoryview(data)[:length])  # type: ignore[attr-defined]
+    sink.write(memoryview(data)[:length])
     buffers.give(data)
     if progress is not None:
         progress(length)

@@ -12,6 +12,7 @@ from eth_utils.address import to_checksum_address
 
 from holder_agent.receipts import ShardDigests
 from holder_agent.storage import Store
+from tests.support.holder_store import stage_shards
 
 CHUNK = 1 << 20
 
@@ -21,14 +22,7 @@ def test_custody_hands_each_shard_digest_to_the_first_download(tmp_path: Path) -
     uploader = to_checksum_address("0x" + "ab" * 20)
     dataset = os.urandom(32)
     bodies = {i: os.urandom(CHUNK + 17 * i) for i in range(3)}
-    for index, body in bodies.items():
-        upload = store.begin_upload(uploader, dataset, index, 4 << 20, hashlib.sha256(body).digest(),
-                                    len(body))
-        upload.write(body)
-        upload.seal()
-        assert store.commit_upload(upload, dataset, index)
-        upload.discard()
-    expected = {i: hashlib.sha256(b).digest() for i, b in bodies.items()}
+    expected = stage_shards(store, uploader, dataset, bodies)
     assert store.take_custody(uploader, dataset, expected, bundle=False) == 3
 
     reads: list[int] = []
