@@ -85,7 +85,7 @@ SOON_POLL, SOON_WINDOW, LATER_POLL = 0.05, 2.0, 0.2
 # when the links, not the CPU, are the limit, which shows as slow shard requests.
 SLOW_REQUEST = 0.1  # seconds per shard request above which the links are taken to be the limit
 WORKERS = 12  # most stripes in flight: with 1 MiB shards, enough to fill five links 150 ms away
-BUFFER_BUDGET = 80 << 20  # bytes of stripe buffers (plaintext and shards) in flight
+BUFFER_BUDGET = 96 << 20  # bytes of the shards of the stripes in flight
 
 
 def poll_wait(since: float) -> float:
@@ -279,8 +279,7 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     endpoints = {h.address: h.endpoint for h in chain.holders.holders_info(placement.addresses())}
     clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, e, requester, clock, lanes=lanes) for a, e in endpoints.items()}
-    workers = stripes_in_flight(params.k * (params.shard_size + stored_shard_length(params.shard_size)),
-                                BUFFER_BUDGET, workers)
+    workers = stripes_in_flight(params.k * stored_shard_length(params.shard_size), BUFFER_BUDGET, workers)
     mark = time.perf_counter()
     try:
         with atomic_writer(out, mode=0o600) as handle, ThreadPoolExecutor(max_workers=workers) as pool, \
@@ -288,13 +287,13 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
             sink = PageRecycler(handle)
             restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients,
                                        lane_pools, shares, xs, result)
-            pending: deque[Future[tuple[bytearray, int]]] = deque()
+            pending: deque[Future[_Downloaded]] = deque()
             for stripe in range(params.stripes):
-                pending.append(pool.submit(restorer.restore, stripe))
+                pending.append(pool.submit(restorer.download, stripe))
                 while len(pending) > workers:
-                    result.bytes_written += _write(sink, pending.popleft(), restorer.plain, progress)
+                    result.bytes_written += _write(sink, pending.popleft(), restorer, progress)
             while pending:
-                result.bytes_written += _write(sink, pending.popleft(), restorer.plain, progress)
+                result.bytes_written += _write(sink, pending.popleft(), restorer, progress)
     finally:
         for client in clients.values():
             client.close()
@@ -305,18 +304,31 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     return result
 
 
-def _write(sink: PageRecycler, future: Future[tuple[bytearray, int]], buffers: Buffers,
+def _write(sink: PageRecycler, future: Future[_Downloaded], restorer: _StripeRestorer,
            progress: Progress | None) -> int:
-    data, length = future.result()
-    sink.write(memoryview(data)[:length])
-    buffers.give(data)
+    downloaded = future.result()
+    try:
+        length = restorer.open(downloaded)
+        sink.write(memoryview(restorer.plain)[:length])
+    finally:
+        restorer.release(downloaded)
     if progress is not None:
         progress(length)
     return length
 
 
+@dataclass
+class _Downloaded:
+    """A stripe's verified shards by position, in buffers of the restorer's pool."""
+
+    stripe: int
+    ciphertexts: dict[int, memoryview]
+    taken: list[bytearray]
+
+
 class _StripeRestorer:
-    """Downloads, verifies and decodes one stripe at a time (thread-safe)."""
+    """Downloads and verifies a stripe's shards (thread-safe), then decodes and decrypts it
+    in the writer's thread."""
 
     def __init__(self, chain: ShardKeyChain, requester: LocalAccount, request_id: int,
                  registration: Registration, placement: Placement, clients: dict[str, HolderClient],
@@ -326,7 +338,7 @@ class _StripeRestorer:
         self.registration, self.clients, self.shares, self.xs = registration, clients, shares, xs
         self.result = result
         params = registration.params
-        self.plain = Buffers(params.k * params.shard_size)  # a stripe's plaintext, given back once written
+        self.plain = bytearray(params.k * params.shard_size)  # a stripe's plaintext, the writer's only
         self._shard_buffers = Buffers(stored_shard_length(params.shard_size))
         self._tree: MerkleTree | None = None
         self._lock = threading.Lock()
@@ -335,9 +347,9 @@ class _StripeRestorer:
     def _key(self, index: int) -> bytes:
         return combine([Share(x, self.shares[x][index]) for x in self.xs])
 
-    def restore(self, stripe: int) -> tuple[bytearray, int]:
-        """The stripe's plaintext: a buffer of :attr:`plain` (the caller gives it back) and
-        how many of its bytes belong to the file."""
+    def download(self, stripe: int) -> _Downloaded:
+        """The stripe's ``k`` shards, each checked against its registered hash (in a pool
+        thread); the caller hands them to :meth:`open`, then to :meth:`release`."""
         params = self.registration.params
         m, k = params.m, params.k
         ciphertexts: dict[int, memoryview] = {}
@@ -355,22 +367,37 @@ class _StripeRestorer:
             if len(ciphertexts) < k:
                 raise RestoreError(f"stripe {stripe}: only {len(ciphertexts)} of {k} shards could be "
                                    "restored: " + "; ".join(failures))
-            keys = {j: self._key(stripe * m + j) for j in range(k)}
-            out = self.plain.take()
-            try:
-                size = open_stripe_into(keys, self.registration.dataset_id, stripe, ciphertexts, k, params.p,
-                                        out)
-            except CryptoError as exc:
-                self.plain.give(out)
-                raise RestoreError(f"stripe {stripe}: {exc}") from None
-            start, end = stripe_bounds(stripe, params.plaintext_length, k, params.shard_size)
-            if size != k * params.shard_size:
-                self.plain.give(out)
-                raise RestoreError(f"stripe {stripe}: decoded {size} bytes, expected {k * params.shard_size}")
-            return out, end - start
-        finally:
+        except BaseException:
             for buffer in taken:
                 self._shard_buffers.give(buffer)
+            raise
+        return _Downloaded(stripe, ciphertexts, taken)
+
+    def open(self, downloaded: _Downloaded) -> int:
+        """Decode (if a data shard is missing) and decrypt a downloaded stripe into
+        :attr:`plain`, in the writer's thread: one plaintext buffer for the whole fetch, so
+        the memory of the stripes in flight is their shards only. Returns how many of its
+        bytes belong to the file."""
+        params = self.registration.params
+        m, k, stripe = params.m, params.k, downloaded.stripe
+        keys = {j: self._key(stripe * m + j) for j in range(k)}
+        scratch = [self._shard_buffers.take() for j in range(k) if j not in downloaded.ciphertexts]
+        downloaded.taken.extend(scratch)  # a missing data shard is rebuilt into a reused buffer
+        try:
+            size = open_stripe_into(keys, self.registration.dataset_id, stripe, downloaded.ciphertexts, k,
+                                    params.p, self.plain, scratch)
+        except CryptoError as exc:
+            raise RestoreError(f"stripe {stripe}: {exc}") from None
+        start, end = stripe_bounds(stripe, params.plaintext_length, k, params.shard_size)
+        if size != k * params.shard_size:
+            raise RestoreError(f"stripe {stripe}: decoded {size} bytes, expected {k * params.shard_size}")
+        return end - start
+
+    def release(self, downloaded: _Downloaded) -> None:
+        """Give a stripe's shard buffers back for the stripes after it."""
+        for buffer in downloaded.taken:
+            self._shard_buffers.give(buffer)
+        downloaded.taken.clear()
 
     def _ask_least_loaded(self, stripe: int, need: int, tried: set[int],
                           taken: list[bytearray]) -> list[tuple[int, Future[ServedShard]]]:

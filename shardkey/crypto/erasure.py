@@ -161,25 +161,30 @@ def _generator_row(position: int, k: int, p: int) -> Sequence[int]:
 
 
 def _recover(kernels: isal.Kernels, blocks: Mapping[int, Block], order: list[int], k: int, p: int,
-             length: int) -> list[Block]:
+             length: int, scratch: Sequence[bytearray | memoryview]) -> list[Block]:
     """The ``k`` data blocks from the ``k`` blocks at positions ``order`` (``order[j] == j``
-    for each data block present): the missing ones are rows of the inverted generator."""
+    for each data block present, returned as given): the missing ones are rows of the
+    inverted generator, written into ``scratch`` buffers when there are enough of them."""
     inverse = kernels.invert([_generator_row(pos, k, p) for pos in order])
     missing = [j for j in range(k) if order[j] != j]
+    outputs = ([memoryview(b).cast("B")[:length] for b in scratch[:len(missing)]]
+               if len(scratch) >= len(missing) and all(len(b) >= length for b in scratch) else None)
     rebuilt = kernels.apply(kernels.tables([inverse[j] for j in missing], k), k, len(missing),
-                            [blocks[pos] for pos in order], length)
-    out: list[Block] = [bytes(blocks[j]) if order[j] == j else b"" for j in range(k)]
+                            [blocks[pos] for pos in order], length, outputs)
+    out: list[Block] = [blocks[j] if order[j] == j else b"" for j in range(k)]
     for j, block in zip(missing, rebuilt, strict=True):
         out[j] = block
     return out
 
 
 def decode_blocks(blocks: Mapping[int, Block], k: int, p: int, *,
-                  where: str = "") -> list[Block]:
+                  where: str = "", scratch: Sequence[bytearray | memoryview] = ()) -> list[Block]:
     """The ``k`` data blocks from any ``k`` equal-length blocks keyed by position.
 
-    ``where`` prefixes error messages. Raises :class:`ErasureDecodeError` for too few
-    blocks, a position outside ``0..k+p-1`` or blocks of different lengths.
+    ``where`` prefixes error messages. ``scratch``: buffers (at least a block long, none an
+    input) the rebuilt blocks may be written into instead of new ones; a data block given
+    may be returned as it is. Raises :class:`ErasureDecodeError` for too few blocks, a
+    position outside ``0..k+p-1`` or blocks of different lengths.
     """
     validate_params(k, p, 1)
     m = k + p
@@ -200,7 +205,7 @@ def decode_blocks(blocks: Mapping[int, Block], k: int, p: int, *,
     order = [j if j in blocks else next(parity) for j in range(k)]
     kernels = accelerated()
     if kernels is not None and length:
-        return _recover(kernels, blocks, order, k, p, length)
+        return _recover(kernels, blocks, order, k, p, length, scratch)
     out = zfec.Decoder(k, m).decode(tuple(bytes(blocks[j]) for j in order), tuple(order))
     return [bytes(b) for b in out]
 

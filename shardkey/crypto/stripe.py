@@ -98,15 +98,16 @@ def open_stripe(keys: Mapping[int, bytes], dataset_id: bytes, stripe: int,
 
 def open_stripe_into(keys: Mapping[int, bytes], dataset_id: bytes, stripe: int,
                      shards: Mapping[int, bytes | bytearray | memoryview], k: int, p: int,
-                     out: bytearray | memoryview) -> int:
+                     out: bytearray | memoryview, scratch: Sequence[bytearray] = ()) -> int:
     """:func:`open_stripe` decrypting straight into ``out`` (room for ``k`` shards'
     plaintext; a shard's ciphertext length per shard always suffices); return the bytes
-    written. Only a stripe missing a data shard is decoded (zfec), else no byte is copied."""
+    written. Only a stripe missing a data shard is decoded, its missing ciphertexts into
+    ``scratch`` (buffers of at least a shard each, if given); else no byte is copied."""
     if all(j in shards for j in range(k)) and len({len(s) for s in shards.values()}) == 1 \
             and all(0 <= j < k + p for j in shards):
         ciphertexts: Sequence[bytes | bytearray | memoryview] = [shards[j] for j in range(k)]
     else:
-        ciphertexts = decode_blocks(shards, k, p, where=f"stripe {stripe}: ")
+        ciphertexts = decode_blocks(shards, k, p, where=f"stripe {stripe}: ", scratch=scratch)
     m = k + p
     target = memoryview(out).cast("B")
     at = 0

@@ -147,3 +147,20 @@ def test_small_files_get_small_shards_and_large_ones_the_size_asked_for() -> Non
         erasure.fitted_shard_size(-1, 3, 4 * mib)
     with pytest.raises(ErasureParameterError, match="shard_size"):
         erasure.fitted_shard_size(10, 3, 0)
+
+
+def test_a_rebuild_writes_into_the_scratch_buffers_given_and_copies_no_data_block() -> None:
+    if erasure.accelerated() is None:
+        pytest.skip("ISA-L is not installed: zfec allocates its own outputs")
+    k, p, size = 3, 2, 4096 + 17
+    data = [bytes(random.Random(j).randbytes(size)) for j in range(k)]
+    shards = dict(enumerate([*data, *erasure.encode_blocks(data, k, p)]))
+    have = {j: memoryview(bytearray(shards[j])) for j in (0, 3, 4)}  # data shards 1 and 2 lost
+    scratch = [bytearray(size + 100), bytearray(size + 100)]
+    blocks = erasure.decode_blocks(have, k, p, scratch=scratch)
+    assert [bytes(b) for b in blocks] == data
+    assert blocks[0] is have[0]  # the data block that came is used as it is
+    assert bytes(scratch[0][:size]) == data[1] and bytes(scratch[1][:size]) == data[2]
+    # Too few scratch buffers (or too short ones): the rebuild makes its own, still right.
+    assert [bytes(b) for b in erasure.decode_blocks(have, k, p, scratch=[bytearray(size)])] == data
+    assert [bytes(b) for b in erasure.decode_blocks(have, k, p, scratch=[bytearray(10)] * 2)] == data
