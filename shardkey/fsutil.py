@@ -1,6 +1,7 @@
 """Atomic, durable file writes: never a half-written file, never a world-readable secret.
-Also the Linux writeback calls (``sync_file_range``, ``syncfs``) that the holder's store
-and the client's large outputs use, each best effort where the platform lacks them."""
+Also the Linux writeback calls (``sync_file_range``, ``syncfs``, ``posix_fadvise``) that the
+holder's store and the client's large files use (through :mod:`shardkey.bulkio`), each best
+effort where the platform lacks them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import ctypes
 import ctypes.util
 import errno
 import functools
-import mmap
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +18,6 @@ from typing import Any, BinaryIO
 
 # <linux/fs.h> sync_file_range flags
 SYNC_FILE_RANGE_WAIT_BEFORE, SYNC_FILE_RANGE_WRITE, SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
-RECYCLE_WINDOW = 16 << 20  # bytes a PageRecycler lets pile up before it writes them back
 
 
 def fsync_dir(path: Path) -> None:
@@ -66,7 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600, *, durable: b
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL | None:
+def libc_handle() -> ctypes.CDLL | None:
+    """The C library, loaded once (None where it cannot be found)."""
     name = ctypes.util.find_library("c")
     try:
         return ctypes.CDLL(name, use_errno=True) if name else None
@@ -76,7 +76,7 @@ def _libc() -> ctypes.CDLL | None:
 
 @functools.cache
 def _sync_file_range() -> Any:
-    libc = _libc()
+    libc = libc_handle()
     function = getattr(libc, "sync_file_range", None) if libc is not None else None
     if function is not None:
         function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
@@ -132,7 +132,7 @@ def drop_cached(fd: int, offset: int = 0, length: int = 0) -> None:
 
 def syncfs(path: Path) -> bool:
     """``syncfs`` of the filesystem holding ``path``: True when it ran and succeeded."""
-    libc = _libc()
+    libc = libc_handle()
     if libc is None or not hasattr(libc, "syncfs"):
         return False
     fd = os.open(path, os.O_RDONLY)
@@ -140,45 +140,3 @@ def syncfs(path: Path) -> bool:
         return int(libc.syncfs(fd)) == 0
     finally:
         os.close(fd)
-
-
-class PageRecycler:
-    """Writes a large sequential output through ``handle`` and hands its page-cache pages
-    back as soon as they are on disk, so the next writes reuse them.
-
-    Every :data:`RECYCLE_WINDOW` bytes it starts writeback of the window just written,
-    waits for the one before it, and drops that one from the page cache. A guest VM pays
-    for every page it has not touched lately (docs/PERFORMANCE.md "Step 5": writing 4 GiB
-    cost 7.3 CPU seconds into fresh pages, 2.5 recycling 16 MiB windows), and a restore of a
-    large file should not push the user's working set out of memory. The file is not
-    durable until its ``fsync``; where ``sync_file_range`` does not exist this is a plain
-    writer.
-    """
-
-    def __init__(self, handle: BinaryIO, window: int = RECYCLE_WINDOW):
-        self.handle, self.window = handle, window
-        self._written = 0
-        self._marked = 0  # end of the last window handed to writeback
-        self._previous: tuple[int, int] | None = None  # that window, not yet dropped
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Write all of ``data``; returns its length."""
-        self.handle.write(data)
-        self._written += len(data)
-        if self._written - self._marked >= self.window:
-            self._recycle()
-        return len(data)
-
-    def _recycle(self) -> None:
-        self.handle.flush()
-        fd = self.handle.fileno()
-        start, end = self._marked, self._written - self._written % mmap.PAGESIZE  # whole pages
-        if not sync_file_range(fd, start, end - start, SYNC_FILE_RANGE_WRITE):
-            self.window = 1 << 62  # no sync_file_range here: write plainly from now on
-            return
-        if self._previous is not None:
-            before, after = self._previous
-            sync_file_range(fd, before, after - before, SYNC_FILE_RANGE_WAIT_BEFORE
-                            | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER)
-            drop_cached(fd, before, after - before)
-        self._previous, self._marked = (start, end), end

@@ -20,9 +20,10 @@ request and a Merkle proof. What became
 of every report (mined, skipped and why, reverted and the error) is in
 ``FetchResult.reports``, which the CLI prints: a skipped or reverted proof is never shown as
 proven. The output is written to a temporary file beside ``out`` and renamed only when
-complete: never a partial file. It is written through a :class:`~shardkey.fsutil.PageRecycler`:
-what is on disk leaves the page cache as the restore goes, so a large restore neither fills
-memory nor pays for fresh pages.
+complete: never a partial file. It is written with direct I/O past the page cache
+(:class:`~shardkey.bulkio.DirectWriter`; where the filesystem refuses that, through a
+:class:`~shardkey.bulkio.PageRecycler`), so a large restore neither fills memory nor pays for
+fresh page-cache pages.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import NoReturn
 
 from eth_account.signers.local import LocalAccount
 
+from shardkey.bulkio import DirectWriter
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.eip712 import recover, served_message
@@ -59,7 +61,7 @@ from shardkey.crypto.merkle import MerkleTree
 from shardkey.crypto.shamir import Share, combine, holder_fragments_root
 from shardkey.crypto.stripe import open_stripe_into, stored_shard_length
 from shardkey.errors import PolicyDenied, RestoreError
-from shardkey.fsutil import PageRecycler, atomic_writer
+from shardkey.fsutil import atomic_writer
 from shardkey.policy.evaluate import DenialReason
 
 Progress = Callable[[int], None]
@@ -284,16 +286,20 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     try:
         with atomic_writer(out, mode=0o600) as handle, ThreadPoolExecutor(max_workers=workers) as pool, \
                 Lanes(clients, lanes) as lane_pools:
-            sink = PageRecycler(handle)
-            restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients,
-                                       lane_pools, shares, xs, result)
-            pending: deque[Future[_Downloaded]] = deque()
-            for stripe in range(params.stripes):
-                pending.append(pool.submit(restorer.download, stripe))
-                while len(pending) > workers:
+            sink = DirectWriter(handle)  # the disk writes one stripe while the next decrypts
+            try:
+                restorer = _StripeRestorer(chain, requester, request_id, registration, placement, clients,
+                                           lane_pools, shares, xs, result)
+                pending: deque[Future[_Downloaded]] = deque()
+                for stripe in range(params.stripes):
+                    pending.append(pool.submit(restorer.download, stripe))
+                    while len(pending) > workers:
+                        result.bytes_written += _write(sink, pending.popleft(), restorer, progress)
+                while pending:
                     result.bytes_written += _write(sink, pending.popleft(), restorer, progress)
-            while pending:
-                result.bytes_written += _write(sink, pending.popleft(), restorer, progress)
+                sink.finish()
+            finally:
+                sink.close()  # the staging buffer back, also when the restore failed
     finally:
         for client in clients.values():
             client.close()
@@ -304,7 +310,7 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
     return result
 
 
-def _write(sink: PageRecycler, future: Future[_Downloaded], restorer: _StripeRestorer,
+def _write(sink: DirectWriter, future: Future[_Downloaded], restorer: _StripeRestorer,
            progress: Progress | None) -> int:
     downloaded = future.result()
     try:

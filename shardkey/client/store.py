@@ -12,7 +12,8 @@ on every holder's transfer lanes at once (:mod:`shardkey.client.lanes`: a few ke
 connections per holder, so no shard waits for another's round trip). Memory stays bounded
 by the stripes in flight (as many as :data:`BUFFER_BUDGET` bytes of buffers hold), whose
 buffers are reused. A file that fits in one stripe of smaller shards is stored with them
-(:func:`~shardkey.crypto.erasure.fitted_shard_size`).
+(:func:`~shardkey.crypto.erasure.fitted_shard_size`). The file is read through a
+:class:`~shardkey.bulkio.DropBehindReader`: the page cache is left as it was found.
 
 If registration never becomes active (a holder did not confirm in time), or the committee deal
 is refused, the dataset is revoked so nothing is left pending on chain, and the error names why.
@@ -20,7 +21,6 @@ is refused, the dataset is revoked so nothing is left pending on chain, and the 
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections import deque
@@ -33,6 +33,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from shardkey.bulkio import DropBehindReader
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.errors import ChainError
@@ -159,10 +160,11 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
         with ThreadPoolExecutor(max_workers=options.workers) as pool, \
                 Lanes(clients, options.lanes) as lanes, path.open("rb", buffering=0) as source:
             stripe_job.lanes = lanes
+            reader = DropBehindReader(source)  # a cold source leaves no pages behind it
             in_flight: deque[Future[list[tuple[int, bytes, list[bytes]]]]] = deque()
             for stripe in range(stripes):
                 plain = stripe_job.plain.take()
-                size = _read_full(source, plain)
+                size = _read_full(reader, plain)
                 in_flight.append(pool.submit(stripe_job.run, stripe, plain, size))
                 while len(in_flight) >= options.workers:
                     _collect(in_flight.popleft(), hashes, fragments, progress)
@@ -200,7 +202,7 @@ def store_file(path: Path, policy: Policy, options: StoreOptions, owner: LocalAc
     return StoreResult(dataset_id, params, "0x" + bytes(receipt["transactionHash"]).hex(), timings)
 
 
-def _read_full(source: io.RawIOBase, buffer: bytearray) -> int:
+def _read_full(source: DropBehindReader, buffer: bytearray) -> int:
     """Fill ``buffer`` from ``source`` (short only at the end of the file); bytes read."""
     view = memoryview(buffer)
     at = 0
