@@ -20,6 +20,16 @@ def _path(built, index: int, request_id: int) -> str:
     return f"/v1/datasets/{built.hex}/shards/{index}?request={request_id}"
 
 
+def _served_once_open(world, requester, path: str) -> bool:
+    """One download; True once it is served (a refusal as not open is the cached head, not
+    yet past HEAD_MAX_AGE); any other answer fails."""
+    reply = world.get(requester, path)
+    if reply.status_code == 403 and reply.json()["error"] == "request_not_open":
+        return False
+    assert reply.status_code == 200, reply.text
+    return True
+
+
 def _refused_not_open(world, requester, path: str) -> bool:
     """One download; True once it is refused as not open (a 200 is the cached head, not yet
     past HEAD_MAX_AGE); any other answer fails."""
@@ -128,7 +138,10 @@ def test_refuses_pending_completed_and_revoked(world) -> None:
     assert reply.status_code == 403 and reply.json()["error"] == "request_not_open"
 
     world.chain.retrievals.approve(approver, world.chain.retrievals.approval_subject(pending.request_id))
-    assert world.get(pending.requester, _path(built, 0, pending.request_id)).status_code == 200
+    # served once the holder's head is past the approval: the refusal above may be the state
+    # of its cached head for up to HEAD_MAX_AGE (a stale refusal, which clients retry)
+    wait_until(lambda: _served_once_open(world, pending.requester, _path(built, 0, pending.request_id)),
+               30, "the approved request to be served")
 
     world.chain.retrievals.complete(pending.requester, pending.request_id)
     # refused once the holder's head is past the completion (HEAD_MAX_AGE after the block)
