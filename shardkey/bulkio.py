@@ -329,12 +329,14 @@ class DropBehindReader:
     def __init__(self, source: io.RawIOBase):
         self.source = source
         self._fd = source.fileno()
-        position = source.tell()
+        status = os.fstat(self._fd)
+        regular = stat.S_ISREG(status.st_mode)
+        position = source.tell() if regular else 0  # a pipe has no position
         self._position = position
         self._base = position - position % mmap.PAGESIZE  # file offset of _cached[0]
         self._cached = bytearray()  # per page from _base: 1 when it was cached before we read
-        self._size = os.fstat(self._fd).st_size
-        self._active = (stat.S_ISREG(os.fstat(self._fd).st_mode) and hasattr(os, "posix_fadvise")
+        self._size = status.st_size
+        self._active = (regular and hasattr(os, "posix_fadvise")
                         and resident(self._fd, self._base, mmap.PAGESIZE) is not None)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:

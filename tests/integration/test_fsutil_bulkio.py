@@ -179,6 +179,23 @@ def test_a_drop_behind_reader_leaves_no_page_of_a_cold_file_behind(folder: Path)
     assert resident_pages(path) == 0
 
 
+def test_a_drop_behind_reader_reads_plainly_what_is_not_a_regular_file_or_is_empty(tmp_path: Path) -> None:
+    reader_fd, writer_fd = os.pipe()
+    with os.fdopen(reader_fd, "rb", buffering=0) as source, os.fdopen(writer_fd, "wb") as sink:
+        sink.write(b"piped bytes")
+        sink.close()
+        reader = bulkio.DropBehindReader(source)
+        assert not reader._active
+        buffer = bytearray(64)
+        assert buffer[:reader.readinto(buffer)] == b"piped bytes"
+        assert reader.readinto(buffer) == 0
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with open(empty, "rb", buffering=0) as source:
+        reader = bulkio.DropBehindReader(source)
+        assert not reader._active and reader.readinto(bytearray(16)) == 0
+
+
 def test_a_drop_behind_reader_keeps_the_pages_that_were_cached_before_it_read(folder: Path) -> None:
     data = os.urandom(48 * MIB)
     path = folder / "source"
