@@ -299,7 +299,7 @@ def fetch(chain: ShardKeyChain, requester: LocalAccount, request_id: int, out: P
                     result.bytes_written += _write(sink, pending.popleft(), restorer, progress)
                 sink.finish()
             finally:
-                sink.close()  # the staging buffer back, also when the restore failed
+                sink.close()  # its buffers back, also when the restore failed
     finally:
         for client in clients.values():
             client.close()
