@@ -2,9 +2,10 @@
 
 A holder's public port is served by this module. A shard upload (``PUT`` with a
 ``Content-Length``) or download (``GET``) of ``/v1/datasets/{id}/shards/{index}`` in plain
-HTTP/1.1 is handled here, on the connection's own thread: the body is received straight into
-a reused buffer with ``recv_into`` and hashed and written as it arrives, a served shard goes
-out in one ``sendall``. Through uvicorn and Starlette the same request cost a few Python
+HTTP/1.1 is handled here, on the connection's own thread: the body is received with
+``recv_into`` straight into the page-aligned buffer it is written from with ``O_DIRECT``
+(:class:`shardkey.directfile.DirectSink`), hashed as it arrives, and a served shard goes out
+in one ``sendall`` or ``sendfile``. Through uvicorn and Starlette the same request cost a few Python
 operations per 64 KiB chunk (the parser's buffer, flow control, an await per chunk) and two
 thread hops; here it is a handful of system calls (docs/PERFORMANCE.md).
 
@@ -31,7 +32,7 @@ import re
 import selectors
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from holder_agent.context import ApiContext
@@ -46,7 +47,7 @@ from holder_agent.operations import (
     uploaded,
     verify_upload_headers,
 )
-from holder_agent.storage import parse_dataset_id, parse_shard_index
+from holder_agent.storage import Upload, parse_dataset_id, parse_shard_index
 from shardkey.httpauth import HEADER_RECEIPT, HEADER_SHARD_HASH
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ MAX_HEAD = 16 * 1024  # a longer request head is refused (431), whatever its rou
 MAX_CONNECTIONS = 256  # open client connections; more are refused with 503
 IDLE_TIMEOUT = 5.0  # seconds a kept-alive connection may wait for its next request
 IO_TIMEOUT = 30.0  # seconds any one receive or send may wait
-RECEIVE_BUFFER = 256 << 10  # bytes received per recv_into (and written per write) of a body
+RECEIVE_CHUNK = 256 << 10  # body bytes received (and hashed while in cache) per recv_into
 _FORWARDED = "forwarded"  # what a connection handed to the application ends with
 
 
@@ -198,7 +199,6 @@ class _Connection:
     def __init__(self, plane: DataPlane, conn: socket.socket):
         self.plane, self.conn, self.ctx = plane, conn, plane.ctx
         self.pending = bytearray()  # bytes received past the last request's end
-        self.body: bytearray | None = None  # the body receive buffer, made at the first upload
 
     def serve(self) -> None:
         while not self.plane._stopping.is_set():
@@ -256,12 +256,12 @@ class _Connection:
             check_accepting(self.ctx)
             signed = verify_upload_headers(self.ctx, head.headers, head.target, "PUT",
                                            head.headers["content-length"])
-            upload = begin_upload(self.ctx, signed, dataset_id, index)
+            upload = begin_upload(self.ctx, signed, dataset_id, index, direct=True)
         except Exception as exc:  # refused before the body: not read, so the connection closes
             self._refuse(head, exc, close=True)
             return False
         try:
-            self._receive_into(upload.write, length)
+            self._receive_into(upload, length)
         except _ClientGone:
             upload.discard()
             return False  # the client went away or stalled: nothing to answer
@@ -282,28 +282,28 @@ class _Connection:
         self._answer(201, {"content-type": "application/json"}, body)
         return True
 
-    def _receive_into(self, write: Callable[[memoryview], None], length: int) -> None:
-        """Pass exactly ``length`` body bytes to ``write`` (the ones already received first);
-        :class:`_ClientGone` when the client closes or stalls first."""
+    def _receive_into(self, upload: Upload, length: int) -> None:
+        """Pass exactly ``length`` body bytes to ``upload`` (the ones already received first,
+        the rest received straight into its buffer); :class:`_ClientGone` when the client
+        closes or stalls first."""
         left = length
         if self.pending:
             with memoryview(self.pending) as pending:
-                write(pending[:left])
+                upload.write(pending[:left])
             taken = min(left, len(self.pending))
             left -= taken
             del self.pending[:taken]
-        if self.body is None:
-            self.body = bytearray(RECEIVE_BUFFER)
-        view = memoryview(self.body)
         while left:
-            try:
-                got = self.conn.recv_into(view[:min(left, len(view))])
-            except OSError as exc:
-                raise _ClientGone from exc
-            if not got:
-                raise _ClientGone
-            write(view[:got])
-            left -= got
+            left -= upload.receive(self._receive_some, min(left, RECEIVE_CHUNK))
+
+    def _receive_some(self, view: memoryview) -> int:
+        try:
+            got = self.conn.recv_into(view)
+        except OSError as exc:
+            raise _ClientGone from exc
+        if not got:
+            raise _ClientGone
+        return got
 
     def _download(self, head: Head) -> bool:
         match = SHARD_ROUTE.fullmatch(head.path)

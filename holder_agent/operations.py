@@ -104,10 +104,12 @@ def verify_upload_headers(ctx: ApiContext, headers: dict[str, str], path: str, m
     return signed
 
 
-def begin_upload(ctx: ApiContext, signed: SignedRequest, dataset_id: bytes, item: Item) -> Upload:
-    """Reserve the declared body in the signer's staging (blocking)."""
+def begin_upload(ctx: ApiContext, signed: SignedRequest, dataset_id: bytes, item: Item,
+                 direct: bool = False) -> Upload:
+    """Reserve the declared body in the signer's staging (blocking); ``direct``: written past
+    the page cache (:meth:`holder_agent.storage.Store.begin_upload`)."""
     return ctx.store.begin_upload(signed.signer, dataset_id, item, ctx.max_body_bytes,
-                                  signed.body_sha256, signed.body_length)
+                                  signed.body_sha256, signed.body_length, direct)
 
 
 def finish_upload(ctx: ApiContext, upload: Upload, dataset_id: bytes, item: Item,

@@ -58,6 +58,7 @@ from holder_agent.errors import (
     QuotaExceededError,
     StagingFullError,
 )
+from shardkey.directfile import DirectSink
 from shardkey.faults import crash_point
 from shardkey.fsutil import drop_cached, fsync_dir, start_writeback, syncfs, write_behind
 
@@ -126,7 +127,7 @@ class Upload:
     """One upload body being streamed to ``incoming/``; its declared size is reserved."""
 
     def __init__(self, store: Store, uploader: str, declared_sha256: bytes, declared_length: int,
-                 reserved: int):
+                 reserved: int, direct: bool = False):
         self.store = store
         self.uploader = uploader
         self.declared_sha256 = declared_sha256
@@ -139,9 +140,15 @@ class Upload:
         # staging promises nothing. take_custody() makes the data durable in one barrier
         # before custody is confirmed, and re-checks every hash, so a body torn by a crash
         # is refused there, never committed. With drop_cache, seal() writes the body to
-        # disk and drops its pages (write-behind), so the barrier has little left to do.
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._handle: BinaryIO | None = os.fdopen(fd, "wb")
+        # disk and drops its pages (write-behind), so the barrier has little left to do;
+        # a ``direct`` body skips the page cache altogether (DirectSink).
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            self._sink = DirectSink(self._fd, direct=direct and store.drop_cache)
+        except BaseException:
+            os.close(self._fd)
+            self.path.unlink(missing_ok=True)
+            raise
 
     @property
     def sha256(self) -> bytes:
@@ -150,24 +157,43 @@ class Upload:
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Append a chunk; raise when the body grows over its declared length."""
-        if self._handle is None:
-            raise RuntimeError("upload already closed")
-        if self.size + len(chunk) > self.declared_length:
-            raise BodyMismatchError(f"body longer than its declared {self.declared_length} bytes")
+        self._admit(len(chunk))
         self.size += len(chunk)
         self._digest.update(chunk)
-        self._handle.write(chunk)
+        self._sink.write(chunk)
+
+    def receive(self, receive_into: Callable[[memoryview], int], limit: int) -> int:
+        """Receive at most ``limit`` more bytes of the body with ``receive_into`` (a socket's
+        ``recv_into``: fills a view, returns the count) straight into the buffer they are
+        written from; the count, 0 at the end of the stream."""
+        self._admit(limit)
+        room = self._sink.room(limit)
+        got = receive_into(room)
+        if got:
+            self.size += got
+            self._digest.update(room[:got])
+            self._sink.commit(got)
+        return got
+
+    def _admit(self, more: int) -> None:
+        if self._fd is None:
+            raise RuntimeError("upload already closed")
+        if self.size + more > self.declared_length:
+            raise BodyMismatchError(f"body longer than its declared {self.declared_length} bytes")
 
     def seal(self) -> None:
-        """Flush and close the body file (blocking: run it off the event loop). With the
-        store's ``drop_cache`` the body is written to disk now and its pages dropped from
-        the page cache (an error of that write, such as a full disk, is raised here);
-        without, its writeback is started in the background."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            with handle:
-                handle.flush()
-                (write_behind if self.store.drop_cache else start_writeback)(handle.fileno())
+        """Write out and close the body file (blocking: run it off the event loop). With the
+        store's ``drop_cache`` the body is on disk now and none of its pages stay in the page
+        cache (an error of that write, such as a full disk, is raised here); without, its
+        writeback is started in the background."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                self._sink.finish()
+                (write_behind if self.store.drop_cache else start_writeback)(fd)
+            finally:
+                self._sink.close()
+                os.close(fd)
 
     def check(self) -> None:
         """Raise :class:`BodyMismatchError` unless the body is exactly the declared one."""
@@ -178,9 +204,10 @@ class Upload:
 
     def discard(self) -> None:
         """Drop the body (whatever state it is in) and release its reservation."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            self._sink.close()
+            os.close(fd)
         self.path.unlink(missing_ok=True)
         self.store._add_inflight(self.uploader, -self.reserved)
         self.reserved = 0
@@ -272,9 +299,11 @@ class Store:
         return max(size, self.min_charge)
 
     def begin_upload(self, uploader: str, dataset_id: bytes, item: Item, max_bytes: int,
-                     declared_sha256: bytes, declared_length: int) -> Upload:
+                     declared_sha256: bytes, declared_length: int, direct: bool = False) -> Upload:
         """Start receiving a body of a declared length and hash, charged to ``uploader``
-        (whose signature verified) at once; refuse it when it cannot fit."""
+        (whose signature verified) at once; refuse it when it cannot fit. ``direct``: the
+        body is written past the page cache (with ``drop_cache``; blocking writes of a few
+        MiB, so not on an event loop)."""
         if declared_length > max_bytes:
             raise PayloadTooLargeError(f"body of {declared_length} bytes is larger than {max_bytes}")
         target = self.staged_path(uploader, dataset_id, item)
@@ -284,7 +313,7 @@ class Store:
             self._check_quota(uploader, more - replacing)
             self._add_inflight(uploader, more)
             try:
-                return Upload(self, uploader, declared_sha256, declared_length, more)
+                return Upload(self, uploader, declared_sha256, declared_length, more, direct)
             except BaseException:
                 self._add_inflight(uploader, -more)
                 raise

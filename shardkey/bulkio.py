@@ -110,7 +110,7 @@ class AlignedBuffers:
 _SHARED_BUFFERS = AlignedBuffers()
 
 
-def _set_direct(fd: int, on: bool) -> bool:
+def set_direct(fd: int, on: bool) -> bool:
     """Turn ``O_DIRECT`` on or off for ``fd``; False where the file or filesystem refuses."""
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -152,7 +152,7 @@ class DirectWriter:
         self._inflight: tuple[Future[tuple[int, OSError | None]], memoryview] | None = None
         regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._position = handle.tell() if regular else 0  # file offset of the next byte
-        self.direct = regular and self._position % DIRECT_ALIGN == 0 and _set_direct(self._fd, True)
+        self.direct = regular and self._position % DIRECT_ALIGN == 0 and set_direct(self._fd, True)
         if not self.direct:
             self._fall_back()
             return
@@ -239,7 +239,7 @@ class DirectWriter:
         if self._sink is not None:  # that write fell back and wrote the rest, tail included
             return
         tail = staged[whole:]
-        _set_direct(self._fd, False)  # the tail is written buffered: O_DIRECT wants whole blocks
+        set_direct(self._fd, False)  # the tail is written buffered: O_DIRECT wants whole blocks
         while tail:
             written = os.write(self._fd, tail)
             self._position += written
@@ -270,7 +270,7 @@ class DirectWriter:
 
     def _fall_back(self) -> None:
         if self.direct:  # direct writes moved the file offset past handle's idea of it
-            _set_direct(self._fd, False)
+            set_direct(self._fd, False)
             self.handle.seek(self._position)
         self.direct = False
         self._sink = PageRecycler(self.handle, start=self._position)

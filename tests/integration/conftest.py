@@ -14,6 +14,7 @@ from shardkey.chain.connection import ChainClient
 from shardkey.chain.deploy import deploy_all
 from shardkey.devnet.anvil import start_anvil
 from shardkey.devnet.process import stop
+from tests.support.pagecache import drops_pages
 
 pytest_plugins = ["tests.support.devchain"]
 
@@ -34,3 +35,12 @@ def automine_chain(tmp_path: Path) -> Iterator[ShardKeyChain]:
         yield chain
     finally:
         stop(pid)
+
+
+@pytest.fixture
+def page_cache_folder(tmp_path: Path) -> Path:
+    """``tmp_path``, on a filesystem whose clean pages can leave the page cache (skipped on
+    tmpfs, whose pages are the file: there is nothing to drop or to bypass)."""
+    if not drops_pages(tmp_path):
+        pytest.skip(f"{tmp_path}'s filesystem keeps every page (tmpfs): nothing to drop or bypass")
+    return tmp_path

@@ -5,25 +5,19 @@ a drop-behind reader (``shardkey.bulkio``)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from shardkey import bulkio, fsutil
-from tests.support.pagecache import drops_pages, resident_pages
+from tests.support.fsize import raises_efbig
+from tests.support.pagecache import resident_pages
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux-only")
 
 MIB = 1 << 20
 
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    if not drops_pages(tmp_path):
-        pytest.skip(f"{tmp_path}'s filesystem keeps every page (tmpfs): nothing to drop")
-    return tmp_path
 
 
 def test_writeback_of_a_written_file_starts_and_leaves_its_content_intact(tmp_path: Path) -> None:
@@ -43,8 +37,8 @@ def test_writeback_of_a_bad_descriptor_is_harmless_but_a_wait_on_it_is_an_error(
         fsutil.write_behind(-1)  # an upload's write-behind must not pass a failure off as done
 
 
-def test_write_behind_puts_the_file_on_disk_and_out_of_the_page_cache(folder: Path) -> None:
-    path = folder / "shard"
+def test_write_behind_puts_the_file_on_disk_and_out_of_the_page_cache(page_cache_folder: Path) -> None:
+    path = page_cache_folder / "shard"
     data = os.urandom(4 * MIB)
     with open(path, "wb") as handle:
         handle.write(data)
@@ -55,10 +49,11 @@ def test_write_behind_puts_the_file_on_disk_and_out_of_the_page_cache(folder: Pa
     assert path.read_bytes() == data
 
 
-def test_a_page_recycler_keeps_at_most_two_windows_cached_and_writes_every_byte(folder: Path) -> None:
+def test_a_page_recycler_keeps_at_most_two_windows_cached_and_writes_every_byte(
+        page_cache_folder: Path) -> None:
     window = 1 * MIB
     data = os.urandom(10 * MIB + 12345)
-    path = folder / "restored"
+    path = page_cache_folder / "restored"
     with open(path, "wb") as handle:
         sink = bulkio.PageRecycler(handle, window=window)
         for at in range(0, len(data), 300_001):  # pieces that straddle every window edge
@@ -79,9 +74,9 @@ def _write_in_pieces(sink: bulkio.DirectWriter | bulkio.PageRecycler, data: byte
 
 @pytest.mark.parametrize("tail", [0, 1, 4095, 4097, 12345])
 def test_a_direct_writer_writes_every_byte_and_leaves_only_the_last_block_cached(
-        folder: Path, tail: int) -> None:
+        page_cache_folder: Path, tail: int) -> None:
     data = os.urandom(3 * MIB + tail)
-    path = folder / "restored"
+    path = page_cache_folder / "restored"
     buffers = bulkio.AlignedBuffers(size=MIB)
     with open(path, "wb") as handle:
         sink = bulkio.DirectWriter(handle, buffers=buffers)
@@ -99,9 +94,10 @@ def test_a_direct_writer_writes_every_byte_and_leaves_only_the_last_block_cached
     assert len(buffers._free) == 2  # both staging buffers came back
 
 
-def test_a_direct_writer_returns_its_buffers_and_refuses_writes_once_finished(folder: Path) -> None:
+def test_a_direct_writer_returns_its_buffers_and_refuses_writes_once_finished(
+        page_cache_folder: Path) -> None:
     buffers = bulkio.AlignedBuffers(size=MIB, keep=2)
-    with open(folder / "out", "wb") as handle:
+    with open(page_cache_folder / "out", "wb") as handle:
         sink = bulkio.DirectWriter(handle, buffers=buffers)
         staging = set(map(id, sink._staging))
         sink.write(b"x" * (MIB + 5000))  # one buffer written, the other partly filled
@@ -110,12 +106,13 @@ def test_a_direct_writer_returns_its_buffers_and_refuses_writes_once_finished(fo
         assert {id(buffers.take()), id(buffers.take())} == staging  # reused, not mapped afresh
         with pytest.raises(ValueError, match="finished"):
             sink.write(b"more")
-    assert (folder / "out").read_bytes() == b"x" * (MIB + 5000)
+    assert (page_cache_folder / "out").read_bytes() == b"x" * (MIB + 5000)
 
 
-def test_a_direct_writer_falls_back_to_the_page_cache_for_a_handle_inside_a_block(folder: Path) -> None:
+def test_a_direct_writer_falls_back_to_the_page_cache_for_a_handle_inside_a_block(
+        page_cache_folder: Path) -> None:
     data = os.urandom(2 * MIB + 7)
-    path = folder / "restored"
+    path = page_cache_folder / "restored"
     with open(path, "wb") as handle:
         handle.write(b"header")  # O_DIRECT offsets must be whole blocks: this one is not
         sink = bulkio.DirectWriter(handle, buffers=bulkio.AlignedBuffers(size=MIB))
@@ -171,9 +168,9 @@ def _read_through(path: Path, piece: int) -> bytes:
     return bytes(out)
 
 
-def test_a_drop_behind_reader_leaves_no_page_of_a_cold_file_behind(folder: Path) -> None:
+def test_a_drop_behind_reader_leaves_no_page_of_a_cold_file_behind(page_cache_folder: Path) -> None:
     data = os.urandom(20 * MIB + 777)
-    path = folder / "source"
+    path = page_cache_folder / "source"
     _cold_file(path, data)
     assert _read_through(path, 3 * MIB + 5) == data
     assert resident_pages(path) == 0
@@ -196,9 +193,10 @@ def test_a_drop_behind_reader_reads_plainly_what_is_not_a_regular_file_or_is_emp
         assert not reader._active and reader.readinto(bytearray(16)) == 0
 
 
-def test_a_drop_behind_reader_keeps_the_pages_that_were_cached_before_it_read(folder: Path) -> None:
+def test_a_drop_behind_reader_keeps_the_pages_that_were_cached_before_it_read(
+        page_cache_folder: Path) -> None:
     data = os.urandom(48 * MIB)
-    path = folder / "source"
+    path = page_cache_folder / "source"
     _cold_file(path, data)
     with open(path, "rb") as warm:  # the user's working set: the middle of the file
         warm.seek(8 * MIB)
@@ -215,9 +213,9 @@ def test_a_drop_behind_reader_keeps_the_pages_that_were_cached_before_it_read(fo
 
 
 def test_a_direct_writer_abandoned_midway_waits_for_its_write_and_returns_its_buffers(
-        folder: Path) -> None:
+        page_cache_folder: Path) -> None:
     buffers = bulkio.AlignedBuffers(size=MIB)
-    with open(folder / "abandoned", "wb") as handle:
+    with open(page_cache_folder / "abandoned", "wb") as handle:
         sink = bulkio.DirectWriter(handle, buffers=buffers)
         sink.write(os.urandom(2 * MIB + 5))  # one buffer in flight, one partly filled
         sink.close()  # as after a failed restore: no finish
@@ -225,26 +223,18 @@ def test_a_direct_writer_abandoned_midway_waits_for_its_write_and_returns_its_bu
     assert len(buffers._free) == 2
 
 
-def test_a_direct_writer_raises_a_write_error_instead_of_losing_it(folder: Path) -> None:
-    # A real kernel refusal: past RLIMIT_FSIZE a write fails with EFBIG (SIGXFSZ ignored),
-    # as it would with ENOSPC. The background write's error reaches the caller.
-    script = f"""
-import errno, os, resource, signal, sys
-from shardkey import bulkio
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
-with open({str(folder / 'big')!r}, "wb") as handle:
-    sink = bulkio.DirectWriter(handle, buffers=bulkio.AlignedBuffers(size=1 << 20))
-    assert sink.direct
-    try:
-        for _ in range(8):
-            sink.write(bytes(1 << 20))
-        sink.finish()
-    except OSError as error:
-        sys.exit(0 if error.errno == errno.EFBIG else 3)
-    finally:
-        sink.close()
-sys.exit(4)
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+def test_a_direct_writer_raises_a_write_error_instead_of_losing_it(page_cache_folder: Path) -> None:
+    # The background write's error reaches the caller.
+    result = raises_efbig(f"""
+        from shardkey import bulkio
+        with open({str(page_cache_folder / 'big')!r}, "wb") as handle:
+            sink = bulkio.DirectWriter(handle, buffers=bulkio.AlignedBuffers(size=1 << 20))
+            assert sink.direct
+            try:
+                for _ in range(8):
+                    sink.write(bytes(1 << 20))
+                sink.finish()
+            finally:
+                sink.close()
+        """)
     assert result.returncode == 0, result.stderr

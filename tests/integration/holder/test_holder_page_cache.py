@@ -4,13 +4,17 @@ a download is dropped when the read closes. With ``drop_cache`` off the pages st
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 from eth_utils.address import to_checksum_address
 
 from holder_agent.storage import Store
+from shardkey.directfile import UPLOAD_BUFFERS
 from tests.support.holder_store import stage_shards
 from tests.support.pagecache import drops_pages, resident_pages
 
@@ -41,3 +45,47 @@ def test_stored_and_served_shards_leave_the_page_cache_unless_told_to_keep_them(
             assert handle.read() == body
             assert resident_pages(path) > 0  # dropped on close, not while it is being sent
         assert (resident_pages(path) == 0) == drop
+
+
+def test_a_direct_upload_is_never_in_the_page_cache_and_gives_its_buffer_back(tmp_path: Path) -> None:
+    # What the data plane does: each body is received from its socket straight into the
+    # buffer it is written from with O_DIRECT. Written-then-dropped pages would show here
+    # while the upload is still open.
+    if not drops_pages(tmp_path):
+        pytest.skip(f"{tmp_path}'s filesystem keeps every page (tmpfs): nothing to bypass")
+    store = Store(tmp_path, quota_bytes=64 << 20)
+    dataset = os.urandom(32)
+    body = os.urandom((9 << 20) + 1039)
+    out_before = UPLOAD_BUFFERS._out
+    sender, receiver = socket.socketpair()
+    with sender, receiver:
+        feeder = threading.Thread(target=sender.sendall, args=(body,))
+        feeder.start()
+        upload = store.begin_upload(UPLOADER, dataset, 0, 16 << 20, hashlib.sha256(body).digest(),
+                                    len(body), direct=True)
+        assert UPLOAD_BUFFERS._out == out_before + 1
+        left = len(body)
+        while left > (1 << 20):
+            left -= upload.receive(receiver.recv_into, min(left, 256 << 10) - 17)  # odd pieces
+        assert os.path.getsize(upload.path) >= 8 << 20 and resident_pages(upload.path) == 0
+        while left:
+            left -= upload.receive(receiver.recv_into, left)
+        feeder.join()
+    upload.seal()
+    assert store.commit_upload(upload, dataset, 0)
+    upload.discard()
+    assert UPLOAD_BUFFERS._out == out_before
+    staged = store.staged_path(UPLOADER, dataset, 0)
+    assert resident_pages(staged) == 0 and staged.read_bytes() == body
+    assert store.take_custody(UPLOADER, dataset, {0: hashlib.sha256(body).digest()}, bundle=False) == 1
+
+
+def test_a_direct_upload_abandoned_midway_leaves_no_file_and_gives_its_buffer_back(tmp_path: Path) -> None:
+    store = Store(tmp_path, quota_bytes=64 << 20)
+    out_before = UPLOAD_BUFFERS._out
+    upload = store.begin_upload(UPLOADER, os.urandom(32), 0, 16 << 20, bytes(32), 6 << 20, direct=True)
+    upload.write(os.urandom(5 << 20))
+    upload.discard()  # the client went away
+    assert UPLOAD_BUFFERS._out == out_before
+    assert not upload.path.exists() and list(store.incoming.iterdir()) == []
+    assert store.staged_usage(UPLOADER) == 0
