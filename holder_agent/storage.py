@@ -190,6 +190,8 @@ class Upload:
         if fd is not None:
             try:
                 self._sink.finish()
+                if self._sink.refused:
+                    self.store.direct_refused()
                 (write_behind if self.store.drop_cache else start_writeback)(fd)
             finally:
                 self._sink.close()
@@ -257,6 +259,16 @@ class Store:
         # time.monotonic() of the last bundle staged: owners upload the bundle last, just
         # before registering, so the agent polls fast for a while (service.Agent.watch).
         self.bundle_staged_at = float("-inf")
+        self._direct_refusal_logged = False
+
+    def direct_refused(self) -> None:
+        """An upload's file refused ``O_DIRECT``: say so once (the holder then pays the page
+        cache's CPU for every byte it receives)."""
+        if not self._direct_refusal_logged:
+            self._direct_refusal_logged = True
+            log.warning("the filesystem of data_dir refuses O_DIRECT: uploads are written through "
+                        "the page cache (more CPU per byte received)",
+                        extra={"fields": {"data_dir": str(self.root)}})
 
     # --- paths ----------------------------------------------------------------
 

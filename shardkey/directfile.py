@@ -62,9 +62,11 @@ class DirectSink:
     that refuses ``O_DIRECT``, every byte is written as it comes, through the page cache
     (the caller's write-behind then reclaims those pages). A direct write refused for its
     alignment (``EINVAL``) switches to plain writes for the rest of the file. Other write
-    errors (a full disk, ``EIO``) are raised by the call that wrote. :meth:`finish` writes
-    what is staged, the last partial block plainly; :meth:`close` gives the buffer back and
-    must always be called. Not durable by itself: that is the caller's ``fsync`` or ``syncfs``.
+    errors (a full disk, ``EIO``) are raised by the call that wrote. :attr:`refused` says
+    whether the file or its filesystem refused ``O_DIRECT`` (not merely no buffer left).
+    :meth:`finish` writes what is staged, the last partial block plainly; :meth:`close` gives
+    the buffer back and must always be called. Not durable by itself: that is the caller's
+    ``fsync`` or ``syncfs``.
     """
 
     def __init__(self, fd: int, direct: bool = True, buffers: BoundedBuffers = UPLOAD_BUFFERS):
@@ -74,12 +76,14 @@ class DirectSink:
         self._view: memoryview | None = None
         self._fill = 0  # bytes staged at the start of the buffer
         self.direct = False
+        self.refused = False  # the file or its filesystem refused O_DIRECT
         buffer = buffers.try_take() if direct else None
         if buffer is not None and set_direct(fd, True):
             self._hold(buffer, buffers.give_back)
             self.direct = True
         elif buffer is not None:
             buffers.give_back(buffer)
+            self.refused = True
 
     def room(self, limit: int = PLAIN_CHUNK) -> memoryview:
         """Where the next at most ``limit`` bytes go; :meth:`commit` says how many were put."""
@@ -143,6 +147,7 @@ class DirectSink:
             # what is left goes plainly, and so does the rest of the file.
             set_direct(self._fd, False)
             self.direct = False
+            self.refused = True
             _raise(_write_all(self._fd, staged[written:]))
         rest = self._fill - count
         if rest:
