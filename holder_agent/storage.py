@@ -167,12 +167,15 @@ class Upload:
         ``recv_into``: fills a view, returns the count) straight into the buffer they are
         written from; the count, 0 at the end of the stream."""
         self._admit(limit)
-        room = self._sink.room(limit)
-        got = receive_into(room)
-        if got:
-            self.size += got
-            self._digest.update(room[:got])
-            self._sink.commit(got)
+        # Released on the way out, a failed receive's too (the client gone): a view kept alive
+        # by the traceback would stop discard() from unmapping the buffer.
+        with self._sink.room(limit) as room:
+            got = receive_into(room)
+            if got:
+                self.size += got
+                with room[:got] as received:
+                    self._digest.update(received)
+                self._sink.commit(got)
         return got
 
     def _admit(self, more: int) -> None:

@@ -99,12 +99,17 @@ class AlignedBuffers:
         return mmap.mmap(-1, self.size)
 
     def give(self, buffer: mmap.mmap) -> None:
-        """Return a buffer taken from this pool; beyond ``keep`` it is unmapped."""
+        """Return a buffer taken from this pool; beyond ``keep`` it is unmapped (once no view
+        of it is left: one held by an error's traceback must not turn a failed write into a
+        ``BufferError``)."""
         with self._lock:
             if len(self._free) < self.keep:
                 self._free.append(buffer)
                 return
-        buffer.close()
+        try:
+            buffer.close()
+        except BufferError:
+            pass  # a view is still alive: the mapping goes when the last reference does
 
 
 _SHARED_BUFFERS = AlignedBuffers()

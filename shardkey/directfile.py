@@ -108,10 +108,11 @@ class DirectSink:
             _raise(_write_all(self._fd, view))
             return
         while view:
-            room = self.room(len(view))
-            room[:] = view[:len(room)]
-            self.commit(len(room))
-            view = view[len(room):]
+            with self.room(len(view)) as room:  # released even when the write fails (see _drain)
+                taken = len(room)
+                room[:] = view[:taken]
+                self.commit(taken)
+            view = view[taken:]
 
     def finish(self) -> None:
         """Write what is staged: its whole blocks direct, the rest plainly."""
@@ -138,17 +139,20 @@ class DirectSink:
         count = self._fill if count is None else count
         if self._view is None or not count:
             return
-        staged = self._view[:count]
-        written, error = _write_all(self._fd, staged)
-        if error is not None:
-            if not self.direct or error.errno != errno.EINVAL:
-                raise error
-            # Refused for its alignment (a device of larger blocks, or a short write before):
-            # what is left goes plainly, and so does the rest of the file.
-            set_direct(self._fd, False)
-            self.direct = False
-            self.refused = True
-            _raise(_write_all(self._fd, staged[written:]))
+        # Every view of the buffer is released on the way out, an error's too: a view that
+        # outlived it in a traceback would keep close() from unmapping the buffer.
+        with self._view[:count] as staged:
+            written, error = _write_all(self._fd, staged)
+            if error is not None:
+                if not self.direct or error.errno != errno.EINVAL:
+                    raise error
+                # Refused for its alignment (a device of larger blocks, or a short write
+                # before): what is left goes plainly, and so does the rest of the file.
+                set_direct(self._fd, False)
+                self.direct = False
+                self.refused = True
+                with staged[written:] as left:
+                    _raise(_write_all(self._fd, left))
         rest = self._fill - count
         if rest:
             self._view[:rest] = self._view[count:self._fill]

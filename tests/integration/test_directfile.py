@@ -132,3 +132,23 @@ def test_a_write_error_of_a_direct_sink_reaches_its_caller(page_cache_folder: Pa
             sink.close()
         """)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_sink_failing_on_a_full_disk_still_gives_its_buffer_back(page_cache_folder: Path) -> None:
+    # The upload is discarded inside the handler of the write's error, while that error's
+    # frames still hold views of the staging buffer; a pool with no room to keep it unmaps it.
+    result = raises_efbig(f"""
+        from shardkey import directfile
+        buffers = directfile.BoundedBuffers(1 << 20, keep=0, limit=1)
+        fd = os.open({str(page_cache_folder / 'big')!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+        sink = directfile.DirectSink(fd, buffers=buffers)
+        assert sink.direct
+        try:
+            for _ in range(4):
+                sink.write(bytes(1 << 20))
+        except OSError:
+            sink.close()
+            assert buffers._out == 0 and buffers._free == []
+            raise
+        """)
+    assert result.returncode == 0, result.stderr

@@ -223,6 +223,15 @@ def test_a_direct_writer_abandoned_midway_waits_for_its_write_and_returns_its_bu
     assert len(buffers._free) == 2
 
 
+def test_a_buffer_given_back_while_a_view_of_it_lives_is_dropped_without_an_error() -> None:
+    buffers = bulkio.AlignedBuffers(size=2 * bulkio.DIRECT_ALIGN, keep=0)
+    buffer = buffers.take()
+    view = memoryview(buffer)[:10]  # as an error's traceback may hold one
+    buffers.give(buffer)  # beyond keep: to be unmapped, which the live view defers
+    assert buffers._free == [] and not buffer.closed
+    view.release()
+
+
 def test_a_direct_writer_raises_a_write_error_instead_of_losing_it(page_cache_folder: Path) -> None:
     # The background write's error reaches the caller.
     result = raises_efbig(f"""

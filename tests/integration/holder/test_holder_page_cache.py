@@ -89,3 +89,33 @@ def test_a_direct_upload_abandoned_midway_leaves_no_file_and_gives_its_buffer_ba
     assert UPLOAD_BUFFERS._out == out_before
     assert not upload.path.exists() and list(store.incoming.iterdir()) == []
     assert store.staged_usage(UPLOADER) == 0
+
+
+class _Gone(Exception):
+    """The client went away (the data plane's own exception for it is private)."""
+
+
+def test_an_upload_whose_client_goes_away_midway_gives_its_buffer_back(tmp_path: Path) -> None:
+    # The data plane discards the upload inside the handler of the receive's failure, while
+    # the traceback still holds the view it received into; with the pool's idle list full the
+    # buffer is unmapped, which any live view would refuse.
+    out_before = UPLOAD_BUFFERS._out
+    store = Store(tmp_path, quota_bytes=64 << 20)
+    upload = store.begin_upload(UPLOADER, os.urandom(32), 0, 16 << 20, bytes(32), 6 << 20, direct=True)
+    spare = [UPLOAD_BUFFERS.try_take() for _ in range(UPLOAD_BUFFERS.keep)]  # as other uploads
+    for buffer in spare:
+        assert buffer is not None
+        UPLOAD_BUFFERS.give_back(buffer)
+    assert len(UPLOAD_BUFFERS._free) == UPLOAD_BUFFERS.keep
+
+    def gone(view: memoryview) -> int:
+        view[:5] = b"about"  # some bytes arrived, then the connection broke
+        raise _Gone
+
+    upload.write(os.urandom(1 << 20))
+    try:
+        upload.receive(gone, 1 << 18)
+    except _Gone:
+        upload.discard()
+    assert UPLOAD_BUFFERS._out == out_before
+    assert not upload.path.exists() and store.staged_usage(UPLOADER) == 0
