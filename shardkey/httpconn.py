@@ -1,7 +1,8 @@
 """Keep-alive HTTP/1.1 connections to one endpoint, on the standard library.
 
 Both HTTP clients of the project use this pool: the client's transport to each holder
-(:mod:`shardkey.client.transport`) and the JSON-RPC adapter (:mod:`shardkey.chain.rpc`).
+(:mod:`shardkey.client.transport`, on :mod:`http.client`, which streams bodies) and the
+JSON-RPC adapter (:mod:`shardkey.chain.rpc`, on the leaner :mod:`shardkey.httpwire`).
 httpx cost a millisecond or two of CPU per request, which made an idle agent's four chain
 polls a second most of its CPU; a request through :class:`http.client.HTTPConnection` on a
 kept-alive socket costs a tenth of that.
@@ -20,10 +21,14 @@ import base64
 import http.client
 import queue
 import select
+import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from shardkey.httpwire import WireConnection
 from shardkey.netutil import tls_verify
 
 # Failures of a reused connection the server closed while it was idle: the request was not
@@ -66,28 +71,50 @@ class Target:
                    authorization)
 
 
-class ConnectionPool:
-    """At most ``size`` keep-alive connections to ``target`` (thread-safe)."""
+class Connection(Protocol):
+    """What the pool needs of a connection: its socket (None until connected) and close."""
 
-    def __init__(self, target: Target, url: str, timeout: float, size: int):
+    sock: socket.socket | None
+
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Connection)
+
+
+def http_client_connection(target: Target, timeout: float,
+                           context: ssl.SSLContext | None) -> http.client.HTTPConnection:
+    """A :mod:`http.client` connection to ``target`` (streamed bodies: the holder transport)."""
+    if target.https:
+        return http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+
+
+def wire_connection(target: Target, timeout: float, context: ssl.SSLContext | None) -> WireConnection:
+    """A lean connection to ``target`` for small exchanges (:mod:`shardkey.httpwire`: JSON-RPC)."""
+    return WireConnection(target.host, target.port, timeout, target.https, context)
+
+
+class ConnectionPool(Generic[C]):
+    """At most ``size`` keep-alive connections to ``target``, made by ``opener`` (thread-safe)."""
+
+    def __init__(self, target: Target, url: str, timeout: float, size: int,
+                 opener: Callable[[Target, float, ssl.SSLContext | None], C]):
         self.target = target
         self.timeout = timeout
         verify = tls_verify(url)
         self._context = verify if isinstance(verify, ssl.SSLContext) else None
-        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
+        self._opener = opener
+        self._idle: queue.LifoQueue[C] = queue.LifoQueue()
         self._slots = queue.Queue[None](size)  # one token per connection that may exist
         for _ in range(size):
             self._slots.put(None)
         self._closed = False
 
-    def _open(self) -> http.client.HTTPConnection:
-        target = self.target
-        if target.https:
-            return http.client.HTTPSConnection(target.host, target.port, timeout=self.timeout,
-                                               context=self._context)
-        return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout)
+    def _open(self) -> C:
+        return self._opener(self.target, self.timeout, self._context)
 
-    def take(self, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+    def take(self, fresh: bool = False) -> tuple[C, bool]:
         """An idle connection (reused: True) or, when ``fresh`` or none is idle, a new one;
         waits while all ``size`` are busy. Give it back with :meth:`give`."""
         self._slots.get()
@@ -99,10 +126,11 @@ class ConnectionPool:
             if fresh or _closed_by_peer(conn):
                 conn.close()  # a stale one says its peers, idle as long, may be stale too
                 continue
+            assert conn.sock is not None
             conn.sock.settimeout(self.timeout)
             return conn, True
 
-    def give(self, conn: http.client.HTTPConnection, keep: bool) -> None:
+    def give(self, conn: C, keep: bool) -> None:
         """Return a connection taken with :meth:`take`; ``keep`` only if its last answer was
         read to the end."""
         if keep and not self._closed and conn.sock is not None:
@@ -121,7 +149,7 @@ class ConnectionPool:
                 return
 
 
-def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+def _closed_by_peer(conn: Connection) -> bool:
     """Whether an idle connection's socket is gone or readable (end of file, or bytes nobody
     asked for: either way it cannot carry a request)."""
     sock = conn.sock

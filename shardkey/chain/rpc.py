@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 from shardkey.chain.codec import checksum
 from shardkey.chain.errors import ChainError
 from shardkey.chain.retry import RetryPolicy, Transient, classify
-from shardkey.httpconn import STALE, ConnectionPool, Target
+from shardkey.httpconn import STALE, ConnectionPool, Target, wire_connection
+from shardkey.httpwire import WireConnection
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class _Endpoint:
     url: str
     where: str
     target: Target
-    pool: ConnectionPool
+    pool: ConnectionPool[WireConnection]
     benched_until: float = 0.0
     rate_limited: int = 0  # rate-limit answers in a row
 
@@ -78,7 +79,8 @@ class _Endpoint:
         target = Target.parse(url)
         if target is None:
             raise ChainError(f"RPC URL {redact_url(url)} is not an http(s) URL")
-        return cls(url, redact_url(url), target, ConnectionPool(target, url, timeout, POOL_SIZE))
+        return cls(url, redact_url(url), target, ConnectionPool(target, url, timeout, POOL_SIZE,
+                                                                  wire_connection))
 
     def post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body of one POST; a reused connection the server had closed is
@@ -91,11 +93,9 @@ class _Endpoint:
             conn, reused = self.pool.take(fresh)
             keep = False
             try:
-                conn.request("POST", self.target.request_target, body, headers)
-                response = conn.getresponse()
-                data = response.read()
-                keep = not response.will_close
-                return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+                status, answer_headers, data, keep = conn.exchange("POST", self.target.request_target,
+                                                                   body, headers)
+                return status, answer_headers, data
             except STALE:
                 if not reused:
                     raise

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shardkey.errors import ShardKeyError
-from shardkey.httpconn import STALE, ConnectionPool, Target
+from shardkey.httpconn import STALE, ConnectionPool, Target, http_client_connection
 
 RETRIES = 2  # transport failures retried per request (a stale keep-alive connection)
 ERROR_BODY_CAP = 4096  # bytes of an error answer read (the detail is shown truncated)
@@ -65,7 +65,8 @@ class Transport:
         # A holder with a malformed endpoint fails each of its requests, not its client's caller.
         target = Target.parse(self.endpoint)
         self._prefix = target.path if target is not None else ""
-        self._pool = None if target is None else ConnectionPool(target, self.endpoint, timeout, lanes)
+        self._pool = None if target is None else ConnectionPool(target, self.endpoint, timeout, lanes,
+                                                                      http_client_connection)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -33,3 +33,15 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def read_head(sock: Any) -> bytes:
+    """Bytes from ``sock`` up to and including the first blank line (a request's or an
+    answer's head, with whatever came after it in the same reads); fewer if it closes first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

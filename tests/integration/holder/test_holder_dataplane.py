@@ -21,6 +21,7 @@ import pytest
 
 from shardkey.devnet.anvil import free_port
 from tests.integration.holder.test_holder_process import _start, _write_config
+from tests.support.http_server import read_head
 
 DATASET = "0x" + "ab" * 32
 
@@ -120,19 +121,19 @@ def test_requests_it_does_not_take_get_the_applications_answer(world, agent) -> 
         head = f"PUT {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         sock.sendall(head.encode() + b"258\r\n" + body + b"\r\n0\r\n\r\n")
-        reply = _read_answer(sock)
+        reply = read_head(sock)
     assert reply.startswith(b"HTTP/1.1 201"), reply[:200]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # not HTTP at all
         sock.sendall(b"BREW /pot HTCPCP/1.0\r\n\r\n")
-        reply = _read_answer(sock)
+        reply = read_head(sock)
     assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # a head over 16 KiB
         sock.sendall(b"GET /v1/health HTTP/1.1\r\nX-Pad: " + b"p" * 20_000 + b"\r\n\r\n")
-        reply = _read_answer(sock)
+        reply = read_head(sock)
     assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # one just under it
         sock.sendall(b"GET /v1/health HTTP/1.1\r\nX-Pad: " + b"p" * 16_000 + b"\r\n\r\n")
-        reply = _read_answer(sock)
+        reply = read_head(sock)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/no/such/route")
@@ -192,11 +193,3 @@ def _raw_get(port: int, target: str, headers: dict[str, str], version: str) -> t
     return int(head.split(b" ", 2)[1]), json.loads(body)["error"]
 
 
-def _read_answer(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
