@@ -41,9 +41,13 @@ from shardkey.chain.rpc import (
     receipt_from_rpc,
     redact_url,
 )
+from shardkey.service.loop import Backoff
 
 GAS_MARGIN = 1.25
-RECEIPT_POLL = 0.05  # seconds between receipt polls while waiting for a transaction
+# Seconds between receipt polls while waiting for a transaction: 5 ms at first, doubling to
+# 50 ms. A node that mines on arrival (a devnet) has the receipt a few ms after the send, and a
+# flat 50 ms was most of the wait for a CLI's last transaction; later polls stay 50 ms apart.
+RECEIPT_POLLS = Backoff(base=0.005, cap=0.05)
 ALREADY_KNOWN = ("already known", "known transaction", "already imported")
 
 log = logging.getLogger(__name__)
@@ -322,10 +326,12 @@ class ChainClient:
     def wait(self, sent: SentTx) -> Receipt:
         """Block until a submitted transaction is mined; raise if it reverted."""
         deadline = time.monotonic() + self.receipt_timeout
+        polls = 0
         while (receipt := self.receipt(sent)) is None:
             if time.monotonic() > deadline:
                 raise ChainError(f"transaction {sent.hex} not mined in {self.receipt_timeout:.0f} s")
-            time.sleep(RECEIPT_POLL)
+            polls += 1
+            time.sleep(RECEIPT_POLLS.delay(polls))
         return receipt
 
     def receipt(self, sent: SentTx) -> Receipt | None:

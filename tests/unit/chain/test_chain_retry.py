@@ -47,3 +47,12 @@ def test_the_policy_waits_the_hint_else_backs_off_and_gives_up_within_its_bounds
     assert policy.gives_up(4, started=100.0, wait=0.0)  # attempts spent
     now[0] = 108.0
     assert policy.gives_up(1, started=100.0, wait=2.5)  # the wait would pass the total
+
+
+def test_receipt_polls_start_within_milliseconds_and_settle_at_fifty() -> None:
+    """A devnet mines on arrival: the first polls come a few ms apart, then 50 ms apart."""
+    from shardkey.chain.connection import RECEIPT_POLLS
+
+    delays = [RECEIPT_POLLS.delay(polls) for polls in range(1, 10)]
+    assert delays[:4] == [0.005, 0.01, 0.02, 0.04]
+    assert set(delays[4:]) == {0.05}
