@@ -22,6 +22,7 @@ from eth_utils.address import to_checksum_address
 
 from holder_agent.committee import CustodyBlock
 from holder_agent.errors import CustodyError
+from holder_agent.expectations import registration_of
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import TransactionReverted
@@ -72,6 +73,7 @@ class FragmentEpochs:
             if self._try(ds, epoch, owner):
                 del self.pending[(ds, epoch)]
                 self._save()
+                self.store.expected.met(registration_of(ds))  # what its staged bundle announced
 
     def staging(self) -> list[tuple[str, bytes]]:
         """(owner, dataset) whose staging a pending re-deal still needs (kept from GC)."""

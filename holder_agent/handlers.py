@@ -54,6 +54,7 @@ from eth_utils.address import to_checksum_address
 from holder_agent.committee import NOT_SERVED, CommitteeShares
 from holder_agent.epochs import FragmentEpochs
 from holder_agent.errors import CustodyError
+from holder_agent.expectations import registration_of, token_of
 from holder_agent.kap import problem_of, recheck
 from holder_agent.storage import Store
 from shardkey.chain.attestation import AttestationReader
@@ -138,6 +139,7 @@ class Handlers:
     def attach(self, watcher: EventWatcher) -> None:
         """Register every handler on ``watcher``."""
         watcher.on("DatasetRegistered", self.on_dataset_registered)
+        watcher.on("RetrievalApproved", self.on_retrieval_approved)
         watcher.on("TokenIssued", self.on_token_issued)
         watcher.on("DatasetRevoked", self.on_dataset_revoked)
         watcher.on("FragmentsRedealt", self.epochs.on_fragments_redealt)
@@ -263,6 +265,8 @@ class Handlers:
             self._save_pending()
 
     def _drop_pending(self, ds: bytes) -> None:
+        """The registration is handled for good (custody confirmed, refused or revoked)."""
+        self.store.expected.met(registration_of(ds))  # a wait for a committee deal was not the end
         if self.pending.pop(ds, None) is not None:
             self._save_pending()
 
@@ -280,11 +284,18 @@ class Handlers:
 
     # --- delivery ------------------------------------------------------------
 
+    def on_retrieval_approved(self, event: ChainEvent) -> None:
+        """An approval of a request for a dataset whose bundle is here announces its token."""
+        if self.store.has_bundle(bytes(event.args["datasetId"])):
+            self.store.expected.expect(token_of(int(event.args["requestId"])))
+
     def on_token_issued(self, event: ChainEvent) -> None:
         """Deliver fragments for a token (the threshold marker) addressed to this holder."""
         if to_checksum_address(event.args["holder"]) != self.address:
             return
-        self.deliver(int(event.args["requestId"]))
+        request_id = int(event.args["requestId"])
+        self.store.expected.met(token_of(request_id))
+        self.deliver(request_id)
 
     def on_shares_released(self, event: ChainEvent) -> None:
         """A member released its shares: judge them; deliver once ``t_k`` verified shares are in

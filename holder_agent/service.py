@@ -23,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 from holder_agent.api import create_app
 from holder_agent.context import HEAD_MAX_AGE, ApiContext
 from holder_agent.dataplane import DataPlane
+from holder_agent.expectations import EXPECTING_POLL
 from holder_agent.handlers import Handlers
 from holder_agent.leaving import Leaving
 from holder_agent.settings import HolderSettings
@@ -50,11 +51,6 @@ from shardkey.settings import load_settings, resolve_confirmations
 log = logging.getLogger(__name__)
 
 GC_INTERVAL = 60.0
-# After a bundle is staged a registration naming this holder usually follows within a
-# block or two: poll this often for this long, so custody is confirmed as soon as the
-# registration is deep enough, without polling that fast when nothing is expected.
-EXPECTING_POLL = 0.05
-EXPECTING_WINDOW = 5.0
 PASSPHRASE_ENV = "SHARDKEY_HOLDER_PASSPHRASE"  # noqa: S105 - a variable name
 RETRY_CAP = 5.0  # longest wait between two failing polls (seconds)
 DATAPLANE_BACKLOG = 1024  # pending connections on the public port
@@ -105,11 +101,17 @@ class Agent:
                           jitter=proportional_jitter(random.random))
         self.api.health.started(time.monotonic())
         poll_loop(self.api.metrics.counted_poll(self.tick), stop, self.poll_interval, backoff, log,
-                  what="chain poll")
+                  what="chain poll", wait=self.store.expected.sleep)
+
+    def halt(self, stop: threading.Event) -> None:
+        """Make :meth:`watch` return: ``stop``, and its wait cut short."""
+        stop.set()
+        self.store.expected.interrupt()
 
     def poll_interval(self) -> float:
-        """Seconds until the next poll: short while a registration is expected."""
-        if time.monotonic() - self.store.bundle_staged_at < EXPECTING_WINDOW:
+        """Seconds until the next poll: short while a registration or a token is expected
+        (:mod:`holder_agent.expectations`)."""
+        if self.store.expected.pending():
             return min(self.settings.poll_interval, EXPECTING_POLL)
         return self.settings.poll_interval
 
@@ -237,7 +239,7 @@ def _serve(agent: Agent, settings: HolderSettings, listener: socket.socket) -> i
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("stopping", extra={"fields": {"signal": signal.Signals(signum).name}})
-        stop.set()
+        agent.halt(stop)
         server.should_exit = True
         # Requests in progress finish (5 s at most); the relayed connections then close, so
         # uvicorn's own graceful shutdown does not wait on them.
@@ -250,7 +252,7 @@ def _serve(agent: Agent, settings: HolderSettings, listener: socket.socket) -> i
     try:
         server.run(sockets=[application])
     finally:
-        stop.set()
+        agent.halt(stop)
         plane.stop()
         application.close()
         watcher.join(timeout=30)

@@ -58,6 +58,7 @@ from holder_agent.errors import (
     QuotaExceededError,
     StagingFullError,
 )
+from holder_agent.expectations import Expectations, registration_of
 from shardkey.directfile import DirectSink
 from shardkey.faults import crash_point
 from shardkey.fsutil import drop_cached, fsync_dir, start_writeback, syncfs, write_behind
@@ -259,9 +260,9 @@ class Store:
         # The digests of shards custody committed, with when they were known: the first
         # download of a shard need not read it again (:meth:`committed_digest`).
         self._committed_digests: dict[tuple[bytes, int], tuple[tuple[int, int, int], bytes, float]] = {}
-        # time.monotonic() of the last bundle staged: owners upload the bundle last, just
-        # before registering, so the agent polls fast for a while (service.Agent.watch).
-        self.bundle_staged_at = float("-inf")
+        # A staged bundle announces its registration: owners upload it last, just before they
+        # register, and the agent polls fast until the registration is handled.
+        self.expected = Expectations()
         self._direct_refusal_logged = False
 
     def direct_refused(self) -> None:
@@ -426,7 +427,7 @@ class Store:
             self._add_inflight(upload.uploader, -upload.reserved)
             upload.reserved = 0
             if is_bundle(item):
-                self.bundle_staged_at = time.monotonic()
+                self.expected.expect(registration_of(dataset_id))
             return True
 
     # --- custody ----------------------------------------------------------------

@@ -5,19 +5,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from holder_agent import api, storage
 from holder_agent import receipts as receipts_module
+from holder_agent.expectations import Expectations, registration_of, token_of
 from holder_agent.receipts import ShardDigests
 from shardkey.audit.verify import verify_dataset
 from shardkey.chain import eip712
 from shardkey.chain.model import DatasetStatus, RequestStatus
 from shardkey.crypto import MerkleTree
+from tests.support.waiting import wait_until
 
 
 def test_upload_then_registration_confirms_custody(world) -> None:
@@ -119,22 +124,64 @@ def test_health_and_openapi(world) -> None:
     assert "/v1/datasets/{dataset_id}/receipts" in paths
 
 
-def test_agent_polls_fast_only_while_a_registration_is_expected(world, tmp_path) -> None:
+def test_agent_polls_fast_only_while_something_is_expected(world, tmp_path) -> None:
     agent = world.make_agent(tmp_path / "slow", poll_interval=1.0)
-    assert agent.poll_interval() == 1.0  # no bundle staged: the configured interval
-    agent.store.bundle_staged_at = time.monotonic()  # as a bundle upload does
+    now = [100.0]
+    agent.store.expected = Expectations(window=5.0, clock=lambda: now[0])
+    assert agent.poll_interval() == 1.0  # nothing expected: the configured interval
+    agent.store.expected.expect(registration_of(b"\x01" * 32))  # as a bundle upload does
     assert agent.poll_interval() == 0.05
-    agent.store.bundle_staged_at = time.monotonic() - 6.0  # the window has passed
+    agent.store.expected.met(registration_of(b"\x01" * 32))  # as the registration's handler does
+    assert agent.poll_interval() == 1.0
+    agent.store.expected.expect(token_of(7))
+    now[0] += 5.0  # never met: the window has passed
     assert agent.poll_interval() == 1.0
 
 
-def test_a_staged_bundle_opens_the_fast_polling_window(world) -> None:
+@pytest.mark.parametrize("deal_later", [False, True], ids=["deal-with-registration", "deal-later"])
+def test_a_staged_bundle_keeps_the_agent_polling_fast_until_custody(world, deal_later: bool) -> None:
+    """Shards alone announce nothing (more uploads are to come); the bundle announces the
+    registration, and custody ends the fast polling at once, not a window later (a store's
+    holders polled 20 times a second for 5 s, most of it after custody). A committee deal
+    registered in a later transaction keeps it going: ended at the registration, the deal was
+    seen a poll interval late and every store's activation waited for it."""
     built = world.build()
-    before = time.monotonic()
     world.upload(built, bundle=False)
-    assert world.agent.store.bundle_staged_at < before  # shards alone: more uploads to come
+    assert not world.agent.store.expected.pending()
     world.upload(built)
-    assert world.agent.store.bundle_staged_at >= before
+    assert world.agent.store.expected.pending()
+    world.register(built, deal=not deal_later)
+    world.settle()
+    if deal_later:
+        assert not world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+        assert world.agent.store.expected.pending()
+        world.register_deal(built)
+        world.settle()
+    assert world.chain.datasets.custody_confirmed(built.dataset_id, world.me)
+    assert not world.agent.store.expected.pending()
+
+
+def test_a_staged_bundle_wakes_an_agent_waiting_out_a_long_poll_interval(world) -> None:
+    """The agent waits out its poll interval (here a minute) only while nothing is expected: a
+    bundle staged meanwhile cuts the wait short, so custody follows the registration at once;
+    and stopping cuts it short too."""
+    agent = world.agent
+    agent.settings = agent.settings.model_copy(update={"poll_interval": 60.0})
+    built = world.build()
+    stop = threading.Event()
+    watching = threading.Thread(target=agent.watch, args=(stop,), daemon=True)
+    watching.start()
+    try:
+        wait_until(lambda: agent.api.health._last_ok is not None, 10, "the first poll")
+        assert not agent.store.expected.pending()  # so the next poll is a minute away
+        world.upload(built)
+        world.register(built)
+        wait_until(lambda: world.chain.datasets.custody_confirmed(built.dataset_id, world.me), 20,
+                   "custody confirmed by the watching agent")
+    finally:
+        agent.halt(stop)
+        watching.join(timeout=10)
+    assert not watching.is_alive()
 
 
 def test_registration_whose_root_disagrees_with_its_shard_hashes_is_refused(world, caplog) -> None:

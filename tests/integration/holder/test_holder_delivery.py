@@ -162,3 +162,26 @@ def test_the_watcher_waits_for_deliveries_before_it_saves_its_cursor(world) -> N
     world.settle()  # handles TokenIssued, sends the delivery, then saves the cursor
     assert world.agent.handlers.in_flight == {}
     assert world.chain.retrievals.delivered(req.request_id, world.me)
+
+
+def test_an_approved_request_for_a_bundle_here_opens_the_fast_polling_window(world) -> None:
+    """The token follows an approval within a block or two: a holder of the dataset's bundle
+    polls fast from the approval until the token (its delivery is not a poll interval late);
+    an approval for a dataset whose fragments are elsewhere opens nothing."""
+    held = world.active_dataset()
+    elsewhere = world.build(fragment_holders=world.holders[1:])
+    world.upload(elsewhere, bundle=False)
+    world.register(elsewhere)
+    world.settle()
+    expected = world.agent.store.expected
+    assert not expected.pending()
+    world.request(elsewhere)
+    world.settle()
+    assert not expected.pending()
+    req = world.request(held)
+    world.settle()
+    assert expected.pending()
+    world.unlock(req.request_id)
+    world.settle()
+    assert world.chain.retrievals.delivered(req.request_id, world.me)
+    assert not expected.pending()
