@@ -114,7 +114,7 @@ class RepairService:
         try:
             try:
                 self.watcher.poll_once()
-                head = self.chain.client.block_number()
+                head = self.watcher.head
             except ChainError as exc:
                 self.metrics.rpc_errors.labels(kind=type(exc).__name__).inc()
                 raise
@@ -122,7 +122,8 @@ class RepairService:
             now = time.monotonic()
             full = self._scan_wanted or now - self._scanned_at >= self.scan_interval
             candidates = self._active_datasets() if full else sorted(self.marked)
-            holders = {a: self.chain.holders.holder(a) for a in self.chain.holders.addresses()}
+            # read only when there is something to look at (most polls have nothing)
+            holders = self.chain.holders.every_holder() if candidates else {}
             still: set[bytes] = set()
             for dataset_id in candidates:
                 if self.stop.is_set():

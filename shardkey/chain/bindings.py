@@ -94,6 +94,10 @@ class HolderRegistry:
         """Every holder ever registered."""
         return [to_checksum_address(a) for a in self.client.read(self.contract, "holders")]
 
+    def every_holder(self) -> dict[str, HolderInfo]:
+        """The record of every holder ever registered, by address, in one batched read."""
+        return {h.address: h for h in self.holders_info(self.addresses())}
+
     def is_active(self, address: str) -> bool:
         """Whether a holder may be placed in new datasets."""
         return bool(self.client.read(self.contract, "isActive", to_checksum_address(address)))

@@ -88,6 +88,7 @@ class EventWatcher:
         # same block, nothing was added and nothing reorganised (a block's hash commits to all
         # before it), so a poll is one call.
         self._polled_head: tuple[int, bytes] | None = None
+        self.head = 0  # the head block number the last poll read (its callers need no call of their own)
 
     def on(self, event_name: str, handler: Handler) -> None:
         """Register the handler of one event name (one handler per name)."""
@@ -114,6 +115,7 @@ class EventWatcher:
         the cursor after the last chunk read, and the next poll resumes there.
         """
         head = self.client.latest_block()
+        self.head = head["number"]
         seen = (head["number"], head["hash"])
         if seen == self._polled_head:
             return 0

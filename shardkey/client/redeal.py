@@ -124,7 +124,7 @@ def choose_fragment_holders(chain: ShardKeyChain, given: Sequence[str] | None, n
     answer their health check, regions interleaved as ``store`` places them (Exiting, Failed
     and Retired holders never). A holder that is down would take no bundle after the policy
     approved the re-deal, so it is refused, or skipped, before anything is requested."""
-    infos = [chain.holders.holder(a) for a in chain.holders.addresses()]
+    infos = list(chain.holders.every_holder().values())
     active = [h for h in infos if h.status == HolderStatus.ACTIVE]
     if given is None:
         unready = unready_holders({h.address: h.endpoint for h in active})
@@ -214,7 +214,8 @@ def _redeal_with(chain: ShardKeyChain, owner: LocalAccount, dataset: DatasetInfo
     epoch = chain.datasets.fragment_epochs(dataset_id)[1] + 1
     fragments = _split_again(shares, sorted(shares)[: old.threshold], t, len(new_holders), rng)
     shares.clear()
-    endpoints = {a: chain.holders.holder(a).endpoint for a in new_holders}
+    infos = chain.holders.holders_info(new_holders)
+    endpoints = dict(zip(new_holders, (h.endpoint for h in infos), strict=True))
     clock = ChainTime.of(chain.client)
     clients = {a: HolderClient(a, endpoints[a], owner, clock) for a in new_holders}
     target = kos_target(chain)

@@ -161,7 +161,7 @@ class Repairer:
                               "owner's key (--as owner) or ask the registry admin to grant the role")
         registration = chain.datasets.registration(dataset_id, chain.deployment.start_block)
         placement = chain.datasets.placement(registration)
-        holders = {a: chain.holders.holder(a) for a in chain.holders.addresses()}
+        holders = chain.holders.every_holder()
         todo = repairable_shards(chain, registration, placement, holders)
         if todo and not dry_run:
             self._unready = unready_holders({a: h.endpoint for a, h in holders.items()
