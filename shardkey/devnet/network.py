@@ -200,7 +200,8 @@ def _start_with(spawner: Spawner, home: Path, holders: int, block_time: float, c
 
     info = {"home": str(home), "rpc_url": rpc_url, "chain_id": client.chain_id,
             "deployment": str(deployment_path), "contracts": deployment.addresses,
-            "confirmations": confirmations, "anvil": {"pid": anvil_pid, "log": str(anvil_log)},
+            "confirmations": confirmations, "block_time": block_time,
+            "anvil": {"pid": anvil_pid, "log": str(anvil_log)},
             "accounts": account_entries, "kos_members": member_entries,
             "kos_threshold": committee[1], "holders": holder_entries,
             "repairer": repairer_entry, "started_at": int(time.time())}
