@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -201,24 +201,27 @@ class ChainClient:
 
     def blocks_at(self, timestamp: int, low: int) -> tuple[int, int]:
         """The blocks from ``low`` on whose timestamp is ``timestamp`` (where a transaction
-        stamped with it was mined: a look-up reads these, not the whole history)."""
-        latest = self.block_number()
-        first = self._first_block_after(timestamp - 1, low, latest)
-        last = self._first_block_after(timestamp, first, latest) - 1
-        return first, max(first, last)
+        stamped with it was mined: a look-up reads these, not the whole history).
 
-    def _first_block_after(self, timestamp: int, low: int, high: int) -> int:
-        """The first block in ``[low, high + 1]`` stamped after ``timestamp`` (``high + 1``: none)."""
-        while low <= high:
-            mid = (low + high) // 2
-            block = self.raw("eth_getBlockByNumber", [hex(mid), False])
-            if block is None:
-                raise ChainError(f"block {mid} is gone (reorg?)")
-            if quantity(block["timestamp"]) > timestamp:
-                high = mid - 1
-            else:
-                low = mid + 1
-        return low
+        The search gallops back from the head before it bisects: what is looked up is mostly
+        recent (a request made seconds ago, read by its holders and its requester), found in
+        a handful of reads instead of two bisections of the whole history; an old timestamp
+        costs about what bisecting did. Each block's timestamp is read once per call.
+        """
+        latest = self.block_number()
+        stamps: dict[int, int] = {}
+
+        def stamp(number: int) -> int:
+            if number not in stamps:
+                block = self.raw("eth_getBlockByNumber", [hex(number), False])
+                if block is None:
+                    raise ChainError(f"block {number} is gone (reorg?)")
+                stamps[number] = quantity(block["timestamp"])
+            return stamps[number]
+
+        first = _first_block_after(stamp, timestamp - 1, low, latest)
+        last = _first_block_after(stamp, timestamp, first, latest) - 1
+        return first, max(first, last)
 
     def code(self, address: str) -> bytes:
         """Deployed code at ``address`` (empty for an externally owned account)."""
@@ -441,3 +444,23 @@ class _ErrorDecoder:
         values = decode(types, raw[4:]) if types else ()
         names = [i["name"] or f"arg{n}" for n, i in enumerate(entry["inputs"])]
         return TransactionReverted(entry["name"], dict(zip(names, values, strict=True)))
+
+
+def _first_block_after(stamp: Callable[[int], int], timestamp: int, low: int, high: int) -> int:
+    """The first block in ``[low, high + 1]`` stamped after ``timestamp`` (``high + 1``: none),
+    ``stamp`` giving a block's timestamp: steps of 1, 2, 4... back from ``high`` until a block
+    is not after it, then a bisection of the last step."""
+    top, step = high + 1, 1  # every block in [top, high] is stamped after timestamp
+    while top - step >= low:
+        probe = top - step
+        if stamp(probe) <= timestamp:
+            low = probe + 1
+            break
+        top, step = probe, step * 2
+    while low < top:  # the answer is in [low, top]
+        mid = (low + top) // 2
+        if stamp(mid) > timestamp:
+            top = mid
+        else:
+            low = mid + 1
+    return low

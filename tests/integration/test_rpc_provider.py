@@ -15,6 +15,7 @@ from shardkey.chain.errors import ChainError
 from shardkey.chain.events import EventDecoder
 from shardkey.chain.fees import FeeCeilingError
 from shardkey.chain.retry import RetryPolicy
+from shardkey.chain.rpc import quantity
 from shardkey.chain.watcher import EventWatcher
 from shardkey.service.loop import Backoff
 from tests.integration.test_watcher import funded, mine, register
@@ -202,3 +203,30 @@ def test_a_poll_on_an_unchanged_head_is_one_call_and_a_new_block_is_read_in_full
         mine(chain, 1)
         assert watcher.poll_once() == 1 and len(seen) >= 1  # a new head: reorg check and logs
         assert proxy.stats.calls["eth_getLogs"] >= 1
+
+
+def test_blocks_at_finds_every_timestamps_blocks_and_reads_few_for_a_recent_one(
+        automine_chain: ShardKeyChain) -> None:
+    """Blocks sharing timestamps, gaps and the head: the range each timestamp names equals a
+    scan of every block; a timestamp of the last few blocks costs a handful of reads through
+    the provider (the search gallops back from the head), not two bisections of the history."""
+    client = automine_chain.client
+    client.raw("anvil_mine", [hex(500)])  # a history to search, as a testnet's is
+    start = client.block_number() + 1
+    base = client.latest_timestamp() + 1000
+    for offset in [0, 0, 1, 1, 1, 3, 4, 4, 10, *range(11, 60), 60, 60, 61]:
+        client.raw("evm_setNextBlockTimestamp", [base + offset])
+        client.raw("evm_mine", [])
+    head = client.block_number()
+    stamps = {n: quantity(client.raw("eth_getBlockByNumber", [hex(n), False])["timestamp"])
+              for n in range(start, head + 1)}
+    for timestamp in sorted(set(stamps.values())):
+        blocks = [n for n, t in stamps.items() if t == timestamp]
+        assert client.blocks_at(timestamp, start) == (blocks[0], blocks[-1]), timestamp
+    first_after_gap = min(n for n, t in stamps.items() if t > base + 1)
+    assert client.blocks_at(base + 2, start)[0] == first_after_gap  # no block stamped with it
+    assert client.blocks_at(base + 100, start)[0] == head + 1  # after the head
+    with hostile_rpc(client.rpc_url, ProxyConfig(rate_limit_share=0.0)) as proxy:
+        behind = proxied(automine_chain, proxy.url).client
+        assert behind.blocks_at(base + 60, automine_chain.deployment.start_block) == (head - 2, head - 1)
+        assert proxy.stats.calls["eth_getBlockByNumber"] <= 8, proxy.stats.calls
