@@ -542,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="round-trip times of the holders' links, by region (default 20 50 80 120 150)")
     parser.add_argument("--far-mbit", type=float, default=100.0,
                         help="bandwidth cap of each holder's link, each direction (Mbit/s, default 100)")
-    parser.add_argument("--small-runs", type=int, default=5)
+    parser.add_argument("--small-runs", type=int, default=9,
+                        help="1 MiB stores and fetches (default 9: a fetch spreads over a block interval)")
     parser.add_argument("--shard-size", type=int, default=None, metavar="BYTES",
                         help="largest shard of the datapath, far and small stores (default: the CLI's)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, metavar="MIB",
