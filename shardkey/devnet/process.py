@@ -33,23 +33,33 @@ def is_running(pid: int) -> bool:
     """Whether ``pid`` is a live process: not gone, and not a zombie whose threads are all
     gone too. A SIGKILLed leader shows as a zombie while its other threads are still torn
     down, and their shared files (a listening socket) close only with the last of them, so
-    until then its port cannot be taken over by a restart."""
+    until then its port cannot be taken over by a restart.
+
+    The leader's own state is read first: a live leader answers without listing the threads
+    (a listing taken while threads come and go is the part that can come back short)."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
+    leader = _task_state(f"/proc/{pid}/stat")
+    if leader is None:
+        return not os.path.isdir("/proc/self")  # no /proc: the signal says it exists
+    if leader not in ("Z", "X"):
+        return True
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return True  # no /proc: the signal says it exists
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as stat:
-                if stat.read().rpartition(")")[2].split()[0] not in ("Z", "X"):
-                    return True
-        except OSError:
-            continue
-    return False
+        return False  # gone since its stat was read
+    return any(_task_state(f"/proc/{pid}/task/{task}/stat") not in (None, "Z", "X") for task in tasks)
+
+
+def _task_state(stat_path: str) -> str | None:
+    """The state letter of a ``/proc`` stat file (None: the task is gone)."""
+    try:
+        with open(stat_path) as stat:
+            return stat.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, pid: int | None = None,
