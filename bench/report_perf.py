@@ -9,6 +9,7 @@ HOLDER_TARGET = 1.7  # CPU s per GiB received or served, each holder
 TAHOE_TARGET = {"128 MiB": 2.0, "1 GiB": 3.0}  # ShardKey faster than Tahoe-LAFS by at least
 FAR_TARGET = 0.80  # of the aggregate link bandwidth
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 def datapath_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
@@ -42,7 +43,54 @@ def datapath_rows(d: dict[str, Any] | None) -> list[tuple[str, str, str]]:
                  f"{f['committee_cpu_s']:.2f} / {f['anvil_cpu_s']:.2f}", ""),
                 (f"datapath {op} {name}: client peak RSS (MiB)", f"{f['peak_rss_mib']:.0f}", "<= 200, flat"),
             ]
+    return rows + marginal_rows(d["runs"])
+
+
+def marginal_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """CPU per GiB as the slope between the smallest and the largest size of the run (same page
+    cache variant), with the fixed cost it leaves (the intercept): a process's start-up and a
+    store's chain work are paid once per command, whatever its size."""
+    rows = []
+    for cache in ("cold", "warm"):
+        mine = sorted((r for r in runs if r["cache"] == cache), key=lambda r: r["size"])
+        if len(mine) < 2 or mine[0]["size"] == mine[-1]["size"]:
+            continue
+        small, big = mine[0], mine[-1]
+        span = f"{small['label']} -> {big['label']} {cache}"
+        for op in ("store", "fetch"):
+            slope, fixed = _line((small["size"], small[op]["cpu_s"]), (big["size"], big[op]["cpu_s"]))
+            rows.append((f"datapath {op} {span}: client CPU s per GiB more (fixed per command)",
+                         f"{slope:.2f} (+{fixed:.2f} s)", f"<= {CLIENT_TARGET[op]}"))
+            lines = [_line(*points) for points in _holder_points(small[op], big[op])]
+            if not lines:
+                continue
+            slopes = sorted(x for x, _ in lines)
+            fixed_ms = sorted(1000 * y for _, y in lines)
+            rows.append((f"datapath {op} {span}: holder CPU s per GiB more "
+                         f"{'received' if op == 'store' else 'served'}, above idle (max / median; "
+                         "fixed per command, median)",
+                         f"{slopes[-1]:.2f} / {_median(slopes):.2f} (+{_median(fixed_ms):.0f} ms); over "
+                         f"{len(lines)} holders", f"<= {HOLDER_TARGET}"))
     return rows
+
+
+def _holder_points(small: dict[str, Any], big: dict[str, Any]) -> list[tuple[tuple[int, float], ...]]:
+    """Per holder that moved bytes in both commands: (bytes, CPU above idle) of each."""
+    def point(row: dict[str, Any]) -> tuple[int, float]:
+        return row["bytes"], row["above_idle_cpu_s_per_gib"] * row["bytes"] / GiB
+    return [(point(small["holders"][name]), point(row)) for name, row in big["holders"].items()
+            if name in small["holders"] and small["holders"][name]["bytes"] < row["bytes"]]
+
+
+def _line(a: tuple[int, float], b: tuple[int, float]) -> tuple[float, float]:
+    """(slope in CPU s per GiB, intercept in CPU s) of the line through two (bytes, CPU s) points."""
+    slope = (b[1] - a[1]) / ((b[0] - a[0]) / GiB)
+    return slope, a[1] - slope * a[0] / GiB
+
+
+def _median(values: list[float]) -> float:
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
 
 def tahoe_rows(t: dict[str, Any] | None, d: dict[str, Any] | None) -> list[tuple[str, str, str]]:

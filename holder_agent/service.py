@@ -34,6 +34,7 @@ from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
 from shardkey.crypto.hpke import HpkePrivateKey
+from shardkey.directfile import UPLOAD_BUFFERS
 from shardkey.heap import freeze_long_lived
 from shardkey.httpauth import NonceCache
 from shardkey.ratelimit import RateLimiter
@@ -192,6 +193,8 @@ def run(config_path: Path) -> int:
     listener = bind_listener(settings.listen_host, settings.listen_port)
     try:
         agent = build_agent(settings)
+        if agent.store.drop_cache:  # uploads are received into staging buffers: map them once, now
+            UPLOAD_BUFFERS.prefill()
         freeze_long_lived()  # built: what is alive now lives as long as the process
         return _serve(agent, settings, listener)
     finally:

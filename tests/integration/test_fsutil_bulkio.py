@@ -247,3 +247,27 @@ def test_a_direct_writer_raises_a_write_error_instead_of_losing_it(page_cache_fo
                 sink.close()
         """)
     assert result.returncode == 0, result.stderr
+
+
+def _minor_faults() -> int:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def test_a_prefilled_pool_hands_out_buffers_whose_pages_are_already_there() -> None:
+    pages = (4 * MIB) // bulkio.mmap.PAGESIZE
+    cold = bulkio.AlignedBuffers(size=4 * MIB, keep=2)
+    before = _minor_faults()
+    cold.take()[::bulkio.mmap.PAGESIZE] = bytes(pages)  # one byte written in each page
+    assert _minor_faults() - before >= pages * 0.9  # a fresh mapping faults every page
+
+    warm = bulkio.AlignedBuffers(size=4 * MIB, keep=2)
+    assert warm.prefill() == 2 and warm.prefill() == 0  # up to keep, once
+    first, second = warm.take(), warm.take()
+    before = _minor_faults()
+    first[::bulkio.mmap.PAGESIZE] = bytes(pages)
+    second[::bulkio.mmap.PAGESIZE] = bytes(pages)
+    assert _minor_faults() - before < pages * 0.1
+    warm.give(first)
+    warm.give(second)
+    assert {id(warm.take()), id(warm.take())} == {id(first), id(second)}  # kept, not mapped afresh
