@@ -281,3 +281,13 @@ def test_verify_names_wrong_fragment_and_holder() -> None:
     honest = [x for x in delivered if x not in shamir.bad_holders(DS, delivered, roots)]
     for i in range(shards):
         assert combine(Share(x, delivered[x][i]) for x in honest[:t]) == keys[i]
+
+
+def test_lagrange_coefficients_are_remembered_but_never_shared_with_a_caller() -> None:
+    first = shamir.lagrange_at_zero([1, 2, 3])
+    first[0] ^= 0xFF  # a caller that edits its list must not change the next caller's
+    assert shamir.lagrange_at_zero([1, 2, 3]) == shamir.lagrange_at_zero((1, 2, 3)) != first
+    secret = bytes(range(32))
+    shares = shamir.split(secret, 3, 5, lambda n: bytes((7 * i + 3) % 256 for i in range(n)))
+    assert shamir.combine([shares[0], shares[1], shares[2]]) == secret
+    assert shamir.combine([shares[2], shares[0], shares[1]]) == secret  # the x's in another order
