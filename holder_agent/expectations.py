@@ -4,10 +4,11 @@ Two events are announced before they are mined: a dataset's registration (owners
 the fragment bundle last, just before they register) and a request's token (the committee
 releases its shares within a block or two of an approval). Each is expected from the moment
 its herald is seen until it is handled, or for ``window`` seconds at most (an owner that gave
-up, a committee that refused). While anything is expected the agent polls every
-``EXPECTING_POLL`` seconds instead of its configured interval: a custody confirmation or a
-delivery then follows its event's confirmation within that, not a poll interval later, and
-an agent with nothing to wait for pays nothing for it.
+up, a committee that refused). While anything is expected the agent polls every ``poll``
+seconds instead of its configured interval: a custody confirmation or a delivery then
+follows its event's confirmation within that, not a poll interval later, and an agent with
+nothing to wait for pays nothing for it. Both follow the chain's block interval
+(:func:`paced`): fast polls on a devnet, a provider spared on a public chain.
 """
 
 from __future__ import annotations
@@ -16,8 +17,21 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-EXPECTING_POLL = 0.05  # seconds between polls while something is expected
-EXPECTING_WINDOW = 5.0  # seconds an expectation lasts when nothing meets it
+EXPECTING_POLL = 0.05  # seconds between polls while something is expected (the shortest)
+EXPECTING_WINDOW = 5.0  # seconds an expectation lasts when nothing meets it (the shortest)
+POLLS_PER_BLOCK = 10  # while something is expected, polls per block interval at most
+BLOCKS_EXPECTED = 3  # blocks beyond the confirmations an expected event may take to be handled
+
+
+def paced(block_interval: float, confirmations: int) -> tuple[float, float]:
+    """(poll, window) for a chain of ``block_interval`` seconds per block: a tenth of a block
+    between polls, never under ``EXPECTING_POLL`` (a devnet's 0.5 s blocks: 50 ms), and a
+    window that outlasts the event's confirmations by ``BLOCKS_EXPECTED`` blocks, never under
+    ``EXPECTING_WINDOW``. On a 12 s chain that is a poll every 1.2 s for up to a minute, where
+    a flat 50 ms for 5 s asked the provider 100 times and ended before the event was deep."""
+    poll = max(EXPECTING_POLL, block_interval / POLLS_PER_BLOCK)
+    window = max(EXPECTING_WINDOW, (confirmations + BLOCKS_EXPECTED) * block_interval)
+    return poll, window
 
 
 def registration_of(dataset_id: bytes) -> tuple[str, bytes]:
@@ -33,8 +47,10 @@ def token_of(request_id: int) -> tuple[str, int]:
 class Expectations:
     """Keys of the events expected soon; thread-safe (uploads announce from the data plane)."""
 
-    def __init__(self, window: float = EXPECTING_WINDOW, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, window: float = EXPECTING_WINDOW, clock: Callable[[], float] = time.monotonic,
+                 poll: float = EXPECTING_POLL):
         self.window = window
+        self.poll = poll  # seconds between polls while anything is pending
         self._clock = clock
         self._since: dict[Hashable, float] = {}
         self._lock = threading.Lock()

@@ -23,13 +23,13 @@ from eth_account.signers.local import LocalAccount
 from holder_agent.api import create_app
 from holder_agent.context import HEAD_MAX_AGE, ApiContext
 from holder_agent.dataplane import DataPlane
-from holder_agent.expectations import EXPECTING_POLL
+from holder_agent.expectations import paced
 from holder_agent.handlers import Handlers
 from holder_agent.leaving import Leaving
 from holder_agent.settings import HolderSettings
 from holder_agent.storage import Store
 from shardkey.chain.bindings import ShardKeyChain
-from shardkey.chain.chaintime import ChainTime
+from shardkey.chain.chaintime import ChainTime, block_interval
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import HolderStatus
 from shardkey.chain.watcher import EventWatcher
@@ -113,7 +113,7 @@ class Agent:
         """Seconds until the next poll: short while a registration or a token is expected
         (:mod:`holder_agent.expectations`)."""
         if self.store.expected.pending():
-            return min(self.settings.poll_interval, EXPECTING_POLL)
+            return min(self.settings.poll_interval, self.store.expected.poll)
         return self.settings.poll_interval
 
 
@@ -171,6 +171,11 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
     confirmations = resolve_confirmations(settings.confirmations, chain.deployment.chain_id)
     watcher = EventWatcher(chain.client, chain.contracts, settings.data_dir / "cursor.json",
                            start_block=start_block, confirmations=confirmations)
+    interval = block_interval(chain.client)
+    store.expected.poll, store.expected.window = paced(interval, confirmations)
+    log.info("polls while an event is expected", extra={"fields": {
+        "block_interval_s": round(interval, 2), "poll_s": store.expected.poll,
+        "window_s": store.expected.window}})
     handlers.attach(watcher)
     metrics.count_handlers(watcher)
     api = ApiContext(chain=chain, account=account, store=store,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shardkey.chain.connection import ChainClient
+from shardkey.chain.rpc import quantity
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,21 @@ class ChainTime:
     def now(self) -> int:
         """Chain time (Unix seconds of the latest block); an RPC at most once per ``max_age``."""
         return self.head().timestamp
+
+
+INTERVAL_SPAN = 64  # blocks over which the block interval is estimated
+
+
+def block_interval(client: ChainClient, span: int = INTERVAL_SPAN) -> float:
+    """The chain's mean seconds per block over its last ``span`` blocks (two block reads);
+    0.0 for a chain with no history yet. Chain timestamps are whole seconds, so over a short
+    or bursty history (a devnet mining on arrival) this says "fast", not how fast."""
+    head = client.latest_block()
+    number, stamp = int(head["number"]), int(head["timestamp"])
+    first = max(0, number - span)
+    if first == number:
+        return 0.0
+    old = client.raw("eth_getBlockByNumber", [hex(first), False])
+    if old is None:  # gone meanwhile (a reorg): no estimate this time
+        return 0.0
+    return max(0.0, (stamp - quantity(old["timestamp"])) / (number - first))
