@@ -7,7 +7,9 @@ Each poll (every ``poll_interval`` seconds):
    or dataset event (``ShardReleased``, ``ShardIntegrityFailureProven``,
    ``DatasetActivated``, ``ShardRepaired``) marks its dataset to be looked at;
 2. every ``scan_interval`` seconds (and at start) every Active dataset is looked at, so
-   nothing is lost to a missed event or a restart; otherwise only the marked ones;
+   nothing is lost to a missed event or a restart; otherwise only the marked ones. The
+   datasets ever activated are read from the chain's history at the first scan only, and
+   kept up from the watcher's ``DatasetActivated`` events after;
 3. a dataset that is due (:func:`shardkey.client.repair_need.assess`) is repaired with
    :class:`shardkey.client.repair.Repairer`; a failure is one WARNING line, and that
    dataset is tried again after a back-off of its own (the service goes on);
@@ -92,6 +94,11 @@ class RepairService:
         self._redeal_logged: dict[bytes, tuple[str, ...]] = {}
         self._scan_wanted = True
         self._scanned_at = float("-inf")
+        # Every dataset ever activated, in activation order: read from the history once (the
+        # first full scan), then kept up by the watcher's DatasetActivated events. A full scan
+        # that re-read the history cost a hosted provider its whole log range every
+        # scan_interval (hundreds of capped eth_getLogs on a long-lived testnet).
+        self._activated: dict[bytes, None] | None = None
         self.last_block = 0
 
     # --- events -------------------------------------------------------------------
@@ -102,7 +109,10 @@ class RepairService:
                                                             "holder": event.args["holder"]}})
 
     def _on_dataset_event(self, event: ChainEvent) -> None:
-        self.marked.add(bytes(event.args["datasetId"]))
+        dataset_id = bytes(event.args["datasetId"])
+        self.marked.add(dataset_id)
+        if event.name == "DatasetActivated" and self._activated is not None:
+            self._activated[dataset_id] = None
 
     # --- one poll -----------------------------------------------------------------
 
@@ -147,9 +157,13 @@ class RepairService:
         return repaired
 
     def _active_datasets(self) -> list[bytes]:
-        """Every dataset ever activated (assess skips those no longer Active)."""
-        logs = self.chain.datasets.contract.get_logs("DatasetActivated", self.chain.deployment.start_block)
-        return list(dict.fromkeys(bytes(e.args["datasetId"]) for e in logs))
+        """Every dataset ever activated (assess skips those no longer Active); the history is
+        read at the first call only (it covers the head, the watcher what comes after)."""
+        if self._activated is None:
+            start = self.chain.deployment.start_block
+            logs = self.chain.datasets.contract.get_logs("DatasetActivated", start)
+            self._activated = dict.fromkeys(bytes(e.args["datasetId"]) for e in logs)
+        return list(self._activated)
 
     def _look_at(self, dataset_id: bytes, holders: dict[str, HolderInfo], now: float,
                  still: set[bytes]) -> int:

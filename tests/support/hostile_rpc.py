@@ -81,6 +81,7 @@ class ProxyStats:
     rate_limited: int = 0
     lagged: int = 0
     log_ranges: list[tuple[int, int]] = field(default_factory=list)
+    log_topics: Counter[str | None] = field(default_factory=Counter)  # log queries by first topic
     batches: int = 0  # batches taken
     batch_refusals: int = 0
 
@@ -204,8 +205,10 @@ class HostileRpc:
         head = self._head()
         first = int(query.get("fromBlock", "0x0"), 16)
         last = head if query.get("toBlock", "latest") == "latest" else int(query["toBlock"], 16)
+        topics = query.get("topics") or [None]
         with self._lock:
             self.stats.log_ranges.append((first, last))
+            self.stats.log_topics[topics[0]] += 1
             if last > head:
                 self.stats.refusals["head"] += 1
                 return self._error(call, -32000, HEAD_REFUSAL)
