@@ -41,6 +41,7 @@ from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import HolderInfo
 from shardkey.chain.watcher import EventWatcher
 from shardkey.client.repair import Repairer
+from shardkey.client.repair_history import DatasetHistories
 from shardkey.client.repair_need import RepairNeed, assess
 from shardkey.errors import ShardKeyError
 from shardkey.service.exits import ServiceExit
@@ -99,6 +100,9 @@ class RepairService:
         # that re-read the history cost a hosted provider its whole log range every
         # scan_interval (hundreds of capped eth_getLogs on a long-lived testnet).
         self._activated: dict[bytes, None] | None = None
+        # Each dataset's events through the confirmed head, read once (each scan reads the
+        # blocks after them only: shardkey/client/repair_history.py).
+        self.histories = DatasetHistories(chain, confirmations)
         self.last_block = 0
 
     # --- events -------------------------------------------------------------------
@@ -167,7 +171,7 @@ class RepairService:
 
     def _look_at(self, dataset_id: bytes, holders: dict[str, HolderInfo], now: float,
                  still: set[bytes]) -> int:
-        need = assess(self.chain, dataset_id, holders, self.repair_margin)
+        need = assess(self.chain, dataset_id, holders, self.repair_margin, self.histories)
         self.needs[dataset_id] = need
         self._report_redeal(need)
         if not need.due:

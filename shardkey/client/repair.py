@@ -33,6 +33,7 @@ from eth_account.signers.local import LocalAccount
 
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
+from shardkey.chain.contract import BoundContract
 from shardkey.chain.model import DatasetStatus, HolderInfo, HolderStatus, Registration
 from shardkey.chain.placement import Placement
 from shardkey.client.holder_http import HolderClient, HolderRequestError, unready_holders
@@ -86,14 +87,27 @@ class RepairResult:
         return [s for s in self.shards if s.state == "refused"]
 
 
+ShardMarks = tuple[frozenset[tuple[int, str]], frozenset[tuple[int, str]]]  # (released, proven bad)
+
+
+def shard_marks(chain: ShardKeyChain, dataset_id: bytes, first: int,
+                last: int | str = "latest") -> ShardMarks:
+    """(shard index, holder) of every ``ShardReleased`` and every ``ShardIntegrityFailureProven``
+    of a dataset in blocks ``first`` through ``last``."""
+    def marks(contract: BoundContract, event: str) -> frozenset[tuple[int, str]]:
+        return frozenset((int(e.args["shardIndex"]), e.args["holder"])
+                         for e in contract.get_logs(event, first, last, datasetId=dataset_id))
+    return (marks(chain.datasets.contract, "ShardReleased"),
+            marks(chain.retrievals.contract, "ShardIntegrityFailureProven"))
+
+
 def repairable_shards(chain: ShardKeyChain, registration: Registration, placement: Placement,
-                      holders: dict[str, HolderInfo]) -> dict[int, str]:
-    """Shard index -> why it may be repaired (the contract's rule, read from the chain)."""
-    ds, start = registration.dataset_id, registration.block_number
-    released = {(int(e.args["shardIndex"]), e.args["holder"])
-                for e in chain.datasets.contract.get_logs("ShardReleased", start, datasetId=ds)}
-    proven = {(int(e.args["shardIndex"]), e.args["holder"])
-              for e in chain.retrievals.contract.get_logs("ShardIntegrityFailureProven", start, datasetId=ds)}
+                      holders: dict[str, HolderInfo], marks: ShardMarks | None = None) -> dict[int, str]:
+    """Shard index -> why it may be repaired (the contract's rule, read from the chain);
+    ``marks``: the dataset's :func:`shard_marks` since its registration, when the caller
+    keeps them (else they are read)."""
+    ds = registration.dataset_id
+    released, proven = marks if marks is not None else shard_marks(chain, ds, registration.block_number)
     out: dict[int, str] = {}
     for index, holder in enumerate(placement.holders):
         status = holders[holder].status if holder in holders else HolderStatus.NONE

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from shardkey.audit.health import DEFAULT_REPAIR_MARGIN, Health, ShardState, StripeHealth, stripe_health
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.model import DatasetStatus, HolderInfo, HolderStatus
-from shardkey.client.repair import PROVEN_BAD, repairable_shards
+from shardkey.client.repair import PROVEN_BAD, ShardMarks, repairable_shards
+from shardkey.client.repair_history import DatasetHistories
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,22 @@ def due_shards(repairable: dict[int, str], stripes: list[StripeHealth], m: int,
 
 
 def assess(chain: ShardKeyChain, dataset_id: bytes, holders: dict[str, HolderInfo],
-           margin: int = DEFAULT_REPAIR_MARGIN) -> RepairNeed:
-    """The repair state of ``dataset_id`` (a dataset that is not Active needs nothing)."""
+           margin: int = DEFAULT_REPAIR_MARGIN, histories: DatasetHistories | None = None) -> RepairNeed:
+    """The repair state of ``dataset_id`` (a dataset that is not Active needs nothing);
+    ``histories``: a long-lived caller's kept event history (else it is all read now)."""
     if chain.datasets.dataset(dataset_id).status != DatasetStatus.ACTIVE:
+        if histories is not None:
+            histories.forget(dataset_id)
         return RepairNeed(dataset_id)
-    registration = chain.datasets.registration(dataset_id, chain.deployment.start_block)
-    placement = chain.datasets.placement(registration)
+    marks: ShardMarks | None = None
+    if histories is None:
+        registration = chain.datasets.registration(dataset_id, chain.deployment.start_block)
+        placement = chain.datasets.placement(registration)
+    else:
+        history = histories.of(dataset_id)
+        registration, placement, marks = history.registration, history.placement, history.marks
     params = registration.params
-    repairable = repairable_shards(chain, registration, placement, holders)
+    repairable = repairable_shards(chain, registration, placement, holders, marks)
     states = {i: ShardState.GOOD for i in range(params.shard_count)}
     states.update({i: ShardState.BAD if why == PROVEN_BAD else ShardState.MISSING
                    for i, why in repairable.items()})

@@ -81,7 +81,7 @@ class ProxyStats:
     rate_limited: int = 0
     lagged: int = 0
     log_ranges: list[tuple[int, int]] = field(default_factory=list)
-    log_topics: Counter[str | None] = field(default_factory=Counter)  # log queries by first topic
+    topic_ranges: list[tuple[str | None, int, int]] = field(default_factory=list)  # (first topic, range)
     batches: int = 0  # batches taken
     batch_refusals: int = 0
 
@@ -208,7 +208,7 @@ class HostileRpc:
         topics = query.get("topics") or [None]
         with self._lock:
             self.stats.log_ranges.append((first, last))
-            self.stats.log_topics[topics[0]] += 1
+            self.stats.topic_ranges.append((topics[0], first, last))
             if last > head:
                 self.stats.refusals["head"] += 1
                 return self._error(call, -32000, HEAD_REFUSAL)

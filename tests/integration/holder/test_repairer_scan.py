@@ -1,7 +1,11 @@
-"""The repair service's full scans read the chain's activation history once, at the first
-scan; later ones take the datasets activated since from its watcher's events. Behind a
-provider that caps log queries at 10 blocks (a real process between the service and anvil):
-a scan that re-read the history paid its whole range again every ``scan_interval``."""
+"""The repair service's full scans read each part of the chain's history once. Behind a
+provider that caps log queries at 10 blocks (a real process between the service and anvil),
+a scan that re-read the history paid its whole range again every ``scan_interval``:
+
+- the datasets ever activated are read at the first scan; later scans take the ones
+  activated since from the watcher's ``DatasetActivated``;
+- a dataset's repairs, releases and proofs are read through the confirmed head once; a
+  later look reads the blocks after that only."""
 
 from __future__ import annotations
 
@@ -12,18 +16,30 @@ from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.connection import ChainClient
 from tests.support.hostile_rpc import ProxyConfig, hostile_rpc
 
+PER_DATASET = ("ShardRepaired", "ShardReleased", "ShardIntegrityFailureProven")
 
-def test_full_scans_read_the_activation_history_once_then_follow_the_watcher(world, tmp_path: Path) -> None:
+
+def test_full_scans_read_each_part_of_the_history_once(world, tmp_path: Path) -> None:
     first = world.active_dataset()
+    start = world.dev.deployment.start_block
+    registered = world.chain.datasets.registration(first.dataset_id, start).block_number
     with hostile_rpc(world.dev.client.rpc_url, ProxyConfig(range_cap=10)) as proxy:
         chain = ShardKeyChain(world.dev.deployment, ChainClient(proxy.url))
-        activated = "0x" + chain.datasets.contract.codec.event("DatasetActivated").topic.hex()
+        contracts = {"ShardRepaired": chain.datasets.contract, "ShardReleased": chain.datasets.contract,
+                     "ShardIntegrityFailureProven": chain.retrievals.contract,
+                     "DatasetActivated": chain.datasets.contract}
+        topic = {name: "0x" + c.codec.event(name).topic.hex() for name, c in contracts.items()}
         service = RepairService(chain, world.dev.account("repair-service"), tmp_path / "repairer",
                                 scan_interval=0.0)  # every poll is a full scan
         service.poll()
         assert first.dataset_id in service.needs and not service.needs[first.dataset_id].due
-        history_reads = proxy.stats.log_topics[activated]
-        assert history_reads >= 2  # the history, in chunks of 10 blocks
+        queries = proxy.stats.topic_ranges
+        history = sum(1 for t, _, _ in queries if t == topic["DatasetActivated"])
+        assert history >= 2  # the history, in chunks of 10 blocks
+        lifetime = [q for q in queries if q[0] in {topic[n] for n in PER_DATASET}]
+        assert len(lifetime) >= 6  # each of the three since the registration, in chunks
+        confirmed = service.watcher.cursor.block
+        read_before = len(queries)
 
         second = world.active_dataset()
         world.dev.mine(2)  # its activation confirmed
@@ -31,4 +47,8 @@ def test_full_scans_read_the_activation_history_once_then_follow_the_watcher(wor
             service.poll()
         assert second.dataset_id in service.needs  # from the watcher's DatasetActivated
         assert first.dataset_id in service.needs
-        assert proxy.stats.log_topics[activated] == history_reads  # not read again
+        later = queries[read_before:]
+        assert not [q for q in later if q[0] == topic["DatasetActivated"]]  # not read again
+        old = [q for q in later if q[0] in {topic[n] for n in PER_DATASET} and q[1] <= confirmed
+               and q[2] >= registered]
+        assert not old, old  # the first dataset's confirmed blocks are not read again
