@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from shardkey.fsutil import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 RECHECK = 60.0  # seconds between two tries of a request still waiting for shares
+MAX_REQUESTED = 4096  # requests whose RetrievalRequested block is remembered
 FAULT_DONE = ("ShareFaultAlreadyRecorded",)  # the contract's "already done" answer to a claim/proof
 REPORTED_KIND = {Verdict.UNREADABLE: ShareFailureKind.UNREADABLE,
                  Verdict.BAD_SIGNATURE: ShareFailureKind.BAD_SIGNATURE}
@@ -86,6 +88,9 @@ class CommitteeShares:
         self._modes: dict[tuple[bytes, int], int | None] = {}
         self._epochs: dict[int, CommitteeEpoch] = {}
         self._commitments: dict[tuple[bytes, int], tuple[bytes, ...]] = {}
+        # The block of each recent request's RetrievalRequested, as the watcher saw it: its
+        # releases are looked for from there, without searching the chain for the block.
+        self._requested_in: OrderedDict[int, int] = OrderedDict()
         self._load()
 
     @property
@@ -159,7 +164,9 @@ class CommitteeShares:
         if ctx is None:
             return None
         if rid not in self.waiting:
-            first_block = self.chain.client.blocks_at(request.requested_at, self.start_block)[0]
+            first_block = self._requested_in.pop(rid, None)
+            if first_block is None:  # not seen by this run's watcher (a restart): searched for
+                first_block = self.chain.client.blocks_at(request.requested_at, self.start_block)[0]
             self.waiting[rid] = _Waiting(first_block)
             self._save()
         entry = self.waiting[rid]
@@ -176,6 +183,13 @@ class CommitteeShares:
             collection.add(verdict)
         entry.tried_at = time.monotonic()
         return collection
+
+    def requested_in(self, request_id: int, block: int) -> None:
+        """The request's ``RetrievalRequested`` was seen in ``block`` (the latest
+        ``MAX_REQUESTED`` are kept)."""
+        self._requested_in[request_id] = block
+        while len(self._requested_in) > MAX_REQUESTED:
+            self._requested_in.popitem(last=False)
 
     def ready(self, request: RequestInfo) -> bool:
         """Whether ``t_k`` verified shares of the request are in (judging new releases first)."""

@@ -114,6 +114,8 @@ class Handlers:
                  on_delivered: Callable[[], None] | None = None):
         self.chain = chain
         self.on_delivered = on_delivered  # counts deliveries sent (metrics)
+        # Told of every registration custody was confirmed for (the API's placement cache).
+        self.on_custody: Callable[[Registration], None] | None = None
         self.account = account
         self.address = account.address
         self.hpke_key = hpke_key
@@ -139,6 +141,7 @@ class Handlers:
     def attach(self, watcher: EventWatcher) -> None:
         """Register every handler on ``watcher``."""
         watcher.on("DatasetRegistered", self.on_dataset_registered)
+        watcher.on("RetrievalRequested", self.on_retrieval_requested)
         watcher.on("RetrievalApproved", self.on_retrieval_approved)
         watcher.on("TokenIssued", self.on_token_issued)
         watcher.on("DatasetRevoked", self.on_dataset_revoked)
@@ -212,6 +215,8 @@ class Handlers:
         log.info("custody confirmed", extra={"fields": {
             **fields, "shards": sorted(expected), "bundle": bundle, "moved": moved,
             "tx": "0x" + bytes(receipt["transactionHash"]).hex()}})
+        if self.on_custody is not None:
+            self.on_custody(registration)
         self._drop_pending(ds)
         return True
 
@@ -283,6 +288,14 @@ class Handlers:
             self.pending[ds] = _Pending(registration, None, 0.0)
 
     # --- delivery ------------------------------------------------------------
+
+    def on_retrieval_requested(self, event: ChainEvent) -> None:
+        """A request for a dataset whose bundle is here: keep its event (the attestation and
+        the ephemeral key) and its block (where its releases start), so that answering its token
+        reads neither again."""
+        if self.store.has_bundle(bytes(event.args["datasetId"])):
+            self.attestations.remember(event)
+            self.committee.requested_in(int(event.args["requestId"]), event.block_number)
 
     def on_retrieval_approved(self, event: ChainEvent) -> None:
         """An approval of a request for a dataset whose bundle is here announces its token."""

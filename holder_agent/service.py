@@ -184,6 +184,7 @@ def assemble_agent(settings: HolderSettings, chain: ShardKeyChain, account: Loca
                      health=WatchHealth(settings.health_max_poll_age, settings.health_max_lag_blocks),
                      confirmations=confirmations, cursor_block=lambda: watcher.cursor.block)
     api.leaving = Leaving(chain, account, store)
+    handlers.on_custody = api.placements.remember
     return Agent(settings, chain, store, handlers, watcher, api, api.leaving)
 
 

@@ -82,6 +82,7 @@ class ProxyStats:
     lagged: int = 0
     log_ranges: list[tuple[int, int]] = field(default_factory=list)
     topic_ranges: list[tuple[str | None, int, int]] = field(default_factory=list)  # (first topic, range)
+    numbered_blocks: int = 0  # eth_getBlockByNumber calls for a block by its number (not a tag)
     batches: int = 0  # batches taken
     batch_refusals: int = 0
 
@@ -153,6 +154,9 @@ class HostileRpc:
         config = self.config
         with self._lock:
             self.stats.calls[method] += 1
+            params = call.get("params") or [None]
+            if method == "eth_getBlockByNumber" and str(params[0]).startswith("0x"):
+                self.stats.numbered_blocks += 1
             if config.down:
                 return 503, {}, None
             forced = config.rate_limit_next > 0

@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from holder_agent.api import create_app
 from holder_agent.service import Agent, assemble_agent
 from holder_agent.settings import HolderSettings
+from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.model import DatasetParams
 from shardkey.crypto import (
     FragmentBundle,
@@ -99,14 +100,15 @@ class World:
 
     # --- agents -----------------------------------------------------------------
 
-    def make_agent(self, data_dir: Path, **settings: Any) -> Agent:
-        """Another in-process agent for holder-1 (own data dir and limits)."""
+    def make_agent(self, data_dir: Path, chain: ShardKeyChain | None = None, **settings: Any) -> Agent:
+        """Another in-process agent for holder-1 (own data dir and limits; ``chain``: another
+        connection to the same deployment, such as one through a proxy)."""
         values: dict[str, Any] = {
             "deployment": self.tmp / "deployment.json", "account_key": self.tmp / "unused.key",
             "hpke_keystore": self.tmp / "unused.hpke", "data_dir": data_dir, "listen_port": 1,
             "confirmations": 1, "poll_interval": 0.05}
         values.update(settings)
-        return assemble_agent(HolderSettings(**values), self.dev.chain, self.holders[0],
+        return assemble_agent(HolderSettings(**values), chain or self.dev.chain, self.holders[0],
                               self.dev.holder_keys["holder-1"])
 
     def settle(self, agent: Agent | None = None) -> None:
