@@ -342,14 +342,15 @@ class Handlers:
             return False  # sent in this round, not mined yet
         if request_id in self.refused:
             return False  # refused for good in this run, logged then
-        if retrievals.delivered(request_id, self.address):
+        view = retrievals.holder_view(request_id, self.address)  # one round trip, one block
+        if view.delivered:
             log.info("fragments already delivered", extra={"fields": fields})
             self.committee.forget(request_id)
             return False
-        is_open = retrievals.is_open(request_id)
-        if is_open and not retrievals.token_issued(request_id, self.address):
+        is_open = view.is_open
+        if is_open and not view.token_issued:
             return False  # the committee's threshold is not reached yet: its token comes with it
-        request = retrievals.request(request_id)
+        request = view.request
         fields["dataset"] = "0x" + request.dataset_id.hex()
         problem = None if is_open else "request not open (not approved, expired, or dataset revoked)"
         dataset = self.chain.datasets.dataset(request.dataset_id)

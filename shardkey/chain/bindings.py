@@ -29,6 +29,7 @@ from shardkey.chain.model import (
     FragmentFailureKind,
     HolderInfo,
     HolderStatus,
+    HolderView,
     Registration,
     RequestInfo,
     RequestPurpose,
@@ -242,6 +243,16 @@ class DatasetRegistry(DatasetRepair):
         return self.client.send(self.contract.call("revokeDataset", dataset_id), owner)
 
 
+def _request_info(request_id: int, raw: Any) -> RequestInfo:
+    return RequestInfo(request_id=request_id, dataset_id=bytes(raw[0]),
+                       requester=to_checksum_address(raw[1]), policy_version=int(raw[2]),
+                       status=RequestStatus(raw[3]), denial_reason=int(raw[4]),
+                       purpose=RequestPurpose(raw[5]), requested_at=int(raw[6]),
+                       approved_at=int(raw[7]), deadline=int(raw[8]), tokens_issued=int(raw[9]),
+                       deliveries=int(raw[10]), fragment_epoch=int(raw[11]),
+                       ephemeral_key_hash=bytes(raw[12]))
+
+
 def registration_from_args(args: Any, block_number: int) -> Registration:
     """Build a :class:`Registration` from decoded ``DatasetRegistered`` arguments."""
     return Registration(
@@ -263,14 +274,19 @@ class RetrievalCoordinator:
     # reads
     def request(self, request_id: int, block: int | str = "latest") -> RequestInfo:
         """The stored request (an unknown id reverts with RetrievalUnknownRequest)."""
-        raw = self.client.read(self.contract, "request", request_id, block=block)
-        return RequestInfo(request_id=request_id, dataset_id=bytes(raw[0]),
-                           requester=to_checksum_address(raw[1]), policy_version=int(raw[2]),
-                           status=RequestStatus(raw[3]), denial_reason=int(raw[4]),
-                           purpose=RequestPurpose(raw[5]), requested_at=int(raw[6]),
-                           approved_at=int(raw[7]), deadline=int(raw[8]), tokens_issued=int(raw[9]),
-                           deliveries=int(raw[10]), fragment_epoch=int(raw[11]),
-                           ephemeral_key_hash=bytes(raw[12]))
+        return _request_info(request_id, self.client.read(self.contract, "request", request_id, block=block))
+
+    def holder_view(self, request_id: int, holder: str) -> HolderView:
+        """What a fragment holder checks first of a request, read at one block in one round
+        trip: whether it delivered, whether the request is open, whether it has its token,
+        and the request (an unknown id reverts with RetrievalUnknownRequest)."""
+        address = to_checksum_address(holder)
+        delivered, is_open, token, raw = self.client.call_many([
+            self.contract.call("delivered", request_id, address),
+            self.contract.call("isOpen", request_id),
+            self.contract.call("tokenIssued", request_id, address),
+            self.contract.call("request", request_id)])
+        return HolderView(bool(delivered), bool(is_open), bool(token), _request_info(request_id, raw))
 
     def is_admin(self, address: str) -> bool:
         """Whether ``address`` holds DEFAULT_ADMIN_ROLE (grants and revokes KOS_ROLE)."""

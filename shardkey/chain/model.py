@@ -210,3 +210,14 @@ class RequestInfo:
     def origin(self) -> RequestOrigin:
         """Compare with :func:`request_origin` of an event to know it created this request."""
         return (self.dataset_id, self.requester, self.ephemeral_key_hash)
+
+
+@dataclass(frozen=True)
+class HolderView:
+    """A request as one fragment holder sees it, read at one block
+    (:meth:`~shardkey.chain.bindings.RetrievalCoordinator.holder_view`)."""
+
+    delivered: bool
+    is_open: bool
+    token_issued: bool
+    request: RequestInfo

@@ -55,3 +55,23 @@ def test_the_first_download_of_a_dataset_in_custody_reads_no_registration(world,
     registered = _topic(world, "datasets", "DatasetRegistered")
     assert not [q for q in proxy.stats.topic_ranges[queries:] if q[0] == registered]
     assert proxy.stats.numbered_blocks == blocks  # no search for the registration's blocks
+
+
+def test_a_holders_view_of_a_request_is_one_round_trip_and_the_four_reads(world, proxy) -> None:
+    built = world.active_dataset()
+    req = world.request(built)
+    chain, direct = world.agent.chain, world.chain.retrievals  # through the proxy, and not
+    views = []
+    for stage in ("approved", "delivered"):
+        batches, calls = proxy.stats.batches, proxy.stats.calls["eth_call"]
+        view = chain.retrievals.holder_view(req.request_id, world.me)
+        assert (proxy.stats.batches - batches, proxy.stats.calls["eth_call"] - calls) == (1, 4), stage
+        assert (view.delivered, view.is_open, view.token_issued, view.request) == (
+            direct.delivered(req.request_id, world.me), direct.is_open(req.request_id),
+            direct.token_issued(req.request_id, world.me), direct.request(req.request_id)), stage
+        views.append(view)
+        if stage == "approved":
+            world.unlock(req.request_id)
+            world.settle()
+    assert not views[0].delivered and not views[0].token_issued
+    assert views[1].delivered and views[1].token_issued
