@@ -100,8 +100,8 @@ class RepairService:
         # that re-read the history cost a hosted provider its whole log range every
         # scan_interval (hundreds of capped eth_getLogs on a long-lived testnet).
         self._activated: dict[bytes, None] | None = None
-        # Each dataset's events through the confirmed head, read once (each scan reads the
-        # blocks after them only: shardkey/client/repair_history.py).
+        # Each dataset's history read once; after that every dataset's new blocks together,
+        # once per poll (shardkey/client/repair_history.py).
         self.histories = DatasetHistories(chain, confirmations)
         self.last_block = 0
 
@@ -138,6 +138,8 @@ class RepairService:
             candidates = self._active_datasets() if full else sorted(self.marked)
             # read only when there is something to look at (most polls have nothing)
             holders = self.chain.holders.every_holder() if candidates else {}
+            if candidates:
+                self.histories.refresh()  # every dataset's new repair events, in six queries
             still: set[bytes] = set()
             for dataset_id in candidates:
                 if self.stop.is_set():

@@ -19,6 +19,7 @@ from shardkey.chain.codec import checksum
 
 if TYPE_CHECKING:
     from shardkey.chain.contract import BoundContract
+    from shardkey.chain.events import ChainEvent
     from shardkey.chain.model import DatasetParams
 
 
@@ -51,11 +52,15 @@ class Placement:
         if end <= self.block:
             return
         for event in registry.get_logs("ShardRepaired", self.block + 1, end, datasetId=self.dataset_id):
-            index = int(event.args["shardIndex"])
-            if 0 <= index < len(self.holders):
-                self.holders[index] = checksum(event.args["newHolder"])
-                self.repaired[index] = event.block_number
+            self.apply(event)
         self.block = end
+
+    def apply(self, event: ChainEvent) -> None:
+        """One ``ShardRepaired`` of this dataset (events in chain order; ``block`` is the caller's)."""
+        index = int(event.args["shardIndex"])
+        if 0 <= index < len(self.holders):
+            self.holders[index] = checksum(event.args["newHolder"])
+            self.repaired[index] = event.block_number
 
     def holder(self, index: int) -> str:
         """The holder of shard ``index`` now."""

@@ -34,6 +34,7 @@ from eth_account.signers.local import LocalAccount
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
 from shardkey.chain.contract import BoundContract
+from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import DatasetStatus, HolderInfo, HolderStatus, Registration
 from shardkey.chain.placement import Placement
 from shardkey.client.holder_http import HolderClient, HolderRequestError, unready_holders
@@ -95,10 +96,14 @@ def shard_marks(chain: ShardKeyChain, dataset_id: bytes, first: int,
     """(shard index, holder) of every ``ShardReleased`` and every ``ShardIntegrityFailureProven``
     of a dataset in blocks ``first`` through ``last``."""
     def marks(contract: BoundContract, event: str) -> frozenset[tuple[int, str]]:
-        return frozenset((int(e.args["shardIndex"]), e.args["holder"])
-                         for e in contract.get_logs(event, first, last, datasetId=dataset_id))
+        return frozenset(shard_mark(e) for e in contract.get_logs(event, first, last, datasetId=dataset_id))
     return (marks(chain.datasets.contract, "ShardReleased"),
             marks(chain.retrievals.contract, "ShardIntegrityFailureProven"))
+
+
+def shard_mark(event: ChainEvent) -> tuple[int, str]:
+    """(shard index, holder) of a ``ShardReleased`` or ``ShardIntegrityFailureProven``."""
+    return int(event.args["shardIndex"]), event.args["holder"]
 
 
 def repairable_shards(chain: ShardKeyChain, registration: Registration, placement: Placement,

@@ -83,6 +83,7 @@ class ProxyStats:
     log_ranges: list[tuple[int, int]] = field(default_factory=list)
     topic_ranges: list[tuple[str | None, int, int]] = field(default_factory=list)  # (first topic, range)
     numbered_blocks: int = 0  # eth_getBlockByNumber calls for a block by its number (not a tag)
+    filtered_logs: int = 0  # log queries filtered on an indexed argument (a second topic)
     batches: int = 0  # batches taken
     batch_refusals: int = 0
 
@@ -213,6 +214,7 @@ class HostileRpc:
         with self._lock:
             self.stats.log_ranges.append((first, last))
             self.stats.topic_ranges.append((topics[0], first, last))
+            self.stats.filtered_logs += len(topics) > 1 and topics[1] is not None
             if last > head:
                 self.stats.refusals["head"] += 1
                 return self._error(call, -32000, HEAD_REFUSAL)

@@ -4,8 +4,8 @@ a scan that re-read the history paid its whole range again every ``scan_interval
 
 - the datasets ever activated are read at the first scan; later scans take the ones
   activated since from the watcher's ``DatasetActivated``;
-- a dataset's repairs, releases and proofs are read through the confirmed head once; a
-  later look reads the blocks after that only."""
+- a dataset's repairs, releases and proofs are read once, at its first look; after that
+  every dataset's new blocks are read together, six queries a poll whatever their number."""
 
 from __future__ import annotations
 
@@ -43,9 +43,15 @@ def test_full_scans_read_each_part_of_the_history_once(world, tmp_path: Path) ->
 
         second = world.active_dataset()
         world.dev.mine(2)  # its activation confirmed
-        for _ in range(3):
-            service.poll()
+        service.poll()  # the second dataset's first look: its own history, once
         assert second.dataset_id in service.needs  # from the watcher's DatasetActivated
+        filtered, per_poll = proxy.stats.filtered_logs, len(queries)
+        for _ in range(3):
+            world.dev.mine(1)
+            service.poll()
+        # every dataset's new blocks in shared queries: none names a dataset any more
+        assert proxy.stats.filtered_logs == filtered
+        assert [q for q in queries[per_poll:] if q[0] in {topic[n] for n in PER_DATASET}]
         assert first.dataset_id in service.needs
         later = queries[read_before:]
         assert not [q for q in later if q[0] == topic["DatasetActivated"]]  # not read again
