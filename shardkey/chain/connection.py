@@ -28,7 +28,7 @@ from shardkey.chain.codec import FunctionCodec
 from shardkey.chain.contract import BoundContract, Call
 from shardkey.chain.errors import ChainError, TransactionReverted
 from shardkey.chain.fees import FeeCeilingError, bumped_fees, initial_fees, max_fee_per_gas
-from shardkey.chain.logs import ProviderBehind, RangeAdapter, log_filter, scan
+from shardkey.chain.logs import ProviderBehind, RangeAdapter, Topics, log_filter, scan
 from shardkey.chain.retry import RetryPolicy
 from shardkey.chain.rpc import (
     Block,
@@ -160,7 +160,7 @@ class ChainClient:
         return None if block is None else data_bytes(block["hash"])
 
     def logs(self, addresses: str | list[str], from_block: int, to_block: int,
-             topics: list[str | None] | None = None) -> list[dict[str, Any]]:
+             topics: Topics | None = None) -> list[dict[str, Any]]:
         """``eth_getLogs`` over a block range in chunks the provider accepts, as the node
         returns them (hex strings), in chain order.
 
@@ -191,7 +191,7 @@ class ChainClient:
             policy.sleep(wait)
 
     def scan_logs(self, addresses: str | list[str], from_block: int, to_block: int,
-                  topics: list[str | None] | None = None
+                  topics: Topics | None = None
                   ) -> Iterator[tuple[int, int, list[dict[str, Any]]]]:
         """``(first, last, logs)`` chunks covering the range in order (:func:`shardkey.chain.logs.scan`)."""
         def fetch(first: int, last: int) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from eth_abi.abi import encode
 from shardkey.chain.artifacts import load_artifact
 from shardkey.chain.codec import ContractCodec, FunctionCodec, checksum
 from shardkey.chain.events import ChainEvent, EventDecoder
+from shardkey.chain.logs import Topics
 from shardkey.chain.rpc import Receipt
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class BoundContract:
         (``requestId=5``), in chain order; read in chunks the provider accepts
         (:meth:`~shardkey.chain.connection.ChainClient.logs`)."""
         codec = self.codec.event(event)
-        topics: list[str | None] = ["0x" + codec.topic.hex()]
+        topics: Topics = ["0x" + codec.topic.hex()]
         for name, types in codec.indexed:
             if name in indexed:
                 topics.append("0x" + encode(types.types, [indexed.pop(name)]).hex())

@@ -4,6 +4,9 @@ Decoding is pure (:mod:`shardkey.chain.codec` on a known ABI, the values web3's
 ``process_log`` gives); fetching logs lives in the watcher.
 A log emitted by a watched contract that matches no known event raises
 :class:`UndecodableLog`: agents stop loudly rather than skip what they cannot read.
+:meth:`EventDecoder.topics` names the ``topic0`` of events by name, so a watcher asks the
+node for the events it handles only (the contracts are not upgradeable and the deployment
+file fixes their addresses: a watched address emits the events of the ABI it was built from).
 """
 
 from __future__ import annotations
@@ -51,12 +54,23 @@ class EventDecoder:
 
     def __init__(self, contracts: Mapping[str, HasAbi]):
         self._by_key: dict[tuple[str, bytes], tuple[str, EventCodec]] = {}
+        self._topics: dict[str, set[bytes]] = {}  # event name -> its topic0 in any watched contract
         self.addresses = [checksum(c.address) for c in contracts.values()]
         for contract_name, contract in contracts.items():
             address = checksum(contract.address)
             codecs = getattr(contract, "codec", None) or ContractCodec(contract.abi)
             for topic, codec in codecs.events.items():
                 self._by_key[(address, topic)] = (contract_name, codec)
+                self._topics.setdefault(codec.name, set()).add(topic)
+
+    def topics(self, names: Iterable[str]) -> list[str]:
+        """The ``topic0`` values (hex, sorted) of the events called ``names`` in the watched
+        contracts: a log filter's first topic position, to read those events only. Raises
+        ``ValueError`` for a name no watched contract emits (a typo would watch nothing)."""
+        unknown = sorted(set(names) - set(self._topics))
+        if unknown:
+            raise ValueError(f"no watched contract emits {', '.join(unknown)}")
+        return sorted({"0x" + topic.hex() for name in names for topic in self._topics[name]})
 
     def decode(self, log: Mapping[str, Any]) -> ChainEvent:
         """Decode one raw log; raise :class:`UndecodableLog` when it matches nothing."""

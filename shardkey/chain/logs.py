@@ -24,6 +24,8 @@ from shardkey.chain.rpc import RpcError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# an eth_getLogs filter's topics: by position, one value, any of several, or any (None)
+Topics = list[str | list[str] | None]
 
 DEFAULT_SPAN = 2000  # blocks per query to start with
 GROW_AFTER = 4  # successes in a row before the span grows
@@ -121,7 +123,7 @@ def scan(fetch: Callable[[int, int], list[T]], start: int, end: int, adapter: Ra
 
 
 def log_filter(addresses: str | list[str], first: int, last: int,
-               topics: list[str | None] | None = None) -> dict[str, Any]:
+               topics: Topics | None = None) -> dict[str, Any]:
     """The ``eth_getLogs`` filter object of one chunk."""
     query: dict[str, Any] = {"address": addresses, "fromBlock": hex(first), "toBlock": hex(last)}
     if topics:

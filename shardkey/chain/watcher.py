@@ -1,7 +1,9 @@
 """Event watcher: confirmations depth, reorg detection, a persistent cursor.
 
 The watcher hands each event of the ShardKey contracts, once it is ``confirmations``
-blocks deep, to the handler registered for its name, in chain order. It saves its cursor
+blocks deep, to the handler registered for its name, in chain order. It asks the node for
+the events it has handlers for only (their ``topic0`` values in one filter): a KOS member
+reads approvals, not every release of a burst with its sealed envelopes. It saves its cursor
 (block, log index, recent block hashes) atomically at the end of every range that had
 events, at most ``save_every`` seconds apart within a long range, and when a handler
 raises; a range without events is saved at most every ``idle_save_every`` seconds (an
@@ -33,6 +35,7 @@ from pathlib import Path
 from shardkey.chain.connection import ChainClient
 from shardkey.chain.errors import ChainError
 from shardkey.chain.events import ChainEvent, EventDecoder, HasAbi
+from shardkey.chain.logs import Topics
 from shardkey.faults import crash_point
 from shardkey.fsutil import atomic_write_bytes
 
@@ -91,7 +94,9 @@ class EventWatcher:
         self.head = 0  # the head block number the last poll read (its callers need no call of their own)
 
     def on(self, event_name: str, handler: Handler) -> None:
-        """Register the handler of one event name (one handler per name)."""
+        """Register the handler of one event name (one handler per name); ``ValueError`` for
+        a name no watched contract emits."""
+        self.decoder.topics([event_name])
         self.handlers[event_name] = handler
 
     def before_save(self, hook: Callable[[], None]) -> None:
@@ -126,7 +131,12 @@ class EventWatcher:
         if start > safe_head:
             self._polled_head = seen
             return 0
-        for _first, last, logs in self.client.scan_logs(self.decoder.addresses, start, safe_head):
+        if not self.handlers:  # nothing to hand on: the range is read, no log asked for
+            self._finish_range(safe_head)
+            self._polled_head = seen
+            return 0
+        topics: Topics = [self.decoder.topics(self.handlers)]
+        for _first, last, logs in self.client.scan_logs(self.decoder.addresses, start, safe_head, topics):
             for event in self.decoder.decode_all(logs):
                 if event.block_number == self.cursor.block and \
                         event.log_index <= self.cursor.log_index:

@@ -9,9 +9,11 @@ import pytest
 from eth_account import Account
 
 from shardkey.chain.bindings import ShardKeyChain
+from shardkey.chain.connection import ChainClient
 from shardkey.chain.errors import UndecodableLog
 from shardkey.chain.events import ChainEvent, EventDecoder
 from shardkey.chain.watcher import EventWatcher
+from tests.support.hostile_rpc import ProxyConfig, hostile_rpc
 
 FUNDING = hex(10**21)
 
@@ -29,6 +31,11 @@ def register(chain: ShardKeyChain, account, region: str) -> None:
 def mine(chain: ShardKeyChain, blocks: int) -> None:
     for _ in range(blocks):
         chain.client.w3.provider.make_request("evm_mine", [])
+
+
+def behind(chain: ShardKeyChain, url: str) -> ShardKeyChain:
+    """The deployment read through ``url`` (a proxy in front of the node)."""
+    return ShardKeyChain(chain.deployment, ChainClient(url))
 
 
 def watcher(chain: ShardKeyChain, cursor: Path, seen: list[str], confirmations: int) -> EventWatcher:
@@ -118,3 +125,42 @@ def test_unknown_event_fails_loudly(automine_chain) -> None:
     logs = chain.client.w3.eth.get_logs({"address": full.address, "fromBlock": 0})
     with pytest.raises(UndecodableLog, match="unknown event"):
         EventDecoder({"HolderRegistry": partial}).decode_all(logs)
+
+
+def test_the_node_is_asked_for_the_handled_events_only(automine_chain, tmp_path: Path) -> None:
+    """A KOS member handling approvals must not download every release of a burst: the log
+    queries name the handled events' topics, and events of other names never arrive."""
+    chain = automine_chain
+    holder = funded(chain)
+    register(chain, holder, "a")
+    chain.holders.update(holder, os.urandom(32), "http://127.0.0.1:10")  # HolderUpdated: not handled
+    mine(chain, 1)
+    with hostile_rpc(chain.client.rpc_url, ProxyConfig(range_cap=None)) as proxy:
+        seen: list[str] = []
+        w = watcher(behind(chain, proxy.url), tmp_path / "cursor.json", seen, confirmations=1)
+        w.on("HolderUpdated", lambda e: seen.append("updated"))
+        assert w.poll_once() == 2 and seen == ["a", "updated"]
+        handled = tuple(w.decoder.topics(["HolderRegistered", "HolderUpdated"]))
+        assert len(handled) == 2 and proxy.stats.topic_ranges
+        assert all(first == handled for first, _, _ in proxy.stats.topic_ranges)
+        # The node filtered: the deployment's RoleGranted and the like never came back.
+        assert proxy.stats.logs_returned == 2
+
+
+def test_a_watcher_without_handlers_reads_no_logs(automine_chain, tmp_path: Path) -> None:
+    chain = automine_chain
+    register(chain, funded(chain), "a")
+    mine(chain, 1)
+    with hostile_rpc(chain.client.rpc_url, ProxyConfig(range_cap=None)) as proxy:
+        proxied = behind(chain, proxy.url)
+        w = EventWatcher(proxied.client, proxied.contracts, tmp_path / "cursor.json",
+                         start_block=chain.deployment.start_block, confirmations=1)
+        assert w.poll_once() == 0 and w.cursor.block == chain.client.block_number() - 1
+        assert proxy.stats.calls["eth_getLogs"] == 0
+
+
+def test_a_handler_for_an_event_no_contract_emits_is_refused(automine_chain, tmp_path: Path) -> None:
+    w = watcher(automine_chain, tmp_path / "cursor.json", [], confirmations=1)
+    with pytest.raises(ValueError, match="no watched contract emits HolderRegisterd"):
+        w.on("HolderRegisterd", lambda e: None)
+    assert set(w.handlers) == {"HolderRegistered"}

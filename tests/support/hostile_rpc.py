@@ -81,11 +81,14 @@ class ProxyStats:
     rate_limited: int = 0
     lagged: int = 0
     log_ranges: list[tuple[int, int]] = field(default_factory=list)
-    topic_ranges: list[tuple[str | None, int, int]] = field(default_factory=list)  # (first topic, range)
+    # (first topic: one, a tuple of any of several, or None; range)
+    topic_ranges: list[tuple[str | tuple[str, ...] | None, int, int]] = field(default_factory=list)
     numbered_blocks: int = 0  # eth_getBlockByNumber calls for a block by its number (not a tag)
     filtered_logs: int = 0  # log queries filtered on an indexed argument (a second topic)
     batches: int = 0  # batches taken
     batch_refusals: int = 0
+    logs_returned: int = 0  # logs in the answers to eth_getLogs
+    round_trips: Counter[str] = field(default_factory=Counter)  # requests asking for a method (a batch once)
 
     def as_json(self) -> dict[str, Any]:
         """The counters (not the log ranges) for ``GET /stats``."""
@@ -149,6 +152,14 @@ class HostileRpc:
     def _error(self, call: dict[str, Any], code: int, message: str) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": call.get("id"), "error": {"code": code, "message": message}}
 
+    def handle_request(self, call: Any) -> tuple[int, dict[str, str], Any]:
+        """(HTTP status, headers, JSON body) of one HTTP request: a batch or one call."""
+        if isinstance(call, list):
+            return self.handle_batch(call)
+        with self._lock:
+            self.stats.round_trips[str(call.get("method"))] += 1
+        return self.handle(call)
+
     def handle(self, call: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any] | None]:
         """(HTTP status, headers, JSON body) of one call."""
         method = str(call.get("method"))
@@ -182,7 +193,11 @@ class HostileRpc:
                 return 200, {}, refused
         if method == "eth_sendRawTransaction" and config.hold_sends:
             return 200, {}, self._hold(call)
-        return 200, {}, self._forward(call)
+        reply = self._forward(call)
+        if method == "eth_getLogs" and isinstance(reply.get("result"), list):
+            with self._lock:
+                self.stats.logs_returned += len(reply["result"])
+        return 200, {}, reply
 
     def handle_batch(self, calls: list[Any]) -> tuple[int, dict[str, str], Any]:
         """(HTTP status, headers, JSON body) of a batch: refused past ``batch_cap``, else each
@@ -196,6 +211,7 @@ class HostileRpc:
                 return 200, {}, {"jsonrpc": "2.0", "id": None, "error": {
                     "code": -32600, "message": f"batch of {len(calls)} requests exceeds the limit of {cap}"}}
             self.stats.batches += 1
+            self.stats.round_trips.update({str(c.get("method")) for c in calls if isinstance(c, dict)})
         replies = []
         for call in calls:
             status, _headers, reply = self.handle(call)
@@ -213,7 +229,8 @@ class HostileRpc:
         topics = query.get("topics") or [None]
         with self._lock:
             self.stats.log_ranges.append((first, last))
-            self.stats.topic_ranges.append((topics[0], first, last))
+            first_topic = tuple(topics[0]) if isinstance(topics[0], list) else topics[0]  # any of several
+            self.stats.topic_ranges.append((first_topic, first, last))
             self.stats.filtered_logs += len(topics) > 1 and topics[1] is not None
             if last > head:
                 self.stats.refusals["head"] += 1
@@ -237,8 +254,7 @@ def _handler(proxy: HostileRpc) -> type[http.server.BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             call = json.loads(body)
-            status, headers, reply = (proxy.handle_batch(call) if isinstance(call, list)
-                                      else proxy.handle(call))
+            status, headers, reply = proxy.handle_request(call)
             out = json.dumps(reply).encode() if reply is not None else b"service unavailable"
             self.send_response(status)
             for name, value in headers.items():
