@@ -486,19 +486,21 @@ class Handlers:
         it was: those tokens are handled again, and :meth:`deliver` first checks on
         chain whether each delivery landed after all.
         """
-        while self.in_flight:
-            request_id, entry = next(iter(self.in_flight.items()))
-            try:
-                receipt = self.chain.client.wait(entry.tx)
-            except TransactionReverted as exc:
-                self._log_reverted(exc, entry.fields)
-            except ChainError:
-                self.in_flight.clear()
-                raise
+        if not self.in_flight:
+            return
+        entries = list(self.in_flight.values())
+        try:
+            outcomes = self.chain.client.wait_many([entry.tx for entry in entries])
+        except ChainError:
+            self.in_flight.clear()
+            raise
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            if isinstance(outcome, TransactionReverted):
+                self._log_reverted(outcome, entry.fields)
             else:
                 log.info("fragments delivered", extra={"fields": {
-                    **entry.fields, "tx": "0x" + bytes(receipt["transactionHash"]).hex()}})
-            del self.in_flight[request_id]
+                    **entry.fields, "tx": "0x" + bytes(outcome["transactionHash"]).hex()}})
+        self.in_flight.clear()
 
     @staticmethod
     def _log_reverted(exc: TransactionReverted, fields: dict[str, object]) -> None:

@@ -328,36 +328,81 @@ class ChainClient:
 
     def wait(self, sent: SentTx) -> Receipt:
         """Block until a submitted transaction is mined; raise if it reverted."""
+        outcome = self.wait_many([sent])[0]
+        if isinstance(outcome, TransactionReverted):
+            raise outcome
+        return outcome
+
+    def wait_many(self, sents: Sequence[SentTx]) -> list[Receipt | TransactionReverted]:
+        """Block until every submitted transaction is mined: each one's receipt, or the
+        :class:`TransactionReverted` it ended with, in order. The ones not yet mined are
+        asked for together (:meth:`receipts`) at each poll. :class:`ChainError` when one is
+        not mined within ``receipt_timeout``."""
         deadline = time.monotonic() + self.receipt_timeout
+        outcomes: dict[int, Receipt | TransactionReverted] = {}
         polls = 0
-        while (receipt := self.receipt(sent)) is None:
+        while len(outcomes) < len(sents):
+            left = [i for i in range(len(sents)) if i not in outcomes]
+            for i, got in zip(left, self.receipts([sents[i] for i in left]), strict=True):
+                if got is not None:
+                    outcomes[i] = got
+            if len(outcomes) == len(sents):
+                break
             if time.monotonic() > deadline:
-                raise ChainError(f"transaction {sent.hex} not mined in {self.receipt_timeout:.0f} s")
+                late = next(sents[i] for i in range(len(sents)) if i not in outcomes)
+                raise ChainError(f"transaction {late.hex} not mined in {self.receipt_timeout:.0f} s")
             polls += 1
             time.sleep(RECEIPT_POLLS.delay(polls))
-        return receipt
+        return [outcomes[i] for i in range(len(sents))]
 
     def receipt(self, sent: SentTx) -> Receipt | None:
         """The receipt of a submitted transaction, or None while it is not mined.
 
         Raises :class:`TransactionReverted` when it was mined and reverted.
         """
+        outcome = self.receipts([sent])[0]
+        if isinstance(outcome, TransactionReverted):
+            raise outcome
+        return outcome
+
+    def receipts(self, sents: Sequence[SentTx]) -> list[Receipt | TransactionReverted | None]:
+        """What became of several submitted transactions, asked in one round trip (a batch
+        of every hash each was sent under, replacements included), in order: its receipt,
+        the :class:`TransactionReverted` it ended with, or None while it is not mined (a
+        transaction not mined within ``replace_after`` is replaced, as :meth:`receipt` does)."""
         with self._pending_lock:
-            pending = self._pending.get((sent.sender, sent.nonce))
-            hashes = list(pending.hashes) if pending is not None else [sent.tx_hash]
-        for tx_hash in reversed(hashes):  # the newest replacement is the likeliest mined
-            raw = self.raw("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
-            if raw is None or raw.get("blockNumber") is None:
-                continue
-            with self._pending_lock:
-                self._pending.pop((sent.sender, sent.nonce), None)
-            receipt = receipt_from_rpc(raw)
-            if receipt["status"] != 1:
-                raise self._replay_failure(sent.fn, sent.sender, receipt)
-            return receipt
-        if pending is not None and time.monotonic() - pending.last_sent >= self.replace_after:
-            self._replace(sent, pending)
-        return None
+            pendings = [self._pending.get((sent.sender, sent.nonce)) for sent in sents]
+            hashes = [list(p.hashes) if p is not None else [sent.tx_hash]
+                      for sent, p in zip(sents, pendings, strict=True)]
+        asked = [h for tx_hashes in hashes for h in reversed(tx_hashes)]  # newest replacement first
+        replies = iter(self.rpc.batch([("eth_getTransactionReceipt", ["0x" + h.hex()]) for h in asked]))
+        outcomes: list[Receipt | TransactionReverted | None] = []
+        for sent, pending, tx_hashes in zip(sents, pendings, hashes, strict=True):
+            mined = [raw for raw in (self._receipt_result(next(replies)) for _ in tx_hashes)
+                     if raw is not None and raw.get("blockNumber") is not None]
+            outcomes.append(self._settled_as(sent, pending, mined[0] if mined else None))
+        return outcomes
+
+    def _receipt_result(self, reply: dict[str, Any]) -> dict[str, Any] | None:
+        error = reply.get("error")
+        if error is not None or "result" not in reply:
+            raise RpcError(self.where, "eth_getTransactionReceipt",
+                           error if isinstance(error, dict) else {"message": error})
+        result = reply["result"]
+        return result if isinstance(result, dict) else None
+
+    def _settled_as(self, sent: SentTx, pending: _Pending | None,
+                    raw: dict[str, Any] | None) -> Receipt | TransactionReverted | None:
+        if raw is None:
+            if pending is not None and time.monotonic() - pending.last_sent >= self.replace_after:
+                self._replace(sent, pending)
+            return None
+        with self._pending_lock:
+            self._pending.pop((sent.sender, sent.nonce), None)
+        receipt = receipt_from_rpc(raw)
+        if receipt["status"] != 1:
+            return self._replay_failure(sent.fn, sent.sender, receipt)
+        return receipt
 
     def _replace(self, sent: SentTx, pending: _Pending) -> None:
         """Send ``sent`` again with the same nonce and higher fees (up to the ceiling)."""
@@ -411,16 +456,21 @@ class ChainClient:
         return quantity(self.raw("eth_getTransactionCount", [sender, "pending"]))
 
     def _replay_failure(self, call: Call, sender: str, receipt: Receipt) -> TransactionReverted:
+        """The contract error of a mined, reverted transaction, found by replaying its call:
+        first on the state its block left (a reverted transaction changes nothing, so that is
+        the state it lost a race to, e.g. a transaction ordered before it in the block), then
+        on the state before the block."""
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
-        try:
-            self.raw("eth_call", [{"from": sender, **_target(call), "data": "0x" + call.data.hex()},
-                                  hex(receipt["blockNumber"] - 1)])
-        except RpcError as exc:
-            decoded = self._errors.decode_revert(exc.data, exc.rpc_message)
-            decoded.tx = tx
-            return decoded
-        except ChainError:  # the revert itself is what we report
-            pass
+        for block in (receipt["blockNumber"], receipt["blockNumber"] - 1):
+            try:
+                self.raw("eth_call", [{"from": sender, **_target(call), "data": "0x" + call.data.hex()},
+                                      hex(block)])
+            except RpcError as exc:
+                decoded = self._errors.decode_revert(exc.data, exc.rpc_message)
+                decoded.tx = tx
+                return decoded
+            except ChainError:  # the revert itself is what we report
+                break
         return TransactionReverted("UnknownRevert", {}, tx)
 
 

@@ -4,6 +4,8 @@ taken, the same answers call by call where they are refused, capped or partly ra
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from eth_account import Account
 
@@ -72,3 +74,44 @@ def test_a_revert_inside_a_batch_raises_the_contract_error(holders) -> None:
             behind.holders.holders_info([*addresses, stranger])
         assert raised.value.error == "HolderNotRegistered"
         assert proxy.stats.batches == 1 and proxy.stats.calls["eth_call"] == HOLDERS + 1
+
+
+def test_receipts_of_transactions_in_flight_are_asked_together(automine_chain: ShardKeyChain) -> None:
+    """``wait_many``: one round trip per poll for every transaction still unmined, each
+    answered in order with its receipt or, mined and reverted, its contract error."""
+    chain = automine_chain
+    exiting, joining = funded(chain), funded(chain)
+    register(chain, exiting, "a")
+    chain.holders.activate(chain.admin, exiting.address)  # type: ignore[attr-defined]
+    with hostile_rpc(chain.client.rpc_url, ProxyConfig(range_cap=None)) as proxy:
+        behind = proxied(chain, proxy.url)
+        chain.client.w3.provider.make_request("evm_setAutomine", [False])
+        try:
+            sents = [behind.client.submit(behind.holders.contract.call("announceExit"), exiting),
+                     behind.client.submit(behind.holders.contract.call(
+                         "registerHolder", os.urandom(32), "http://x", "b", 0, 0), joining)]
+            before = proxy.stats.round_trips["eth_getTransactionReceipt"]
+            assert behind.client.receipts(sents) == [None, None]
+            assert proxy.stats.round_trips["eth_getTransactionReceipt"] == before + 1
+            retire_first(chain, exiting.address)  # mined ahead of the exit, which then reverts
+            chain.client.w3.provider.make_request("evm_mine", [])
+        finally:
+            chain.client.w3.provider.make_request("evm_setAutomine", [True])
+        outcomes = behind.client.wait_many(sents)
+        assert proxy.stats.round_trips["eth_getTransactionReceipt"] == before + 2
+        assert proxy.stats.calls["eth_getTransactionReceipt"] == 4
+    reverted, registered = outcomes
+    assert isinstance(reverted, TransactionReverted) and reverted.error == "HolderInvalidStatus"
+    assert not isinstance(registered, TransactionReverted) and registered["status"] == 1
+    assert chain.holders.holder(joining.address).region == "b"
+
+
+def retire_first(chain: ShardKeyChain, holder: str) -> None:
+    """The admin retires ``holder`` with a tip that puts it first in the next block."""
+    admin = chain.admin  # type: ignore[attr-defined]
+    w3 = chain.client.w3
+    tx = chain.holders.contract.functions.retireHolder(holder).build_transaction({
+        "from": admin.address, "nonce": w3.eth.get_transaction_count(admin.address, "pending"),
+        "gas": 200_000, "maxPriorityFeePerGas": 10**11, "maxFeePerGas": 10**12,
+        "chainId": chain.client.chain_id})
+    w3.eth.send_raw_transaction(admin.sign_transaction(tx).raw_transaction)
