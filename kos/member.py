@@ -24,7 +24,7 @@ import hmac
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from eth_account.signers.local import LocalAccount
 
@@ -118,9 +118,11 @@ class CommitteeMember:
 
     def acted(self, request_id: int, block: int | str = "latest") -> bool:
         """Whether this member's release or denial of ``request_id`` is on chain at ``block``."""
-        state = self.committee.client.read(self.committee.contract, "releaseState", request_id,
-                                           self.address, block=block)
-        return int(state) != 0
+        return self.acted_on([request_id], block)[0]
+
+    def acted_on(self, request_ids: Sequence[int], block: int | str = "latest") -> list[bool]:
+        """:meth:`acted` for several requests, read at one block in one round trip."""
+        return [state != 0 for state in self.committee.release_states(request_ids, self.address, block)]
 
     def deal(self, dataset_id: bytes, fragment_epoch: int) -> DealRecord | None:
         """The owner's deal of one fragment epoch (None if none was registered); cached."""

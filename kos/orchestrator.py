@@ -40,7 +40,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kos.checks import KapCheck, PollCache
@@ -54,6 +54,7 @@ from shardkey.chain.model import (
     RequestInfo,
     RequestStatus,
 )
+from shardkey.chain.rpc import Receipt
 from shardkey.crypto.committee_envelope import dealt_committee_epoch
 from shardkey.faults import crash_point
 from shardkey.policy import DenialReason
@@ -107,6 +108,9 @@ class Orchestrator:
         # never sends a second (doomed) transaction for it.
         self._in_flight: dict[int, SentTx] = {}
         self._in_flight_lock = threading.Lock()
+        # The block this member's act was seen mined in, by request: nothing more is read of
+        # such a request until that block is deep enough to confirm it (the service's rule).
+        self._mined: dict[int, int] = {}
         self.issue_limit = issue_limit  # releases per requester where anyone may ask
         self._not_served: set[tuple[bytes, int]] = set()  # (dataset, fragment epoch) logged once
         self._not_served_lock = threading.Lock()
@@ -115,12 +119,11 @@ class Orchestrator:
 
     # --- one request ------------------------------------------------------------
 
-    def process(self, req: RequestInfo, now: int, cache: PollCache) -> Outcome:
-        """Decide and act on one request at chain time ``now``."""
+    def process(self, req: RequestInfo, now: int, cache: PollCache, *, acted: bool) -> Outcome:
+        """Decide and act on one request at chain time ``now``; ``acted``: whether this member's
+        release or denial of it was on chain when ``req`` was read. A request with a
+        transaction in flight is :meth:`settle_in_flight`'s, not this method's."""
         rid = req.request_id
-        landed = self._check_in_flight(rid)
-        if landed is not None:
-            return landed
         if req.status != RequestStatus.APPROVED:
             log.info("request no longer approved; dropped",
                      extra=_fields(request=rid, status=req.status.name))
@@ -139,7 +142,7 @@ class Orchestrator:
         if not self.concerns(req):
             self._log_not_served(req)
             return Outcome.DROPPED
-        if self.member.acted(rid):
+        if acted:
             return Outcome.DROPPED
         if dataset.status == DatasetStatus.REVOKED:
             return self._deny(rid, DenialReason.DATASET_REVOKED)
@@ -240,64 +243,93 @@ class Orchestrator:
         with self._in_flight_lock:
             return request_id in self._in_flight
 
-    def _check_in_flight(self, request_id: int) -> Outcome | None:
-        """None when nothing is in flight for the request; else what to report this poll."""
+    def settle_in_flight(self, request_ids: Iterable[int]) -> dict[int, Outcome]:
+        """What to report this poll for those of ``request_ids`` with a transaction in flight
+        (their receipts asked for in one batch): its outcome once mined or reverted,
+        ``WAITING`` while it is not, ``RETRY`` once it is not mined within the receipt timeout
+        (dropped by the node? the chain decides next poll). The others are not in the result."""
         with self._in_flight_lock:
-            sent = self._in_flight.get(request_id)
-        if sent is None:
-            return None
-        landed = self._landed(request_id, sent)
-        if landed is not None:
-            return landed
-        if time.monotonic() - sent.sent_at < self.chain.client.receipt_timeout:
-            return Outcome.WAITING
-        self._untrack(request_id)  # dropped by the node? the chain decides next poll
-        log.warning("transaction not mined in time; re-checking next poll", extra=_fields(
-            request=request_id, tx=sent.hex))
-        return Outcome.RETRY
+            sents = {r: self._in_flight[r] for r in request_ids if r in self._in_flight}
+        if not sents:
+            return {}
+        outcomes: dict[int, Outcome] = {}
+        for request_id, got in zip(sents, self.chain.client.receipts(list(sents.values())), strict=True):
+            sent = sents[request_id]
+            landed = self._outcome(request_id, sent, got)
+            if landed is not None:
+                outcomes[request_id] = landed
+            elif time.monotonic() - sent.sent_at < self.chain.client.receipt_timeout:
+                outcomes[request_id] = Outcome.WAITING
+            else:
+                self._untrack(request_id)
+                log.warning("transaction not mined in time; re-checking next poll", extra=_fields(
+                    request=request_id, tx=sent.hex))
+                outcomes[request_id] = Outcome.RETRY
+        return outcomes
 
     def wait_in_flight(self, timeout: float) -> dict[int, Outcome]:
         """Wait up to ``timeout`` s for the transactions in flight to be mined.
 
         A poll sends all its transactions first and then waits here once, so a burst of
-        requests is served in the next block. Returns the outcome of each request whose
-        transaction was seen mined (or reverted); the others stay in flight.
+        requests is served in the next block. Their receipts are asked for together (one
+        batch), and again only once a new block is out: a burst's hundred transactions cost
+        a provider one call per block, not one each every 50 ms. Returns the outcome of each
+        request whose transaction was seen mined (or reverted); the others stay in flight.
         """
         deadline = time.monotonic() + timeout
         with self._in_flight_lock:
             waiting = dict(self._in_flight)
         landed: dict[int, Outcome] = {}
+        looked_at: int | None = None
         while waiting:
-            for request_id, sent in list(waiting.items()):
-                outcome = self._landed(request_id, sent)
-                if outcome is not None:
-                    landed[request_id] = outcome
-                    del waiting[request_id]
+            head = self.chain.client.block_number()
+            if head != looked_at:
+                looked_at = head
+                ids = list(waiting)
+                for request_id, got in zip(ids, self.chain.client.receipts([waiting[r] for r in ids]),
+                                           strict=True):
+                    outcome = self._outcome(request_id, waiting[request_id], got)
+                    if outcome is not None:
+                        landed[request_id] = outcome
+                        del waiting[request_id]
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(0.05)
         return landed
 
-    def _landed(self, request_id: int, sent: SentTx) -> Outcome | None:
+    def _outcome(self, request_id: int, sent: SentTx,
+                 got: Receipt | TransactionReverted | None) -> Outcome | None:
         """The outcome once the transaction is mined or reverted (and untracked), else None."""
-        try:
-            receipt = self.chain.client.receipt(sent)
-        except TransactionReverted as exc:  # lost a race (the request settled?): look again
+        if isinstance(got, TransactionReverted):  # lost a race (the request settled?): look again
             self._untrack(request_id)
             log.warning("transaction reverted; re-checking next poll", extra=_fields(
-                request=request_id, tx=sent.hex, error=exc.error))
+                request=request_id, tx=sent.hex, error=got.error))
             return Outcome.RETRY
-        if receipt is None:
+        if got is None:
             return None
         self._untrack(request_id)
+        with self._in_flight_lock:
+            self._mined[request_id] = int(got["blockNumber"])
         issued = sent.fn.name == RELEASE
         if issued:
             crash_point("kos.after_issue_tx")
         log.info("shares released" if issued else "denial recorded",
                  extra=_fields(  # the mined hash:
-            request=request_id, tx="0x" + bytes(receipt["transactionHash"]).hex(),  # maybe a replacement's
-            block=int(receipt["blockNumber"])))
+            request=request_id, tx="0x" + bytes(got["transactionHash"]).hex(),  # maybe a replacement's
+            block=int(got["blockNumber"])))
         return Outcome.ISSUED if issued else Outcome.DENIED
+
+    def mined_in(self, request_id: int) -> int | None:
+        """The block this member's release or denial was seen mined in (None if not seen)."""
+        with self._in_flight_lock:
+            return self._mined.get(request_id)
+
+    def forget_mined(self, request_ids: Sequence[int]) -> None:
+        """Forget where the acts on ``request_ids`` were mined: confirmed (they leave the
+        pending set), or gone from the chain at that depth (a reorg: act again)."""
+        with self._in_flight_lock:
+            for request_id in request_ids:
+                self._mined.pop(request_id, None)
 
     def _untrack(self, request_id: int) -> None:
         with self._in_flight_lock:

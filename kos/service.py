@@ -39,7 +39,7 @@ from kos.pending import PendingSet
 from kos.settings import KosSettings, load
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.chaintime import ChainTime
-from shardkey.chain.errors import ChainError, UndecodableLog
+from shardkey.chain.errors import ChainError, TransactionReverted, UndecodableLog
 from shardkey.chain.events import ChainEvent
 from shardkey.chain.model import RequestInfo, RequestStatus
 from shardkey.chain.watcher import EventWatcher
@@ -133,13 +133,8 @@ class KosService:
                 raise
             report.block, report.chain_time = head.number, head.timestamp
             self.last_block = report.block
-            ids = list(self.pending)
-            if ids:
-                cache = PollCache(self.chain)
-                report.outcomes = self._settle_all(ids, report.chain_time, cache)
-                report.outcomes.update(self.orchestrator.wait_in_flight(self.receipt_wait))
-                settled = [r for r, o in report.outcomes.items() if o.final]
-                self.pending.discard(self._confirmed(settled, report.block))
+            if len(self.pending):
+                report.outcomes = self._settle_pending(list(self.pending), report.block, report.chain_time)
             self.health.poll_succeeded(time.monotonic())
             self.metrics.polls.inc()
             self.metrics.watcher_lag.set(watcher_lag(report.block, self.watcher.confirmations,
@@ -152,6 +147,30 @@ class KosService:
             self.write_heartbeat(report, error)
         return report
 
+    def _settle_pending(self, ids: list[int], block: int, now: int) -> dict[int, Outcome]:
+        """One pass over the pending requests at head ``block`` (chain time ``now``): act on
+        each, wait once for the transactions sent, drop those whose settlement is deep enough.
+
+        A request whose act was seen mined is not read again until its block is
+        ``confirmations`` deep (``WAITING``); then it is confirmed (``DROPPED``) or, gone from
+        the chain at that depth (a reorg), acted on again from the next poll (``RETRY``).
+        """
+        mined = {r for r in ids if self.orchestrator.mined_in(r) is not None}
+        outcomes = self._settle_all([r for r in ids if r not in mined], now, PollCache(self.chain))
+        outcomes.update(self.orchestrator.wait_in_flight(self.receipt_wait))
+        depth = block - self.watcher.confirmations
+        due = [r for r in [*sorted(mined), *(r for r, o in outcomes.items() if o.final)]
+               if (at := self.orchestrator.mined_in(r)) is None or at <= depth]
+        confirmed = set(self._confirmed(due, block))
+        self.pending.discard(confirmed)
+        for request_id in mined:
+            if request_id not in due:
+                outcomes[request_id] = Outcome.WAITING
+            else:
+                outcomes[request_id] = Outcome.DROPPED if request_id in confirmed else Outcome.RETRY
+        self.orchestrator.forget_mined(due)
+        return outcomes
+
     def _confirmed(self, request_ids: list[int], latest: int) -> list[int]:
         """Those settled requests whose settlement is ``confirmations`` blocks deep.
 
@@ -159,32 +178,72 @@ class KosService:
         stays pending (and is acted on again) until this member's act is confirmed.
         """
         block = max(0, latest - self.watcher.confirmations)
-
-        def settled_at_depth(request_id: int) -> bool:
-            try:
-                req = self.chain.retrievals.request(request_id, block)
-            except ChainError:
-                return False  # not known at that depth yet
+        try:
+            states = self._read_requests(request_ids, block)
+        except ChainError:
+            return []  # asked again next poll
+        done: list[int] = []
+        for request_id, state in states.items():
+            if isinstance(state, ChainError):
+                continue  # not known at that depth yet
+            req, acted = state
+            # its part is done once its act is that deep
             if req.status in (RequestStatus.DENIED, RequestStatus.COMPLETED) or \
-                    not self.orchestrator.concerns(req):
-                return True
-            return self.member.acted(request_id, block)  # its part is done once its act is that deep
-
-        return [r for r, done in zip(request_ids, _parallel(settled_at_depth, request_ids, self.workers),
-                                     strict=True) if done]
+                    not self.orchestrator.concerns(req) or acted:
+                done.append(request_id)
+        return done
 
     def _settle_all(self, ids: list[int], now: int, cache: PollCache) -> dict[int, Outcome]:
-        def settle(request_id: int) -> Outcome:
-            try:
-                req: RequestInfo = self.chain.retrievals.request(request_id)
-                return self.orchestrator.process(req, now, cache)
-            except Exception as exc:
-                log.error("request processing failed; retrying next poll", extra={"fields": {
-                    "request": request_id, "error": type(exc).__name__, "detail": str(exc)}})
-                return Outcome.RETRY
+        outcomes = self.orchestrator.settle_in_flight(ids)  # those with a transaction in flight
+        try:
+            states = self._read_requests([r for r in ids if r not in outcomes], "latest")
+        except ChainError as exc:
+            return {**outcomes, **self._failed([r for r in ids if r not in outcomes], exc)}
 
-        outcomes = _parallel(settle, ids, self.workers)
-        return dict(zip(ids, outcomes, strict=True))
+        def settle(request_id: int) -> Outcome:
+            state = states[request_id]
+            try:
+                if isinstance(state, ChainError):
+                    raise state
+                req, acted = state
+                return self.orchestrator.process(req, now, cache, acted=acted)
+            except Exception as exc:
+                return self._failed([request_id], exc)[request_id]
+
+        ids_left = list(states)
+        outcomes.update(zip(ids_left, _parallel(settle, ids_left, self.workers), strict=True))
+        return outcomes
+
+    @staticmethod
+    def _failed(request_ids: list[int], exc: Exception) -> dict[int, Outcome]:
+        """RETRY for each of ``request_ids``, the failure logged once."""
+        if request_ids:
+            log.error("request processing failed; retrying next poll", extra={"fields": {
+                **({"request": request_ids[0]} if len(request_ids) == 1 else {"requests": request_ids}),
+                "error": type(exc).__name__, "detail": str(exc)}})
+        return dict.fromkeys(request_ids, Outcome.RETRY)
+
+    def _read_requests(self, request_ids: list[int], block: int | str
+                       ) -> dict[int, tuple[RequestInfo, bool] | ChainError]:
+        """Each request and whether this member acted on it, at ``block``: two batched reads
+        for all of them. When one id is unknown there (which reverts a whole batch), each is
+        read on its own, so that one fails alone."""
+        if not request_ids:
+            return {}
+        try:
+            reqs = self.chain.retrievals.requests(request_ids, block)
+            acted = self.member.acted_on(request_ids, block)
+            return dict(zip(request_ids, zip(reqs, acted, strict=True), strict=True))
+        except TransactionReverted:
+            pass
+        states: dict[int, tuple[RequestInfo, bool] | ChainError] = {}
+        for request_id in request_ids:
+            try:
+                states[request_id] = (self.chain.retrievals.request(request_id, block),
+                                      self.member.acted(request_id, block))
+            except ChainError as exc:
+                states[request_id] = exc
+        return states
 
     def health_status(self) -> tuple[bool, dict[str, object]]:
         """The health verdict and body of ``/health`` (reads the chain head; blocking)."""

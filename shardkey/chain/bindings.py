@@ -274,7 +274,13 @@ class RetrievalCoordinator:
     # reads
     def request(self, request_id: int, block: int | str = "latest") -> RequestInfo:
         """The stored request (an unknown id reverts with RetrievalUnknownRequest)."""
-        return _request_info(request_id, self.client.read(self.contract, "request", request_id, block=block))
+        return self.requests([request_id], block)[0]
+
+    def requests(self, request_ids: Sequence[int], block: int | str = "latest") -> list[RequestInfo]:
+        """Several stored requests at one block, in one round trip where the provider takes
+        batches; an unknown id reverts the whole read with RetrievalUnknownRequest."""
+        raws = self.client.read_many(self.contract, "request", [(r,) for r in request_ids], block=block)
+        return [_request_info(r, raw) for r, raw in zip(request_ids, raws, strict=True)]
 
     def holder_view(self, request_id: int, holder: str) -> HolderView:
         """What a fragment holder checks first of a request, read at one block in one round

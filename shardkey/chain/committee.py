@@ -259,7 +259,16 @@ class KosCommittee:
 
     def release_state(self, request_id: int, member: str) -> int:
         """0: ``member`` did nothing for ``request_id`` yet, 1: released, 2: denied."""
-        return int(self.client.read(self.contract, "releaseState", request_id, checksum(member)))
+        return self.release_states([request_id], member)[0]
+
+    def release_states(self, request_ids: Sequence[int], member: str,
+                       block: int | str = "latest") -> list[int]:
+        """:meth:`release_state` of several requests at one block, in one round trip where the
+        provider takes batches."""
+        address = checksum(member)
+        states = self.client.read_many(self.contract, "releaseState", [(r, address) for r in request_ids],
+                                       block=block)
+        return [int(state) for state in states]
 
     def release_counts(self, request_id: int) -> tuple[int, int]:
         """``(released, denied)`` so far for ``request_id``."""

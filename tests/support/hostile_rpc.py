@@ -88,6 +88,7 @@ class ProxyStats:
     batches: int = 0  # batches taken
     batch_refusals: int = 0
     logs_returned: int = 0  # logs in the answers to eth_getLogs
+    selectors: Counter[str] = field(default_factory=Counter)  # eth_call by 4-byte selector (0x hex)
     round_trips: Counter[str] = field(default_factory=Counter)  # requests asking for a method (a batch once)
 
     def as_json(self) -> dict[str, Any]:
@@ -169,6 +170,8 @@ class HostileRpc:
             params = call.get("params") or [None]
             if method == "eth_getBlockByNumber" and str(params[0]).startswith("0x"):
                 self.stats.numbered_blocks += 1
+            if method == "eth_call" and isinstance(params[0], dict):
+                self.stats.selectors[str(params[0].get("data") or params[0].get("input") or "")[:10]] += 1
             if config.down:
                 return 503, {}, None
             forced = config.rate_limit_next > 0

@@ -51,3 +51,31 @@ def test_the_dataset_look_up_reads_the_registration_blocks_not_the_history(world
         # Reading the whole history would take over a dozen capped queries.
         assert history > 120 and proxy.stats.calls["eth_getLogs"] <= 2
     assert registration == world.chain.datasets.registration(dataset.dataset_id)
+
+
+def test_a_member_reads_its_pending_requests_and_receipts_in_batches(world) -> None:
+    """Six releases in one poll: the requests, this member's release states and the
+    transactions' receipts are each one round trip, not one call per request; once a release
+    is seen mined, the request is read only to confirm it at depth."""
+    dataset = world.dataset()
+    requests = [world.request(dataset) for _ in range(6)]
+    for request_id in requests:
+        world.approve(request_id)
+    selector = "0x" + world.chain.retrievals.contract.call("request", 1).data[:4].hex()
+    with hostile_rpc(world.dev.client.rpc_url, ProxyConfig(range_cap=None)) as proxy:
+        chain = ShardKeyChain(world.chain.deployment, ChainClient(proxy.url, retry=FAST))
+        kos = world.member(0, state="member-batched", chain=chain)
+        outcomes = kos.poll().outcomes  # the approvals are all in: one poll sends every release
+        assert outcomes == {r: Outcome.ISSUED for r in requests}
+        stats = proxy.stats
+        receipts, receipt_trips = stats.calls["eth_getTransactionReceipt"], \
+            stats.round_trips["eth_getTransactionReceipt"]
+        assert receipts >= len(requests) and receipt_trips <= receipts / len(requests) + 1
+        # the six requests and release states: two round trips
+        assert stats.calls["eth_call"] - stats.round_trips["eth_call"] >= 2 * (len(requests) - 1)
+        assert stats.selectors[selector] == len(requests)
+        deadline = time.monotonic() + 30
+        while len(kos.pending):
+            assert time.monotonic() < deadline, "the releases were never confirmed"
+            kos.poll()
+        assert stats.selectors[selector] == 2 * len(requests)  # read once more: at depth
