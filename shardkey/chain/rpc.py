@@ -61,6 +61,7 @@ class RpcError(ChainError):
 
 
 POOL_SIZE = 16  # connections kept per endpoint (callers in flight at once beyond it wait)
+BATCH_LIMIT = 100  # calls in one JSON-RPC batch at most
 
 
 @dataclass
@@ -228,8 +229,13 @@ class JsonRpc:
         error other than a revert (a rate limit...), is asked again for what is missing one call
         at a time through :meth:`request` (its retries and fail-over), so a batch never fails
         where single calls would succeed. After a refusal, later batches go call by call from
-        the start.
+        the start. More than :data:`BATCH_LIMIT` calls go as several batches (Erigon's
+        default cap; geth's and Nethermind's are about 1000), so a burst of work does not
+        trip a provider's cap and lose batching for good.
         """
+        if len(calls) > BATCH_LIMIT:
+            return [reply for start in range(0, len(calls), BATCH_LIMIT)
+                    for reply in self.batch(calls[start:start + BATCH_LIMIT])]
         if len(calls) < 2 or not self.batches:
             return [self.request(method, params) for method, params in calls]
         with self._lock:

@@ -12,6 +12,7 @@ from eth_account import Account
 from shardkey.chain.bindings import ShardKeyChain
 from shardkey.chain.errors import TransactionReverted
 from shardkey.chain.model import HolderInfo
+from shardkey.chain.rpc import BATCH_LIMIT
 from tests.integration.test_rpc_provider import proxied
 from tests.integration.test_watcher import funded, register
 from tests.support.hostile_rpc import ProxyConfig, hostile_rpc
@@ -53,6 +54,18 @@ def test_a_provider_refusing_batches_gets_one_call_each_from_then_on(holders, ca
         assert behind.holders.holders_info(addresses) == expected
         assert proxy.stats.batch_refusals == 1  # not asked to batch again
         assert proxy.stats.calls["eth_call"] == 2 * HOLDERS
+
+
+def test_more_calls_than_a_batch_takes_go_as_several_batches(holders) -> None:
+    """A burst of reads (a KOS member's pending requests) larger than :data:`BATCH_LIMIT`
+    stays under a provider capping batches there, and keeps batching."""
+    chain, addresses, expected = holders
+    reads = BATCH_LIMIT + BATCH_LIMIT // 2
+    with hostile_rpc(chain.client.rpc_url, ProxyConfig(batch_cap=BATCH_LIMIT)) as proxy:
+        behind = proxied(chain, proxy.url)
+        assert behind.holders.holders_info([addresses[0]] * reads) == [expected[0]] * reads
+        assert (proxy.stats.batches, proxy.stats.batch_refusals) == (2, 0)
+        assert proxy.stats.calls["eth_call"] == reads and behind.client.rpc.batches
 
 
 def test_rate_limited_items_of_a_batch_are_asked_again_on_their_own(holders) -> None:
