@@ -2,7 +2,9 @@
 
 Seven holders of distinct regions, so every stripe (k = 3, p = 2) leaves Active holders of
 other regions free for its lost shard. A file is stored, the first shard holder is marked
-failed (admin), and ``shardkey repair DATASET --json`` runs as a subprocess. Figures:
+failed (admin), and ``shardkey repair DATASET --json`` runs as a subprocess. The devnet
+runs no repair service (``--no-repairer``): it would repair the shards first, leaving the
+command nothing to do. Figures:
 wall time against the same-run AES-256-GCM + SHA-256 baseline over the lost bytes
 (measured just after the repair); bytes
 read and written per GiB lost (from the repair's own report: read = k x written); CPU
@@ -21,6 +23,19 @@ from typing import Any
 HOLDERS = 7
 IDLE_WINDOW = 5.0  # seconds
 GiB = 1 << 30
+K, P, SHARD_SIZE = 3, 2, 1 << 20  # the store defaults, passed explicitly
+CODING = ("--data-shards", str(K), "--parity", str(P), "--shard-size", str(SHARD_SIZE))
+
+
+def services_cpu(info: dict[str, Any], cpu: Any) -> float:
+    """CPU seconds so far of every holder and KOS committee member of the devnet (``/proc``)."""
+    total = 0.0
+    for entry in [*info.get("holders", []), *info.get("kos_members", [])]:
+        try:
+            total += cpu(int(entry["pid"]))
+        except (OSError, KeyError, ValueError):
+            pass
+    return total
 
 
 def _gas_step(gas: list[int]) -> dict[str, Any]:
@@ -31,11 +46,10 @@ def _gas_step(gas: list[int]) -> dict[str, Any]:
 def run_repair(suite: Any, size: int) -> dict[str, Any]:
     """Store ``size`` random bytes on a 7-holder devnet, fail one holder, repair, measure."""
     from bench import suite as s
-    from bench.format import CODING, SHARD_SIZE, K, P, services_cpu
 
     dev = s.Devnet(suite.work / "devnet-repair")
     try:
-        dev.up(HOLDERS)
+        dev.up(HOLDERS, "--no-repairer")
         src = suite.work / "repair-in.bin"
         s.random_file(src, size)
         _, stored = dev.store(src, suite.open_policy, *CODING)

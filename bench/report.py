@@ -14,26 +14,6 @@ TARGETS = {
 }
 
 
-def _format_rows(f: dict[str, Any] | None) -> list[tuple[str, str, str]]:
-    """Shard format v1 against v2, measured in the same run (bench/format.py)."""
-    if not f:
-        return []
-    size, gib = f"{f['size'] >> 20} MiB", 1 << 30
-    rows = []
-    for op in ("store", "fetch"):
-        v1, v2 = f[f"v1_{op}"], f[f"v2_{op}"]
-        rows.append((f"format v2 vs v1 (same run, {f['v1_rev']}), {op} {size}: x baseline",
-                     f"v2 {v2['ratio']:.3f} ({v2['seconds']:.2f} s) / v1 {v1['ratio']:.3f} "
-                     f"({v1['seconds']:.2f} s): v2 {f[f'{op}_speedup']:.2f}x as fast", ""))
-        rows.append((f"format v2 vs v1, {op}: CPU s per GiB (client + holders/KOS)",
-                     f"v2 {v2['client_cpu_s_per_gib']:.1f} + {v2['services_cpu_s_per_gib']:.1f} / "
-                     f"v1 {v1['client_cpu_s_per_gib']:.1f} + {v1['services_cpu_s_per_gib']:.1f}", ""))
-    rows.append(("format v2 vs v1: AES bytes per GiB stored (GiB)",
-                 f"v2 {f['v2_aes_bytes_per_gib'] / gib:.3f} / v1 {f['v1_aes_bytes_per_gib'] / gib:.3f} "
-                 f"(k={f['params']['k']}, p={f['params']['p']})", "drops by p/(k+p)"))
-    return rows
-
-
 def _repair_rows(rep: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     """Keyless repair of one failed holder's shards (bench/repair.py)."""
     if not rep:
@@ -76,7 +56,6 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows += datapath_rows(r.get("datapath"))
     rows += tahoe_rows(r.get("tahoe"), r.get("datapath"))
     rows += far_rows(r.get("far"))
-    rows += _format_rows(r.get("format"))
     small = r.get("small")
     if small:
         for op in ("store", "fetch"):

@@ -43,7 +43,7 @@ threshold: 3
 SINGLE_MEMBER = ("--kos", "1", "--kos-threshold", "1")  # the baseline KOS: one member, threshold one
 # kos runs last on the shared devnet: it leaves the chain mining on a 1 s interval.
 # repair, committee and holders bring up devnets of their own.
-SECTIONS = ("devnet", "datapath", "far", "tahoe", "format", "small", "gas", "redeal", "repair", "scale",
+SECTIONS = ("devnet", "datapath", "far", "tahoe", "small", "gas", "redeal", "repair", "scale",
             "kos", "committee", "holders")
 OWN_DEVNET = ("repair", "committee", "holders", "tahoe")
 ALIASES = {"throughput": "datapath"}  # the datapath section replaced the throughput section
@@ -160,9 +160,11 @@ class Devnet:
                                f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
         return result
 
-    def up(self, holders: int = 5) -> float:
-        """``devnet up`` with a 1-of-1 KOS committee: the KOS every section but ``committee`` uses."""
-        return self.run("devnet", "up", "--holders", str(holders), *SINGLE_MEMBER, timeout=600).seconds
+    def up(self, holders: int = 5, *extra: str) -> float:
+        """``devnet up`` with a 1-of-1 KOS committee (the KOS every section but ``committee``
+        uses) and ``extra`` options."""
+        args = ("devnet", "up", "--holders", str(holders), *SINGLE_MEMBER, *extra)
+        return self.run(*args, timeout=600).seconds
 
     def kos_pids(self) -> list[int]:
         """The KOS committee members' process ids."""
@@ -311,14 +313,6 @@ class Suite:
         self.results["far"] = run_far(self, size, self.args.far_rtts, self.args.far_mbit)
         log(f"far holders: {describe(self.results['far'])}")
 
-    # shard format v1 against v2 ----------------------------------------------------------
-    def section_format(self) -> None:
-        from bench.format import describe, run_format
-        size = 32 * MiB if self.args.quick else 128 * MiB
-        self.results["format"] = run_format(self, size, repeats=1 if self.args.quick else 2)
-        log(f"format v1 vs v2: {describe(self.results['format'])}")
-
-    # small files -----------------------------------------------------------------------
     def section_small(self) -> None:
         runs = self.args.small_runs
         src = self.work / "small.bin"
