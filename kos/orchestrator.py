@@ -253,9 +253,8 @@ class Orchestrator:
         if not sents:
             return {}
         outcomes: dict[int, Outcome] = {}
-        for request_id, got in zip(sents, self.chain.client.receipts(list(sents.values())), strict=True):
+        for request_id, landed in self._look(sents).items():
             sent = sents[request_id]
-            landed = self._outcome(request_id, sent, got)
             if landed is not None:
                 outcomes[request_id] = landed
             elif time.monotonic() - sent.sent_at < self.chain.client.receipt_timeout:
@@ -285,10 +284,7 @@ class Orchestrator:
             head = self.chain.client.block_number()
             if head != looked_at:
                 looked_at = head
-                ids = list(waiting)
-                for request_id, got in zip(ids, self.chain.client.receipts([waiting[r] for r in ids]),
-                                           strict=True):
-                    outcome = self._outcome(request_id, waiting[request_id], got)
+                for request_id, outcome in self._look(waiting).items():
                     if outcome is not None:
                         landed[request_id] = outcome
                         del waiting[request_id]
@@ -296,6 +292,13 @@ class Orchestrator:
                 break
             time.sleep(0.05)
         return landed
+
+    def _look(self, sents: dict[int, SentTx]) -> dict[int, Outcome | None]:
+        """Each request's outcome from one batch of its transactions' receipts (None: not
+        mined yet)."""
+        ids = list(sents)
+        receipts = self.chain.client.receipts([sents[r] for r in ids])
+        return {r: self._outcome(r, sents[r], got) for r, got in zip(ids, receipts, strict=True)}
 
     def _outcome(self, request_id: int, sent: SentTx,
                  got: Receipt | TransactionReverted | None) -> Outcome | None:
